@@ -1,0 +1,74 @@
+"""Canonical operators: their operands and attributes.
+
+The frontends normalise every model to these forms; every later stage may rely on them.
+
+Shared attribute meanings
+- stride: (sh, sw); dilation: (dh, dw); pad: (top, bottom, left, right) explicit zero-point padding
+  (TFLite's SAME/VALID and a folded PAD op both become explicit pads).
+- activation: "NONE" | "RELU" | "RELU6" | "RELU_N1_TO_1" (a clamp on the quantized output range,
+  see mcuforge.quant.intmath.activation_range).
+- axes: sorted, non-negative axis indices.
+
+Operands listed in `OPERANDS` are tensor names in `op.inputs`; "" marks an absent optional one.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    operands: tuple[str, ...]  # names of the inputs, in order; a trailing "?" marks optional
+    attrs: tuple[str, ...]
+    elementwise: bool = False  # output[i] depends only on the inputs at index i (after broadcasting)
+
+
+_CONV = ("stride", "dilation", "pad", "activation")
+_POOL = ("filter", "stride", "pad", "activation")
+
+SPECS: dict[str, OpSpec] = {
+    # weights [O,KH,KW,I], bias int32 [O]
+    "CONV_2D": OpSpec(("input", "weights", "bias?"), _CONV),
+    # weights [1,KH,KW,C*multiplier]
+    "DEPTHWISE_CONV_2D": OpSpec(("input", "weights", "bias?"), _CONV + ("multiplier",)),
+    # weights [O,I]; input flattened to [-1, I]
+    "FULLY_CONNECTED": OpSpec(("input", "weights", "bias?"), ("activation", "keep_num_dims")),
+    "AVERAGE_POOL_2D": OpSpec(("input",), _POOL),
+    "MAX_POOL_2D": OpSpec(("input",), _POOL),
+    "MEAN": OpSpec(("input",), ("axes", "keep_dims")),
+    "REDUCE_MAX": OpSpec(("input",), ("axes", "keep_dims")),
+    # pads: ((before, after), ...) one pair per dimension; value: the quantized fill value
+    "PAD": OpSpec(("input",), ("pads", "value")),
+    # RESHAPE, SQUEEZE and EXPAND_DIMS all become RESHAPE: same bytes, new shape (the output tensor's)
+    "RESHAPE": OpSpec(("input",), ()),
+    "TRANSPOSE": OpSpec(("input",), ("perm",)),
+    "CONCATENATION": OpSpec(("inputs...",), ("axis", "activation")),
+    # slices: one (start, stop, step) per input dimension, as for a numpy slice (stop may be None);
+    # the output tensor's shape then drops shrunk axes (a reshape of the sliced block)
+    "STRIDED_SLICE": OpSpec(("input",), ("slices",)),
+    "RESIZE_NEAREST_NEIGHBOR": OpSpec(("input",), ("align_corners", "half_pixel_centers")),
+    "SOFTMAX": OpSpec(("input",), ("beta",)),
+    "LOG_SOFTMAX": OpSpec(("input",), ()),
+    "ADD": OpSpec(("a", "b"), ("activation",), elementwise=True),
+    "SUB": OpSpec(("a", "b"), ("activation",), elementwise=True),
+    "MUL": OpSpec(("a", "b"), ("activation",), elementwise=True),
+    "MAXIMUM": OpSpec(("a", "b"), (), elementwise=True),
+    "MINIMUM": OpSpec(("a", "b"), (), elementwise=True),
+    "RELU": OpSpec(("input",), (), elementwise=True),
+    "RELU6": OpSpec(("input",), (), elementwise=True),
+    "LEAKY_RELU": OpSpec(("input",), ("alpha",), elementwise=True),
+    "LOGISTIC": OpSpec(("input",), (), elementwise=True),
+    "TANH": OpSpec(("input",), (), elementwise=True),
+    "HARD_SWISH": OpSpec(("input",), (), elementwise=True),
+    # float32 -> int8, or int8 -> int8 (requantize)
+    "QUANTIZE": OpSpec(("input",), (), elementwise=True),
+    # int8 -> float32
+    "DEQUANTIZE": OpSpec(("input",), (), elementwise=True),
+}
+
+ALIAS_KINDS = frozenset({"RESHAPE"})
+ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
+
+
+def spec(kind: str) -> OpSpec:
+    return SPECS[kind]
