@@ -1,0 +1,4 @@
+"""C emitters: emit_pool."""
+from __future__ import annotations
+
+from .context import EmitContext, emitter  # noqa: F401

@@ -1,0 +1,44 @@
+"""The numpy reference interpreter: our own statement of TFLite int8 semantics, bit-exact with TFLM."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from ...errors import ModelError
+from ...ir import NUMPY_DTYPES, Graph
+from . import ops_conv, ops_elementwise, ops_pool, ops_shape, ops_softmax  # noqa: F401  (register kernels)
+from .registry import KERNELS, kernel
+
+__all__ = ["run", "run_all", "kernel", "KERNELS"]
+
+
+def run_all(graph: Graph, inputs: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+    """Runs the graph on one set of inputs; returns the value of every tensor by name (constants included)."""
+    if len(inputs) != len(graph.inputs):
+        raise ValueError(f"{graph.name} takes {len(graph.inputs)} input(s), got {len(inputs)}")
+    values: dict[str, np.ndarray] = {n: t.data for n, t in graph.tensors.items() if t.data is not None}
+    for name, x in zip(graph.inputs, inputs):
+        t = graph[name]
+        x = np.asarray(x)
+        if x.size != t.size:
+            raise ValueError(f"input {name!r} needs {t.size} values {t.shape}, got shape {x.shape}")
+        values[name] = x.astype(NUMPY_DTYPES[t.dtype], copy=False).reshape(t.shape)
+    for op in graph.ops:
+        fn = KERNELS.get(op.kind)
+        if fn is None:
+            raise ModelError(f"operator {op.kind} ({op.name}): no reference kernel")
+        args = [values[n] if n else None for n in op.inputs]
+        outs = fn(op, graph, args)
+        for name, y in zip(op.outputs, outs):
+            t = graph[name]
+            y = np.asarray(y)
+            assert y.dtype == NUMPY_DTYPES[t.dtype], (op.kind, op.name, y.dtype, t.dtype)
+            values[name] = y.reshape(t.shape)
+    return values
+
+
+def run(graph: Graph, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Runs the graph on one set of inputs; returns its outputs."""
+    values = run_all(graph, inputs)
+    return [values[n] for n in graph.outputs]

@@ -1,0 +1,2 @@
+"""Reference kernels: ops_conv."""
+from __future__ import annotations

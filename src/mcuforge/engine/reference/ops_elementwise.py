@@ -1,0 +1,2 @@
+"""Reference kernels: ops_elementwise."""
+from __future__ import annotations

@@ -1,0 +1,2 @@
+"""Reference kernels: ops_pool."""
+from __future__ import annotations

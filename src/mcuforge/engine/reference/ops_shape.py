@@ -1,0 +1,2 @@
+"""Reference kernels: ops_shape."""
+from __future__ import annotations
