@@ -1,0 +1,306 @@
+"""TFLite operators -> canonical IR operators (see mcuforge.ir.ops).
+
+Each converter reads the builtin options, moves constant operands that describe the operation (shapes,
+axes, pads, permutations) into attrs, and turns SAME/VALID into explicit pads.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from ..errors import ModelError
+from ..ir import Op, Tensor
+
+
+def _enum_names(cls: type) -> dict[int, str]:
+    return {v: k for k, v in vars(cls).items() if not k.startswith("_") and isinstance(v, int)}
+
+
+def _builtin_names() -> dict[int, str]:
+    from tflite.BuiltinOperator import BuiltinOperator
+
+    return _enum_names(BuiltinOperator)
+
+
+BUILTIN_NAMES = _builtin_names()
+TFLITE_DTYPES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 6: "bool", 7: "int16",
+                 9: "int8"}
+_ACTIVATIONS = {0: "NONE", 1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6"}
+
+
+@dataclass(frozen=True)
+class RawOp:
+    kind: str
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    options: Any  # flatbuffers Table or None
+    options_type: int
+    index: int
+
+
+def _options(raw: RawOp, cls_name: str):
+    import tflite
+
+    cls = getattr(tflite, cls_name)
+    opt = cls()
+    if raw.options is None:
+        return None
+    opt.Init(raw.options.Bytes, raw.options.Pos)
+    return opt
+
+
+def _where(raw: RawOp) -> str:
+    return f"operator #{raw.index} {raw.kind} (output '{raw.outputs[0] if raw.outputs else '?'}')"
+
+
+def _activation(raw: RawOp, code: int) -> str:
+    if code not in _ACTIVATIONS:
+        raise ModelError(f"{_where(raw)}: fused activation #{code} is not supported "
+                         "(only NONE, RELU, RELU6, RELU_N1_TO_1)")
+    return _ACTIVATIONS[code]
+
+
+def _const(raw: RawOp, tensors: dict[str, Tensor], pos: int, what: str) -> np.ndarray:
+    if pos >= len(raw.inputs) or not raw.inputs[pos] or tensors[raw.inputs[pos]].data is None:
+        raise ModelError(f"{_where(raw)}: the {what} must be a constant tensor")
+    return tensors[raw.inputs[pos]].data
+
+
+def same_pads(in_size: int, out_size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
+    """TFLite's SAME padding as (before, after)."""
+    effective = (kernel - 1) * dilation + 1
+    total = max((out_size - 1) * stride + effective - in_size, 0)
+    return total // 2, total - total // 2
+
+
+def _window_pads(raw: RawOp, padding: int, in_hw: tuple[int, int], out_hw: tuple[int, int],
+                 kernel: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int]) -> tuple[int, ...]:
+    if padding == 1:  # VALID
+        expect = tuple((i - ((k - 1) * d + 1) + s) // s for i, k, s, d in zip(in_hw, kernel, stride, dilation))
+        pads = (0, 0, 0, 0)
+    elif padding == 0:  # SAME
+        expect = tuple((i + s - 1) // s for i, s in zip(in_hw, stride))
+        (t, b), (lft, r) = (same_pads(in_hw[i], out_hw[i], kernel[i], stride[i], dilation[i]) for i in range(2))
+        pads = (t, b, lft, r)
+    else:
+        raise ModelError(f"{_where(raw)}: unknown padding #{padding}")
+    if tuple(out_hw) != expect:
+        raise ModelError(f"{_where(raw)}: output size {list(out_hw)} does not match the window arithmetic "
+                         f"{list(expect)} (corrupt model?)")
+    return pads
+
+
+def _check_rank(raw: RawOp, tensors: dict[str, Tensor], pos: int, rank: int, what: str) -> Tensor:
+    name = raw.inputs[pos] if pos >= 0 else raw.outputs[0]
+    t = tensors[name]
+    if len(t.shape) != rank:
+        raise ModelError(f"{_where(raw)}: the {what} '{name}' has shape {list(t.shape)}; rank {rank} expected")
+    return t
+
+
+def _conv(raw: RawOp, tensors: dict[str, Tensor]) -> list[Op]:
+    depthwise = raw.kind == "DEPTHWISE_CONV_2D"
+    opt = _options(raw, "DepthwiseConv2DOptions" if depthwise else "Conv2DOptions")
+    x = _check_rank(raw, tensors, 0, 4, "input")
+    w = _check_rank(raw, tensors, 1, 4, "filter")
+    y = _check_rank(raw, tensors, -1, 4, "output")
+    if w.data is None:
+        raise ModelError(f"{_where(raw)}: the filter must be constant")
+    stride = (opt.StrideH(), opt.StrideW())
+    dilation = (opt.DilationHFactor() or 1, opt.DilationWFactor() or 1)
+    if min(stride) < 1 or min(dilation) < 1:
+        raise ModelError(f"{_where(raw)}: invalid stride {stride} or dilation {dilation}")
+    pads = _window_pads(raw, opt.Padding(), x.shape[1:3], y.shape[1:3], w.shape[1:3], stride, dilation)
+    attrs: dict[str, Any] = {"stride": stride, "dilation": dilation, "pad": pads,
+                             "activation": _activation(raw, opt.FusedActivationFunction())}
+    if depthwise:
+        if w.shape[3] != y.shape[3] or y.shape[3] % x.shape[3]:
+            raise ModelError(f"{_where(raw)}: filter {list(w.shape)} does not fit input {list(x.shape)} "
+                             f"and output {list(y.shape)}")
+        attrs["multiplier"] = y.shape[3] // x.shape[3]
+    else:
+        if w.shape[3] != x.shape[3]:
+            raise ModelError(f"{_where(raw)}: grouped convolution (filter {list(w.shape)}, input "
+                             f"{list(x.shape)}) is not supported; split it into per-group convolutions")
+        if w.shape[0] != y.shape[3]:
+            raise ModelError(f"{_where(raw)}: filter {list(w.shape)} does not match output {list(y.shape)}")
+    bias = raw.inputs[2] if len(raw.inputs) > 2 else ""
+    return [Op(raw.kind, (raw.inputs[0], raw.inputs[1], bias), raw.outputs[:1], attrs)]
+
+
+def _fully_connected(raw: RawOp, tensors: dict[str, Tensor]) -> list[Op]:
+    opt = _options(raw, "FullyConnectedOptions")
+    if opt is not None and opt.WeightsFormat() != 0:
+        raise ModelError(f"{_where(raw)}: shuffled weight formats are not supported")
+    w = _check_rank(raw, tensors, 1, 2, "weights")
+    if w.data is None:
+        raise ModelError(f"{_where(raw)}: non-constant weights are not supported")
+    x = tensors[raw.inputs[0]]
+    if x.size % w.shape[1]:
+        raise ModelError(f"{_where(raw)}: input {list(x.shape)} cannot be flattened into rows of {w.shape[1]}")
+    attrs = {"activation": _activation(raw, opt.FusedActivationFunction() if opt else 0),
+             "keep_num_dims": bool(opt.KeepNumDims()) if opt else False}
+    bias = raw.inputs[2] if len(raw.inputs) > 2 else ""
+    return [Op(raw.kind, (raw.inputs[0], raw.inputs[1], bias), raw.outputs[:1], attrs)]
+
+
+def _pool(raw: RawOp, tensors: dict[str, Tensor]) -> list[Op]:
+    opt = _options(raw, "Pool2DOptions")
+    x = _check_rank(raw, tensors, 0, 4, "input")
+    y = _check_rank(raw, tensors, -1, 4, "output")
+    kernel = (opt.FilterHeight(), opt.FilterWidth())
+    stride = (opt.StrideH(), opt.StrideW())
+    if min(kernel) < 1 or min(stride) < 1:
+        raise ModelError(f"{_where(raw)}: invalid filter {kernel} or stride {stride}")
+    pads = _window_pads(raw, opt.Padding(), x.shape[1:3], y.shape[1:3], kernel, stride, (1, 1))
+    attrs = {"filter": kernel, "stride": stride, "pad": pads,
+             "activation": _activation(raw, opt.FusedActivationFunction())}
+    return [Op(raw.kind, raw.inputs[:1], raw.outputs[:1], attrs)]
+
+
+def _binary(raw: RawOp, tensors: dict[str, Tensor]) -> list[Op]:
+    names = {"ADD": "AddOptions", "SUB": "SubOptions", "MUL": "MulOptions"}
+    attrs: dict[str, Any] = {}
+    if raw.kind in names:
+        opt = _options(raw, names[raw.kind])
+        attrs["activation"] = _activation(raw, opt.FusedActivationFunction() if opt else 0)
+    if len(raw.inputs) != 2:
+        raise ModelError(f"{_where(raw)}: two inputs expected, got {len(raw.inputs)}")
+    return [Op(raw.kind, raw.inputs, raw.outputs[:1], attrs)]
+
+
+def _unary(raw: RawOp, tensors: dict[str, Tensor]) -> list[Op]:
+    attrs: dict[str, Any] = {}
+    if raw.kind == "SOFTMAX":
+        opt = _options(raw, "SoftmaxOptions")
+        attrs["beta"] = float(opt.Beta()) if opt else 1.0
+    elif raw.kind == "LEAKY_RELU":
+        opt = _options(raw, "LeakyReluOptions")
+        attrs["alpha"] = float(opt.Alpha()) if opt else 0.0
+    return [Op(raw.kind, raw.inputs[:1], raw.outputs[:1], attrs)]
+
+
+def _reshape(raw: RawOp, tensors: dict[str, Tensor]) -> list[Op]:
+    x, y = tensors[raw.inputs[0]], tensors[raw.outputs[0]]
+    if x.size != y.size:
+        raise ModelError(f"{_where(raw)}: cannot reshape {list(x.shape)} into {list(y.shape)}")
+    return [Op("RESHAPE", raw.inputs[:1], raw.outputs[:1])]
+
+
+def _axes(raw: RawOp, tensors: dict[str, Tensor], rank: int) -> tuple[int, ...]:
+    axes = np.atleast_1d(_const(raw, tensors, 1, "axis list")).astype(int).tolist()
+    if any(not -rank <= a < rank for a in axes):
+        raise ModelError(f"{_where(raw)}: axes {axes} out of range for rank {rank}")
+    return tuple(sorted({a % rank for a in axes}))
+
+
+def _reduce(raw: RawOp, tensors: dict[str, Tensor]) -> list[Op]:
+    opt = _options(raw, "ReducerOptions")
+    rank = len(tensors[raw.inputs[0]].shape)
+    attrs = {"axes": _axes(raw, tensors, rank), "keep_dims": bool(opt.KeepDims()) if opt else False}
+    return [Op(raw.kind, raw.inputs[:1], raw.outputs[:1], attrs)]
+
+
+def _pad(raw: RawOp, tensors: dict[str, Tensor]) -> list[Op]:
+    x, y = tensors[raw.inputs[0]], tensors[raw.outputs[0]]
+    pads = _const(raw, tensors, 1, "padding list").astype(int).reshape(-1, 2)
+    if pads.shape[0] != len(x.shape) or np.any(pads < 0):
+        raise ModelError(f"{_where(raw)}: paddings {pads.tolist()} do not fit input {list(x.shape)}")
+    if tuple(int(d + p.sum()) for d, p in zip(x.shape, pads)) != y.shape:
+        raise ModelError(f"{_where(raw)}: paddings {pads.tolist()} do not give output {list(y.shape)}")
+    if raw.kind == "PADV2" and len(raw.inputs) > 2 and raw.inputs[2]:
+        value = int(np.ravel(_const(raw, tensors, 2, "constant value"))[0])
+    else:
+        value = y.quant.zp if y.quant is not None else 0
+    attrs = {"pads": tuple((int(a), int(b)) for a, b in pads), "value": value}
+    return [Op("PAD", raw.inputs[:1], raw.outputs[:1], attrs)]
+
+
+def _transpose(raw: RawOp, tensors: dict[str, Tensor]) -> list[Op]:
+    perm = tuple(int(p) for p in _const(raw, tensors, 1, "permutation"))
+    rank = len(tensors[raw.inputs[0]].shape)
+    if sorted(p % rank for p in perm) != list(range(rank)):
+        raise ModelError(f"{_where(raw)}: {list(perm)} is not a permutation of {rank} axes")
+    return [Op("TRANSPOSE", raw.inputs[:1], raw.outputs[:1], {"perm": tuple(p % rank for p in perm)})]
+
+
+def _concat(raw: RawOp, tensors: dict[str, Tensor]) -> list[Op]:
+    opt = _options(raw, "ConcatenationOptions")
+    rank = len(tensors[raw.outputs[0]].shape)
+    axis = opt.Axis() if opt else 0
+    if not -rank <= axis < rank:
+        raise ModelError(f"{_where(raw)}: axis {axis} out of range for rank {rank}")
+    attrs = {"axis": axis % rank, "activation": _activation(raw, opt.FusedActivationFunction() if opt else 0)}
+    return [Op("CONCATENATION", raw.inputs, raw.outputs[:1], attrs)]
+
+
+def _strided_slice(raw: RawOp, tensors: dict[str, Tensor]) -> list[Op]:
+    opt = _options(raw, "StridedSliceOptions")
+    x, y = tensors[raw.inputs[0]], tensors[raw.outputs[0]]
+    begin = _const(raw, tensors, 1, "begin").astype(int).tolist()
+    end = _const(raw, tensors, 2, "end").astype(int).tolist()
+    strides = (_const(raw, tensors, 3, "strides").astype(int).tolist() if len(raw.inputs) > 3
+               else [1] * len(begin))
+    if opt is not None and (opt.EllipsisMask() or opt.NewAxisMask()):
+        raise ModelError(f"{_where(raw)}: ellipsis and new-axis masks are not supported")
+    begin_mask = opt.BeginMask() if opt else 0
+    end_mask = opt.EndMask() if opt else 0
+    shrink = opt.ShrinkAxisMask() if opt else 0
+    offset = bool(opt.Offset()) if opt is not None and hasattr(opt, "Offset") else False
+    rank = len(x.shape)
+    if not len(begin) == len(end) == len(strides) <= rank:
+        raise ModelError(f"{_where(raw)}: begin/end/strides lengths do not match the input rank {rank}")
+    slices = []
+    for d in range(rank):
+        n = x.shape[d]
+        if d >= len(begin):
+            slices.append((0, n, 1))
+            continue
+        s = strides[d]
+        if s == 0:
+            raise ModelError(f"{_where(raw)}: stride 0 on axis {d}")
+        b, e = begin[d], (begin[d] + end[d] if offset else end[d])
+        if shrink >> d & 1:
+            b = b + n if b < 0 else b
+            slices.append((b, b + 1, 1))
+            continue
+        lo, hi = (0, n) if s > 0 else (-1, n - 1)
+        b = (lo if s > 0 else hi) if begin_mask >> d & 1 else min(max(b + n if b < 0 else b, lo), hi)
+        e = (hi if s > 0 else lo) if end_mask >> d & 1 else min(max(e + n if e < 0 else e, lo), hi)
+        slices.append((b, None if e < 0 else e, s))
+    block = np.empty(x.shape, np.bool_)[tuple(slice(*s) for s in slices)]
+    if block.size != y.size:
+        raise ModelError(f"{_where(raw)}: slice gives {list(block.shape)}, output is {list(y.shape)}")
+    return [Op("STRIDED_SLICE", raw.inputs[:1], raw.outputs[:1], {"slices": tuple(slices)})]
+
+
+def _resize_nearest(raw: RawOp, tensors: dict[str, Tensor]) -> list[Op]:
+    opt = _options(raw, "ResizeNearestNeighborOptions")
+    _check_rank(raw, tensors, 0, 4, "input")
+    attrs = {"align_corners": bool(opt.AlignCorners()) if opt else False,
+             "half_pixel_centers": bool(opt.HalfPixelCenters()) if opt else False}
+    return [Op("RESIZE_NEAREST_NEIGHBOR", raw.inputs[:1], raw.outputs[:1], attrs)]
+
+
+CONVERTERS: dict[str, Callable[[RawOp, dict[str, Tensor]], list[Op]]] = {
+    "CONV_2D": _conv, "DEPTHWISE_CONV_2D": _conv, "FULLY_CONNECTED": _fully_connected,
+    "AVERAGE_POOL_2D": _pool, "MAX_POOL_2D": _pool,
+    "ADD": _binary, "SUB": _binary, "MUL": _binary, "MAXIMUM": _binary, "MINIMUM": _binary,
+    "SOFTMAX": _unary, "LOG_SOFTMAX": _unary, "LOGISTIC": _unary, "TANH": _unary, "RELU": _unary,
+    "RELU6": _unary, "HARD_SWISH": _unary, "LEAKY_RELU": _unary, "QUANTIZE": _unary, "DEQUANTIZE": _unary,
+    "RESHAPE": _reshape, "SQUEEZE": _reshape, "EXPAND_DIMS": _reshape,
+    "MEAN": _reduce, "REDUCE_MAX": _reduce, "PAD": _pad, "PADV2": _pad, "TRANSPOSE": _transpose,
+    "CONCATENATION": _concat, "STRIDED_SLICE": _strided_slice, "RESIZE_NEAREST_NEIGHBOR": _resize_nearest,
+}
+
+
+def to_canonical(raw: RawOp, tensors: dict[str, Tensor]) -> list[Op]:
+    conv = CONVERTERS.get(raw.kind)
+    if conv is None:
+        supported = ", ".join(sorted(CONVERTERS))
+        raise ModelError(f"{_where(raw)}: operator {raw.kind} is not supported. Supported: {supported}")
+    if not raw.inputs or not raw.outputs or not raw.inputs[0]:
+        raise ModelError(f"{_where(raw)}: missing input or output tensor")
+    return conv(raw, tensors)

@@ -1,0 +1,100 @@
+"""Graph passes every frontend runs: fold PAD into convolutions, and validate the int8 contract."""
+from __future__ import annotations
+
+from ..errors import ModelError
+from .graph import Graph, Op
+from .ops import SPECS
+
+_WINDOWED = ("CONV_2D", "DEPTHWISE_CONV_2D")
+_WEIGHTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+_FIX = ("convert the model with full-integer quantization (TFLiteConverter with a representative_dataset, "
+        "supported_ops=[TFLITE_BUILTINS_INT8]; float32 is allowed only at the model's inputs and outputs)")
+
+
+def fold_pads(graph: Graph) -> Graph:
+    """A PAD on H and W that fills with the zero point and feeds only one convolution becomes that
+    convolution's explicit padding (padded values contribute (zp - zp) * w = 0 either way)."""
+    ops = list(graph.ops)
+    drop: set[int] = set()
+    for i, op in enumerate(ops):
+        if op.kind != "PAD" or op.outputs[0] in graph.outputs:
+            continue
+        src, dst = graph[op.inputs[0]], graph[op.outputs[0]]
+        pads = op.attrs["pads"]
+        users = graph.consumers(op.outputs[0])
+        if (len(pads) != 4 or pads[0] != (0, 0) or pads[3] != (0, 0) or len(users) != 1
+                or dst.quant is None or src.quant is None or op.attrs["value"] != dst.quant.zp
+                or src.quant.zp != dst.quant.zp or src.quant.s != dst.quant.s):
+            continue
+        j = users[0]
+        user = ops[j]
+        if user.kind not in _WINDOWED or user.inputs[0] != op.outputs[0] or op.outputs[0] in user.inputs[1:]:
+            continue
+        t, b, lft, r = user.attrs["pad"]
+        attrs = dict(user.attrs, pad=(t + pads[1][0], b + pads[1][1], lft + pads[2][0], r + pads[2][1]))
+        ops[j] = user.with_(inputs=(op.inputs[0], *user.inputs[1:]), attrs=attrs)
+        drop.add(i)
+    if not drop:
+        return graph
+    return graph.with_ops(op for i, op in enumerate(ops) if i not in drop)
+
+
+def validate(graph: Graph) -> None:
+    """Refuse graphs the engine cannot run bit-exactly: non-int8 activations, missing quantization,
+    ops out of order. Float32 is accepted only as a graph input fed to QUANTIZE and a graph output
+    written by DEQUANTIZE."""
+    ready = set(graph.inputs) | {n for n, t in graph.tensors.items() if t.is_const}
+    for i, op in enumerate(graph.ops):
+        where = f"operator #{i} {op.kind} (output '{op.outputs[0]}')"
+        if op.kind not in SPECS:
+            raise ModelError(f"{where}: not a canonical operator")
+        for n in op.inputs:
+            if n and n not in ready:
+                raise ModelError(f"{where}: input '{n}' is used before any operator writes it")
+        _check_types(graph, op, where)
+        ready.update(op.outputs)
+    for n in graph.outputs:
+        if n not in ready:
+            raise ModelError(f"model output '{n}' is never written")
+
+
+def _check_types(graph: Graph, op: Op, where: str) -> None:
+    acts = [n for n in (*op.inputs, *op.outputs) if n and not graph[n].is_const]
+    weights = [n for n in op.inputs[1:] if n and graph[n].is_const]
+    for n in acts:
+        t = graph[n]
+        if t.dtype == "int8":
+            if t.quant is None:
+                raise ModelError(f"{where}: int8 tensor '{n}' has no quantization parameters")
+            continue
+        float_edge = t.dtype == "float32" and (
+            (op.kind == "QUANTIZE" and n == op.inputs[0] and n in graph.inputs)
+            or (op.kind == "DEQUANTIZE" and n == op.outputs[0] and n in graph.outputs))
+        if float_edge:
+            continue
+        if t.dtype in ("float32", "float16") and any(graph[w].dtype == "int8" for w in weights):
+            raise ModelError(f"{where}: {t.dtype} activation '{n}' with int8 weights: this is dynamic-range "
+                             f"(hybrid) quantization, which mcuforge does not run; {_FIX}")
+        if t.dtype in ("float32", "float16"):
+            raise ModelError(f"{where}: {t.dtype} activation '{n}': the model is not int8-quantized; {_FIX}")
+        if t.dtype == "int16":
+            raise ModelError(f"{where}: int16 activation '{n}' (16x8 quantization) is not supported; "
+                             "quantize activations to int8")
+        if t.dtype == "uint8":
+            raise ModelError(f"{where}: uint8 tensor '{n}' (legacy asymmetric quantization) is not supported; "
+                             "re-convert the model with int8 quantization")
+        raise ModelError(f"{where}: {t.dtype} tensor '{n}' is not supported (int8 activations only)")
+    if op.kind in _WEIGHTED:
+        w = graph[op.inputs[1]]
+        if w.dtype != "int8" or w.quant is None:
+            raise ModelError(f"{where}: weights '{w.name}' are {w.dtype}"
+                             f"{'' if w.quant else ' without quantization'}; int8 weights expected")
+        if op.kind != "FULLY_CONNECTED" and w.quant.scale.size not in (1, w.shape[-1 if op.kind != 'CONV_2D' else 0]):
+            raise ModelError(f"{where}: weights '{w.name}' have {w.quant.scale.size} scales for "
+                             f"{w.shape} (per-channel scales must match the output channels)")
+        if op.kind == "FULLY_CONNECTED" and w.quant.scale.size != 1:
+            raise ModelError(f"{where}: per-channel fully-connected weights '{w.name}' are not supported")
+        if len(op.inputs) > 2 and op.inputs[2]:
+            b = graph[op.inputs[2]]
+            if b.dtype != "int32" or not b.is_const:
+                raise ModelError(f"{where}: bias '{b.name}' must be a constant int32 tensor, got {b.dtype}")
