@@ -17,7 +17,14 @@ from . import emit_conv, emit_elementwise, emit_pool, emit_shape, emit_softmax  
 from .context import CTYPES, EMITTERS, ConstPool, EmitContext, c_float
 from .files import weights_source
 
-__all__ = ["CLibrary", "generate", "c_name", "runtime_source"]
+__all__ = ["CLibrary", "IOSpec", "generate", "c_name", "runtime_source"]
+
+
+@dataclass(frozen=True)
+class IOSpec:
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
 
 
 @dataclass(frozen=True)
@@ -26,6 +33,8 @@ class CLibrary:
     files: dict[str, str]  # file name -> text
     arena_bytes: int
     flash_weights_bytes: int
+    inputs: tuple[IOSpec, ...] = ()
+    outputs: tuple[IOSpec, ...] = ()
 
     @property
     def sources(self) -> list[str]:
@@ -68,7 +77,9 @@ def generate(graph: Graph, plan: MemoryPlan, name: str) -> CLibrary:
     }
     for header in sorted(ctx.headers):
         files[header] = runtime_source(header)
-    return CLibrary(name, files, plan.arena_bytes, consts.flash_bytes())
+    io = {n: IOSpec(n, graph[n].shape, graph[n].dtype) for n in (*graph.inputs, *graph.outputs)}
+    return CLibrary(name, files, plan.arena_bytes, consts.flash_bytes(),
+                    tuple(io[n] for n in graph.inputs), tuple(io[n] for n in graph.outputs))
 
 
 def _indent(text: str) -> str:
