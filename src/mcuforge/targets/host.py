@@ -99,8 +99,8 @@ def _build(lib: CLibrary, kind: str, flags: Sequence[str], extra: dict[str, str]
             shutil.rmtree(work, ignore_errors=True)
 
 
-def build_shared(lib: CLibrary, opt: str = "-O2") -> Path:
-    return _build(lib, "shared", (*WARNINGS, opt), {})
+def build_shared(lib: CLibrary, opt: str = "-O2", trace: bool = False) -> Path:
+    return _build(lib, "shared", (*WARNINGS, opt, *(("-DMCUFORGE_TRACE",) if trace else ())), {})
 
 
 def build_executable(lib: CLibrary, *, sanitize: bool = False, opt: str = "-O2",
@@ -148,8 +148,9 @@ class HostModel:
     _dll: ctypes.CDLL
 
     @classmethod
-    def build(cls, lib: CLibrary, opt: str = "-O2") -> "HostModel":
-        path = build_shared(lib, opt)
+    def build(cls, lib: CLibrary, opt: str = "-O2", trace: bool = False) -> "HostModel":
+        """Compile and load; `trace=True` builds the debug variant that can report every layer."""
+        path = build_shared(lib, opt, trace)
         dll = ctypes.CDLL(str(path))
         for fn in ("input", "output"):
             getattr(dll, f"{lib.name}_{fn}").restype = ctypes.c_void_p
@@ -173,6 +174,26 @@ class HostModel:
             n = int(np.prod(spec.shape, dtype=np.int64)) * NUMPY_DTYPES[spec.dtype].itemsize
             outs.append(_from_bytes(spec, ctypes.string_at(getattr(self._dll, f"{name}_output")(i), n)))
         return outs
+
+    def run_traced(self, inputs: Sequence[np.ndarray], on_layer) -> list[np.ndarray]:
+        """Runs once, calling on_layer(index, arena_bytes_view) after every layer (trace builds only)."""
+        name = self.lib.name
+        try:
+            hook_slot = ctypes.c_void_p.in_dll(self._dll, f"{name}_trace_hook")
+        except ValueError:
+            raise BuildError("run_traced needs a trace build: HostModel.build(lib, trace=True)") from None
+        arena_fn = getattr(self._dll, f"{name}_trace_arena")
+        arena_fn.restype = ctypes.c_void_p
+        base = arena_fn()
+        size = self.lib.arena_bytes
+
+        hook_type = ctypes.CFUNCTYPE(None, ctypes.c_int)
+        hook = hook_type(lambda layer: on_layer(layer, ctypes.string_at(base, size)))
+        hook_slot.value = ctypes.cast(hook, ctypes.c_void_p).value
+        try:
+            return self.run(inputs)
+        finally:
+            hook_slot.value = None
 
     def run_batch(self, batch: Sequence[Sequence[np.ndarray]]) -> list[list[np.ndarray]]:
         return [self.run(inputs) for inputs in batch]

@@ -69,7 +69,7 @@ def generate(graph: Graph, plan: MemoryPlan, name: str) -> CLibrary:
         note = f"    /* {i}: {op.kind} {op.name}: {ins} -> {outs}, MACs {macs(op, graph)}"
         note += ", in place */" if ctx.inplace else " */"
         body = emit(op, ctx).rstrip()
-        calls.append(note + ("\n" + _indent(body) if body else ""))
+        calls.append(note + ("\n" + _indent(body) if body else "") + f"\n    MCU_TRACE_LAYER({i});")
     files = {
         f"{name}.h": _header(graph, plan, name),
         f"{name}.c": _model_source(graph, plan, name, ctx, calls),
@@ -142,5 +142,10 @@ def _model_source(graph: Graph, plan: MemoryPlan, name: str, ctx: EmitContext, c
              f"{len(graph.ops)} layers. */",
              f'#include "{name}.h"', *kernels, "", *externs, "", arena, "",
              *table("input", graph.inputs), *table("output", graph.outputs), "",
+             "/* Debug builds (-DMCUFORGE_TRACE) call a hook after every layer, e.g. to compare layers. */",
+             "#ifdef MCUFORGE_TRACE", f"void (*{name}_trace_hook)(int layer) = 0;",
+             f"void *{name}_trace_arena(void) {{ return {name}_arena.bytes; }}",
+             f"#define MCU_TRACE_LAYER(i) do {{ if ({name}_trace_hook) {name}_trace_hook(i); }} while (0)",
+             "#else", "#define MCU_TRACE_LAYER(i) ((void)0)", "#endif", "",
              f"int {name}_invoke(void) {{", *calls, "    return 0;", "}", ""]
     return "\n".join(lines)

@@ -1,0 +1,195 @@
+"""Command line: parse arguments, call the library, print the report. No logic lives here."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+
+from . import __version__
+from .errors import McuforgeError, ModelError
+
+EXAMPLES = """examples:
+  mcuforge demo                                   compile, verify and report the built-in example network
+  mcuforge compile model.tflite -o out/ --sram 256K --flash 1M
+  mcuforge run model.tflite --input x.npy --output y.npy
+  mcuforge verify model.tflite --samples 50
+  mcuforge inspect model.tflite
+"""
+
+
+def parse_bytes(text: str) -> int:
+    """'320000', '320K', '320KB', '1M' -> bytes (K = 1024)."""
+    t = text.strip().upper().removesuffix("IB").removesuffix("B")
+    scale = {"K": 1024, "M": 1024 * 1024}.get(t[-1:], 1)
+    try:
+        value = float(t[:-1] if scale > 1 else t) * scale
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a byte count: {text!r} (e.g. 320000, 320K, 1M)") from None
+    return int(value)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mcuforge", description="Compile int8 neural networks (.tflite) into "
+                                "dependency-free C for microcontrollers, bit-exact with TensorFlow Lite Micro.",
+                                epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"mcuforge {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    c = sub.add_parser("compile", help="write the C library and print the memory report",
+                       description="Compile MODEL into a C99 library (<name>.h, <name>.c, <name>_weights.c and "
+                       "the kernels it uses) and print peak SRAM (the arena), its lower bound, flash and MACs. "
+                       "Exit 3 if the model does not fit --sram/--flash.")
+    c.add_argument("model", help="int8 .tflite model")
+    c.add_argument("-o", "--out", required=True, help="output folder (created; existing files are replaced)")
+    c.add_argument("--name", help="C name prefix (default: the model file's name)")
+    c.add_argument("--sram", type=parse_bytes, help="SRAM budget for the arena, e.g. 320K")
+    c.add_argument("--flash", type=parse_bytes, help="flash budget for the weights, e.g. 1M")
+    c.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+
+    r = sub.add_parser("run", help="run a model on inputs from a .npy file",
+                       description="Run MODEL on X (one input, or a stack of inputs along a new leading axis) "
+                       "and save the output(s).")
+    r.add_argument("model")
+    r.add_argument("--input", required=True, help=".npy with one input or a stack of inputs")
+    r.add_argument("--output", required=True, help=".npy for the output (.npz if the model has several)")
+    r.add_argument("--engine", choices=("c", "reference"), default="c",
+                   help="c: the generated C built for this host (default); reference: the numpy interpreter")
+
+    v = sub.add_parser("verify", help="check generated C vs reference vs TFLM bit for bit",
+                       description="Run random inputs (and --input samples) through the generated C, the numpy "
+                       "reference and TFLM (if tflite-micro is installed). Exit 1 on any difference, naming "
+                       "the first differing layer.")
+    v.add_argument("model")
+    v.add_argument("--samples", type=int, default=20, help="random inputs (default 20)")
+    v.add_argument("--input", help=".npy with extra inputs (one, or a stack)")
+    v.add_argument("--seed", type=int, default=0)
+
+    i = sub.add_parser("inspect", help="per-layer table: op, shape, MACs, params, live bytes, peak")
+    i.add_argument("model")
+    i.add_argument("--json", action="store_true", help="print the report as one JSON object")
+
+    d = sub.add_parser("demo", help="compile, verify and report the built-in example network",
+                       description="Build the example int8 MobileNet-style network that ships with mcuforge, "
+                       "compile it to C, verify it against the reference (and TFLM when installed), and "
+                       "print its memory report and host speed.")
+    d.add_argument("-o", "--out", default="mcuforge_demo", help="output folder (default ./mcuforge_demo)")
+    d.add_argument("--samples", type=int, default=20)
+    return p
+
+
+def _compile(args, console: Console) -> int:
+    from .pipeline import compile_model, load_model, write_library
+    from .report import print_memory
+
+    graph = load_model(args.model)
+    compiled = compile_model(graph, args.name or Path(args.model).stem, sram=args.sram, flash=args.flash)
+    files = write_library(compiled.lib, args.out)
+    print_memory(compiled.report, console)
+    console.print(f"wrote {len(files)} files to {args.out}/ ({compiled.lib.name}.h is the API)")
+    if args.json:
+        print(json.dumps(compiled.report.as_json()))
+    return 0
+
+
+def _run(args, console: Console) -> int:
+    from .pipeline import load_model, run_model, split_batch
+
+    graph = load_model(args.model)
+    try:
+        x = np.load(args.input)
+    except (OSError, ValueError) as e:
+        raise ModelError(f"cannot read {args.input}: {e}") from None
+    batch, stacked = split_batch(graph, x)
+    outs = run_model(graph, batch, args.engine)
+    per_output = [np.stack([o[j] for o in outs]) if stacked else outs[0][j] for j in range(len(graph.outputs))]
+    if len(per_output) == 1:
+        np.save(args.output, per_output[0])
+    else:
+        np.savez(args.output, *per_output)
+    console.print(f"ran {len(batch)} input(s) on the {args.engine} engine; wrote {args.output}")
+    return 0
+
+
+def _verify(args, console: Console) -> int:
+    from .pipeline import load_model, split_batch
+    from .report import print_verify
+    from .verify import verify
+
+    graph = load_model(args.model)
+    given = split_batch(graph, np.load(args.input))[0] if args.input else []
+    result = verify(graph, samples=args.samples, given=given, tflite_bytes=Path(args.model).read_bytes(),
+                    seed=args.seed)
+    print_verify(result, console)
+    return 0 if result.ok else 1
+
+
+def _inspect(args, console: Console) -> int:
+    from .pipeline import analyze, load_model
+    from .report import print_layers, print_memory
+
+    report = analyze(load_model(args.model))
+    if args.json:
+        print(json.dumps({**report.as_json(), "layers": [r.__dict__ for r in report.layers]}))
+        return 0
+    print_layers(report, console)
+    print_memory(report, console)
+    return 0
+
+
+def _demo(args, console: Console) -> int:
+    from .models import tiny_mobilenet
+    from .pipeline import compile_model, write_library
+    from .report import print_memory, print_verify
+    from .targets.host import HostModel
+    from .verify import random_inputs, verify
+
+    graph = tiny_mobilenet()
+    t0 = time.perf_counter()
+    compiled = compile_model(graph, "tiny_mobilenet")
+    compile_s = time.perf_counter() - t0
+    write_library(compiled.lib, args.out)
+    console.print(f"compiled the built-in tiny_mobilenet in {compile_s:.2f} s -> {args.out}/")
+    print_memory(compiled.report, console)
+    result = verify(graph, samples=args.samples, compiled=compiled)
+    print_verify(result, console)
+    model = HostModel.build(compiled.lib)
+    xs = random_inputs(graph, 1)[0]
+    n, t0 = 50, time.perf_counter()
+    for _ in range(n):
+        model.run(xs)
+    us = (time.perf_counter() - t0) / n * 1e6
+    console.print(f"host speed (wall clock, this machine, -O2): {us:,.0f} us per inference, "
+                  f"{compiled.report.macs / us:,.1f} MMAC/s")
+    return 0 if result.ok else 1
+
+
+COMMANDS = {"compile": _compile, "run": _run, "verify": _verify, "inspect": _inspect, "demo": _demo}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    console = Console(highlight=False)
+    err = Console(stderr=True, highlight=False)
+    try:
+        return COMMANDS[args.command](args, console)
+    except McuforgeError as e:
+        err.print(f"[bold red]error:[/] {e}", markup=True, soft_wrap=True)
+        return e.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:  # a bug of ours: one line, full traceback on request
+        if os.environ.get("MCUFORGE_DEBUG"):
+            raise
+        err.print(f"internal error: {type(e).__name__}: {e} (set MCUFORGE_DEBUG=1 for the traceback "
+                  "and please report it)", markup=False, soft_wrap=True)
+        return 70
+
+
+if __name__ == "__main__":
+    sys.exit(main())

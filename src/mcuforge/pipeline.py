@@ -1,0 +1,155 @@
+"""The user-level API behind the CLI: load, compile, check budgets, write, run, verify."""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .engine.codegen import CLibrary, generate
+from .engine.opinfo import macs, params
+from .engine.plan import MemoryPlan, check_plan, plan_memory
+from .errors import BudgetError, ModelError
+from .frontends.tflite_reader import read_tflite_file
+from .ir import Graph
+
+
+@dataclass(frozen=True)
+class LayerRow:
+    index: int
+    kind: str
+    name: str
+    out_shape: tuple[int, ...]
+    macs: int
+    params: int
+    live_bytes: int
+    inplace: bool
+
+
+@dataclass(frozen=True)
+class MemoryReport:
+    model: str
+    arena_bytes: int  # peak SRAM: the one arena holds every activation and all kernel scratch
+    lower_bound_bytes: int
+    flash_weights_bytes: int
+    macs: int
+    layers: tuple[LayerRow, ...]
+    peak_step: int
+
+    @property
+    def peak_layer(self) -> LayerRow:
+        return self.layers[self.peak_step]
+
+    def as_json(self) -> dict:
+        return {"model": self.model, "peak_sram_bytes": self.arena_bytes, "arena_bytes": self.arena_bytes,
+                "lower_bound_bytes": self.lower_bound_bytes, "flash_weights_bytes": self.flash_weights_bytes,
+                "macs": self.macs, "ops": len(self.layers), "peak_layer": self.peak_layer.name,
+                "inplace_ops": sum(r.inplace for r in self.layers)}
+
+
+@dataclass(frozen=True)
+class Compiled:
+    graph: Graph
+    plan: MemoryPlan
+    lib: CLibrary
+    report: MemoryReport
+
+
+def load_model(path: str | os.PathLike) -> Graph:
+    """Reads a model file (.tflite) into the IR."""
+    path = Path(path)
+    if path.suffix.lower() != ".tflite":
+        raise ModelError(f"{path}: unknown model format '{path.suffix}' (expected a .tflite file)")
+    if not path.is_file():
+        raise ModelError(f"{path}: no such file")
+    return read_tflite_file(path)
+
+
+def memory_report(graph: Graph, plan: MemoryPlan, flash_bytes: int) -> MemoryReport:
+    rows = tuple(LayerRow(i, op.kind, op.name, graph[op.outputs[0]].shape, macs(op, graph), params(op, graph),
+                          plan.live_bytes[i], i in plan.inplace_ops) for i, op in enumerate(graph.ops))
+    return MemoryReport(graph.name, plan.arena_bytes, plan.lower_bound, flash_bytes,
+                        sum(r.macs for r in rows), rows, plan.peak_step)
+
+
+def analyze(graph: Graph) -> MemoryReport:
+    """The memory report without generating code (flash counts weights and biases only)."""
+    plan = plan_memory(graph)
+    check_plan(graph, plan)
+    return memory_report(graph, plan, sum(t.nbytes for t in graph.tensors.values() if t.is_const))
+
+
+def compile_model(graph: Graph, name: str | None = None, *, sram: int | None = None,
+                  flash: int | None = None) -> Compiled:
+    """Plans and generates the C library; raises BudgetError if it exceeds `sram` or `flash` bytes."""
+    plan = plan_memory(graph)
+    check_plan(graph, plan)
+    lib = generate(graph, plan, name or graph.name)
+    report = memory_report(graph, plan, lib.flash_weights_bytes)
+    check_budget(report, sram, flash)
+    return Compiled(graph, plan, lib, report)
+
+
+def check_budget(report: MemoryReport, sram: int | None, flash: int | None) -> None:
+    if sram is not None and report.arena_bytes > sram:
+        peak = report.peak_layer
+        raise BudgetError(f"{report.model}: peak SRAM {report.arena_bytes} B exceeds the budget of {sram} B "
+                          f"by {report.arena_bytes - sram} B; the peak is at layer {peak.index} {peak.kind} "
+                          f"'{peak.name}' ({peak.live_bytes} B live)")
+    if flash is not None and report.flash_weights_bytes > flash:
+        big = max(report.layers, key=lambda r: r.params)
+        raise BudgetError(f"{report.model}: weights need {report.flash_weights_bytes} B of flash, over the "
+                          f"budget of {flash} B by {report.flash_weights_bytes - flash} B; the largest layer is "
+                          f"{big.index} {big.kind} '{big.name}' ({big.params} parameters)")
+
+
+def write_library(lib: CLibrary, outdir: str | os.PathLike) -> list[Path]:
+    """Writes the C library into outdir. All files are written to a temporary folder first and moved
+    in at the end, so a failure never leaves a half-written library behind."""
+    outdir = Path(outdir)
+    parent = outdir.resolve().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{outdir.name}-", dir=parent))
+    created = not outdir.exists()
+    try:
+        for fname, text in lib.files.items():
+            (tmp / fname).write_text(text)
+        if created:
+            tmp.rename(outdir)
+            return [outdir / f for f in lib.files]
+        for fname in lib.files:
+            os.replace(tmp / fname, outdir / fname)
+        return [outdir / f for f in lib.files]
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def split_batch(graph: Graph, x: np.ndarray) -> tuple[list[np.ndarray], bool]:
+    """One input, or a stack of inputs along a new leading axis, as (list of single inputs, stacked?).
+    An array with one more axis than the model's input is a stack, even of one."""
+    t = graph[graph.inputs[0]]
+    x = np.asarray(x)
+    if x.size == t.size and x.ndim <= len(t.shape):
+        return [x.reshape(t.shape)], False
+    if x.ndim >= 1 and x.shape[0] > 0 and x[0].size == t.size:
+        return [xi.reshape(t.shape) for xi in x], True
+    raise ModelError(f"input array of shape {list(x.shape)} does not hold one input of shape {list(t.shape)} "
+                     "nor a stack of them along a new leading axis")
+
+
+def run_model(graph: Graph, batch: Sequence[np.ndarray], engine: str = "c") -> list[list[np.ndarray]]:
+    """Runs single-input samples through the generated C (engine 'c') or the reference interpreter."""
+    if engine == "reference":
+        from .engine.reference import run
+
+        return [run(graph, [x]) for x in batch]
+    if engine != "c":
+        raise ValueError(f"unknown engine {engine!r} (choose 'c' or 'reference')")
+    from .targets.host import HostModel
+
+    model = HostModel.build(compile_model(graph).lib)
+    return [model.run([x]) for x in batch]

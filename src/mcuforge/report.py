@@ -1,0 +1,50 @@
+"""Human-readable reports (rich tables) for the CLI."""
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from .pipeline import MemoryReport
+from .verify import VerifyResult
+
+
+def kib(n: int) -> str:
+    return f"{n:,} B ({n / 1024:.1f} KiB)"
+
+
+def print_memory(report: MemoryReport, console: Console) -> None:
+    peak = report.peak_layer
+    ratio = report.arena_bytes / report.lower_bound_bytes if report.lower_bound_bytes else 1.0
+    t = Table(title=f"{report.model}: memory", show_header=False, title_justify="left")
+    t.add_row("peak SRAM (arena, scratch included)", kib(report.arena_bytes))
+    t.add_row("lower bound (largest live set)", f"{kib(report.lower_bound_bytes)}  plan/bound = {ratio:.3f}")
+    t.add_row("peak set by", f"layer {peak.index} {peak.kind} '{peak.name}'")
+    t.add_row("flash (weights, biases, requant constants)", kib(report.flash_weights_bytes))
+    t.add_row("MACs", f"{report.macs:,}")
+    t.add_row("layers", f"{len(report.layers)} ({sum(r.inplace for r in report.layers)} in place)")
+    console.print(t)
+
+
+def print_layers(report: MemoryReport, console: Console) -> None:
+    t = Table(title=f"{report.model}: layers", title_justify="left")
+    for col in ("#", "op", "output shape", "MACs", "params", "live bytes", "note"):
+        t.add_column(col, justify="right" if col in ("#", "MACs", "params", "live bytes") else "left")
+    for r in report.layers:
+        note = []
+        if r.index == report.peak_step:
+            note.append("[bold red]peak[/]")
+        if r.inplace:
+            note.append("in place")
+        t.add_row(str(r.index), r.kind, "x".join(map(str, r.out_shape)) or "scalar", f"{r.macs:,}",
+                  f"{r.params:,}", f"{r.live_bytes:,}", ", ".join(note))
+    console.print(t)
+
+
+def print_verify(result: VerifyResult, console: Console) -> None:
+    engines = "C, reference" + (" and TFLM" if result.tflm_checked else " (TFLM not installed: pip install tflite-micro)")
+    if result.ok:
+        console.print(f"[green]bit-exact[/]: {engines} agree on all {result.samples} inputs")
+        return
+    console.print(f"[red]MISMATCH[/]: {len(result.mismatches)} difference(s) over {result.samples} inputs ({engines})")
+    for m in result.mismatches[:10]:
+        console.print(f"  input {m.sample}: {m.engines}: first differing layer {m.layer}, max |diff| {m.max_abs_diff:g}")
