@@ -1,4 +1,150 @@
-"""C emitters: emit_pool."""
+"""C emitters: AVERAGE_POOL_2D, MAX_POOL_2D, MEAN and REDUCE_MAX.
+
+Shapes, windows and quantization constants are literals in compound-literal structs, so the static inline
+kernels specialise per layer. A reduction over any axes becomes loops: the kept dimensions (in output
+order) and the reduced ones, each merged with its neighbours where they are contiguous in the input, as
+(count, input stride) pairs. The constants come from the reference kernels' own functions.
+"""
 from __future__ import annotations
 
-from .context import EmitContext, emitter  # noqa: F401
+from typing import Sequence
+
+import numpy as np
+
+from ...errors import ModelError
+from ...ir import Op
+from ..reference.ops_pool import (check_reduce_max_quant, mean_quant, pool_activation, pool_geometry,
+                                  reduce_axes)
+from .context import EmitContext, emitter
+
+Loops = list[tuple[int, int]]  # (count, stride in elements), outermost first
+
+
+def c_int(v: int) -> str:
+    v = int(v)
+    return "(-2147483647 - 1)" if v == -(2**31) else str(v)
+
+
+def c_fields(values: dict[str, int | Sequence[int]]) -> str:
+    """Designated initialisers: `.name = 3` or `.name = {1, 2}`."""
+    parts = []
+    for k, v in values.items():
+        if isinstance(v, (list, tuple)):
+            parts.append(f".{k} = {{{', '.join(c_int(x) for x in v)}}}")
+        else:
+            parts.append(f".{k} = {c_int(v)}")
+    return ", ".join(parts)
+
+
+def c_struct(ctype: str, values: dict[str, int | Sequence[int]]) -> str:
+    """A pointer to a const compound literal."""
+    return f"&(const {ctype}){{{c_fields(values)}}}"
+
+
+def c_call(fn: str, args: Sequence[str]) -> str:
+    pad = " " * (len(fn) + 1)
+    return f"{fn}(" + (",\n" + pad).join(args) + ");"
+
+
+def row_major_strides(shape: Sequence[int]) -> list[int]:
+    strides = [1] * len(shape)
+    for d in range(len(shape) - 2, -1, -1):
+        strides[d] = strides[d + 1] * int(shape[d + 1])
+    return strides
+
+
+def merge_loops(loops: Loops) -> Loops:
+    """Drops loops that run once and merges a loop into its outer neighbour where they are contiguous."""
+    out: Loops = []
+    for count, stride in loops:
+        if count == 1:
+            continue
+        if out and out[-1][1] == count * stride:
+            out[-1] = (out[-1][0] * count, stride)
+        else:
+            out.append((count, stride))
+    return out
+
+
+def pad_loops(op: Op, loops: Loops, depth: int) -> tuple[list[int], list[int]]:
+    """(counts, strides) padded to `depth` loops with outer loops that run once."""
+    if len(loops) > depth:
+        raise ModelError(f"{op.kind} {op.name}: needs {len(loops)} loops after merging dimensions; the C "
+                         f"kernel has {depth}")
+    filler = [(1, 0)] * (depth - len(loops))
+    if not loops:
+        filler[-1] = (1, 1)
+    full = filler + loops
+    return [c for c, _ in full], [s for _, s in full]
+
+
+def check_int8(op: Op, ctx: EmitContext) -> None:
+    for name in (*op.inputs, *op.outputs):
+        if name and ctx.tensor(name).dtype != "int8":
+            raise ModelError(f"{op.kind} {op.name}: tensor '{name}' is {ctx.tensor(name).dtype}; the C kernel "
+                             "handles int8 only")
+
+
+def _pool(op: Op, ctx: EmitContext, fn: str) -> str:
+    check_int8(op, ctx)
+    g = pool_geometry(op, ctx.graph)
+    lo, hi = pool_activation(op, ctx.graph)
+    if fn == "mcu_avgpool_s8":
+        for o, stride, pad, filt, size in ((g.out_h, g.stride_h, g.pad_top, g.filter_h, g.in_h),
+                                           (g.out_w, g.stride_w, g.pad_left, g.filter_w, g.in_w)):
+            first = np.arange(o) * stride - pad
+            if o and (np.minimum(filt, size - first) <= np.maximum(0, -first)).any():
+                raise ModelError(f"{op.kind} {op.name}: some pooling windows lie entirely in the padding")
+    if ctx.tensor(op.outputs[0]).size == 0:
+        return ""
+    ctx.use("mcu_pool_s8.h")
+    params = {"batches": g.batches, "in_h": g.in_h, "in_w": g.in_w, "channels": g.channels,
+              "out_h": g.out_h, "out_w": g.out_w, "filter_h": g.filter_h, "filter_w": g.filter_w,
+              "stride_h": g.stride_h, "stride_w": g.stride_w, "pad_top": g.pad_top, "pad_left": g.pad_left,
+              "act_min": lo, "act_max": hi}
+    return c_call(fn, [c_struct("mcu_pool_params", params), ctx.ptr(op.inputs[0]), ctx.ptr(op.outputs[0])])
+
+
+@emitter("AVERAGE_POOL_2D")
+def emit_average_pool_2d(op: Op, ctx: EmitContext) -> str:
+    return _pool(op, ctx, "mcu_avgpool_s8")
+
+
+@emitter("MAX_POOL_2D")
+def emit_max_pool_2d(op: Op, ctx: EmitContext) -> str:
+    return _pool(op, ctx, "mcu_maxpool_s8")
+
+
+def reduce_loops(op: Op, ctx: EmitContext) -> str:
+    shape = ctx.tensor(op.inputs[0]).shape
+    axes = set(reduce_axes(op, ctx.graph))
+    strides = row_major_strides(shape)
+    outer = merge_loops([(shape[d], strides[d]) for d in range(len(shape)) if d not in axes])
+    inner = merge_loops([(shape[d], strides[d]) for d in range(len(shape)) if d in axes])
+    outer_n, outer_s = pad_loops(op, outer, 4)
+    inner_n, inner_s = pad_loops(op, inner, 4)
+    return c_struct("mcu_reduce_loops", {"outer": outer_n, "outer_stride": outer_s,
+                                         "inner": inner_n, "inner_stride": inner_s})
+
+
+@emitter("MEAN")
+def emit_mean(op: Op, ctx: EmitContext) -> str:
+    check_int8(op, ctx)
+    q = mean_quant(op, ctx.graph)
+    if ctx.tensor(op.outputs[0]).size == 0:
+        return ""
+    ctx.use("mcu_reduce_s8.h")
+    quant = {"input_zp_times_count": q.input_zp_times_count, "multiplier": q.multiplier, "shift": q.shift,
+             "output_zp": q.output_zp}
+    return c_call("mcu_mean_s8", [reduce_loops(op, ctx), c_struct("mcu_mean_quant", quant),
+                                  ctx.ptr(op.inputs[0]), ctx.ptr(op.outputs[0])])
+
+
+@emitter("REDUCE_MAX")
+def emit_reduce_max(op: Op, ctx: EmitContext) -> str:
+    check_int8(op, ctx)
+    check_reduce_max_quant(op, ctx.graph)
+    if ctx.tensor(op.outputs[0]).size == 0:
+        return ""
+    ctx.use("mcu_reduce_s8.h")
+    return c_call("mcu_reduce_max_s8", [reduce_loops(op, ctx), ctx.ptr(op.inputs[0]), ctx.ptr(op.outputs[0])])

@@ -1,8 +1,21 @@
-"""C emitters: emit_shape."""
+"""C emitters: RESHAPE (an alias: no code), PAD, TRANSPOSE, CONCATENATION, STRIDED_SLICE and
+RESIZE_NEAREST_NEIGHBOR.
+
+Data movement is described to the kernels as literal loops: a transpose or a slice is a strided copy
+(count and input stride per output dimension, contiguous dimensions merged); a pad is its input rows
+placed in a filled output (unpadded dimensions merged into their outer neighbour); a concatenation is one
+row copy per input; a nearest-neighbour resize reads const tables of source rows and columns.
+"""
 from __future__ import annotations
 
-from .context import EmitContext, emitter  # noqa: F401
+import numpy as np
+
+from ...errors import ModelError
 from ...ir import Op
+from ..reference.ops_shape import (concat_activation, concat_axis, concat_requants, pad_amounts, pad_value,
+                                   resize_indices, slice_ranges, transpose_perm)
+from .context import EmitContext, emitter
+from .emit_pool import c_call, c_struct, check_int8, merge_loops, pad_loops, row_major_strides
 
 
 @emitter("RESHAPE")
@@ -10,3 +23,109 @@ def emit_reshape(op: Op, ctx: EmitContext) -> str:
     """An alias: the planner gives input and output the same bytes, so there is nothing to run."""
     assert ctx.plan.offsets[op.inputs[0]] == ctx.plan.offsets[op.outputs[0]], op.name
     return ""
+
+
+def _empty(op: Op, ctx: EmitContext) -> bool:
+    return ctx.tensor(op.outputs[0]).size == 0
+
+
+@emitter("PAD")
+def emit_pad(op: Op, ctx: EmitContext) -> str:
+    check_int8(op, ctx)
+    pads = pad_amounts(op, ctx.graph)
+    value = pad_value(op)
+    if _empty(op, ctx):
+        return ""
+    shape = ctx.tensor(op.inputs[0]).shape
+    dims: list[tuple[int, int, int]] = []  # (in, before, after), innermost first
+    for size, (before, after) in zip(reversed(shape), reversed(pads)):
+        if dims and dims[-1][1] == 0 and dims[-1][2] == 0:
+            inner = dims.pop()[0]
+            dims.append((size * inner, before * inner, after * inner))
+        else:
+            dims.append((size, before, after))
+    dims.reverse()
+    if len(dims) > 6:
+        raise ModelError(f"{op.kind} {op.name}: {len(dims)} padded dimensions; the C kernel has 6")
+    dims = [(1, 0, 0)] * (6 - len(dims)) + dims
+    ctx.use("mcu_pad_s8.h")
+    fields = {"in": [d[0] for d in dims], "before": [d[1] for d in dims], "out": [sum(d) for d in dims]}
+    return c_call("mcu_pad_s8", [c_struct("mcu_pad_shape", fields), ctx.ptr(op.inputs[0]), str(value),
+                                 ctx.ptr(op.outputs[0])])
+
+
+def _copy_loops(op: Op, loops: list[tuple[int, int]]) -> str:
+    counts, strides = pad_loops(op, merge_loops(loops), 6)
+    return c_struct("mcu_copy_loops", {"count": counts, "stride": strides})
+
+
+@emitter("TRANSPOSE")
+def emit_transpose(op: Op, ctx: EmitContext) -> str:
+    check_int8(op, ctx)
+    perm = transpose_perm(op, ctx.graph)
+    if _empty(op, ctx):
+        return ""
+    shape = ctx.tensor(op.inputs[0]).shape
+    strides = row_major_strides(shape)
+    ctx.use("mcu_transpose_s8.h")
+    loops = _copy_loops(op, [(shape[p], strides[p]) for p in perm])
+    return c_call("mcu_transpose_s8", [loops, ctx.ptr(op.inputs[0]), ctx.ptr(op.outputs[0])])
+
+
+@emitter("STRIDED_SLICE")
+def emit_strided_slice(op: Op, ctx: EmitContext) -> str:
+    check_int8(op, ctx)
+    ranges = slice_ranges(op, ctx.graph)
+    if _empty(op, ctx):
+        return ""
+    strides = row_major_strides(ctx.tensor(op.inputs[0]).shape)
+    begin = sum(r.start * s for r, s in zip(ranges, strides))
+    ctx.use("mcu_transpose_s8.h")
+    ctx.use("mcu_slice_s8.h")
+    loops = _copy_loops(op, [(len(r), r.step * s) for r, s in zip(ranges, strides)])
+    return c_call("mcu_slice_s8", [loops, ctx.ptr(op.inputs[0]), str(begin), ctx.ptr(op.outputs[0])])
+
+
+@emitter("CONCATENATION")
+def emit_concatenation(op: Op, ctx: EmitContext) -> str:
+    check_int8(op, ctx)
+    axis = concat_axis(op, ctx.graph)
+    lo, hi = concat_activation(op, ctx.graph)
+    if _empty(op, ctx):
+        return ""
+    out_shape = ctx.tensor(op.outputs[0]).shape
+    outer = int(np.prod(out_shape[:axis], dtype=np.int64))
+    out_row = int(np.prod(out_shape[axis:], dtype=np.int64))
+    ctx.use("mcu_concat_s8.h")
+    calls, offset = [], 0
+    for name, rq in zip(op.inputs, concat_requants(op, ctx.graph)):
+        in_row = int(np.prod(ctx.tensor(name).shape[axis:], dtype=np.int64))
+        if in_row == 0:
+            continue
+        if rq is None and (lo, hi) == (-128, 127):
+            quant = "(const mcu_concat_quant *)0"
+        else:
+            fields = {"rescale": int(rq is not None), "input_zp": rq.input_zp if rq else 0,
+                      "multiplier": rq.multiplier if rq else 0, "shift": rq.shift if rq else 0,
+                      "output_zp": rq.output_zp if rq else 0, "act_min": lo, "act_max": hi}
+            quant = c_struct("mcu_concat_quant", fields)
+        dst = ctx.ptr(op.outputs[0]) + (f" + {offset}" if offset else "")
+        calls.append(c_call("mcu_concat_s8", [ctx.ptr(name), str(outer), str(in_row), str(out_row), quant, dst]))
+        offset += in_row
+    return "\n".join(calls)
+
+
+@emitter("RESIZE_NEAREST_NEIGHBOR")
+def emit_resize_nearest_neighbor(op: Op, ctx: EmitContext) -> str:
+    check_int8(op, ctx)
+    rows, cols = resize_indices(op, ctx.graph)
+    if _empty(op, ctx):
+        return ""
+    (n, in_h, in_w, c), (_, out_h, out_w, _) = ctx.tensor(op.inputs[0]).shape, ctx.tensor(op.outputs[0]).shape
+    ctx.use("mcu_resize_s8.h")
+    shape = {"batches": n, "in_h": in_h, "in_w": in_w, "channels": c, "out_h": out_h, "out_w": out_w}
+    return c_call("mcu_resize_nearest_s8", [
+        c_struct("mcu_resize_shape", shape),
+        ctx.const("resize_src_rows", rows.astype(np.int32), "int32_t"),
+        ctx.const("resize_src_cols", cols.astype(np.int32), "int32_t"),
+        ctx.ptr(op.inputs[0]), ctx.ptr(op.outputs[0])])

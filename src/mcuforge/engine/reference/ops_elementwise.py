@@ -1,2 +1,401 @@
-"""Reference kernels: ops_elementwise."""
+"""Reference kernels: elementwise int8 operators, bit-exact with TFLite Micro's reference kernels.
+
+ADD, SUB, MUL (numpy broadcasting of any two shapes, fused activation), MAXIMUM, MINIMUM, RELU, RELU6,
+LEAKY_RELU, HARD_SWISH, QUANTIZE (float32 -> int8, int8 -> int8) and DEQUANTIZE (int8 -> float32).
+
+The `*_quant` functions compute each op's constants exactly as TFLM's Prepare does (float32 vs float64
+matters; each one says which), and the C emitter calls the same functions, so the reference and the
+generated code cannot drift apart. Notes on TFLM's semantics that are easy to get wrong:
+- ADD and SUB compute their three multipliers in float64 from 2*max(input scales), with 20 bits of
+  headroom: in = (q - zp) << 20, each input times its multiplier (< 1), summed, times the output's.
+- RELU requantizes input -> output; RELU6 does not: it clamps the raw input values to
+  [input zero point, quantized 6.0] and copies them (the output's parameters are ignored).
+- MAXIMUM and MINIMUM compare raw int8 values (the output's parameters are ignored).
+- MultiplyByQuantizedMultiplier's left shift (multipliers > 1) wraps in int32 as TFLM's compiled code
+  does, it does not saturate (mcu_common's mcu_requantize saturates): this matters only for absurd
+  scale ratios (>= 2^15 for MUL, >= 2^23 for the unary ops), but it is TFLM's behaviour.
+"""
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from ...errors import ModelError
+from ...ir import Graph, Op, QuantParams
+from ...quant import intmath
+from .registry import kernel
+
+INT8_MIN, INT8_MAX = -128, 127
+INT16_MIN, INT16_MAX = -(2**15), 2**15 - 1
+ADD_LEFT_SHIFT = 20  # TFLM's headroom shift for int8 ADD/SUB
+INT32_MAX_MINUS_ROUNDING = intmath.INT32_MAX - (1 << 15)
+
+
+def _quant(graph: Graph, name: str, op: Op) -> QuantParams:
+    q = graph[name].quant
+    if q is None or q.per_channel:
+        raise ModelError(f"{op.kind} {op.name}: tensor {name!r} needs per-tensor int8 quantization")
+    return q
+
+
+def _f32(x: float) -> np.float32:
+    return np.float32(x)
+
+
+# ---------------------------------------------------------------- constants (TFLM Prepare)
+
+
+@dataclass(frozen=True)
+class AddQuant:
+    """ADD/SUB: each input rescaled to a common scale with 20 bits of headroom, summed, rescaled."""
+
+    input1_offset: int  # minus the zero points
+    input2_offset: int
+    output_offset: int  # the output zero point
+    left_shift: int
+    input1_multiplier: int
+    input1_shift: int
+    input2_multiplier: int
+    input2_shift: int
+    output_multiplier: int
+    output_shift: int
+    act_min: int
+    act_max: int
+
+
+def _smaller_than_one(real: float, op: Op) -> tuple[int, int]:
+    if not 0.0 < real < 1.0:
+        raise ModelError(f"{op.kind} {op.name}: rescale factor {real} is outside (0, 1): "
+                         f"TFLite cannot run these quantization parameters")
+    return intmath.quantize_multiplier_smaller_than_one_exp(real)
+
+
+def add_quant(op: Op, graph: Graph) -> AddQuant:
+    """TFLM CalculateOpDataAdd / CalculateOpDataSub, in float64 from 2 * max(input scales).
+
+    (Recent TFLM sources compute SUB's factors in float32; the tflite-micro build we test against, the
+    oracle, computes both in float64, which the tests confirm on scales where the two differ.)"""
+    q1, q2 = _quant(graph, op.inputs[0], op), _quant(graph, op.inputs[1], op)
+    qo = _quant(graph, op.outputs[0], op)
+    s1, s2, so = _f32(q1.s), _f32(q2.s), _f32(qo.s)
+    twice_max = 2.0 * float(max(s1, s2))
+    real1, real2 = float(s1) / twice_max, float(s2) / twice_max
+    real_out = twice_max / ((1 << ADD_LEFT_SHIFT) * float(so))
+    m1, sh1 = _smaller_than_one(real1, op)
+    m2, sh2 = _smaller_than_one(real2, op)
+    mo, sho = _smaller_than_one(real_out, op)
+    lo, hi = intmath.activation_range(op.attrs.get("activation", "NONE"), float(so), qo.zp)
+    return AddQuant(-q1.zp, -q2.zp, qo.zp, ADD_LEFT_SHIFT, m1, sh1, m2, sh2, mo, sho, lo, hi)
+
+
+@dataclass(frozen=True)
+class MulQuant:
+    input1_offset: int
+    input2_offset: int
+    output_offset: int
+    multiplier: int
+    shift: int
+    act_min: int
+    act_max: int
+
+
+def mul_quant(op: Op, graph: Graph) -> MulQuant:
+    """TFLM CalculateOpDataMul: double(s1) * double(s2) / double(so)."""
+    q1, q2 = _quant(graph, op.inputs[0], op), _quant(graph, op.inputs[1], op)
+    qo = _quant(graph, op.outputs[0], op)
+    real = float(_f32(q1.s)) * float(_f32(q2.s)) / float(_f32(qo.s))
+    m, sh = intmath.quantize_multiplier(real)
+    lo, hi = intmath.activation_range(op.attrs.get("activation", "NONE"), float(_f32(qo.s)), qo.zp)
+    return MulQuant(-q1.zp, -q2.zp, qo.zp, m, sh, lo, hi)
+
+
+@dataclass(frozen=True)
+class Requant:
+    """out = clamp(zp_out + MultiplyByQuantizedMultiplier(x - zp_in, multiplier, shift), act_min, act_max)."""
+
+    input_zero_point: int
+    output_zero_point: int
+    multiplier: int
+    shift: int
+    act_min: int = INT8_MIN
+    act_max: int = INT8_MAX
+
+
+def relu_quant(op: Op, graph: Graph) -> Requant:
+    """TFLM CalculateReluOpData: double(s_in) / double(s_out); clamp below at the output zero point."""
+    qi, qo = _quant(graph, op.inputs[0], op), _quant(graph, op.outputs[0], op)
+    m, sh = intmath.quantize_multiplier(float(_f32(qi.s)) / float(_f32(qo.s)))
+    return Requant(qi.zp, qo.zp, m, sh, max(INT8_MIN, qo.zp), INT8_MAX)
+
+
+def requantize_quant(op: Op, graph: Graph) -> Requant:
+    """QUANTIZE int8 -> int8 (TFLM PrepareQuantizeReference): double(s_in) / double(s_out)."""
+    qi, qo = _quant(graph, op.inputs[0], op), _quant(graph, op.outputs[0], op)
+    m, sh = intmath.quantize_multiplier(float(_f32(qi.s)) / float(_f32(qo.s)))
+    return Requant(qi.zp, qo.zp, m, sh)
+
+
+def relu6_bounds(op: Op, graph: Graph) -> tuple[int, int]:
+    """TFLM Relu6Prepare: [input zero point, FloatToQuantizedType(6.0f)] in the input's own domain."""
+    qi = _quant(graph, op.inputs[0], op)
+    six = qi.zp + intmath.tfl_round(float(_f32(6.0) / _f32(qi.s)))
+    return qi.zp, int(np.clip(six, INT8_MIN, INT8_MAX))
+
+
+@dataclass(frozen=True)
+class LeakyQuant:
+    input_zero_point: int
+    output_zero_point: int
+    identity_multiplier: int
+    identity_shift: int
+    alpha_multiplier: int  # negative when alpha < 0
+    alpha_shift: int
+
+
+def leaky_relu_quant(op: Op, graph: Graph) -> LeakyQuant:
+    """TFLM CalculateOpDataLeakyRelu: float32 s_in * alpha / s_out and s_in / s_out, widened."""
+    qi, qo = _quant(graph, op.inputs[0], op), _quant(graph, op.outputs[0], op)
+    si, so, alpha = _f32(qi.s), _f32(qo.s), _f32(op.attrs.get("alpha", 0.2))
+    ma, sa = intmath.quantize_multiplier(float(si * alpha / so))
+    mi, shi = intmath.quantize_multiplier(float(si / so))
+    return LeakyQuant(qi.zp, qo.zp, mi, shi, ma, sa)
+
+
+@dataclass(frozen=True)
+class HardSwishQuant:
+    input_zero_point: int
+    output_zero_point: int
+    output_multiplier: int  # int16 fixed point
+    output_exponent: int  # <= 0
+    reluish_multiplier: int  # int16 fixed point
+    reluish_exponent: int
+
+
+def _downscale_to_int16(multiplier: int) -> int:
+    """TFLM DownScaleInt32ToInt16Multiplier: round a Q31 multiplier to Q15."""
+    if multiplier >= INT32_MAX_MINUS_ROUNDING:
+        return INT16_MAX
+    return (multiplier + (1 << 15)) >> 16
+
+
+def hard_swish_quant(op: Op, graph: Graph) -> HardSwishQuant:
+    """TFLM HardSwishPrepare (float32 scales, widened): hires = s_in / 128, reluish scale = 3 / 32768."""
+    qi, qo = _quant(graph, op.inputs[0], op), _quant(graph, op.outputs[0], op)
+    hires = _f32(1.0 / 128.0) * _f32(qi.s)
+    om, oe = intmath.quantize_multiplier(float(hires / _f32(qo.s)))
+    if oe > 0:
+        raise ModelError(f"{op.kind} {op.name}: output scale {qo.s} is too small for input scale {qi.s} "
+                         f"(TFLite requires input_scale / 128 < output_scale)")
+    rm, re = intmath.quantize_multiplier(float(hires / (_f32(3.0) / _f32(32768.0))))
+    return HardSwishQuant(qi.zp, qo.zp, _downscale_to_int16(om), oe, _downscale_to_int16(rm), re)
+
+
+# ---------------------------------------------------------------- integer helpers
+
+
+def _wrap(x: np.ndarray, bits: int) -> np.ndarray:
+    """Two's complement wrap of int64 values to `bits` bits (what a C cast to a narrower type does)."""
+    half = np.int64(1) << (bits - 1)
+    return ((np.asarray(x, np.int64) + half) & ((half << 1) - 1)) - half
+
+
+def multiply_by_quantized_multiplier_wrapping(x: np.ndarray, multiplier: int, shift: int) -> np.ndarray:
+    """TFLM's MultiplyByQuantizedMultiplier as compiled: the left shift wraps in int32."""
+    left, right = max(shift, 0), max(-shift, 0)
+    shifted = _wrap(np.asarray(x, np.int64) << left, 32)
+    return intmath.rounding_divide_by_pot(intmath.saturating_rounding_doubling_high_mul(shifted, multiplier),
+                                          right)
+
+
+def _requantize(x: np.ndarray, multiplier: int, shift: int) -> np.ndarray:
+    """The above, also for a negative multiplier (LEAKY_RELU with alpha < 0) as recent TFLM does it: the
+    product with the multiplier's magnitude, negated (older TFLM multiplied by the negative multiplier
+    directly; the two differ only at exact rounding ties, never seen in the tests)."""
+    if multiplier < 0:
+        return -multiply_by_quantized_multiplier_wrapping(x, -multiplier, shift)
+    return multiply_by_quantized_multiplier_wrapping(x, multiplier, shift)
+
+
+def _srdhm16(a: np.ndarray, b: np.ndarray | int) -> np.ndarray:
+    """gemmlowp SaturatingRoundingDoublingHighMul on int16."""
+    a, b = np.asarray(a, np.int64), np.asarray(b, np.int64)
+    ab = a * b
+    total = ab + np.where(ab >= 0, 1 << 14, 1 - (1 << 14))
+    high = np.where(total >= 0, total >> 15, -((-total) >> 15))  # C division truncates toward zero
+    return np.where((a == INT16_MIN) & (b == INT16_MIN), INT16_MAX, _wrap(high, 16))
+
+
+def _sdhm16(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """TFLM SaturatingDoublingHighMul on int16: like the above but truncating (no rounding nudge)."""
+    a, b = np.asarray(a, np.int64), np.asarray(b, np.int64)
+    ab = a * b
+    high = np.where(ab >= 0, ab >> 15, -((-ab) >> 15))
+    return np.where((a == INT16_MIN) & (b == INT16_MIN), INT16_MAX, _wrap(high, 16))
+
+
+def _saturating_left_shift16(x: np.ndarray, amount: int) -> np.ndarray:
+    return np.clip(np.asarray(x, np.int64) << amount, INT16_MIN, INT16_MAX)
+
+
+def _rounding_divide_by_pot16(x: np.ndarray, exponent: int) -> np.ndarray:
+    """gemmlowp RoundingDivideByPOT on int16: the mask is (2^exponent - 1) truncated to 16 bits."""
+    x = np.asarray(x, np.int64)
+    mask = int(_wrap(np.int64((1 << exponent) - 1), 16))
+    remainder = x & mask
+    threshold = (mask >> 1) + (x < 0)
+    return (x >> exponent) + (remainder > threshold)
+
+
+# ---------------------------------------------------------------- elementwise math
+
+
+def add_values(q: AddQuant, a: np.ndarray, b: np.ndarray, subtract: bool = False) -> np.ndarray:
+    mbqm = intmath.multiply_by_quantized_multiplier
+    sa = mbqm((np.asarray(a, np.int64) + q.input1_offset) << q.left_shift, q.input1_multiplier, q.input1_shift)
+    sb = mbqm((np.asarray(b, np.int64) + q.input2_offset) << q.left_shift, q.input2_multiplier, q.input2_shift)
+    raw = mbqm(sa - sb if subtract else sa + sb, q.output_multiplier, q.output_shift) + q.output_offset
+    return np.clip(raw, q.act_min, q.act_max).astype(np.int8)
+
+
+def mul_values(q: MulQuant, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    prod = (np.asarray(a, np.int64) + q.input1_offset) * (np.asarray(b, np.int64) + q.input2_offset)
+    raw = multiply_by_quantized_multiplier_wrapping(prod, q.multiplier, q.shift) + q.output_offset
+    return np.clip(raw, q.act_min, q.act_max).astype(np.int8)
+
+
+def requant_values(q: Requant, x: np.ndarray) -> np.ndarray:
+    raw = multiply_by_quantized_multiplier_wrapping(np.asarray(x, np.int64) - q.input_zero_point,
+                                                    q.multiplier, q.shift) + q.output_zero_point
+    return np.clip(raw, q.act_min, q.act_max).astype(np.int8)
+
+
+def leaky_relu_values(q: LeakyQuant, x: np.ndarray) -> np.ndarray:
+    v = np.asarray(x, np.int64) - q.input_zero_point
+    pos = _requantize(v, q.identity_multiplier, q.identity_shift)
+    neg = _requantize(v, q.alpha_multiplier, q.alpha_shift)
+    return np.clip(q.output_zero_point + np.where(v >= 0, pos, neg), INT8_MIN, INT8_MAX).astype(np.int8)
+
+
+def hard_swish_values(q: HardSwishQuant, x: np.ndarray) -> np.ndarray:
+    hires = (np.asarray(x, np.int64) - q.input_zero_point) * 128
+    preshift_out = _srdhm16(hires, q.output_multiplier)
+    reluish = hires
+    if q.reluish_exponent > 0:
+        reluish = _saturating_left_shift16(reluish, q.reluish_exponent - 1)
+    reluish = _srdhm16(reluish, q.reluish_multiplier)
+    if q.reluish_exponent > 0:
+        reluish = _saturating_left_shift16(reluish, 1)
+    if q.reluish_exponent < 0:
+        reluish = _rounding_divide_by_pot16(reluish, -q.reluish_exponent)
+    reluish = (reluish + (1 << 15)) >> 1
+    out = _rounding_divide_by_pot16(_sdhm16(reluish, preshift_out), -q.output_exponent)
+    # TFLM adds the zero point in int16; |out| <= 32639 here, so that cannot overflow
+    return np.clip(out + q.output_zero_point, INT8_MIN, INT8_MAX).astype(np.int8)
+
+
+def round_half_away_f32(v: np.ndarray) -> np.ndarray:
+    """roundf: float32 values rounded to integers, halves away from zero (exact, no float64 detour)."""
+    v = np.asarray(v, np.float32)
+    t = np.trunc(v)
+    frac = v - t  # exact in float32
+    return t + (frac >= np.float32(0.5)).astype(np.float32) - (frac <= np.float32(-0.5)).astype(np.float32)
+
+
+def quantize_f32_values(scale: float, zero_point: int, x: np.ndarray) -> np.ndarray:
+    """TFLM AffineQuantize float32 -> int8: roundf(x / (float)scale) + zero point, clamped.
+
+    |x / scale| beyond 256 (and NaN, as -256) is clamped before the integer conversion, where TFLM's C++
+    has undefined behaviour; for finite values inside int32's range the results are identical."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        v = np.asarray(x, np.float32) / _f32(scale)
+    v = np.where(v > 256, np.float32(256), v)
+    v = np.where(v > -256, v, np.float32(-256))  # also NaN -> -256
+    r = round_half_away_f32(v).astype(np.int64) + zero_point
+    return np.clip(r, INT8_MIN, INT8_MAX).astype(np.int8)
+
+
+def dequantize_values(scale: float, zero_point: int, x: np.ndarray) -> np.ndarray:
+    """TFLM Dequantize: (float)(double(scale) * (q - zp)); the product is exact in float64, so this equals
+    the float32 product scale * (float)(q - zp) (one correct rounding either way)."""
+    return (float(_f32(scale)) * (np.asarray(x, np.int64) - zero_point).astype(np.float64)).astype(np.float32)
+
+
+# ---------------------------------------------------------------- registered kernels
+
+
+def _binary_args(op: Op, graph: Graph, args: Sequence[np.ndarray | None]) -> tuple[np.ndarray, np.ndarray]:
+    a, b = args[0], args[1]
+    assert a is not None and b is not None
+    out_shape = graph[op.outputs[0]].shape
+    try:
+        shape = np.broadcast_shapes(a.shape, b.shape)
+    except ValueError as e:
+        raise ModelError(f"{op.kind} {op.name}: shapes {a.shape} and {b.shape} do not broadcast") from e
+    if int(np.prod(shape)) != int(np.prod(out_shape)):
+        raise ModelError(f"{op.kind} {op.name}: inputs broadcast to {shape}, output is {out_shape}")
+    return a, b
+
+
+@kernel("ADD", "SUB")
+def add_sub(op: Op, graph: Graph, args: Sequence[np.ndarray | None]) -> list[np.ndarray]:
+    a, b = _binary_args(op, graph, args)
+    return [add_values(add_quant(op, graph), a, b, subtract=op.kind == "SUB")]
+
+
+@kernel("MUL")
+def mul(op: Op, graph: Graph, args: Sequence[np.ndarray | None]) -> list[np.ndarray]:
+    a, b = _binary_args(op, graph, args)
+    return [mul_values(mul_quant(op, graph), a, b)]
+
+
+@kernel("MAXIMUM", "MINIMUM")
+def maximum_minimum(op: Op, graph: Graph, args: Sequence[np.ndarray | None]) -> list[np.ndarray]:
+    a, b = _binary_args(op, graph, args)
+    return [(np.maximum if op.kind == "MAXIMUM" else np.minimum)(a, b).astype(np.int8)]
+
+
+@kernel("RELU")
+def relu(op: Op, graph: Graph, args: Sequence[np.ndarray | None]) -> list[np.ndarray]:
+    return [requant_values(relu_quant(op, graph), args[0])]
+
+
+@kernel("RELU6")
+def relu6(op: Op, graph: Graph, args: Sequence[np.ndarray | None]) -> list[np.ndarray]:
+    lo, hi = relu6_bounds(op, graph)
+    x = np.asarray(args[0])
+    return [np.where(x > hi, hi, np.where(x < lo, lo, x)).astype(np.int8)]
+
+
+@kernel("LEAKY_RELU")
+def leaky_relu(op: Op, graph: Graph, args: Sequence[np.ndarray | None]) -> list[np.ndarray]:
+    return [leaky_relu_values(leaky_relu_quant(op, graph), args[0])]
+
+
+@kernel("HARD_SWISH")
+def hard_swish(op: Op, graph: Graph, args: Sequence[np.ndarray | None]) -> list[np.ndarray]:
+    return [hard_swish_values(hard_swish_quant(op, graph), args[0])]
+
+
+@kernel("QUANTIZE")
+def quantize(op: Op, graph: Graph, args: Sequence[np.ndarray | None]) -> list[np.ndarray]:
+    src, dst = graph[op.inputs[0]], graph[op.outputs[0]]
+    if dst.dtype != "int8":
+        raise ModelError(f"QUANTIZE {op.name}: output {dst.dtype} is not supported (int8 only)")
+    if src.dtype == "float32":
+        qo = _quant(graph, op.outputs[0], op)
+        return [quantize_f32_values(qo.s, qo.zp, args[0])]
+    if src.dtype == "int8":
+        return [requant_values(requantize_quant(op, graph), args[0])]
+    raise ModelError(f"QUANTIZE {op.name}: input {src.dtype} is not supported (float32 or int8)")
+
+
+@kernel("DEQUANTIZE")
+def dequantize(op: Op, graph: Graph, args: Sequence[np.ndarray | None]) -> list[np.ndarray]:
+    src, dst = graph[op.inputs[0]], graph[op.outputs[0]]
+    if src.dtype != "int8" or dst.dtype != "float32":
+        raise ModelError(f"DEQUANTIZE {op.name}: {src.dtype} -> {dst.dtype} is not supported "
+                         f"(int8 -> float32 only)")
+    qi = _quant(graph, op.inputs[0], op)
+    return [dequantize_values(qi.s, qi.zp, args[0])]

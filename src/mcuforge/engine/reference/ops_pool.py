@@ -1,2 +1,194 @@
-"""Reference kernels: ops_pool."""
+"""Reference kernels: AVERAGE_POOL_2D, MAX_POOL_2D, MEAN and REDUCE_MAX (int8, TFLM semantics).
+
+Pooling (TFLM reference_integer_ops::AveragePool / MaxPool), per output element:
+- the window starts at (oy * stride_h - pad_top, ox * stride_w - pad_left) and is clipped to the input
+  (only the top/left pads matter; the bottom/right ones are implied by the output size);
+- average: sum of the raw int8 values inside the input (no zero point), divided by the number of those
+  values, rounded half away from zero (C truncating division of acc +- count/2); an empty window is an
+  error in TFLM (Eval fails), so it is a ModelError here;
+- max: the largest raw value inside the input, starting from -128;
+- then a clamp to the fused activation's range on the output's quantization. Nothing is rescaled: TFLite
+  pools keep their input's quantization.
+
+MEAN (TFLM reduce_common.cc -> reference_ops::QuantizedMeanOrSum, the integer version this TFLM runs for
+every int8 MEAN, whether or not input and output share their quantization; checked against the oracle):
+    M, S = QuantizeMultiplier(double(in_scale) / double(out_scale))
+    k = min(floor(log2(count)), 32, 31 + S);  M' = (M << k) / count (int64, truncating);  S' = S - k
+    out = clamp(MultiplyByQuantizedMultiplier(sum(x) - in_zp * count, M', S') + out_zp, -128, 127)
+(Older TFLM builds had other paths: a truncating sum / count when the quantization matched, a float path,
+and an integer special case for 4-D axes {1, 2}; the pip `tflite-micro` oracle uses the one above.)
+
+REDUCE_MAX: the largest raw value over the axes; TFLM requires equal input/output quantization.
+"""
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from ...errors import ModelError
+from ...ir import Graph, Op, Tensor
+from ...quant import intmath
+from .registry import kernel
+
+
+@dataclass(frozen=True)
+class PoolGeometry:
+    batches: int
+    in_h: int
+    in_w: int
+    channels: int
+    out_h: int
+    out_w: int
+    filter_h: int
+    filter_w: int
+    stride_h: int
+    stride_w: int
+    pad_top: int
+    pad_left: int
+
+
+def pool_geometry(op: Op, graph: Graph) -> PoolGeometry:
+    x, y = graph[op.inputs[0]], graph[op.outputs[0]]
+    if len(x.shape) != 4 or len(y.shape) != 4:
+        raise ModelError(f"{op.kind} {op.name}: input {list(x.shape)} and output {list(y.shape)} must be 4-D")
+    if x.shape[0] != y.shape[0] or x.shape[3] != y.shape[3]:
+        raise ModelError(f"{op.kind} {op.name}: input {list(x.shape)} and output {list(y.shape)} differ in "
+                         "batches or channels")
+    fh, fw = (int(v) for v in op.attrs["filter"])
+    sh, sw = (int(v) for v in op.attrs["stride"])
+    top, _, left, _ = (int(v) for v in op.attrs["pad"])
+    if min(fh, fw, sh, sw) < 1 or min(top, left) < 0:
+        raise ModelError(f"{op.kind} {op.name}: invalid filter {(fh, fw)}, stride {(sh, sw)} or pads")
+    return PoolGeometry(x.shape[0], x.shape[1], x.shape[2], x.shape[3], y.shape[1], y.shape[2],
+                        fh, fw, sh, sw, top, left)
+
+
+def _activation_bounds(op: Op, out: Tensor) -> tuple[int, int]:
+    q = out.quant
+    if q is None:
+        raise ModelError(f"{op.kind} {op.name}: output '{out.name}' has no quantization")
+    return intmath.activation_range(str(op.attrs.get("activation", "NONE")), q.s, q.zp)
+
+
+def pool_activation(op: Op, graph: Graph) -> tuple[int, int]:
+    """The clamp of the fused activation, on the output's quantization (as TFLM's pooling Prepare)."""
+    return _activation_bounds(op, graph[op.outputs[0]])
+
+
+def _windows(x: np.ndarray, g: PoolGeometry, fill: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every output position's window: values [N, OH, OW, C, FH, FW] (int64, `fill` outside the input)
+    and the in-bounds mask [OH, OW, FH, FW]."""
+    need_h = (g.out_h - 1) * g.stride_h + g.filter_h
+    need_w = (g.out_w - 1) * g.stride_w + g.filter_w
+    below = max(need_h - g.pad_top - g.in_h, 0)
+    right = max(need_w - g.pad_left - g.in_w, 0)
+    spatial = ((g.pad_top, below), (g.pad_left, right))
+    padded = np.pad(x.astype(np.int64), ((0, 0), *spatial, (0, 0)), constant_values=fill)
+    inside = np.pad(np.ones((g.in_h, g.in_w), np.bool_), spatial, constant_values=False)
+    values = sliding_window_view(padded, (g.filter_h, g.filter_w), axis=(1, 2))
+    mask = sliding_window_view(inside, (g.filter_h, g.filter_w))
+    rows = slice(0, need_h - g.filter_h + 1, g.stride_h)
+    cols = slice(0, need_w - g.filter_w + 1, g.stride_w)
+    return values[:, rows, cols], mask[rows, cols]
+
+
+def divide_round_half_away(acc: np.ndarray, count: np.ndarray | int) -> np.ndarray:
+    """TFLM's pooling division: acc > 0 ? (acc + count/2) / count : (acc - count/2) / count, C truncation."""
+    acc = np.asarray(acc, np.int64)
+    count = np.asarray(count, np.int64)
+    half = count // 2
+    return np.where(acc > 0, (acc + half) // count, -((half - acc) // count))
+
+
+@kernel("AVERAGE_POOL_2D")
+def average_pool_2d(op: Op, graph: Graph, args: Sequence[np.ndarray | None]) -> list[np.ndarray]:
+    g = pool_geometry(op, graph)
+    lo, hi = pool_activation(op, graph)
+    values, mask = _windows(args[0], g, 0)
+    count = mask.sum(axis=(-2, -1)).astype(np.int64)  # [OH, OW]
+    if count.size and count.min() == 0:
+        raise ModelError(f"{op.kind} {op.name}: some pooling windows lie entirely in the padding")
+    acc = values.sum(axis=(-2, -1))  # [N, OH, OW, C]
+    out = divide_round_half_away(acc, count[None, :, :, None])
+    return [np.clip(out, lo, hi).astype(np.int8)]
+
+
+@kernel("MAX_POOL_2D")
+def max_pool_2d(op: Op, graph: Graph, args: Sequence[np.ndarray | None]) -> list[np.ndarray]:
+    g = pool_geometry(op, graph)
+    lo, hi = pool_activation(op, graph)
+    values, _ = _windows(args[0], g, -128)
+    return [np.clip(values.max(axis=(-2, -1)), lo, hi).astype(np.int8)]
+
+
+# ---------------------------------------------------------------- reductions
+
+
+def reduce_axes(op: Op, graph: Graph) -> tuple[int, ...]:
+    rank = len(graph[op.inputs[0]].shape)
+    axes = [int(a) for a in op.attrs.get("axes", ())]
+    if any(not -rank <= a < rank for a in axes):
+        raise ModelError(f"{op.kind} {op.name}: axes {axes} out of range for rank {rank}")
+    return tuple(sorted({a % rank for a in axes}))
+
+
+def reduce_count(op: Op, graph: Graph) -> int:
+    """How many input values each output value reduces."""
+    shape = graph[op.inputs[0]].shape
+    return int(np.prod([shape[a] for a in reduce_axes(op, graph)], dtype=np.int64))
+
+
+@dataclass(frozen=True)
+class MeanQuant:
+    """The integer constants of TFLM's int8 MEAN (see the module docstring)."""
+
+    input_zp_times_count: int  # subtracted from the raw sum
+    multiplier: int  # Q31, already divided by the count
+    shift: int
+    output_zp: int
+
+
+def mean_quant(op: Op, graph: Graph) -> MeanQuant:
+    qi, qo = graph[op.inputs[0]].quant, graph[op.outputs[0]].quant
+    if qi is None or qo is None:
+        raise ModelError(f"{op.kind} {op.name}: int8 MEAN needs quantized input and output")
+    count = reduce_count(op, graph)
+    if count < 1:
+        raise ModelError(f"{op.kind} {op.name}: mean over an empty axis")
+    multiplier, shift = intmath.quantize_multiplier(float(np.float64(qi.s) / np.float64(qo.s)))
+    k = min(count.bit_length() - 1, 32, 31 + shift)
+    if k < 0:
+        raise ModelError(f"{op.kind} {op.name}: input/output scale ratio {qi.s / qo.s:g} is too small")
+    multiplier = (multiplier << k) // count
+    zp_count = qi.zp * count
+    if abs(zp_count) + 128 * count > intmath.INT32_MAX:
+        raise ModelError(f"{op.kind} {op.name}: {count} values per mean overflow the int32 accumulator")
+    return MeanQuant(zp_count, multiplier, shift - k, qo.zp)
+
+
+@kernel("MEAN")
+def mean(op: Op, graph: Graph, args: Sequence[np.ndarray | None]) -> list[np.ndarray]:
+    q = mean_quant(op, graph)
+    total = np.sum(args[0], axis=reduce_axes(op, graph), dtype=np.int64, keepdims=True)
+    acc = intmath.multiply_by_quantized_multiplier(total - q.input_zp_times_count, q.multiplier, q.shift)
+    out = np.clip(acc + q.output_zp, -128, 127).astype(np.int8)
+    return [out.reshape(graph[op.outputs[0]].shape)]
+
+
+def check_reduce_max_quant(op: Op, graph: Graph) -> None:
+    qi, qo = graph[op.inputs[0]].quant, graph[op.outputs[0]].quant
+    if qi is not None and qo is not None and (np.float32(qi.s) != np.float32(qo.s) or qi.zp != qo.zp):
+        raise ModelError(f"{op.kind} {op.name}: int8 REDUCE_MAX needs the same input and output quantization "
+                         f"(got scale {qi.s:g}/{qo.s:g}, zero point {qi.zp}/{qo.zp}), as TFLM does")
+
+
+@kernel("REDUCE_MAX")
+def reduce_max(op: Op, graph: Graph, args: Sequence[np.ndarray | None]) -> list[np.ndarray]:
+    check_reduce_max_quant(op, graph)
+    x = args[0]
+    out = np.max(x, axis=reduce_axes(op, graph), keepdims=True) if x.size else np.full(
+        graph[op.outputs[0]].shape, -128, x.dtype)
+    return [out.astype(x.dtype).reshape(graph[op.outputs[0]].shape)]

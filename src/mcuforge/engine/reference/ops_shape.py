@@ -1,2 +1,218 @@
-"""Reference kernels: ops_shape."""
+"""Reference kernels: RESHAPE, PAD, TRANSPOSE, CONCATENATION, STRIDED_SLICE, RESIZE_NEAREST_NEIGHBOR.
+
+All of them move int8 values without arithmetic, as TFLM does (its kernels copy raw bytes and ignore the
+output's quantization), except:
+- PAD writes its `value` attr (the quantized fill value; TFLM uses the output zero point by default);
+- CONCATENATION requantizes an input whose scale or zero point differs from the output's, with TFLM's
+  int8 requantization (as QUANTIZE int8 -> int8 does: MultiplyByQuantizedMultiplier(x - in_zp, M, S) +
+  out_zp, M and S from double(in_scale) / double(out_scale)), then clamps to the fused activation.
+  TFLM itself copies raw bytes whatever the parameters (and refuses fused activations), so for differing
+  parameters the oracle is CONCATENATION preceded by a QUANTIZE per input, which is exactly what this is;
+  with equal parameters and no activation both are the same plain copy.
+- RESIZE_NEAREST_NEIGHBOR picks source rows and columns with TFLM's float32 index arithmetic
+  (reference_ops::GetNearestNeighbor), reproduced bit for bit by `nearest_source_indices`.
+"""
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from ...errors import ModelError
+from ...ir import Graph, Op, QuantParams
+from ...quant import intmath
+from .registry import kernel
+
+
+@kernel("RESHAPE")
+def reshape(op: Op, graph: Graph, args: Sequence[np.ndarray | None]) -> list[np.ndarray]:
+    out = graph[op.outputs[0]]
+    if args[0].size != out.size:
+        raise ModelError(f"{op.kind} {op.name}: cannot reshape {list(args[0].shape)} into {list(out.shape)}")
+    return [args[0].reshape(out.shape)]
+
+
+# ---------------------------------------------------------------- PAD
+
+
+def pad_amounts(op: Op, graph: Graph) -> tuple[tuple[int, int], ...]:
+    x, y = graph[op.inputs[0]], graph[op.outputs[0]]
+    pads = tuple((int(a), int(b)) for a, b in op.attrs["pads"])
+    if len(pads) != len(x.shape) or any(a < 0 or b < 0 for a, b in pads):
+        raise ModelError(f"{op.kind} {op.name}: pads {pads} do not fit input {list(x.shape)}")
+    if tuple(d + a + b for d, (a, b) in zip(x.shape, pads)) != tuple(y.shape):
+        raise ModelError(f"{op.kind} {op.name}: pads {pads} on {list(x.shape)} do not give {list(y.shape)}")
+    return pads
+
+
+def pad_value(op: Op) -> int:
+    value = int(op.attrs.get("value", 0))
+    if not -128 <= value <= 127:
+        raise ModelError(f"{op.kind} {op.name}: fill value {value} is not an int8")
+    return value
+
+
+@kernel("PAD")
+def pad(op: Op, graph: Graph, args: Sequence[np.ndarray | None]) -> list[np.ndarray]:
+    return [np.pad(args[0], pad_amounts(op, graph), constant_values=pad_value(op))]
+
+
+# ---------------------------------------------------------------- TRANSPOSE
+
+
+def transpose_perm(op: Op, graph: Graph) -> tuple[int, ...]:
+    rank = len(graph[op.inputs[0]].shape)
+    perm = tuple(int(p) for p in op.attrs["perm"])
+    if sorted(perm) != list(range(rank)):
+        raise ModelError(f"{op.kind} {op.name}: {list(perm)} is not a permutation of {rank} axes")
+    return perm
+
+
+@kernel("TRANSPOSE")
+def transpose(op: Op, graph: Graph, args: Sequence[np.ndarray | None]) -> list[np.ndarray]:
+    return [np.ascontiguousarray(np.transpose(args[0], transpose_perm(op, graph)))]
+
+
+# ---------------------------------------------------------------- CONCATENATION
+
+
+@dataclass(frozen=True)
+class Requant:
+    """int8 -> int8 requantization of one concatenation input."""
+
+    input_zp: int
+    multiplier: int
+    shift: int
+    output_zp: int
+
+
+def concat_axis(op: Op, graph: Graph) -> int:
+    rank = len(graph[op.outputs[0]].shape)
+    axis = int(op.attrs.get("axis", 0))
+    if not -rank <= axis < rank:
+        raise ModelError(f"{op.kind} {op.name}: axis {axis} out of range for rank {rank}")
+    axis %= rank
+    out = graph[op.outputs[0]].shape
+    shapes = [graph[n].shape for n in op.inputs]
+    if any(len(s) != rank or s[:axis] != out[:axis] or s[axis + 1:] != out[axis + 1:] for s in shapes) \
+            or sum(s[axis] for s in shapes) != out[axis]:
+        raise ModelError(f"{op.kind} {op.name}: inputs {[list(s) for s in shapes]} do not concatenate along "
+                         f"axis {axis} into {list(out)}")
+    return axis
+
+
+def _same_quant(a: QuantParams | None, b: QuantParams | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return np.float32(a.s) == np.float32(b.s) and a.zp == b.zp
+
+
+def concat_requants(op: Op, graph: Graph) -> list[Requant | None]:
+    """Per input: None when it is copied as is, else its requantization to the output's parameters."""
+    qo = graph[op.outputs[0]].quant
+    out: list[Requant | None] = []
+    for name in op.inputs:
+        qi = graph[name].quant
+        if _same_quant(qi, qo):
+            out.append(None)
+            continue
+        if qi is None or qo is None:
+            raise ModelError(f"{op.kind} {op.name}: input '{name}' and the output mix quantized and raw values")
+        multiplier, shift = intmath.quantize_multiplier(float(np.float64(qi.s) / np.float64(qo.s)))
+        out.append(Requant(qi.zp, multiplier, shift, qo.zp))
+    return out
+
+
+def concat_activation(op: Op, graph: Graph) -> tuple[int, int]:
+    q = graph[op.outputs[0]].quant
+    activation = str(op.attrs.get("activation", "NONE"))
+    if q is None:
+        if activation != "NONE":
+            raise ModelError(f"{op.kind} {op.name}: a fused activation needs a quantized output")
+        return -128, 127
+    return intmath.activation_range(activation, q.s, q.zp)
+
+
+@kernel("CONCATENATION")
+def concatenation(op: Op, graph: Graph, args: Sequence[np.ndarray | None]) -> list[np.ndarray]:
+    axis = concat_axis(op, graph)
+    lo, hi = concat_activation(op, graph)
+    dtype = args[0].dtype
+    parts = []
+    for x, rq in zip(args, concat_requants(op, graph)):
+        if rq is not None:
+            x = intmath.multiply_by_quantized_multiplier(x.astype(np.int64) - rq.input_zp, rq.multiplier,
+                                                         rq.shift) + rq.output_zp
+        parts.append(x.astype(np.int64))
+    out = np.concatenate(parts, axis=axis)
+    if dtype == np.int8:
+        out = np.clip(out, lo, hi)
+    return [out.astype(dtype)]
+
+
+# ---------------------------------------------------------------- STRIDED_SLICE
+
+
+def slice_ranges(op: Op, graph: Graph) -> tuple[range, ...]:
+    """The input indices each dimension keeps (start, step and count of a numpy slice), in order."""
+    x, y = graph[op.inputs[0]], graph[op.outputs[0]]
+    slices = [tuple(s) for s in op.attrs["slices"]]
+    if len(slices) != len(x.shape):
+        raise ModelError(f"{op.kind} {op.name}: {len(slices)} slices for an input of rank {len(x.shape)}")
+    ranges = []
+    for s, n in zip(slices, x.shape):
+        start, stop, step = (tuple(s) + (None, None, None))[:3]
+        if step == 0:
+            raise ModelError(f"{op.kind} {op.name}: slice step 0")
+        ranges.append(range(*slice(start, stop, step).indices(n)))
+    block = int(np.prod([len(r) for r in ranges], dtype=np.int64))
+    if block != y.size:
+        raise ModelError(f"{op.kind} {op.name}: slices give {[len(r) for r in ranges]}, output is {list(y.shape)}")
+    return tuple(ranges)
+
+
+@kernel("STRIDED_SLICE")
+def strided_slice(op: Op, graph: Graph, args: Sequence[np.ndarray | None]) -> list[np.ndarray]:
+    index = np.ix_(*(np.asarray(r, np.int64) for r in slice_ranges(op, graph)))
+    return [np.ascontiguousarray(args[0][index]).reshape(graph[op.outputs[0]].shape)]
+
+
+# ---------------------------------------------------------------- RESIZE_NEAREST_NEIGHBOR
+
+
+def nearest_source_indices(in_size: int, out_size: int, align_corners: bool,
+                           half_pixel_centers: bool) -> np.ndarray:
+    """TFLM's GetNearestNeighbor for every output index, in its float32 arithmetic."""
+    f32 = np.float32
+    if align_corners and out_size > 1:
+        scale = f32(in_size - 1) / f32(out_size - 1)
+    else:
+        scale = f32(in_size) / f32(out_size)
+    offset = f32(0.5) if half_pixel_centers else f32(0.0)
+    pos = (np.arange(out_size).astype(f32) + offset) * scale  # float32 add, then float32 multiply
+    if align_corners:  # std::round on a float: halves away from zero (exact in float64, pos >= 0)
+        src = np.floor(np.abs(pos.astype(np.float64)) + 0.5) * np.sign(pos)
+    else:
+        src = np.floor(pos)
+    src = np.minimum(src.astype(np.int64), in_size - 1)
+    if half_pixel_centers:
+        src = np.maximum(src, 0)
+    return src
+
+
+def resize_indices(op: Op, graph: Graph) -> tuple[np.ndarray, np.ndarray]:
+    """Source row for every output row and source column for every output column."""
+    x, y = graph[op.inputs[0]], graph[op.outputs[0]]
+    if len(x.shape) != 4 or len(y.shape) != 4 or x.shape[0] != y.shape[0] or x.shape[3] != y.shape[3]:
+        raise ModelError(f"{op.kind} {op.name}: input {list(x.shape)} and output {list(y.shape)} must be NHWC "
+                         "with the same batches and channels")
+    align, half = bool(op.attrs.get("align_corners", False)), bool(op.attrs.get("half_pixel_centers", False))
+    return (nearest_source_indices(x.shape[1], y.shape[1], align, half),
+            nearest_source_indices(x.shape[2], y.shape[2], align, half))
+
+
+@kernel("RESIZE_NEAREST_NEIGHBOR")
+def resize_nearest_neighbor(op: Op, graph: Graph, args: Sequence[np.ndarray | None]) -> list[np.ndarray]:
+    rows, cols = resize_indices(op, graph)
+    return [np.ascontiguousarray(args[0][:, rows][:, :, cols])]

@@ -1,2 +1,244 @@
-"""Reference kernels: softmax family and fixed-point nonlinearities."""
+"""Reference kernels: SOFTMAX, LOG_SOFTMAX, LOGISTIC and TANH (int8, TFLM semantics).
+
+All four are TFLM's gemmlowp fixed-point algorithms (mcuforge.quant.fixedpoint), not lookup tables of
+float results: the pip tflite-micro runs its reference kernels, whose bits the tests check exhaustively.
+
+- SOFTMAX over the last axis: diff = x - max(row); rows entries with diff < diff_min contribute nothing
+  and output -128; the others are rescaled by beta * input_scale into Q5.26, exp'd, summed in Q12.19,
+  and scaled by the fixed-point reciprocal of the sum. Output int8 with scale 1/256, zero point -128
+  (TFLM refuses anything else), or int16 with scale 1/65536, zero point -32768.
+- LOG_SOFTMAX: the same sum, then log in Q5.26; output scale 16/256, zero point 127 (TFLM requires it).
+- LOGISTIC / TANH: (x - zp) rescaled into Q4.27, fixed-point logistic/tanh, rounded to 8 bits;
+  inputs beyond +-input_range_radius saturate. TFLM ignores the output quantization of TANH (the result
+  is always read as scale 1/128, zero point 0) and of LOGISTIC checks only the zero point (-128; the
+  result is read as scale 1/256). Being elementwise on int8, both are a 256-entry table per model.
+
+The compile-time constants come from the functions here, which the C emitter uses as well.
+"""
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from ...errors import ModelError
+from ...ir import Graph, Op, Tensor
+from ...quant import fixedpoint as fp
+from ...quant import intmath
+from .registry import kernel
+
+SCALED_DIFF_INTEGER_BITS = 5  # exp() input: Q5.26
+ACCUMULATION_INTEGER_BITS = 12  # sum of exps: Q12.19
+LOG_SOFTMAX_OUTPUT_INTEGER_BITS = 4
+NONLINEARITY_INPUT_INTEGER_BITS = 4  # logistic / tanh input: Q4.27
+
+
+@dataclass(frozen=True)
+class SoftmaxParams:
+    multiplier: int  # Q31 multiplier of beta * input_scale * 2^26
+    left_shift: int  # >= 0
+    diff_min: int  # <= 0: diffs below it contribute nothing
+    output_bits: int  # 8 (int8 output) or 16 (int16 output)
+
+
+@dataclass(frozen=True)
+class LogSoftmaxParams:
+    multiplier: int
+    left_shift: int
+    reverse_multiplier: int
+    reverse_shift: int  # <= 0 (a right shift)
+    diff_min: int
+
+
+@dataclass(frozen=True)
+class NonlinearityParams:
+    """LOGISTIC / TANH: input -> Q4.27."""
+
+    input_zero_point: int
+    multiplier: int
+    left_shift: int
+    input_range_radius: int
+
+
+# ----------------------------------------------------------------------------- checks and constants
+
+
+def _edges(op: Op, graph: Graph) -> tuple[Tensor, Tensor]:
+    x, y = graph[op.inputs[0]], graph[op.outputs[0]]
+    if x.dtype != "int8" or x.quant is None:
+        raise ModelError(f"{op.kind} {op.name}: input {x.name!r} must be quantized int8, got {x.dtype}"
+                         + ("" if x.quant is not None else " without quantization parameters"))
+    if y.quant is None:
+        raise ModelError(f"{op.kind} {op.name}: output {y.name!r} has no quantization parameters")
+    if len(x.shape) < 1 or x.shape != y.shape:
+        raise ModelError(f"{op.kind} {op.name}: output shape {y.shape} must equal input shape {x.shape}")
+    return x, y
+
+
+def _require_output(op: Op, y: Tensor, scale: float, zero_point: int) -> None:
+    assert y.quant is not None
+    if y.quant.zp != zero_point or np.float32(y.quant.s) != np.float32(scale):
+        raise ModelError(f"{op.kind} {op.name}: int8 output must have scale {scale:g} and zero point "
+                         f"{zero_point} (as TFLite requires), got scale {y.quant.s:g} zero point {y.quant.zp}")
+
+
+def softmax_params(op: Op, graph: Graph) -> SoftmaxParams:
+    x, y = _edges(op, graph)
+    if y.dtype == "int8":
+        _require_output(op, y, 1.0 / 256, -128)
+        bits = 8
+    elif y.dtype == "int16":
+        assert y.quant is not None
+        if y.quant.zp != -32768 or abs(y.quant.s - 1.0 / 65536) > 0.001 / 65536:
+            raise ModelError(f"{op.kind} {op.name}: int16 output must have scale 1/65536 and zero point "
+                             f"-32768, got scale {y.quant.s:g} zero point {y.quant.zp}")
+        bits = 16
+    else:
+        raise ModelError(f"{op.kind} {op.name}: output must be int8 or int16, got {y.dtype}")
+    assert x.quant is not None
+    beta = float(np.float32(op.attrs.get("beta", 1.0)))
+    try:
+        m, shift, diff_min = fp.softmax_scaling(beta, float(np.float32(x.quant.s)), SCALED_DIFF_INTEGER_BITS)
+    except ValueError as e:
+        raise ModelError(f"{op.kind} {op.name}: {e}") from None
+    return SoftmaxParams(m, shift, diff_min, bits)
+
+
+def log_softmax_params(op: Op, graph: Graph) -> LogSoftmaxParams:
+    x, y = _edges(op, graph)
+    if y.dtype != "int8":
+        raise ModelError(f"{op.kind} {op.name}: output must be int8, got {y.dtype}")
+    _require_output(op, y, 16.0 / 256, 127)
+    assert x.quant is not None
+    try:
+        values = fp.log_softmax_scaling(float(np.float32(x.quant.s)), SCALED_DIFF_INTEGER_BITS)
+    except ValueError as e:
+        raise ModelError(f"{op.kind} {op.name}: {e}") from None
+    return LogSoftmaxParams(*values)
+
+
+def nonlinearity_params(op: Op, graph: Graph) -> NonlinearityParams:
+    x, y = _edges(op, graph)
+    if y.dtype != "int8":
+        raise ModelError(f"{op.kind} {op.name}: output must be int8, got {y.dtype}")
+    assert x.quant is not None and y.quant is not None
+    if op.kind == "LOGISTIC" and y.quant.zp != -128:
+        raise ModelError(f"{op.kind} {op.name}: int8 output must have zero point -128 (as TFLite requires), "
+                         f"got {y.quant.zp}")
+    try:
+        m, shift, radius = fp.nonlinearity_scaling(x.quant.s, NONLINEARITY_INPUT_INTEGER_BITS)
+    except ValueError as e:
+        raise ModelError(f"{op.kind} {op.name}: {e}") from None
+    return NonlinearityParams(x.quant.zp, m, shift, radius)
+
+
+def rows(shape: Sequence[int]) -> tuple[int, int]:
+    """(outer, depth): softmax runs over the last axis."""
+    depth = int(shape[-1])
+    outer = 1
+    for d in shape[:-1]:
+        outer *= int(d)
+    return outer, depth
+
+
+# ----------------------------------------------------------------------------- integer kernels
+
+
+def _scaled_diffs(x: np.ndarray, multiplier: int, left_shift: int, diff_min: int
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: which diffs take part (diff >= diff_min), and those diffs rescaled into Q5.26."""
+    diff = x - x.max(axis=-1, keepdims=True)
+    valid = diff >= diff_min
+    diff = np.where(valid, diff, 0)
+    return valid, fp.srdhm(diff * (np.int64(1) << left_shift), multiplier)
+
+
+def _sum_of_exps(valid: np.ndarray, exps: np.ndarray) -> np.ndarray:
+    terms = fp.rescale(exps, 0, ACCUMULATION_INTEGER_BITS)
+    return np.where(valid, terms, 0).sum(axis=-1, keepdims=True)
+
+
+def softmax_s8(x: np.ndarray, p: SoftmaxParams) -> np.ndarray:
+    """int8 rows [outer, depth] -> int8 (or int16) probabilities."""
+    x = np.asarray(x, np.int64)
+    valid, scaled = _scaled_diffs(x, p.multiplier, p.left_shift, p.diff_min)
+    exps = fp.exp_on_negative_values(scaled, SCALED_DIFF_INTEGER_BITS)
+    scale, bits_over_unit = fp.reciprocal(_sum_of_exps(valid, exps), ACCUMULATION_INTEGER_BITS)
+    exponent = bits_over_unit + 31 - p.output_bits
+    qmin, qmax = -(1 << (p.output_bits - 1)), (1 << (p.output_bits - 1)) - 1
+    out = intmath.rounding_divide_by_pot(fp.srdhm(scale, exps), exponent) + qmin
+    out = np.where(valid, np.clip(out, qmin, qmax), qmin)
+    return out.astype(np.int8 if p.output_bits == 8 else np.int16)
+
+
+def log_softmax_s8(x: np.ndarray, p: LogSoftmaxParams) -> np.ndarray:
+    """int8 rows [outer, depth] -> int8 log-probabilities (scale 16/256, zero point 127)."""
+    x = np.asarray(x, np.int64)
+    valid, scaled = _scaled_diffs(x, p.multiplier, p.left_shift, p.diff_min)
+    exps = fp.exp_on_negative_values(scaled, SCALED_DIFF_INTEGER_BITS)
+    log_sum = fp.log_x_for_x_greater_than_or_equal_to_1(
+        _sum_of_exps(valid, exps), ACCUMULATION_INTEGER_BITS, SCALED_DIFF_INTEGER_BITS)
+    adjusted_diff_min = np.maximum(
+        p.diff_min - 1,
+        intmath.multiply_by_quantized_multiplier(log_sum + intmath.INT32_MIN, p.reverse_multiplier,
+                                                 p.reverse_shift))
+    diff = x - x.max(axis=-1, keepdims=True)
+    shift = 31 - SCALED_DIFF_INTEGER_BITS - LOG_SOFTMAX_OUTPUT_INTEGER_BITS
+    out = np.clip(intmath.rounding_divide_by_pot(scaled - log_sum, shift) + 127, -128, 127)
+    return np.where(diff > adjusted_diff_min, out, -128).astype(np.int8)
+
+
+def _nonlinearity_table(p: NonlinearityParams, fn, output_shift: int, output_offset: int) -> np.ndarray:
+    x = np.arange(-128, 128, dtype=np.int64) - p.input_zero_point
+    inside = np.where(np.abs(x) < p.input_range_radius, x, 0)
+    q4 = intmath.multiply_by_quantized_multiplier(inside, p.multiplier, p.left_shift)
+    y = intmath.rounding_divide_by_pot(fn(q4, NONLINEARITY_INPUT_INTEGER_BITS), output_shift) + output_offset
+    y = np.clip(y, -128, 127)
+    y = np.where(x <= -p.input_range_radius, -128, np.where(x >= p.input_range_radius, 127, y))
+    return y.astype(np.int8)
+
+
+def logistic_table(p: NonlinearityParams) -> np.ndarray:
+    """int8[256]: the LOGISTIC output of input value v at index v + 128."""
+    return _nonlinearity_table(p, fp.logistic, 31 - 8, -128)
+
+
+def tanh_table(p: NonlinearityParams) -> np.ndarray:
+    """int8[256]: the TANH output of input value v at index v + 128."""
+    return _nonlinearity_table(p, fp.tanh, 31 - 7, 0)
+
+
+# ----------------------------------------------------------------------------- registered kernels
+
+
+@kernel("SOFTMAX")
+def softmax(op: Op, graph: Graph, args: Sequence[np.ndarray | None]) -> list[np.ndarray]:
+    x = args[0]
+    assert x is not None
+    outer, depth = rows(x.shape)
+    return [softmax_s8(x.reshape(outer, depth), softmax_params(op, graph)).reshape(x.shape)]
+
+
+@kernel("LOG_SOFTMAX")
+def log_softmax(op: Op, graph: Graph, args: Sequence[np.ndarray | None]) -> list[np.ndarray]:
+    x = args[0]
+    assert x is not None
+    outer, depth = rows(x.shape)
+    return [log_softmax_s8(x.reshape(outer, depth), log_softmax_params(op, graph)).reshape(x.shape)]
+
+
+@kernel("LOGISTIC")
+def logistic(op: Op, graph: Graph, args: Sequence[np.ndarray | None]) -> list[np.ndarray]:
+    x = args[0]
+    assert x is not None
+    table = logistic_table(nonlinearity_params(op, graph))
+    return [table[np.asarray(x, np.int64) + 128]]
+
+
+@kernel("TANH")
+def tanh(op: Op, graph: Graph, args: Sequence[np.ndarray | None]) -> list[np.ndarray]:
+    x = args[0]
+    assert x is not None
+    table = tanh_table(nonlinearity_params(op, graph))
+    return [table[np.asarray(x, np.int64) + 128]]

@@ -1,0 +1,67 @@
+"""When each activation tensor is live: from the op that writes it to the last op that reads it.
+
+Steps are op indices. Graph inputs (and any non-constant tensor no op writes) are live from step 0;
+graph outputs stay live to the last step, since the caller reads them after the model has run.
+Constants (tensor.data is not None) live in flash and have no lifetime here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ...ir import DTYPE_BYTES, Graph
+from .errors import PlanError
+
+
+@dataclass(frozen=True)
+class Lifetime:
+    start: int  # first step (op index) at which the tensor's bytes must hold
+    end: int  # last step, inclusive
+
+    def overlaps(self, other: "Lifetime") -> bool:
+        return self.start <= other.end and other.start <= self.end
+
+
+def round_up(nbytes: int, align: int) -> int:
+    return -(-nbytes // align) * align
+
+
+def element_bytes(graph: Graph, name: str) -> int:
+    return DTYPE_BYTES[graph.tensors[name].dtype]
+
+
+def last_step(graph: Graph) -> int:
+    return max(len(graph.ops) - 1, 0)
+
+
+def activation_lifetimes(graph: Graph) -> dict[str, Lifetime]:
+    """Lifetime of every non-constant tensor the graph or one of its ops touches, in first-use order."""
+    tensors = graph.tensors
+    start: dict[str, int] = {}
+    end: dict[str, int] = {}
+    read_before_write: dict[str, int] = {}
+    for name in graph.inputs:
+        if tensors[name].data is None:
+            start[name] = end[name] = 0
+    for i, op in enumerate(graph.ops):
+        for name in op.inputs:
+            if not name or tensors[name].data is not None:
+                continue
+            if name not in start:
+                start[name] = 0
+                read_before_write[name] = i
+            end[name] = i
+        for name in op.outputs:
+            if not name or tensors[name].data is not None:
+                continue
+            if name in read_before_write:
+                raise PlanError(f"tensor {name!r} is read by op {read_before_write[name]} "
+                                f"({graph.ops[read_before_write[name]].name!r}) before op {i} ({op.name!r}) "
+                                "writes it: the ops are not in execution order")
+            if name not in start:
+                start[name] = end[name] = i
+    last = last_step(graph)
+    for name in graph.outputs:
+        if tensors[name].data is None:
+            start.setdefault(name, 0)
+            end[name] = last
+    return {name: Lifetime(start[name], end[name]) for name in start}

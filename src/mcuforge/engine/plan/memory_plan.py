@@ -1,0 +1,26 @@
+"""The result of planning: where every activation and scratch buffer lives in the one static arena."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    arena_bytes: int  # size of the single static arena (all activations + scratch)
+    lower_bound: int  # largest live set (aligned bytes) at any step of the schedule; arena_bytes >= it
+    offsets: Mapping[str, int]  # every activation tensor (incl. graph inputs/outputs, aliases) -> offset
+    scratch: Mapping[int, tuple[int, int]]  # op index -> (offset, nbytes) of that op's kernel scratch
+    inplace_ops: frozenset[int]  # ops whose output lies over an input (same offset)
+    live_bytes: tuple[int, ...]  # per op index: bytes live while that op runs (tensors + its scratch)
+    peak_step: int  # op index whose live set is largest (it sets the lower bound)
+    align: int = 4  # every offset is a multiple of it
+
+    @property
+    def overhead(self) -> float:
+        """How far the arena is above the lower bound (0.0 = optimal packing for this schedule)."""
+        return self.arena_bytes / self.lower_bound - 1.0 if self.lower_bound else 0.0
+
+    def summary(self) -> str:
+        return (f"arena {self.arena_bytes} B, lower bound {self.lower_bound} B at op {self.peak_step}, "
+                f"{len(self.inplace_ops)} ops in place")

@@ -1,0 +1,433 @@
+"""Write a canonical IR graph as a `.tflite` flatbuffer (schema version 3) that TFLite and TFLM run.
+
+The IR keeps explicit pads and moves constant operands (shapes, axes, perms ...) into attrs; this module
+maps both back: pads become SAME/VALID when they equal what TFLite would compute (else an explicit PAD
+before a VALID op), and attrs become constant int32 tensors next to the options tables.
+Op versions are informative: TFLM's op resolver does not check them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import flatbuffers
+import numpy as np
+import tflite
+
+from ..errors import ModelError
+from ..ir import Graph, Op, QuantParams, Tensor
+
+_TYPES = {"float32": tflite.TensorType.FLOAT32, "int32": tflite.TensorType.INT32,
+          "uint8": tflite.TensorType.UINT8, "int64": tflite.TensorType.INT64,
+          "bool": tflite.TensorType.BOOL, "int16": tflite.TensorType.INT16, "int8": tflite.TensorType.INT8}
+_ACTIVATIONS = {"NONE": tflite.ActivationFunctionType.NONE, "RELU": tflite.ActivationFunctionType.RELU,
+                "RELU_N1_TO_1": tflite.ActivationFunctionType.RELU_N1_TO_1,
+                "RELU6": tflite.ActivationFunctionType.RELU6}
+_SAME, _VALID = tflite.Padding.SAME, tflite.Padding.VALID
+# builtin operator -> version written (the int8 version of each op in TFLite's op_version.cc)
+_VERSIONS = {"CONV_2D": 3, "DEPTHWISE_CONV_2D": 3, "FULLY_CONNECTED": 4, "AVERAGE_POOL_2D": 2,
+             "MAX_POOL_2D": 2, "MEAN": 2, "REDUCE_MAX": 2, "PAD": 2, "PADV2": 2, "RESHAPE": 1,
+             "TRANSPOSE": 2, "CONCATENATION": 2, "STRIDED_SLICE": 2, "RESIZE_NEAREST_NEIGHBOR": 2,
+             "SOFTMAX": 2, "LOG_SOFTMAX": 2, "ADD": 2, "SUB": 2, "MUL": 2, "MAXIMUM": 2, "MINIMUM": 2,
+             "RELU": 2, "RELU6": 2, "LEAKY_RELU": 2, "LOGISTIC": 2, "TANH": 2, "HARD_SWISH": 1,
+             "QUANTIZE": 2, "DEQUANTIZE": 2}
+
+Options = tuple[str, dict[str, Any]] | None  # (options table name, {field: value}); list values are vectors
+
+
+@dataclass
+class _TensorRecord:
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    quant: QuantParams | None = None
+    data: bytes | None = None
+
+
+@dataclass
+class _OpRecord:
+    kind: str  # TFLite builtin operator name
+    inputs: list[int]
+    outputs: list[int]
+    options: Options = None
+    version: int = 1
+
+
+@dataclass
+class _Lowering:
+    """Accumulates TFLite tensors and operators for one graph."""
+
+    graph: Graph
+    tensors: list[_TensorRecord] = field(default_factory=list)
+    index: dict[str, int] = field(default_factory=dict)
+    ops: list[_OpRecord] = field(default_factory=list)
+
+    def tensor(self, name: str) -> int:
+        """Index of an IR tensor ("" -> -1, TFLite's absent optional operand)."""
+        if not name:
+            return -1
+        if name not in self.index:
+            t: Tensor = self.graph[name]
+            data = None if t.data is None else np.ascontiguousarray(t.data, t.dtype).tobytes()
+            self._add(_TensorRecord(name, tuple(t.shape), t.dtype, t.quant, data))
+        return self.index[name]
+
+    def extra(self, hint: str, shape: Sequence[int], dtype: str, quant: QuantParams | None = None,
+              data: np.ndarray | None = None) -> int:
+        """A tensor the IR does not have (a constant operand, a PAD output); named uniquely after `hint`."""
+        name, n = hint, 1
+        while name in self.index or name in self.graph.tensors:
+            name, n = f"{hint}_{n}", n + 1
+        raw = None if data is None else np.ascontiguousarray(data, dtype).tobytes()
+        return self._add(_TensorRecord(name, tuple(int(d) for d in shape), dtype, quant, raw))
+
+    def const_i32(self, hint: str, values: Sequence[Any], shape: Sequence[int] | None = None) -> int:
+        arr = np.asarray(values, np.int32)
+        return self.extra(hint, arr.shape if shape is None else shape, "int32", data=arr)
+
+    def emit(self, kind: str, inputs: Sequence[int], outputs: Sequence[int], options: Options = None,
+             version: int | None = None) -> None:
+        self.ops.append(_OpRecord(kind, list(inputs), list(outputs), options,
+                                  version or _VERSIONS.get(kind, 1)))
+
+    def _add(self, record: _TensorRecord) -> int:
+        self.index[record.name] = len(self.tensors)
+        self.tensors.append(record)
+        return self.index[record.name]
+
+
+# ---------------------------------------------------------------- padding
+
+
+def _same_pads(in_size: int, out_size: int, stride: int, kernel: int, dilation: int) -> tuple[int, int]:
+    total = max((out_size - 1) * stride + (kernel - 1) * dilation + 1 - in_size, 0)
+    return total // 2, total - total // 2
+
+
+def _padding_code(in_hw: Sequence[int], out_hw: Sequence[int], kernel: Sequence[int],
+                  stride: Sequence[int], dilation: Sequence[int], pad: Sequence[int]) -> int | None:
+    """TFLite's Padding for explicit (top, bottom, left, right) pads, or None if neither fits."""
+    pad = tuple(int(p) for p in pad)
+    eff = [(k - 1) * d + 1 for k, d in zip(kernel, dilation)]
+    valid_out = [(i - e) // s + 1 for i, e, s in zip(in_hw, eff, stride)]
+    if pad == (0, 0, 0, 0) and list(out_hw) == valid_out:
+        return _VALID
+    same_out = [-(-i // s) for i, s in zip(in_hw, stride)]
+    same = [_same_pads(*args) for args in zip(in_hw, out_hw, stride, kernel, dilation)]
+    if list(out_hw) == same_out and pad == (*same[0], *same[1]):
+        return _SAME
+    return None
+
+
+def _padded_input(low: _Lowering, op: Op, pad: Sequence[int], fill: int | None = None) -> int:
+    """Emit PAD (or PADV2 with `fill`) of the NHWC input by (top, bottom, left, right); its output index."""
+    src = low.graph[op.inputs[0]]
+    t, b, l, r = (int(p) for p in pad)
+    n, h, w, c = src.shape
+    pads = low.const_i32(f"{op.name}/pad_amounts", [[0, 0], [t, b], [l, r], [0, 0]])
+    out = low.extra(f"{op.name}/padded", (n, h + t + b, w + l + r, c), src.dtype, src.quant)
+    if fill is None:
+        low.emit("PAD", [low.tensor(src.name), pads], [out], ("PadOptions", {}))
+    else:
+        value = low.extra(f"{op.name}/pad_value", (), src.dtype, src.quant, np.array(fill))
+        low.emit("PADV2", [low.tensor(src.name), pads, value], [out], ("PadV2Options", {}))
+    return out
+
+
+# ---------------------------------------------------------------- op lowerings
+
+
+def _window_op(low: _Lowering, op: Op, kernel: Sequence[int], dilation: Sequence[int]) -> tuple[int, int]:
+    """(input index, Padding) for a windowed op, emitting a PAD first when the pads are not SAME/VALID."""
+    src, dst = low.graph[op.inputs[0]], low.graph[op.outputs[0]]
+    pad = op.attrs["pad"]
+    code = _padding_code(src.shape[1:3], dst.shape[1:3], kernel, op.attrs["stride"], dilation, pad)
+    if code is not None:
+        return low.tensor(src.name), code
+    if op.kind == "AVERAGE_POOL_2D":
+        raise ModelError(f"{op.name}: AVERAGE_POOL_2D pads {tuple(pad)} are neither SAME nor VALID; "
+                         "TFLite cannot express them (its average excludes padding)")
+    fill = -128 if op.kind == "MAX_POOL_2D" else None  # max pool ignores padding: pad with the minimum
+    return _padded_input(low, op, pad, fill), _VALID
+
+
+def _conv(low: _Lowering, op: Op) -> None:
+    a = op.attrs
+    weights = low.graph[op.inputs[1]]
+    src, padding = _window_op(low, op, weights.shape[1:3], a["dilation"])
+    fields = {"Padding": padding, "StrideH": a["stride"][0], "StrideW": a["stride"][1],
+              "DilationHFactor": a["dilation"][0], "DilationWFactor": a["dilation"][1],
+              "FusedActivationFunction": _ACTIVATIONS[a["activation"]]}
+    table = "Conv2DOptions"
+    if op.kind == "DEPTHWISE_CONV_2D":
+        table, fields["DepthMultiplier"] = "DepthwiseConv2DOptions", a.get("multiplier", 1)
+    bias = op.inputs[2] if len(op.inputs) > 2 else ""
+    low.emit(op.kind, [src, low.tensor(op.inputs[1]), low.tensor(bias)], [low.tensor(op.outputs[0])],
+             (table, fields))
+
+
+def _pool(low: _Lowering, op: Op) -> None:
+    a = op.attrs
+    src, padding = _window_op(low, op, a["filter"], (1, 1))
+    fields = {"Padding": padding, "StrideH": a["stride"][0], "StrideW": a["stride"][1],
+              "FilterHeight": a["filter"][0], "FilterWidth": a["filter"][1],
+              "FusedActivationFunction": _ACTIVATIONS[a.get("activation", "NONE")]}
+    low.emit(op.kind, [src], [low.tensor(op.outputs[0])], ("Pool2DOptions", fields))
+
+
+def _fully_connected(low: _Lowering, op: Op) -> None:
+    a = op.attrs
+    bias = op.inputs[2] if len(op.inputs) > 2 else ""
+    fields = {"FusedActivationFunction": _ACTIVATIONS[a.get("activation", "NONE")],
+              "KeepNumDims": bool(a.get("keep_num_dims", False))}
+    low.emit(op.kind, [low.tensor(n) for n in (op.inputs[0], op.inputs[1], bias)],
+             [low.tensor(op.outputs[0])], ("FullyConnectedOptions", fields))
+
+
+def _reduce(low: _Lowering, op: Op) -> None:
+    axes = low.const_i32(f"{op.name}/axes", list(op.attrs["axes"]))
+    low.emit(op.kind, [low.tensor(op.inputs[0]), axes], [low.tensor(op.outputs[0])],
+             ("ReducerOptions", {"KeepDims": bool(op.attrs["keep_dims"])}))
+
+
+def _pad(low: _Lowering, op: Op) -> None:
+    dst = low.graph[op.outputs[0]]
+    pads = low.const_i32(f"{op.name}/pad_amounts", [list(p) for p in op.attrs["pads"]])
+    inputs = [low.tensor(op.inputs[0]), pads]
+    value = int(op.attrs.get("value", dst.quant.zp if dst.quant else 0))
+    if dst.quant is not None and value == dst.quant.zp:
+        low.emit("PAD", inputs, [low.tensor(dst.name)], ("PadOptions", {}))
+    else:
+        inputs.append(low.extra(f"{op.name}/pad_value", (), dst.dtype, dst.quant, np.array(value)))
+        low.emit("PADV2", inputs, [low.tensor(dst.name)], ("PadV2Options", {}))
+
+
+def _reshape(low: _Lowering, op: Op) -> None:
+    shape = [int(d) for d in low.graph[op.outputs[0]].shape]
+    low.emit("RESHAPE", [low.tensor(op.inputs[0]), low.const_i32(f"{op.name}/shape", shape)],
+             [low.tensor(op.outputs[0])], ("ReshapeOptions", {"NewShape": shape}))
+
+
+def _transpose(low: _Lowering, op: Op) -> None:
+    perm = low.const_i32(f"{op.name}/perm", list(op.attrs["perm"]))
+    low.emit("TRANSPOSE", [low.tensor(op.inputs[0]), perm], [low.tensor(op.outputs[0])],
+             ("TransposeOptions", {}))
+
+
+def _concatenation(low: _Lowering, op: Op) -> None:
+    fields = {"Axis": int(op.attrs["axis"]),
+              "FusedActivationFunction": _ACTIVATIONS[op.attrs.get("activation", "NONE")]}
+    low.emit("CONCATENATION", [low.tensor(n) for n in op.inputs], [low.tensor(op.outputs[0])],
+             ("ConcatenationOptions", fields))
+
+
+def _shrunk_axes(block: Sequence[int], out: Sequence[int]) -> list[int] | None:
+    """Which size-1 axes of `block` to drop so that it becomes `out` (None if impossible)."""
+    if len(block) == len(out):
+        return [] if list(block) == list(out) else None
+    if not block:
+        return None
+    if out and block[0] == out[0]:
+        rest = _shrunk_axes(block[1:], out[1:])
+        if rest is not None:
+            return [i + 1 for i in rest]
+    if block[0] == 1:
+        rest = _shrunk_axes(block[1:], out)
+        if rest is not None:
+            return [0] + [i + 1 for i in rest]
+    return None
+
+
+def _strided_slice(low: _Lowering, op: Op) -> None:
+    src, dst = low.graph[op.inputs[0]], low.graph[op.outputs[0]]
+    bounds = [slice(*s).indices(d) for s, d in zip(op.attrs["slices"], src.shape)]
+    block = [len(range(*b)) for b in bounds]
+    shrink = _shrunk_axes(block, dst.shape)
+    if shrink is None:
+        raise ModelError(f"{op.name}: slices give {tuple(block)}, which cannot become {dst.shape}")
+    begin, end, strides, end_mask, shrink_mask = [], [], [], 0, 0
+    for axis, (start, stop, step) in enumerate(bounds):
+        if axis in shrink:
+            begin.append(start), end.append(start + 1), strides.append(1)
+            shrink_mask |= 1 << axis
+            continue
+        begin.append(start), strides.append(step)
+        if stop < 0:  # a negative step running past index 0: only the end mask can say so
+            end.append(0)
+            end_mask |= 1 << axis
+        else:
+            end.append(stop)
+    inputs = [low.tensor(src.name), low.const_i32(f"{op.name}/begin", begin),
+              low.const_i32(f"{op.name}/end", end), low.const_i32(f"{op.name}/strides", strides)]
+    fields = {"BeginMask": 0, "EndMask": end_mask, "ShrinkAxisMask": shrink_mask}
+    low.emit("STRIDED_SLICE", inputs, [low.tensor(dst.name)], ("StridedSliceOptions", fields))
+
+
+def _resize_nearest(low: _Lowering, op: Op) -> None:
+    size = low.const_i32(f"{op.name}/size", list(low.graph[op.outputs[0]].shape[1:3]))
+    fields = {"AlignCorners": bool(op.attrs.get("align_corners", False)),
+              "HalfPixelCenters": bool(op.attrs.get("half_pixel_centers", False))}
+    version = 3 if fields["HalfPixelCenters"] else 2
+    low.emit(op.kind, [low.tensor(op.inputs[0]), size], [low.tensor(op.outputs[0])],
+             ("ResizeNearestNeighborOptions", fields), version)
+
+
+def _simple(table: str | None, **attr_fields: str) -> Callable[[_Lowering, Op], None]:
+    """Lowering of an op whose operands map one to one; `attr_fields` maps option fields to attrs."""
+
+    def lower(low: _Lowering, op: Op) -> None:
+        fields = {}
+        for name, attr in attr_fields.items():
+            value = op.attrs.get(attr, "NONE" if attr == "activation" else None)
+            fields[name] = _ACTIVATIONS[value] if attr == "activation" else value
+        low.emit(op.kind, [low.tensor(n) for n in op.inputs], [low.tensor(n) for n in op.outputs],
+                 None if table is None else (table, {k: v for k, v in fields.items() if v is not None}))
+
+    return lower
+
+
+_LOWER: dict[str, Callable[[_Lowering, Op], None]] = {
+    "CONV_2D": _conv, "DEPTHWISE_CONV_2D": _conv, "FULLY_CONNECTED": _fully_connected,
+    "AVERAGE_POOL_2D": _pool, "MAX_POOL_2D": _pool, "MEAN": _reduce, "REDUCE_MAX": _reduce,
+    "PAD": _pad, "RESHAPE": _reshape, "TRANSPOSE": _transpose, "CONCATENATION": _concatenation,
+    "STRIDED_SLICE": _strided_slice, "RESIZE_NEAREST_NEIGHBOR": _resize_nearest,
+    "SOFTMAX": _simple("SoftmaxOptions", Beta="beta"), "LOG_SOFTMAX": _simple("LogSoftmaxOptions"),
+    "ADD": _simple("AddOptions", FusedActivationFunction="activation"),
+    "SUB": _simple("SubOptions", FusedActivationFunction="activation"),
+    "MUL": _simple("MulOptions", FusedActivationFunction="activation"),
+    "MAXIMUM": _simple("MaximumMinimumOptions"), "MINIMUM": _simple("MaximumMinimumOptions"),
+    "RELU": _simple(None), "RELU6": _simple(None), "LOGISTIC": _simple(None), "TANH": _simple(None),
+    "LEAKY_RELU": _simple("LeakyReluOptions", Alpha="alpha"), "HARD_SWISH": _simple("HardSwishOptions"),
+    "QUANTIZE": _simple(None), "DEQUANTIZE": _simple(None),
+}
+
+
+# ---------------------------------------------------------------- flatbuffer serialisation
+
+
+def _vector(b: flatbuffers.Builder, values: Sequence[Any] | np.ndarray, dtype: str) -> int:
+    return b.CreateNumpyVector(np.asarray(values, dtype).reshape(-1))
+
+
+def _offsets(b: flatbuffers.Builder, offsets: Sequence[int]) -> int:
+    b.StartVector(4, len(offsets), 4)
+    for off in reversed(offsets):
+        b.PrependUOffsetTRelative(off)
+    return b.EndVector()
+
+
+def _table(b: flatbuffers.Builder, name: str, fields: dict[str, Any]) -> int:
+    vectors = {k: _vector(b, v, "int32") for k, v in fields.items() if isinstance(v, (list, tuple))}
+    getattr(tflite, f"{name}Start")(b)
+    for key, value in fields.items():
+        getattr(tflite, f"{name}Add{key}")(b, vectors.get(key, value))
+    return getattr(tflite, f"{name}End")(b)
+
+
+def _buffer(b: flatbuffers.Builder, data: bytes | None) -> int:
+    content = None
+    if data:
+        b.StartVector(1, len(data), 16)  # 16-byte aligned, as the TFLite converter writes constants
+        b.head -= len(data)
+        b.Bytes[b.head:b.head + len(data)] = data
+        b.vectorNumElems = len(data)
+        content = b.EndVector()
+    tflite.BufferStart(b)
+    if content is not None:
+        tflite.BufferAddData(b, content)
+    return tflite.BufferEnd(b)
+
+
+def _quantization(b: flatbuffers.Builder, q: QuantParams) -> int:
+    scale = _vector(b, q.scale, "float32")
+    zero_point = _vector(b, q.zero_point, "int64")
+    tflite.QuantizationParametersStart(b)
+    tflite.QuantizationParametersAddScale(b, scale)
+    tflite.QuantizationParametersAddZeroPoint(b, zero_point)
+    tflite.QuantizationParametersAddQuantizedDimension(b, int(q.axis or 0))
+    return tflite.QuantizationParametersEnd(b)
+
+
+def _tensor(b: flatbuffers.Builder, t: _TensorRecord, buffer: int) -> int:
+    name = b.CreateString(t.name)
+    shape = _vector(b, t.shape, "int32")
+    quant = _quantization(b, t.quant) if t.quant is not None else None
+    tflite.TensorStart(b)
+    tflite.TensorAddShape(b, shape)
+    tflite.TensorAddType(b, _TYPES[t.dtype])
+    tflite.TensorAddBuffer(b, buffer)
+    tflite.TensorAddName(b, name)
+    if quant is not None:
+        tflite.TensorAddQuantization(b, quant)
+    return tflite.TensorEnd(b)
+
+
+def _operator(b: flatbuffers.Builder, op: _OpRecord, opcode_index: int) -> int:
+    inputs, outputs = _vector(b, op.inputs, "int32"), _vector(b, op.outputs, "int32")
+    options = _table(b, op.options[0], op.options[1]) if op.options else None
+    tflite.OperatorStart(b)
+    tflite.OperatorAddOpcodeIndex(b, opcode_index)
+    tflite.OperatorAddInputs(b, inputs)
+    tflite.OperatorAddOutputs(b, outputs)
+    if options is not None:
+        tflite.OperatorAddBuiltinOptionsType(b, getattr(tflite.BuiltinOptions, op.options[0]))
+        tflite.OperatorAddBuiltinOptions(b, options)
+    return tflite.OperatorEnd(b)
+
+
+def _operator_code(b: flatbuffers.Builder, kind: str, version: int) -> int:
+    code = getattr(tflite.BuiltinOperator, kind)
+    tflite.OperatorCodeStart(b)
+    tflite.OperatorCodeAddDeprecatedBuiltinCode(b, min(code, 127))
+    tflite.OperatorCodeAddBuiltinCode(b, code)
+    tflite.OperatorCodeAddVersion(b, version)
+    return tflite.OperatorCodeEnd(b)
+
+
+def _serialise(low: _Lowering, graph: Graph) -> bytes:
+    b = flatbuffers.Builder(1024)
+    buffers = [_buffer(b, None)]  # buffer 0: the empty sentinel every activation points at
+    tensors = []
+    for t in low.tensors:
+        index = 0
+        if t.data is not None:
+            index = len(buffers)
+            buffers.append(_buffer(b, t.data))
+        tensors.append(_tensor(b, t, index))
+    codes: dict[tuple[str, int], int] = {}
+    operators = [_operator(b, op, codes.setdefault((op.kind, op.version), len(codes))) for op in low.ops]
+    name = b.CreateString(graph.name)
+    vectors = [_offsets(b, tensors), _vector(b, [low.index[n] for n in graph.inputs], "int32"),
+               _vector(b, [low.index[n] for n in graph.outputs], "int32"), _offsets(b, operators)]
+    tflite.SubGraphStart(b)
+    for add, vec in zip((tflite.SubGraphAddTensors, tflite.SubGraphAddInputs, tflite.SubGraphAddOutputs,
+                         tflite.SubGraphAddOperators), vectors):
+        add(b, vec)
+    tflite.SubGraphAddName(b, name)
+    subgraph = tflite.SubGraphEnd(b)
+    opcodes = _offsets(b, [_operator_code(b, kind, version) for kind, version in codes])
+    subgraphs, buffer_vec = _offsets(b, [subgraph]), _offsets(b, buffers)
+    description = b.CreateString("mcuforge")
+    tflite.ModelStart(b)
+    tflite.ModelAddVersion(b, 3)
+    tflite.ModelAddOperatorCodes(b, opcodes)
+    tflite.ModelAddSubgraphs(b, subgraphs)
+    tflite.ModelAddDescription(b, description)
+    tflite.ModelAddBuffers(b, buffer_vec)
+    b.Finish(tflite.ModelEnd(b), file_identifier=b"TFL3")
+    return bytes(b.Output())
+
+
+def write_tflite(graph: Graph) -> bytes:
+    """Serialise a canonical IR graph as a TFLite flatbuffer."""
+    low = _Lowering(graph)
+    for name in graph.inputs:
+        low.tensor(name)
+    for op in graph.ops:
+        lower = _LOWER.get(op.kind)
+        if lower is None:
+            raise ModelError(f"{op.name}: the tflite writer has no mapping for op kind {op.kind}")
+        lower(low, op)
+    for name in graph.outputs:
+        low.tensor(name)
+    return _serialise(low, graph)
