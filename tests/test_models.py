@@ -1,0 +1,84 @@
+"""Every dev model end to end: generated C == numpy reference == TFLM, bit for bit."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mcuforge.engine.reference import run
+from mcuforge.models import GraphBuilder, tiny_mobilenet
+from mcuforge.pipeline import compile_model, load_model
+from mcuforge.targets.host import build_executable, run_executable
+from mcuforge.verify import random_inputs, verify
+from oracle import dev_models, real_samples, tflm_run
+
+pytest.importorskip("tflite_micro")
+
+
+@pytest.mark.parametrize("path", dev_models(), ids=lambda p: p.stem)
+def test_dev_model_c_equals_reference_and_tflm(path):
+    graph = load_model(path)
+    given_samples = real_samples(path)
+    result = verify(graph, samples=20, given=given_samples, tflite_bytes=path.read_bytes())
+    assert result.tflm_checked
+    assert result.samples == 20 + len(given_samples)
+    assert result.ok, result.mismatches[:3]
+
+
+def test_real_samples_are_used():
+    kws = next(p for p in dev_models() if p.stem.startswith("mlperf_kws"))
+    ad = next(p for p in dev_models() if p.stem.startswith("mlperf_ad"))
+    assert len(real_samples(kws)) == 1 and len(real_samples(ad)) == 6
+
+
+@pytest.mark.parametrize("path", [p for p in dev_models() if not p.stem.startswith("tinyengine")],
+                         ids=lambda p: p.stem)
+def test_dev_model_under_sanitizers(path):
+    graph = load_model(path)
+    compiled = compile_model(graph)
+    exe = build_executable(compiled.lib, sanitize=True, opt="-O1")
+    for xs in random_inputs(graph, 2, seed=7):
+        got = run_executable(compiled.lib, exe, xs)
+        for a, b in zip(got, run(graph, xs)):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_tiny_mobilenet_equals_tflm():
+    from mcuforge.frontends.tflite_writer import write_tflite
+
+    graph = tiny_mobilenet()
+    result = verify(graph, samples=5, tflite_bytes=write_tflite(graph))
+    assert result.ok and result.tflm_checked
+
+
+LAYERS = [
+    lambda b, x: b.conv2d(x, 6, kernel=3, stride=2, padding="same", activation="RELU6"),
+    lambda b, x: b.conv2d(x, 5, kernel=1, padding="valid"),
+    lambda b, x: b.depthwise_conv2d(x, kernel=3, padding="same", activation="RELU"),
+    lambda b, x: b.depthwise_conv2d(x, kernel=(3, 3), stride=(2, 2), padding="same"),
+    lambda b, x: b.add(x, b.relu(x)),
+    lambda b, x: b.mul(x, x),
+    lambda b, x: b.max_pool(x, filter=2, stride=1, padding="same"),
+    lambda b, x: b.avg_pool(x, filter=3, stride=1, padding="same"),
+    lambda b, x: b.concat([x, b.hard_swish(x)], axis=3),
+    lambda b, x: b.logistic(x),
+    lambda b, x: b.tanh(x),
+]
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.integers(0, len(LAYERS) - 1), min_size=1, max_size=6), st.integers(0, 2**16))
+def test_random_graphs_c_equals_reference_and_tflm(layers, seed):
+    from mcuforge.frontends.tflite_writer import write_tflite
+
+    b = GraphBuilder(seed=seed)
+    x = b.input((1, 9, 9, 3), scale=0.05, zero_point=seed % 7 - 3)
+    for i in layers:
+        x = LAYERS[i](b, x)
+    graph = b.build([b.softmax(b.fully_connected(b.reshape(x, (1, -1)), 4))], name="random")
+    data = write_tflite(graph)
+    result = verify(graph, samples=3, tflite_bytes=data, seed=seed)
+    assert result.ok, result.mismatches[:3]
+    xs = random_inputs(graph, 1, seed=seed + 1)[0]
+    np.testing.assert_array_equal(tflm_run(data, xs)[0], run(graph, xs)[0])
