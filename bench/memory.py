@@ -56,10 +56,10 @@ def _fits(data: bytes, size: int, inputs) -> bool:
         return False
 
 
-def _probe(data: bytes, size: int, inputs) -> bool:
+def _probe(data: bytes, size: int, inputs) -> None:
     ok: list[bool] = []
     _capture(lambda: ok.append(_fits(data, size, inputs)))
-    return ok[0]
+    os._exit(0 if ok[0] else 1)
 
 
 def tflm_arena(data: bytes, inputs) -> tuple[int, int]:
@@ -68,11 +68,11 @@ def tflm_arena(data: bytes, inputs) -> tuple[int, int]:
 
     def fits(size: int) -> bool:
         # TFLM can crash (not just fail) on some models when the arena is too small: probe in a child
-        with multiprocessing.get_context("fork").Pool(1) as pool:
-            try:
-                return pool.apply(_probe, (data, size, inputs))
-            except Exception:
-                return False
+        # process whose exit status is the answer (a crash counts as "does not fit")
+        child = multiprocessing.get_context("fork").Process(target=_probe, args=(data, size, inputs))
+        child.start()
+        child.join()
+        return child.exitcode == 0
 
     lo, hi = 0, 1 << 16
     while not fits(hi):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import re
-from importlib import resources
 from typing import Sequence
 
 import numpy as np
@@ -390,17 +389,6 @@ def test_sanitized_build_of_every_kernel() -> None:
                 xs += fixed if fixed is not None else random_inputs(g, rng)
             for i, (c, r) in enumerate(zip(run_executable(lib, exe, xs), reference.run(graph, xs))):
                 assert same_bits(c, r), f"{graph.name} output {i}: sanitized C != reference"
-
-
-def test_shared_helper_blocks_are_identical() -> None:
-    """The guarded helpers repeated across the elementwise headers must not drift apart."""
-    runtime = resources.files("mcuforge.engine.runtime")
-    for guard, headers in (("MCU_BROADCAST_NEXT_DEFINED", ("mcu_add_s8.h", "mcu_mul_s8.h", "mcu_minmax_s8.h")),
-                           ("MCU_REQUANTIZE_WRAP_DEFINED", ("mcu_mul_s8.h", "mcu_activation_s8.h",
-                                                            "mcu_quantize.h"))):
-        blocks = {re.search(rf"#ifndef {guard}\n.*?#endif /\* {guard} \*/", runtime.joinpath(h).read_text(),
-                            re.S).group(0) for h in headers}
-        assert len(blocks) == 1, f"{guard} differs between {headers}"
 
 
 def test_unsupported_parameters_raise_model_error() -> None:

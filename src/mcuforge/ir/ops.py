@@ -3,8 +3,11 @@
 The frontends normalise every model to these forms; every later stage may rely on them.
 
 Shared attribute meanings
-- stride: (sh, sw); dilation: (dh, dw); pad: (top, bottom, left, right) explicit zero-point padding
-  (TFLite's SAME/VALID and a folded PAD op both become explicit pads).
+- stride: (sh, sw); dilation: (dh, dw); pad: (top, bottom, left, right) explicit padding (TFLite's
+  SAME/VALID and a folded PAD op both become explicit pads). For convolutions the padded values are the
+  input zero point (they contribute nothing); for pools they are left out of the window (the average
+  divides by the count of real elements, the max ignores them), as in TFLite.
+- axis (CONCATENATION) is non-negative.
 - activation: "NONE" | "RELU" | "RELU6" | "RELU_N1_TO_1" (a clamp on the quantized output range,
   see mcuforge.quant.intmath.activation_range).
 - axes: sorted, non-negative axis indices.

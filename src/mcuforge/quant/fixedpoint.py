@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from .intmath import (INT32_MAX, INT32_MIN, rounding_divide_by_pot, saturating_rounding_doubling_high_mul,
+from .intmath import (quantize_multiplier, INT32_MAX, INT32_MIN, rounding_divide_by_pot, saturating_rounding_doubling_high_mul,
                       tfl_round)
 
 Array = np.ndarray
@@ -223,20 +223,6 @@ def reciprocal(x: Array, integer_bits: int) -> tuple[Array, Array]:
 # ----------------------------------------------------------------------------- compile-time scaling
 
 
-def quantize_multiplier_double_rounding(real: float) -> tuple[int, int]:
-    """TFLite's QuantizeMultiplier as built with double rounding: no clamp of shifts above 30."""
-    if real == 0.0:
-        return 0, 0
-    q, shift = math.frexp(real)
-    q_fixed = tfl_round(q * (1 << 31))
-    if q_fixed == 1 << 31:
-        q_fixed //= 2
-        shift += 1
-    if shift < -31:
-        return 0, 0
-    return int(q_fixed), int(shift)
-
-
 def input_radius(input_integer_bits: int, input_left_shift: int, total_signed_bits: int = 31) -> int:
     """TFLite's CalculateInputRadius: the largest |input| whose rescaled value stays in range."""
     top = float((1 << input_integer_bits) - 1) * float(1 << (total_signed_bits - input_integer_bits))
@@ -249,7 +235,7 @@ def softmax_scaling(beta: float, input_scale: float, integer_bits: int = 5) -> t
     if not real > 1.0:
         raise ValueError(f"softmax: beta * input_scale = {float(beta) * float(input_scale):g} is too small "
                          "(TFLM needs beta * input_scale * 2^26 > 1)")
-    multiplier, left_shift = quantize_multiplier_double_rounding(real)
+    multiplier, left_shift = quantize_multiplier(real)
     return multiplier, left_shift, -input_radius(integer_bits, left_shift)
 
 
@@ -260,7 +246,7 @@ def log_softmax_scaling(input_scale: float, integer_bits: int = 5) -> tuple[int,
     reverse_real = float(1 << (31 - left_shift)) / float(multiplier)
     if not 0.0 < reverse_real < 1.0:
         raise ValueError(f"log_softmax: input scale {input_scale:g} out of range")
-    reverse_multiplier, reverse_shift = quantize_multiplier_double_rounding(reverse_real)
+    reverse_multiplier, reverse_shift = quantize_multiplier(reverse_real)
     return multiplier, left_shift, reverse_multiplier, reverse_shift, diff_min
 
 

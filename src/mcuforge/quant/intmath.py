@@ -19,7 +19,9 @@ def tfl_round(x: float) -> int:
 
 
 def quantize_multiplier(real: float) -> tuple[int, int]:
-    """A real multiplier as (int32 fixed-point multiplier in [2^30, 2^31), shift); shift > 0 is a left shift."""
+    """A real multiplier as (int32 fixed-point multiplier in [2^30, 2^31), shift); shift > 0 is a left shift.
+
+    As TFLite builds it with double rounding (the pip tflite-micro build): shifts above 30 are kept."""
     if real == 0.0:
         return 0, 0
     q, shift = math.frexp(real)
@@ -29,8 +31,6 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
         shift += 1
     if shift < -31:
         shift, q_fixed = 0, 0
-    if shift > 30:
-        shift, q_fixed = 30, (1 << 31) - 1
     return int(q_fixed), int(shift)
 
 

@@ -6,6 +6,7 @@ headers the model uses (static inline functions, so the compiler specialises the
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from importlib import resources
 
@@ -16,6 +17,8 @@ from ..plan import MemoryPlan
 from . import emit_conv, emit_elementwise, emit_pool, emit_shape, emit_softmax  # noqa: F401  (register emitters)
 from .context import CTYPES, EMITTERS, ConstPool, EmitContext, c_float
 from .files import weights_source
+
+_INCLUDE = re.compile(r'^#include "(mcu_[a-z0-9_]+\.h)"', re.M)
 
 __all__ = ["CLibrary", "IOSpec", "generate", "c_name", "runtime_source"]
 
@@ -51,6 +54,17 @@ def runtime_source(header: str) -> str:
     return resources.files("mcuforge.engine.runtime").joinpath(header).read_text()
 
 
+def with_dependencies(headers: set[str]) -> set[str]:
+    """The runtime headers plus every runtime header they #include, transitively."""
+    todo, seen = list(headers), set()
+    while todo:
+        h = todo.pop()
+        if h not in seen:
+            seen.add(h)
+            todo += _INCLUDE.findall(runtime_source(h))
+    return seen
+
+
 def generate(graph: Graph, plan: MemoryPlan, name: str) -> CLibrary:
     name = c_name(name)
     consts = ConstPool(prefix=f"{name}_c")
@@ -75,7 +89,7 @@ def generate(graph: Graph, plan: MemoryPlan, name: str) -> CLibrary:
         f"{name}.c": _model_source(graph, plan, name, ctx, calls),
         f"{name}_weights.c": weights_source(name, consts),
     }
-    for header in sorted(ctx.headers):
+    for header in sorted(with_dependencies(ctx.headers)):
         files[header] = runtime_source(header)
     io = {n: IOSpec(n, graph[n].shape, graph[n].dtype) for n in (*graph.inputs, *graph.outputs)}
     return CLibrary(name, files, plan.arena_bytes, consts.flash_bytes(),

@@ -7,6 +7,7 @@
 #define MCU_ADD_S8_H
 
 #include "mcu_common.h"
+#include "mcu_broadcast.h"
 
 typedef struct {
     int32_t input1_offset, input2_offset; /* minus the input zero points */
@@ -18,27 +19,6 @@ typedef struct {
     int32_t act_min, act_max;
     int32_t subtract; /* 0: ADD, 1: SUB */
 } mcu_add_params;
-
-#ifndef MCU_BROADCAST_NEXT_DEFINED
-#define MCU_BROADCAST_NEXT_DEFINED
-/* Broadcasting over an output of shape dims[0..5] (outermost first): a_strides / b_strides hold each
- * input's element stride per output dimension, 0 where that input is broadcast. The kernels loop over the
- * innermost dimension themselves and call this to step the five outer indices (idx, zeroed first) and the
- * two input offsets; it returns 0 after the last row. (Kept identical in every header that uses it.) */
-MCU_INLINE int mcu_broadcast_next(int32_t idx[5], const int32_t *dims, const int32_t *a_strides,
-                                  const int32_t *b_strides, int32_t *a_off, int32_t *b_off) {
-    int k;
-    for (k = 4; k >= 0; --k) {
-        *a_off += a_strides[k];
-        *b_off += b_strides[k];
-        if (++idx[k] < dims[k]) return 1;
-        *a_off -= a_strides[k] * dims[k];
-        *b_off -= b_strides[k] * dims[k];
-        idx[k] = 0;
-    }
-    return 0;
-}
-#endif /* MCU_BROADCAST_NEXT_DEFINED */
 
 MCU_INLINE int8_t mcu_add_s8_one(const mcu_add_params *p, int32_t a, int32_t b) {
     const int32_t scaled_a = mcu_requantize((a + p->input1_offset) * ((int32_t)1 << p->left_shift),

@@ -47,4 +47,14 @@ MCU_INLINE int32_t mcu_requantize(int32_t x, int32_t multiplier, int32_t shift) 
     return mcu_rounding_divide_by_pot(mcu_srdhm((int32_t)shifted, multiplier), right);
 }
 
+/* TFLM's MultiplyByQuantizedMultiplier as it is compiled: x * 2^shift (shift > 0) wraps in int32 where
+ * mcu_requantize saturates. They differ only for absurd scale ratios; this one is TFLM's behaviour. */
+MCU_INLINE int32_t mcu_requantize_wrap(int32_t x, int32_t multiplier, int32_t shift) {
+    const int32_t left = shift > 0 ? shift : 0;
+    const int32_t right = shift > 0 ? 0 : -shift;
+    const uint32_t bits = (uint32_t)x << left;
+    const int32_t shifted = bits > 0x7FFFFFFFu ? -(int32_t)(~bits) - 1 : (int32_t)bits;
+    return mcu_rounding_divide_by_pot(mcu_srdhm(shifted, multiplier), right);
+}
+
 #endif /* MCU_COMMON_H */

@@ -5,20 +5,6 @@
 
 #include "mcu_common.h"
 
-#ifndef MCU_REQUANTIZE_WRAP_DEFINED
-#define MCU_REQUANTIZE_WRAP_DEFINED
-/* TFLM's MultiplyByQuantizedMultiplier as it is compiled: x * 2^shift (shift > 0) wraps in int32 where
- * mcu_requantize saturates. They differ only for absurd scale ratios; this one is TFLM's behaviour.
- * (Kept identical in every header that uses it.) */
-MCU_INLINE int32_t mcu_requantize_wrap(int32_t x, int32_t multiplier, int32_t shift) {
-    const int32_t left = shift > 0 ? shift : 0;
-    const int32_t right = shift > 0 ? 0 : -shift;
-    const uint32_t bits = (uint32_t)x << left;
-    const int32_t shifted = bits > 0x7FFFFFFFu ? -(int32_t)(~bits) - 1 : (int32_t)bits;
-    return mcu_rounding_divide_by_pot(mcu_srdhm(shifted, multiplier), right);
-}
-#endif /* MCU_REQUANTIZE_WRAP_DEFINED */
-
 /* float32 -> int8: roundf(x / scale) + zero_point, clamped (TFLM AffineQuantize: a float32 division and
  * rounding half away from zero). |x / scale| beyond 256 is clamped before the integer conversion (NaN
  * counts as -256), so no value is undefined behaviour. Safe in place: the output may start at the
