@@ -174,7 +174,7 @@ COMMANDS = {"compile": _compile, "run": _run, "verify": _verify, "inspect": _ins
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    console = Console(highlight=False)
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 110)
     err = Console(stderr=True, highlight=False)
     try:
         return COMMANDS[args.command](args, console)
