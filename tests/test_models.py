@@ -82,3 +82,22 @@ def test_random_graphs_c_equals_reference_and_tflm(layers, seed):
     assert result.ok, result.mismatches[:3]
     xs = random_inputs(graph, 1, seed=seed + 1)[0]
     np.testing.assert_array_equal(tflm_run(data, xs)[0], run(graph, xs)[0])
+
+
+def test_verify_names_the_first_differing_layer():
+    """Corrupt a requantization multiplier of layer 0 in the generated C: verify must name that layer."""
+    import dataclasses
+    import re
+
+    path = next(p for p in dev_models() if p.stem.startswith("mlperf_kws"))
+    graph = load_model(path)
+    compiled = compile_model(graph, "kws")
+    weights = compiled.lib.files["kws_weights.c"]
+    first = re.search(r"const int32_t (\w+)\[\d+\] = \{\n    (\d+)", weights)
+    assert "_mult_" in first.group(1) and first.group(1) in compiled.lib.files["kws.c"].split("/* 1:")[0]
+    broken = weights.replace(first.group(0), first.group(0)[: -len(first.group(2))] + str(int(first.group(2)) // 2), 1)
+    bad_lib = dataclasses.replace(compiled.lib, files={**compiled.lib.files, "kws_weights.c": broken})
+    result = verify(graph, samples=3, use_tflm=False, compiled=dataclasses.replace(compiled, lib=bad_lib))
+    assert not result.ok
+    assert result.mismatches[0].engines == "c vs reference"
+    assert result.mismatches[0].layer.startswith("#0 CONV_2D")
