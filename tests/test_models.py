@@ -101,3 +101,19 @@ def test_verify_names_the_first_differing_layer():
     assert not result.ok
     assert result.mismatches[0].engines == "c vs reference"
     assert result.mismatches[0].layer.startswith("#0 CONV_2D")
+
+
+def test_depthwise_without_bias_runs_in_tflm_and_matches():
+    """The writer gives a bias-less depthwise an all-zero bias (TFLM's kernel crashes without one)."""
+    import dataclasses
+
+    from mcuforge.frontends.tflite_writer import write_tflite
+
+    b = GraphBuilder(seed=3)
+    x = b.input((1, 7, 7, 4), scale=0.05, zero_point=2)
+    y = b.depthwise_conv2d(x, kernel=(3, 3), stride=(2, 2), padding="same", activation="RELU6")
+    graph = b.build([y], name="dw_nobias")
+    op = graph.ops[0]
+    graph = graph.with_ops([dataclasses.replace(op, inputs=(op.inputs[0], op.inputs[1], ""))])
+    result = verify(graph, samples=4, tflite_bytes=write_tflite(graph))
+    assert result.ok and result.tflm_checked

@@ -161,9 +161,19 @@ def _conv(low: _Lowering, op: Op) -> None:
     table = "Conv2DOptions"
     if op.kind == "DEPTHWISE_CONV_2D":
         table, fields["DepthMultiplier"] = "DepthwiseConv2DOptions", a.get("multiplier", 1)
-    bias = op.inputs[2] if len(op.inputs) > 2 else ""
-    low.emit(op.kind, [src, low.tensor(op.inputs[1]), low.tensor(bias)], [low.tensor(op.outputs[0])],
-             (table, fields))
+    bias = low.tensor(op.inputs[2] if len(op.inputs) > 2 else "")
+    if bias < 0 and op.kind == "DEPTHWISE_CONV_2D":
+        bias = _zero_bias(low, op)
+    low.emit(op.kind, [src, low.tensor(op.inputs[1]), bias], [low.tensor(op.outputs[0])], (table, fields))
+
+
+def _zero_bias(low: _Lowering, op: Op) -> int:
+    """TFLM's depthwise kernel crashes without a bias operand: an all-zero bias gives the same result."""
+    x, w = low.graph[op.inputs[0]], low.graph[op.inputs[1]]
+    scales = (np.float32(x.quant.s) * w.quant.scale).astype(np.float32)
+    quant = QuantParams(scales, np.zeros(scales.size, np.int64), 0 if scales.size > 1 else None)
+    channels = w.shape[3]
+    return low.extra(f"{op.name}/zero_bias", (channels,), "int32", quant, np.zeros(channels, np.int32))
 
 
 def _pool(low: _Lowering, op: Op) -> None:

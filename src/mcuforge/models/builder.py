@@ -363,7 +363,9 @@ class GraphBuilder:
         return self._unary("RELU", x, _CLAMPS["RELU"])
 
     def relu6(self, x: str) -> str:
-        return self._unary("RELU6", x, _CLAMPS["RELU6"])
+        """RELU6 keeps its input's parameters (TFLM's int8 RELU6 clamps raw values and ignores the output's)."""
+        _, stats = self._quant_for(*self.stats(x), _CLAMPS["RELU6"])
+        return self._op("RELU6", [x], self.shape(x), self.quant(x), stats)
 
     def hard_swish(self, x: str) -> str:
         return self._unary("HARD_SWISH", x, lambda v: v * np.clip(v + 3, 0, 6) / 6)
