@@ -17,7 +17,9 @@ from .errors import McuforgeError, ModelError
 EXAMPLES = """examples:
   mcuforge demo                                   compile, verify and report the built-in example network
   mcuforge compile model.tflite -o out/ --sram 256K --flash 1M
+  mcuforge compile model.tflite -o out/ --target cortex-m7 --opt Os   also build the ELF; code-size report
   mcuforge run model.tflite --input x.npy --output y.npy
+  mcuforge run model.tflite --input x.npy --output y.npy --target cortex-m4   run in QEMU
   mcuforge verify model.tflite --samples 50
   mcuforge inspect model.tflite
 """
@@ -32,6 +34,18 @@ def parse_bytes(text: str) -> int:
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a byte count: {text!r} (e.g. 320000, 320K, 1M)") from None
     return int(value)
+
+
+TARGETS = ("host", "cortex-m4", "cortex-m7")
+OPT_LEVELS = ("O0", "O1", "O2", "O3", "Os")
+
+
+def _add_target(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--target", choices=TARGETS, default="host",
+                   help=f"host (default), or a Cortex-M core: {what} "
+                   "(needs arm-none-eabi-gcc and qemu-system-arm)")
+    p.add_argument("--opt", choices=OPT_LEVELS, default="O2",
+                   help="arm-none-eabi-gcc optimisation level for --target cortex-m* (default O2)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -51,6 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--sram", type=parse_bytes, help="SRAM budget for the arena, e.g. 320K")
     c.add_argument("--flash", type=parse_bytes, help="flash budget for the weights, e.g. 1M")
     c.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    _add_target(c, "also build <name>_<core>.elf into the output folder and print its code size")
 
     r = sub.add_parser("run", help="run a model on inputs from a .npy file",
                        description="Run MODEL on X (one input, or a stack of inputs along a new leading axis) "
@@ -60,6 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--output", required=True, help=".npy for the output (.npz if the model has several)")
     r.add_argument("--engine", choices=("c", "reference"), default="c",
                    help="c: the generated C built for this host (default); reference: the numpy interpreter")
+    _add_target(r, "run the generated C bare-metal in QEMU (MPS2 AN386 / AN500)")
 
     v = sub.add_parser("verify", help="check generated C vs reference vs TFLM bit for bit",
                        description="Run random inputs (and --input samples) through the generated C, the numpy "
@@ -92,8 +108,16 @@ def _compile(args, console: Console) -> int:
     files = write_library(compiled.lib, args.out)
     print_memory(compiled.report, console)
     console.print(f"wrote {len(files)} files to {args.out}/ ({compiled.lib.name}.h is the API)")
+    summary = compiled.report.as_json()
+    if args.target != "host":
+        from .targets.cortex_m import build_into
+
+        size, elf = build_into(compiled.lib, args.target, f"-{args.opt}", args.out)
+        console.print("\n".join(size.lines()), markup=False)
+        console.print(f"wrote {elf}")
+        summary["code_size"] = size.as_json()
     if args.json:
-        print(json.dumps(compiled.report.as_json()))
+        print(json.dumps(summary))
     return 0
 
 
@@ -106,13 +130,23 @@ def _run(args, console: Console) -> int:
     except (OSError, ValueError) as e:
         raise ModelError(f"cannot read {args.input}: {e}") from None
     batch, stacked = split_batch(graph, x)
-    outs = run_model(graph, batch, args.engine)
+    if args.target == "host":
+        outs = run_model(graph, batch, args.engine)
+    elif args.engine != "c":
+        raise McuforgeError(f"--engine {args.engine} runs on the host only; leave it out with "
+                            f"--target {args.target}")
+    else:
+        from .pipeline import compile_model
+        from .targets.cortex_m import CortexMModel
+
+        outs = CortexMModel.build(compile_model(graph).lib, args.target, f"-{args.opt}").run_batch(batch)
     per_output = [np.stack([o[j] for o in outs]) if stacked else outs[0][j] for j in range(len(graph.outputs))]
     if len(per_output) == 1:
         np.save(args.output, per_output[0])
     else:
         np.savez(args.output, *per_output)
-    console.print(f"ran {len(batch)} input(s) on the {args.engine} engine; wrote {args.output}")
+    where = f"the {args.engine} engine" if args.target == "host" else f"{args.target} (QEMU)"
+    console.print(f"ran {len(batch)} input(s) on {where}; wrote {args.output}")
     return 0
 
 

@@ -109,7 +109,7 @@ def build_executable(lib: CLibrary, *, sanitize: bool = False, opt: str = "-O2",
     return _build(lib, "exe", flags, {"mcuforge_main.c": harness_source(lib.name)})
 
 
-def _as_bytes(spec: IOSpec, x: np.ndarray) -> bytes:
+def input_bytes(spec: IOSpec, x: np.ndarray) -> bytes:
     x = np.asarray(x)
     dtype = NUMPY_DTYPES[spec.dtype]
     size = int(np.prod(spec.shape, dtype=np.int64))
@@ -120,21 +120,21 @@ def _as_bytes(spec: IOSpec, x: np.ndarray) -> bytes:
     return np.ascontiguousarray(x, dtype=dtype).tobytes()
 
 
-def _from_bytes(spec: IOSpec, data: bytes) -> np.ndarray:
+def output_array(spec: IOSpec, data: bytes) -> np.ndarray:
     return np.frombuffer(data, dtype=NUMPY_DTYPES[spec.dtype]).reshape(spec.shape).copy()
 
 
 def run_executable(lib: CLibrary, exe: Path, inputs: Sequence[np.ndarray],
                    wrapper: Sequence[str] = ()) -> list[np.ndarray]:
     """Runs the harness executable once (optionally under a wrapper such as valgrind)."""
-    payload = b"".join(_as_bytes(s, x) for s, x in zip(lib.inputs, inputs))
+    payload = b"".join(input_bytes(s, x) for s, x in zip(lib.inputs, inputs))
     proc = subprocess.run([*wrapper, str(exe)], input=payload, capture_output=True)
     if proc.returncode != 0:
         raise BuildError(f"{exe} exited with {proc.returncode}:\n{proc.stderr.decode(errors='replace')[-4000:]}")
     outs, pos = [], 0
     for spec in lib.outputs:
         n = int(np.prod(spec.shape, dtype=np.int64)) * NUMPY_DTYPES[spec.dtype].itemsize
-        outs.append(_from_bytes(spec, proc.stdout[pos:pos + n]))
+        outs.append(output_array(spec, proc.stdout[pos:pos + n]))
         pos += n
     return outs
 
@@ -164,7 +164,7 @@ class HostModel:
             raise ValueError(f"'{self.lib.name}' takes {len(self.lib.inputs)} input(s), got {len(inputs)}")
         name = self.lib.name
         for i, (spec, x) in enumerate(zip(self.lib.inputs, inputs)):
-            data = _as_bytes(spec, x)
+            data = input_bytes(spec, x)
             ctypes.memmove(getattr(self._dll, f"{name}_input")(i), data, len(data))
         status = getattr(self._dll, f"{name}_invoke")()
         if status != 0:
@@ -172,7 +172,7 @@ class HostModel:
         outs = []
         for i, spec in enumerate(self.lib.outputs):
             n = int(np.prod(spec.shape, dtype=np.int64)) * NUMPY_DTYPES[spec.dtype].itemsize
-            outs.append(_from_bytes(spec, ctypes.string_at(getattr(self._dll, f"{name}_output")(i), n)))
+            outs.append(output_array(spec, ctypes.string_at(getattr(self._dll, f"{name}_output")(i), n)))
         return outs
 
     def run_traced(self, inputs: Sequence[np.ndarray], on_layer) -> list[np.ndarray]:
