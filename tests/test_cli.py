@@ -108,3 +108,24 @@ def test_demo_runs(tmp_path, capsys):
     assert main(["demo", "-o", str(tmp_path / "demo"), "--samples", "3"]) == 0
     out = capsys.readouterr().out
     assert "bit-exact" in out and "peak SRAM" in out
+
+
+def test_board_sets_budgets_and_refuses_unknown_boards(tmp_path, capsys):
+    assert main(["compile", str(KWS), "-o", str(tmp_path / "a"), "--board", "rp2040", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["board"] == "rp2040" and report["sram_budget_bytes"] == 264 * 1024
+    assert main(["compile", str(VWW), "-o", str(tmp_path / "b"), "--board", "stm32f746", "--sram", "40K"]) == 3
+    assert main(["compile", str(KWS), "-o", str(tmp_path / "c"), "--board", "esp32"]) == 2
+    assert "stm32f746" in capsys.readouterr().err
+
+
+def test_board_estimates_latency_on_cortex_m(tmp_path, capsys):
+    import shutil
+
+    if not (shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm")):
+        pytest.skip("Cortex-M toolchain (arm-none-eabi-gcc, qemu-system-arm) not installed")
+    assert main(["compile", str(KWS), "-o", str(tmp_path / "a"), "--board", "stm32f746", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["code_size"]["core"] == "cortex-m7"
+    assert report["instructions"] > report["macs"] / 4
+    assert report["est_latency_ms"] == pytest.approx(report["instructions"] / 216e6 * 1e3, rel=1e-3)

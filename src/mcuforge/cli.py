@@ -22,6 +22,8 @@ EXAMPLES = """examples:
   mcuforge run model.tflite --input x.npy --output y.npy --target cortex-m4   run in QEMU
   mcuforge verify model.tflite --samples 50
   mcuforge inspect model.tflite
+  mcuforge compile model.tflite -o out/ --board stm32f746      target, budgets and a latency estimate
+  mcuforge bench model.tflite --json                            instruction counts vs TFLM, Cortex-M, code size
 """
 
 
@@ -66,6 +68,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--flash", type=parse_bytes, help="flash budget for the weights, e.g. 1M")
     c.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     _add_target(c, "also build <name>_<core>.elf into the output folder and print its code size")
+    c.add_argument("--board", help="board profile (stm32f412, stm32f746, stm32f765, stm32h743, nrf52840, "
+                   "rp2040): sets the target and the SRAM/flash budgets, and estimates latency")
 
     r = sub.add_parser("run", help="run a model on inputs from a .npy file",
                        description="Run MODEL on X (one input, or a stack of inputs along a new leading axis) "
@@ -90,6 +94,13 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument("model")
     i.add_argument("--json", action="store_true", help="print the report as one JSON object")
 
+    b = sub.add_parser("bench", help="exact instruction counts per inference vs TFLM; Cortex-M4/M7; code size",
+                       description="Count instructions per inference exactly: our generated C on x86 and TFLM "
+                       "(callgrind), Cortex-M4/M7 in QEMU (our plugin); and the M7 model code size at -Os.")
+    from .bench import add_bench_arguments
+
+    add_bench_arguments(b)
+
     d = sub.add_parser("demo", help="compile, verify and report the built-in example network",
                        description="Build the example int8 MobileNet-style network that ships with mcuforge, "
                        "compile it to C, verify it against the reference (and TFLM when installed), and "
@@ -103,6 +114,15 @@ def _compile(args, console: Console) -> int:
     from .pipeline import compile_model, load_model, write_library
     from .report import print_memory
 
+    board = None
+    if args.board:
+        from .targets.boards import get_board
+
+        board = get_board(args.board)
+        args.sram = args.sram or board.sram_bytes
+        args.flash = args.flash or board.flash_bytes
+        if args.target == "host" and board.target:
+            args.target = board.target
     graph = load_model(args.model)
     compiled = compile_model(graph, args.name or Path(args.model).stem, sram=args.sram, flash=args.flash)
     files = write_library(compiled.lib, args.out)
@@ -116,9 +136,35 @@ def _compile(args, console: Console) -> int:
         console.print("\n".join(size.lines()), markup=False)
         console.print(f"wrote {elf}")
         summary["code_size"] = size.as_json()
+    if board is not None:
+        summary.update(_board_estimate(board, compiled, args, console))
     if args.json:
         print(json.dumps(summary))
     return 0
+
+
+def _board_estimate(board, compiled, args, console: Console) -> dict:
+    """Latency estimate on a board: instructions counted in QEMU / the board's clock."""
+    out = {"board": board.name, "sram_budget_bytes": args.sram, "flash_budget_bytes": args.flash}
+    if board.target is None:
+        console.print(f"{board.mcu}: no --target for its core ({board.core}) yet; budgets checked, "
+                      "no latency estimate")
+        return out
+    from .targets.cortex_m import CortexMModel
+    from .verify import random_inputs
+
+    model = CortexMModel.build(compiled.lib, board.target, f"-{args.opt}")
+    count = model.count_instructions(random_inputs(compiled.graph, 1)[0])
+    ms = board.cycles_to_ms(count)
+    console.print(f"estimated latency on {board.mcu} at {board.clock_hz / 1e6:g} MHz: {ms:.1f} ms "
+                  f"({count:,} instructions counted in QEMU, taken as one cycle each: an estimate)")
+    return {**out, "instructions": count, "est_latency_ms": round(ms, 3)}
+
+
+def _bench(args, console: Console) -> int:
+    from .bench import run_bench
+
+    return run_bench(args, console)
 
 
 def _run(args, console: Console) -> int:
@@ -203,7 +249,7 @@ def _demo(args, console: Console) -> int:
     return 0 if result.ok else 1
 
 
-COMMANDS = {"compile": _compile, "run": _run, "verify": _verify, "inspect": _inspect, "demo": _demo}
+COMMANDS = {"bench": _bench, "compile": _compile, "run": _run, "verify": _verify, "inspect": _inspect, "demo": _demo}
 
 
 def main(argv: list[str] | None = None) -> int:
