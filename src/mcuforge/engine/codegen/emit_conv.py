@@ -3,6 +3,13 @@
 Shapes, strides, pads and zero points are passed as literals in compound-literal structs, so the
 static inline kernels specialise per layer; weights, biases and the per-channel multipliers and shifts
 are const arrays (flash). The requantization constants come from the reference kernels' own functions.
+
+Kernel variants (each header explains its own): pointwise convolutions, other one-group convolutions and
+fully-connected layers with symmetric weights run as int8 GEMMs whose bias has the input offset folded in
+(mcu_conv_s8_1x1, mcu_conv_s8_im2col, mcu_fc_s8_gemm); depthwise convolutions run row by row, vectorized
+over channels (mcu_dwconv_s8_rows, in place: mcu_dwconv_s8_inplace_rows when the planner gave the ring
+its scratch). The plain kernels (mcu_conv_s8, mcu_dwconv_s8, mcu_fc_s8) are the reference variants and
+take every other case.
 """
 from __future__ import annotations
 
@@ -10,20 +17,46 @@ import numpy as np
 
 from ...errors import ModelError
 from ...ir import Op
-from ..reference.ops_conv import ConvGeometry, ConvQuant, conv_geometry, conv_quant, fc_quant, fc_shape
+from ..plan.scratch import folded_bias, is_pointwise, kernel_scratch
+from ..reference.ops_conv import (
+    ConvGeometry,
+    ConvQuant,
+    conv_geometry,
+    conv_quant,
+    fc_quant,
+    fc_shape,
+)
 from .context import EmitContext, emitter
 
-_NO_BIAS = "(const int32_t *)0"
+_NULL_I32 = "(const int32_t *)0"
+_NULL = "(int8_t *)0"
+_DW_MAX_MULTIPLIER = 16  # MCU_DW_BLOCK in mcu_dwconv_s8_rows.h
 
 
 def _bias(op: Op, ctx: EmitContext) -> str:
-    return ctx.const(op.inputs[2]) if len(op.inputs) > 2 and op.inputs[2] else _NO_BIAS
+    return ctx.const(op.inputs[2]) if len(op.inputs) > 2 and op.inputs[2] else _NULL_I32
+
+
+def _requant_constants(q: ConvQuant) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel multipliers and shifts; a channel with multiplier 0 (a zero scale) outputs 0 whatever
+    its shift, so it gets shift -2, which keeps mcu_requantize_fast usable for the layer."""
+    mult = np.asarray(q.multiplier, np.int64)
+    shift = np.where(mult == 0, -2, np.asarray(q.shift, np.int64))
+    return mult, shift
 
 
 def _requant_arrays(op: Op, ctx: EmitContext, q: ConvQuant) -> tuple[str, str]:
-    mult = ctx.const(f"mult_{op.name}", np.asarray(q.multiplier, np.int32), "int32_t")
-    shift = ctx.const(f"shift_{op.name}", np.asarray(q.shift, np.int32), "int32_t")
-    return mult, shift
+    mult, shift = _requant_constants(q)
+    return (ctx.const(f"mult_{op.name}", mult.astype(np.int32), "int32_t"),
+            ctx.const(f"shift_{op.name}", shift.astype(np.int32), "int32_t"))
+
+
+def _fast_requantize(q: ConvQuant) -> int:
+    """1 when mcu_requantize_fast applies to every channel: multipliers in (2^30, 2^31) (or 0), shifts in
+    [-31, -2]."""
+    mult, shift = _requant_constants(q)
+    ok = np.all((shift >= -31) & (shift <= -2)) and np.all(((mult > 2**30) & (mult < 2**31)) | (mult == 0))
+    return int(bool(ok))
 
 
 def _quant_fields(q: ConvQuant) -> dict[str, int]:
@@ -42,18 +75,79 @@ def _call(fn: str, args: list[str]) -> str:
     return f"{fn}(" + (",\n" + pad).join(a.replace("\n", "\n" + pad) for a in args) + ");"
 
 
+def _folded_bias(op: Op, ctx: EmitContext) -> str | None:
+    """Const array of the fast kernels' bias (plan.scratch.folded_bias), or None: use a plain kernel."""
+    folded = folded_bias(op, ctx.graph)
+    if folded is None:
+        return None
+    return ctx.const(f"bias_folded_{op.name}", folded.astype(np.int32), "int32_t")
+
+
+def _folded_requant(op: Op, ctx: EmitContext, q: ConvQuant, per_channel: bool = True) -> str | None:
+    """`&(const mcu_requant_params){...}` with the folded bias (see _folded_bias), or None."""
+    bias = _folded_bias(op, ctx)
+    if bias is None:
+        return None
+    if per_channel:
+        mult, shift = _requant_arrays(op, ctx, q)
+        scalars = {"multiplier_all": 0, "shift_all": 0}
+    else:
+        mult = shift = _NULL_I32
+        mult_all, shift_all = _requant_constants(q)
+        scalars = {"multiplier_all": int(mult_all[0]), "shift_all": int(shift_all[0])}
+    fields = {"bias": bias, "multiplier": mult, "shift": shift, **scalars,
+              "fast_requantize": _fast_requantize(q), "output_offset": q.output_offset,
+              "act_min": q.act_min, "act_max": q.act_max}
+    return f"&(const mcu_requant_params){{{_fields(fields)}}}"
+
+
 @emitter("CONV_2D")
 def emit_conv2d(op: Op, ctx: EmitContext) -> str:
     g, q = conv_geometry(op, ctx.graph), conv_quant(op, ctx.graph)
+    requant = _folded_requant(op, ctx, q) if g.groups == 1 else None
+    if requant is not None and is_pointwise(g.k_h, g.k_w, g.pad_top, g.pad_left, g.in_h, g.in_w, g.out_h,
+                                            g.out_w, g.stride_h, g.stride_w):
+        return _pointwise(op, ctx, g, requant)
+    if requant is not None:
+        return _im2col(op, ctx, g, q, requant)
     ctx.use("mcu_conv_s8.h")
     mult, shift = _requant_arrays(op, ctx, q)
-    shape = {"batches": g.batches, "in_h": g.in_h, "in_w": g.in_w, "in_c": g.in_c,
-             "out_h": g.out_h, "out_w": g.out_w, "out_c": g.out_c, "k_h": g.k_h, "k_w": g.k_w,
-             "filter_in_c": g.filter_in_c, **_window_fields(g)}
     return _call("mcu_conv_s8", [
-        f"&(const mcu_conv_shape){{{_fields(shape)}}}",
+        f"&(const mcu_conv_shape){{{_fields(_conv_shape(g))}}}",
         f"&(const mcu_conv_quant){{{_fields(_quant_fields(q))}}}",
         ctx.ptr(op.inputs[0]), ctx.const(op.inputs[1]), _bias(op, ctx), mult, shift, ctx.ptr(op.outputs[0])])
+
+
+def _conv_shape(g: ConvGeometry) -> dict[str, int]:
+    return {"batches": g.batches, "in_h": g.in_h, "in_w": g.in_w, "in_c": g.in_c,
+            "out_h": g.out_h, "out_w": g.out_w, "out_c": g.out_c, "k_h": g.k_h, "k_w": g.k_w,
+            "filter_in_c": g.filter_in_c, **_window_fields(g)}
+
+
+def _pointwise(op: Op, ctx: EmitContext, g: ConvGeometry, requant: str) -> str:
+    ctx.use("mcu_conv_s8_1x1.h")
+    if g.stride_h == g.stride_w == 1 and (g.in_h, g.in_w) == (g.out_h, g.out_w):  # one run of pixels
+        shape = {"batches": 1, "rows": 1, "cols": g.batches * g.out_h * g.out_w, "in_c": g.in_c,
+                 "out_c": g.out_c, "batch_step": 0, "row_step": 0, "col_step": g.in_c}
+    else:
+        shape = {"batches": g.batches, "rows": g.out_h, "cols": g.out_w, "in_c": g.in_c, "out_c": g.out_c,
+                 "batch_step": g.in_h * g.in_w * g.in_c, "row_step": g.stride_h * g.in_w * g.in_c,
+                 "col_step": g.stride_w * g.in_c}
+    return _call("mcu_conv_s8_1x1", [f"&(const mcu_conv_1x1_shape){{{_fields(shape)}}}", requant,
+                                     ctx.ptr(op.inputs[0]), ctx.const(op.inputs[1]), ctx.ptr(op.outputs[0])])
+
+
+def _im2col(op: Op, ctx: EmitContext, g: ConvGeometry, q: ConvQuant, requant: str) -> str:
+    ctx.use("mcu_conv_s8_im2col.h")
+    choice = kernel_scratch(op, ctx.graph, ctx.inplace)
+    column = _NULL
+    if choice.variant == "im2col" and ctx.scratch is not None:
+        if ctx.plan.scratch[ctx.index][1] < choice.nbytes:
+            raise ModelError(f"{op.kind} {op.name}: im2col needs {choice.nbytes} bytes of scratch (planner error)")
+        column = ctx.scratch
+    return _call("mcu_conv_s8_im2col", [
+        f"&(const mcu_conv_shape){{{_fields(_conv_shape(g))}}}", requant, str(-q.input_offset),
+        ctx.ptr(op.inputs[0]), ctx.const(op.inputs[1]), ctx.ptr(op.outputs[0]), column])
 
 
 @emitter("DEPTHWISE_CONV_2D")
@@ -64,27 +158,46 @@ def emit_depthwise_conv2d(op: Op, ctx: EmitContext) -> str:
     shape = {"batches": g.batches, "in_h": g.in_h, "in_w": g.in_w, "in_c": g.in_c,
              "out_h": g.out_h, "out_w": g.out_w, "k_h": g.k_h, "k_w": g.k_w,
              "multiplier": g.multiplier, **_window_fields(g)}
-    common = [f"&(const mcu_dwconv_shape){{{_fields(shape)}}}",
-              f"&(const mcu_dwconv_quant){{{_fields(_quant_fields(q))}}}"]
-    weights = [ctx.const(op.inputs[1]), _bias(op, ctx), mult, shift]
+    quant = {**_quant_fields(q), "fast_requantize": _fast_requantize(q)}
+    common = [f"&(const mcu_dwconv_shape){{{_fields(shape)}}}", f"&(const mcu_dwconv_quant){{{_fields(quant)}}}"]
+    pad_value = str(-q.input_offset)
+    fast = g.multiplier <= _DW_MAX_MULTIPLIER and folded_bias(op, ctx.graph) is not None
     if not ctx.inplace:
-        return _call("mcu_dwconv_s8", [*common, ctx.ptr(op.inputs[0]), *weights, ctx.ptr(op.outputs[0])])
+        if fast:
+            ctx.use("mcu_dwconv_s8_rows.h")
+            return _call("mcu_dwconv_s8_rows", [*common, pad_value, ctx.ptr(op.inputs[0]), ctx.const(op.inputs[1]),
+                                                _folded_bias(op, ctx), mult, shift, ctx.ptr(op.outputs[0])])
+        return _call("mcu_dwconv_s8", [*common, ctx.ptr(op.inputs[0]), ctx.const(op.inputs[1]), _bias(op, ctx),
+                                       mult, shift, ctx.ptr(op.outputs[0])])
     scratch = ctx.scratch
-    need = g.batches * g.out_h * g.out_w
-    if g.multiplier != 1 or scratch is None or ctx.plan.scratch[ctx.index][1] < need:
+    choice = kernel_scratch(op, ctx.graph, True)
+    granted = ctx.plan.scratch[ctx.index][1] if ctx.index in ctx.plan.scratch else 0
+    if g.multiplier != 1 or scratch is None or granted < choice.nbytes:
         raise ModelError(f"{op.kind} {op.name}: in-place depthwise needs multiplier 1 and a scratch of "
-                         f"{need} bytes (planner error)")
+                         f"{choice.nbytes} bytes (planner error)")
     if ctx.plan.offsets[op.inputs[0]] != ctx.plan.offsets[op.outputs[0]]:
         raise ModelError(f"{op.kind} {op.name}: in place, but input and output are at different offsets")
-    return _call("mcu_dwconv_s8_inplace", [*common, ctx.ptr(op.outputs[0]), *weights, scratch])
+    if choice.variant == "rows":  # the planner checked that the bias folds
+        ctx.use("mcu_dwconv_s8_rows.h")
+        return _call("mcu_dwconv_s8_inplace_rows", [*common, pad_value, ctx.ptr(op.outputs[0]),
+                                                    ctx.const(op.inputs[1]), _folded_bias(op, ctx), mult, shift,
+                                                    scratch, str(choice.ring_rows)])
+    return _call("mcu_dwconv_s8_inplace", [*common, ctx.ptr(op.outputs[0]), ctx.const(op.inputs[1]),
+                                           _bias(op, ctx), mult, shift, scratch])
 
 
 @emitter("FULLY_CONNECTED")
 def emit_fully_connected(op: Op, ctx: EmitContext) -> str:
     batches, in_f, out_f = fc_shape(op, ctx.graph)
     q = fc_quant(op, ctx.graph)
-    ctx.use("mcu_fc_s8.h")
     per_tensor = q.multiplier.size == 1
+    requant = _folded_requant(op, ctx, q, per_channel=not per_tensor) if q.weights_offset == 0 else None
+    if requant is not None:
+        ctx.use("mcu_fc_s8_fast.h")
+        shape = {"batches": batches, "in_features": in_f, "out_features": out_f}
+        return _call("mcu_fc_s8_gemm", [f"&(const mcu_fc_shape){{{_fields(shape)}}}", requant,
+                                        ctx.ptr(op.inputs[0]), ctx.const(op.inputs[1]), ctx.ptr(op.outputs[0])])
+    ctx.use("mcu_fc_s8.h")
     params = {"batches": batches, "in_features": in_f, "out_features": out_f,
               "input_offset": q.input_offset, "weights_offset": q.weights_offset,
               "output_offset": q.output_offset,
@@ -98,10 +211,10 @@ def emit_fully_connected(op: Op, ctx: EmitContext) -> str:
     return _call("mcu_fc_s8_per_channel", [*args, *_requant_arrays(op, ctx, q), ctx.ptr(op.outputs[0])])
 
 
-def _fields(values: dict[str, int]) -> str:
+def _fields(values: dict[str, int | str]) -> str:
     """Designated initializers, wrapped to lines of about 90 characters."""
     lines: list[str] = []
-    for item in (f".{k} = {_int(v)}" for k, v in values.items()):
+    for item in (f".{k} = {v if isinstance(v, str) else _int(v)}" for k, v in values.items()):
         if lines and len(lines[-1]) + len(item) < 88:
             lines[-1] += " " + item + ","
         else:

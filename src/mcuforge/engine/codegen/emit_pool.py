@@ -102,7 +102,10 @@ def _pool(op: Op, ctx: EmitContext, fn: str) -> str:
               "out_h": g.out_h, "out_w": g.out_w, "filter_h": g.filter_h, "filter_w": g.filter_w,
               "stride_h": g.stride_h, "stride_w": g.stride_w, "pad_top": g.pad_top, "pad_left": g.pad_left,
               "act_min": lo, "act_max": hi}
-    return c_call(fn, [c_struct("mcu_pool_params", params), ctx.ptr(op.inputs[0]), ctx.ptr(op.outputs[0])])
+    # the fast variant (channels innermost) of each pool kernel; mcu_avgpool_s8 / mcu_maxpool_s8 are the
+    # reference variants with the same results
+    return c_call(fn + "_channels", [c_struct("mcu_pool_params", params), ctx.ptr(op.inputs[0]),
+                                     ctx.ptr(op.outputs[0])])
 
 
 @emitter("AVERAGE_POOL_2D")

@@ -2,18 +2,187 @@
 
 This is the one place that knows which kernels need scratch; the planner packs each op's scratch into the
 arena as a tensor that lives for that op alone, so it fills a gap instead of adding a region.
+
+Some kernels have a fast variant that needs more scratch than the plain one. The fast one is chosen only
+where its scratch does not raise the model's lower bound: the live bytes at that op, with its extra
+scratch, stay within the largest live set of the plan that gives every op its smallest scratch.
+- In-place depthwise: `channels` computes one channel at a time into N*out_h*out_w bytes; `rows`
+  (mcu_dwconv_s8_inplace_rows) computes whole output rows, vectorized over channels, into a ring of
+  `ring_rows` rows of out_w*C bytes.
+- Convolutions through im2col (mcu_conv_s8_im2col): a column of two windows as int16 (4*K_h*K_w*C_in
+  bytes, plus 4 to align it); without scratch the kernel borrows the unwritten end of its output (and
+  computes its last pixels without a column).
 """
 from __future__ import annotations
 
+import bisect
+import weakref
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...errors import ModelError
 from ...ir import DTYPE_BYTES, Graph, Op
+
+SLACK_MARGIN = 64  # bytes of alignment padding the live-set estimate may miss
+_INT32_MAX = 2**31 - 1
+_MAX_PRODUCT = 128 * 128  # |x * w| for int8 x and w
+
+
+@dataclass(frozen=True)
+class KernelScratch:
+    variant: str  # "", "channels" or "rows" (in-place depthwise), "im2col" (conv column in scratch)
+    nbytes: int
+    ring_rows: int = 0
+
+
+_NONE = KernelScratch("", 0)
 
 
 def scratch_bytes(op: Op, graph: Graph, inplace: bool) -> int:
     """Scratch bytes of `op`'s kernel; `inplace` says whether its output is placed over its input."""
+    return kernel_scratch(op, graph, inplace).nbytes
+
+
+def kernel_scratch(op: Op, graph: Graph, inplace: bool) -> KernelScratch:
+    """The scratch variant of `op`'s kernel (the code generator follows the same choice)."""
+    if op.kind not in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+        return _NONE
+    cache = _cache(graph)
+    key = (id(op), inplace)
+    if key not in cache:
+        minimal = _minimal(op, graph, inplace)
+        fast = _fast(op, graph, inplace)
+        choice = minimal
+        if fast is not None and (fast.nbytes <= minimal.nbytes
+                                 or _fits(op, graph, inplace, fast.nbytes - minimal.nbytes)):
+            choice = fast
+        cache[key] = choice
+    return cache[key]
+
+
+def _minimal(op: Op, graph: Graph, inplace: bool) -> KernelScratch:
     if op.kind == "DEPTHWISE_CONV_2D" and inplace:
-        # The in-place kernel computes one output channel (all N*H*W positions) into a temporary, then
+        # The channel kernel computes one output channel (all N*H*W positions) into a temporary, then
         # writes it into the channel's interleaved positions, which only held that input channel.
         out = graph.tensors[op.outputs[0]]
         channels = out.shape[-1] if out.shape else 1
-        return (out.size // max(channels, 1)) * DTYPE_BYTES[out.dtype]
-    return 0
+        return KernelScratch("channels", (out.size // max(channels, 1)) * DTYPE_BYTES[out.dtype])
+    return _NONE
+
+
+def _fast(op: Op, graph: Graph, inplace: bool) -> KernelScratch | None:
+    from ..reference.ops_conv import conv_geometry
+
+    if op.kind not in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+        return None
+    try:
+        g = conv_geometry(op, graph)
+    except (ModelError, KeyError, IndexError, ValueError):
+        return None
+    if op.kind == "DEPTHWISE_CONV_2D":
+        if not inplace or g.multiplier != 1 or g.out_h * g.out_w * g.batches == 0 or folded_bias(op, graph) is None:
+            return None
+        rows = dw_ring_rows(g.batches, g.in_h, g.in_w, g.out_h, g.out_w, g.k_h, g.stride_h, g.dil_h, g.pad_top)
+        return KernelScratch("rows", rows * g.out_w * g.in_c, rows)
+    if uses_im2col(g.k_h, g.k_w, g.groups, g.pad_top, g.pad_left, g.in_h, g.in_w, g.out_h, g.out_w,
+                   g.stride_h, g.stride_w) and folded_bias(op, graph) is not None:
+        return KernelScratch("im2col", 4 * (g.k_h * g.k_w * g.in_c + 1) + 4)
+    return None
+
+
+def folded_bias(op: Op, graph: Graph) -> np.ndarray | None:
+    """The bias the fast kernels take: bias + input_offset * (sum of the output channel's weights), int64
+    per output channel (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED); None when the accumulation could
+    then leave int32 (the plain kernels run instead) or the op has no int8 weights."""
+    x, w = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]]
+    if w.data is None or x.quant is None:
+        return None
+    weights = np.asarray(w.data, np.int64)
+    rows = weights.reshape(-1, weights.shape[-1]).T if op.kind == "DEPTHWISE_CONV_2D" else \
+        weights.reshape(weights.shape[0], -1)
+    bias_name = op.inputs[2] if len(op.inputs) > 2 else ""
+    bias = graph.tensors[bias_name].data if bias_name else None
+    folded = (np.zeros(rows.shape[0], np.int64) if bias is None else np.asarray(bias, np.int64).reshape(-1)) \
+        - int(x.quant.zp) * rows.sum(axis=1)
+    if folded.size and int(np.abs(folded).max()) + _MAX_PRODUCT * rows.shape[1] > _INT32_MAX:
+        return None
+    return folded
+
+
+def uses_im2col(k_h: int, k_w: int, groups: int, pad_top: int, pad_left: int, in_h: int, in_w: int,
+                out_h: int, out_w: int, stride_h: int, stride_w: int) -> bool:
+    """CONV_2D kernels: one group and not a plain pointwise conv (that one needs no column)."""
+    if groups != 1:
+        return False
+    return not is_pointwise(k_h, k_w, pad_top, pad_left, in_h, in_w, out_h, out_w, stride_h, stride_w)
+
+
+def is_pointwise(k_h: int, k_w: int, pad_top: int, pad_left: int, in_h: int, in_w: int, out_h: int,
+                 out_w: int, stride_h: int, stride_w: int) -> bool:
+    """A 1x1 kernel whose every output pixel reads an input pixel (no padding on any side)."""
+    return (k_h == 1 and k_w == 1 and pad_top == 0 and pad_left == 0
+            and (out_h - 1) * stride_h < in_h and (out_w - 1) * stride_w < in_w)
+
+
+def dw_ring_rows(batches: int, in_h: int, in_w: int, out_h: int, out_w: int, k_h: int, stride_h: int,
+                 dil_h: int, pad_top: int) -> int:
+    """Rows of the in-place depthwise ring: output row f is copied to its place right after row
+    f + ring_rows - 1 is computed, which must be the last row reading input bytes under row f."""
+    reads: list[tuple[int, int, int]] = []  # (first byte, end byte, output row) of rows that read input
+    for row in range(batches * out_h):
+        b, oy = divmod(row, out_h)
+        first = max(0, oy * stride_h - pad_top)
+        last = min(in_h - 1, oy * stride_h - pad_top + (k_h - 1) * dil_h)
+        if first <= last:
+            reads.append(((b * in_h + first) * in_w, (b * in_h + last + 1) * in_w, row))
+    starts = [r[0] for r in reads]  # non-decreasing, and so are the end bytes
+    ring = 1
+    for f in range(batches * out_h):
+        lo, hi = f * out_w, (f + 1) * out_w  # the bytes (in units of channels) output row f covers
+        k = bisect.bisect_left(starts, hi) - 1  # the last reading row that starts below hi
+        if k >= 0 and reads[k][1] > lo:
+            ring = max(ring, reads[k][2] - f + 1)
+    return ring
+
+
+# ------------------------------------------------------------------ does the extra scratch fit?
+
+_CACHE: weakref.WeakKeyDictionary[Graph, dict[object, object]] = weakref.WeakKeyDictionary()
+
+
+def _cache(graph: Graph) -> dict[object, object]:
+    """Per-graph memo of the choices and live sets (graphs are immutable; the planner asks several times)."""
+    return _CACHE.setdefault(graph, {})
+
+
+def _fits(op: Op, graph: Graph, inplace: bool, extra: int) -> bool:
+    index = next((i for i, o in enumerate(graph.ops) if o is op), None)
+    if index is None:
+        return False
+    live, peak, inplace_ops = _base_live(graph, True)
+    if not inplace and index in inplace_ops:  # asked for the plan without in-place ops
+        live, peak, _ = _base_live(graph, False)
+    return live[index] + extra + SLACK_MARGIN <= peak
+
+
+def _base_live(graph: Graph, inplace: bool) -> tuple[list[int], int, frozenset[int]]:
+    """Live bytes per step when every op gets its smallest scratch (as the planner counts them)."""
+    cache = _cache(graph)
+    key = ("live", inplace)
+    if key not in cache:
+        from .blocks import Block, buffer_block, live_bytes
+        from .inplace import share_buffers
+        from .lifetimes import activation_lifetimes, round_up
+
+        lifetimes = activation_lifetimes(graph)
+        sizes = {n: max(round_up(graph.tensors[n].nbytes, 4), 4) for n in lifetimes}
+        sharing = share_buffers(graph, lifetimes, sizes, inplace)
+        blocks = [buffer_block(members, lifetimes, sizes) for members in sharing.buffers]
+        for i, op in enumerate(graph.ops):
+            nbytes = _minimal(op, graph, i in sharing.inplace_ops).nbytes
+            if nbytes:
+                blocks.append(Block((), i, i, i, (round_up(nbytes, 4),)))
+        live = live_bytes(blocks, max(len(graph.ops), 1))
+        cache[key] = (live, max(live), sharing.inplace_ops)
+    return cache[key]  # type: ignore[return-value]

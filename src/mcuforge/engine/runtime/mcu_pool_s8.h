@@ -6,7 +6,7 @@
 #ifndef MCU_POOL_S8_H
 #define MCU_POOL_S8_H
 
-#include "mcu_common.h"
+#include "mcu_specialize.h"
 
 typedef struct {
     int32_t batches, in_h, in_w, channels, out_h, out_w;
@@ -72,6 +72,74 @@ MCU_INLINE void mcu_maxpool_s8(const mcu_pool_params *p, const int8_t *input, in
             }
         }
     }
+}
+
+/* Fast paths: the same results, channels innermost. NHWC keeps a pixel's channels contiguous, so each
+ * window tap adds (or compares) a whole block of up to MCU_POOL_BLOCK channels, a loop compilers
+ * vectorize, instead of striding through the input once per channel. */
+#ifndef MCU_POOL_BLOCK
+#define MCU_POOL_BLOCK 16
+#endif
+
+/* Channels [c0, c0 + n) of one output pixel; `max`: maximum, else average. */
+MCU_SPECIALIZE void mcu_pool_s8_block(const mcu_pool_params *p, const int8_t *input, int32_t b, int32_t y0,
+                                      int32_t fy0, int32_t fy1, int32_t x0, int32_t fx0, int32_t fx1, int32_t c0,
+                                      int32_t n, int32_t max, int8_t *out) {
+    int32_t sum[MCU_POOL_BLOCK];
+    int8_t best[MCU_POOL_BLOCK];
+    int32_t c, fy, fx;
+    const int32_t count = (fy1 - fy0) * (fx1 - fx0);
+    for (c = 0; c < n; ++c) {
+        sum[c] = 0;
+        best[c] = -128;
+    }
+    for (fy = fy0; fy < fy1; ++fy) {
+        for (fx = fx0; fx < fx1; ++fx) {
+            const int8_t *in = input + ((b * p->in_h + y0 + fy) * p->in_w + x0 + fx) * p->channels + c0;
+            if (max) {
+                for (c = 0; c < n; ++c) best[c] = in[c] > best[c] ? in[c] : best[c];
+            } else {
+                for (c = 0; c < n; ++c) sum[c] += in[c];
+            }
+        }
+    }
+    for (c = 0; c < n; ++c) {
+        int32_t v = max ? best[c] : sum[c];
+        if (!max && count > 0) v = v > 0 ? (v + count / 2) / count : (v - count / 2) / count;
+        out[c0 + c] = (int8_t)mcu_clamp_i32(v, p->act_min, p->act_max);
+    }
+}
+
+MCU_SPECIALIZE void mcu_pool_s8_channels(const mcu_pool_params *p, const int8_t *input, int8_t *output,
+                                         int32_t max) {
+    const int32_t whole = p->channels - p->channels % MCU_POOL_BLOCK;
+    int32_t b, oy, ox, c0;
+    for (b = 0; b < p->batches; ++b) {
+        for (oy = 0; oy < p->out_h; ++oy) {
+            int32_t y0, fy0, fy1;
+            mcu_pool_window(oy, p->stride_h, p->pad_top, p->filter_h, p->in_h, &y0, &fy0, &fy1);
+            for (ox = 0; ox < p->out_w; ++ox) {
+                int32_t x0, fx0, fx1;
+                mcu_pool_window(ox, p->stride_w, p->pad_left, p->filter_w, p->in_w, &x0, &fx0, &fx1);
+                for (c0 = 0; c0 < whole; c0 += MCU_POOL_BLOCK) {
+                    mcu_pool_s8_block(p, input, b, y0, fy0, fy1, x0, fx0, fx1, c0, MCU_POOL_BLOCK, max, output);
+                }
+                if (whole < p->channels) {
+                    mcu_pool_s8_block(p, input, b, y0, fy0, fy1, x0, fx0, fx1, whole, p->channels - whole, max,
+                                      output);
+                }
+                output += p->channels;
+            }
+        }
+    }
+}
+
+MCU_SPECIALIZE void mcu_avgpool_s8_channels(const mcu_pool_params *p, const int8_t *input, int8_t *output) {
+    mcu_pool_s8_channels(p, input, output, 0);
+}
+
+MCU_SPECIALIZE void mcu_maxpool_s8_channels(const mcu_pool_params *p, const int8_t *input, int8_t *output) {
+    mcu_pool_s8_channels(p, input, output, 1);
 }
 
 #endif /* MCU_POOL_S8_H */
