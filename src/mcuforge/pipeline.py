@@ -10,7 +10,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .engine.codegen import CLibrary, generate
+from .engine.codegen import CLibrary
+from .engine.compiler import compile_graph
 from .engine.opinfo import macs, params
 from .engine.plan import MemoryPlan, check_plan, plan_memory
 from .errors import BudgetError, ModelError
@@ -87,8 +88,7 @@ def compile_model(graph: Graph, name: str | None = None, *, sram: int | None = N
                   flash: int | None = None) -> Compiled:
     """Plans and generates the C library; raises BudgetError if it exceeds `sram` or `flash` bytes."""
     plan = plan_memory(graph)
-    check_plan(graph, plan)
-    lib = generate(graph, plan, name or graph.name)
+    lib = compile_graph(graph, name, plan=plan)  # checks the plan: no two live tensors overlap
     report = memory_report(graph, plan, lib.flash_weights_bytes)
     check_budget(report, sram, flash)
     return Compiled(graph, plan, lib, report)
