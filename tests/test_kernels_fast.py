@@ -4,7 +4,7 @@ Variants: pointwise convolution as a GEMM (mcu_conv_s8_1x1: column in the output
 the last pixels), other convolutions through im2col (mcu_conv_s8_im2col: column in the planner's scratch,
 in the output's tail, or tap by tap), depthwise row by row (mcu_dwconv_s8_rows, in place through a ring of
 rows: mcu_dwconv_s8_inplace_rows), fully connected as a GEMM (mcu_fc_s8_gemm), and the one-step
-requantization (mcu_requantize_fast). Shapes include odd channel counts, odd pixel counts, batches,
+requantization (mcu_requantize_folded). Shapes include odd channel counts, odd pixel counts, batches,
 windows that overhang every border, and tiny images. Host builds run normally and under
 -fsanitize=address,undefined; with the Arm toolchain the same graphs run on Cortex-M4 and Cortex-M7 in
 QEMU, where the DSP paths (SXTB16, SMLAD) are compiled in.
@@ -12,6 +12,7 @@ QEMU, where the DSP paths (SXTB16, SMLAD) are compiled in.
 from __future__ import annotations
 
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -23,6 +24,7 @@ from mcuforge.engine.codegen import runtime_source
 from mcuforge.engine.plan import plan_memory
 from mcuforge.engine.plan import scratch as scratch_module
 from mcuforge.engine.plan.scratch import dw_ring_rows, kernel_scratch
+from mcuforge.engine.reference.ops_conv import conv_quant
 from mcuforge.ir import Graph
 from mcuforge.models.builder import GraphBuilder
 from mcuforge.targets.cortex_m import CortexMModel, toolchain_missing
@@ -168,7 +170,7 @@ def test_im2col_uses_scratch_where_there_is_slack() -> None:
 def test_depthwise_rows_match_reference() -> None:
     graph = _merged([_depthwise_graph(i, chained=False) for i in range(len(DEPTHWISE))], "dw_rows")
     lib = compile_graph(graph, "dw_rows", inplace=False)
-    assert lib.files["dw_rows.c"].count("mcu_dwconv_s8_rows(") == len(DEPTHWISE)
+    assert lib.files["dw_rows.c"].count("mcu_dwconv_s8_fast(") == len(DEPTHWISE)
     model = HostModel.build(lib)
     for trial in range(2):
         xs = _inputs(graph, trial)
@@ -181,7 +183,7 @@ def test_depthwise_in_place_ring_matches_reference() -> None:
     for g in graphs:
         assert kernel_scratch(g.ops[0], g, True).variant == "rows"
     source = _assert_host_matches(_merged(graphs, "dw_ring"), "dw_ring")
-    assert source.count("mcu_dwconv_s8_inplace_rows(") == len(graphs)
+    assert source.count("mcu_dwconv_s8_fast(") == len(graphs)
 
 
 @pytest.mark.parametrize("i", [0, 1, 3, 9, 11])
@@ -192,7 +194,7 @@ def test_depthwise_in_place_alone_matches_reference(i: int) -> None:
     source = _assert_host_matches(graph, "dw_alone")
     assert plan_memory(graph).inplace_ops == frozenset({0})
     choice = kernel_scratch(graph.ops[0], graph, True)
-    assert ("mcu_dwconv_s8_inplace_rows(" if choice.variant == "rows" else "mcu_dwconv_s8_inplace(") in source
+    assert ("mcu_dwconv_s8_fast(" if choice.variant == "rows" else "mcu_dwconv_s8_inplace(") in source
 
 
 def test_fully_connected_gemm_matches_reference() -> None:
@@ -208,9 +210,9 @@ def test_fast_kernels_clean_under_sanitizers() -> None:
         _assert_host_matches(graph, f"sanitized_{k}", trials=1, sanitize=True)
 
 
-def test_requantize_fast_equals_requantize(tmp_path: Path) -> None:
-    """mcu_requantize_fast == mcu_requantize for every promised multiplier and shift, on edge and random
-    accumulators (built with sanitizers)."""
+def test_requantize_folded_equals_requantize(tmp_path: Path) -> None:
+    """mcu_requantize_folded == mcu_requantize + output offset for every promised multiplier and shift and
+    every output offset, on edge and random accumulators (built with sanitizers)."""
     for header in ("mcu_common.h", "mcu_specialize.h", "mcu_gemm_s8.h"):
         (tmp_path / header).write_text(runtime_source(header))
     (tmp_path / "check.c").write_text(r"""
@@ -224,14 +226,16 @@ int main(void) {
     const int32_t n_edges = (int32_t)(sizeof edges / sizeof edges[0]);
     long bad = 0, checked = 0;
     int32_t right, i, j;
-    for (right = 2; right <= 31; ++right) {
-        for (i = 0; i < 4000; ++i) {
+    for (right = 2; right <= 23; ++right) {
+        for (i = 0; i < 5000; ++i) {
+            const int32_t offset = (int32_t)(next() % 256u) - 128;
+            const int32_t round_hi = (1 << (right - 2)) + offset * (1 << (right - 1));
             const int32_t m = i == 0 ? 0 : (i == 1 ? 1073741825 : (i == 2 ? INT32_MAX
                               : (int32_t)(1073741825u + next() % 1073741823u)));
             for (j = 0; j < n_edges + 16; ++j) {
                 const uint32_t r = next();
                 const int32_t x = j < n_edges ? edges[j] : (j % 2 ? (int32_t)(r >> (r % 31)) : (int32_t)r);
-                bad += mcu_requantize(x, m, -right) != mcu_requantize_fast(x, m, right);
+                bad += mcu_requantize(x, m, -right) + offset != mcu_requantize_folded(x, m, round_hi, right - 1);
                 ++checked;
             }
         }
@@ -289,7 +293,7 @@ def test_fast_scratch_never_raises_the_lower_bound(path, monkeypatch) -> None:
     from mcuforge.pipeline import load_model
 
     with_fast = plan_memory(load_model(path))
-    monkeypatch.setattr(scratch_module, "_fast", lambda op, graph, inplace: None)
+    monkeypatch.setattr(scratch_module, "_fast", lambda op, graph, inplace: [])
     minimal = plan_memory(load_model(path))  # a new graph: the choices are memoized per graph
     assert with_fast.lower_bound == minimal.lower_bound
     assert with_fast.arena_bytes <= minimal.arena_bytes
@@ -297,19 +301,57 @@ def test_fast_scratch_never_raises_the_lower_bound(path, monkeypatch) -> None:
 
 # ------------------------------------------------------------------ Cortex-M4 / M7 (DSP paths)
 
-def _cortex_m_graphs() -> list[Graph]:
-    return ([_pointwise_graph(i) for i in (0, 1, 2, 3, 6, 9)]
-            + [_im2col_graph(i, chained) for i in (0, 2, 3, 6, 8) for chained in (False, True)]
-            + [_depthwise_graph(i, chained) for i in (0, 2, 3, 6, 8, 10) for chained in (False, True)]
-            + [_fc_graph(i) for i in (0, 5)])
+def _cortex_m_graphs() -> list[tuple[Graph, bool]]:
+    """(graph, in place allowed): every DSP path, the depthwise plane in place and not."""
+    return ([(_pointwise_graph(i), True) for i in (0, 1, 2, 3, 6, 9, 10)]
+            + [(_im2col_graph(i, chained), True) for i in (0, 2, 3, 6, 8) for chained in (False, True)]
+            + [(_depthwise_graph(i, chained), True) for i in (0, 2, 3, 5, 6, 8, 10, 12) for chained in (False, True)]
+            + [(_depthwise_graph(i, True), False) for i in (0, 1, 3, 5, 8, 9, 11, 12)]
+            + [(_fc_graph(i), True) for i in (0, 5)])
+
+
+def test_depthwise_plane_is_planned_in_place_and_not() -> None:
+    planes = [kernel_scratch(g.ops[0], g, inplace).plane for g, inplace in _cortex_m_graphs()
+              if g.ops[0].kind == "DEPTHWISE_CONV_2D"]
+    assert sum(planes) >= 10 and not all(planes)
 
 
 @pytest.mark.skipif(bool(toolchain_missing()), reason=f"needs the Arm toolchain and QEMU ({toolchain_missing()})")
 @pytest.mark.parametrize("core", ["cortex-m4", "cortex-m7"])
 def test_cortex_m_dsp_paths_match_reference(core: str) -> None:
-    for k, graph in enumerate(_cortex_m_graphs()):
-        lib = compile_graph(graph, f"fast_{k}")
+    for k, (graph, inplace) in enumerate(_cortex_m_graphs()):
+        lib = compile_graph(graph, f"fast_{k}", inplace=inplace)
         batch = [_inputs(graph, seed) for seed in range(2)]
         for xs, got in zip(batch, CortexMModel.build(lib, core=core).run_batch(batch)):
             for g, r in zip(got, reference.run(graph, xs)):
                 assert np.array_equal(g, r), f"{core}: graph {k} ({graph.ops[0].kind}) != reference"
+
+
+def _with_dead_channels(graph: Graph) -> Graph:
+    """The first conv with the weight scales of channels 0 and 1 so small that their right shifts exceed
+    what the folded requantization takes, channel 0's weights all zero and a huge bias (as in MLPerf VWW)."""
+    op = graph.ops[0]
+    w, bias = graph[op.inputs[1]], graph[op.inputs[2]]
+    weights = np.array(w.data)
+    weights[0] = 0
+    scale = np.array(w.quant.scale)
+    scale[:2] *= 1e-6
+    b = np.array(bias.data)
+    b[0], b[1] = 2**30, -1000
+    tensors = dict(graph.tensors)
+    tensors[w.name] = replace(w, data=weights, quant=replace(w.quant, scale=scale.astype(np.float32)))
+    bias_scale = (graph[op.inputs[0]].quant.s * scale).astype(np.float32)
+    tensors[bias.name] = replace(bias, data=b, quant=replace(bias.quant, scale=bias_scale))
+    return replace(graph, tensors=tensors)
+
+
+@pytest.mark.parametrize("i", [0, 9])
+def test_dead_channels_keep_the_folded_requantization(i: int) -> None:
+    graph = _with_dead_channels(_pointwise_graph(i))
+    q = conv_quant(graph.ops[0], graph)
+    assert -int(np.min(q.shift)) > 23  # beyond the folded range before the dead-channel rewrite
+    source = _assert_host_matches(graph, f"dead_{i}", trials=3)
+    assert ".folded = 1" in source
+    x = _inputs(graph, 0)
+    out = reference.run(graph, x)[0].reshape(-1, graph[graph.ops[0].outputs[0]].shape[-1])
+    assert len(set(out[:, 0].tolist())) == 1 and len(set(out[:, 1].tolist())) == 1  # constant channels

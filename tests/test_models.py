@@ -85,7 +85,8 @@ def test_random_graphs_c_equals_reference_and_tflm(layers, seed):
 
 
 def test_verify_names_the_first_differing_layer():
-    """Corrupt a requantization multiplier of layer 0 in the generated C: verify must name that layer."""
+    """Corrupt a requantization constant of layer 0 in the generated C (channel 0's folded bias, the first value
+    of its requantization table): verify must name that layer."""
     import dataclasses
     import re
 
@@ -93,9 +94,11 @@ def test_verify_names_the_first_differing_layer():
     graph = load_model(path)
     compiled = compile_model(graph, "kws")
     weights = compiled.lib.files["kws_weights.c"]
-    first = re.search(r"const int32_t (\w+)\[\d+\] = \{\n    (\d+)", weights)
-    assert "_mult_" in first.group(1) and first.group(1) in compiled.lib.files["kws.c"].split("/* 1:")[0]
-    broken = weights.replace(first.group(0), first.group(0)[: -len(first.group(2))] + str(int(first.group(2)) // 2), 1)
+    layer0 = compiled.lib.files["kws.c"].split("/* 0:")[1].split("/* 1:")[0]
+    table = re.search(r"\.channel = (\w+)", layer0).group(1)
+    first = re.search(r"const int32_t " + table + r"\[\d+\] = \{\n    (-?\d+)", weights)
+    value = first.group(1)
+    broken = weights.replace(first.group(0), first.group(0)[: -len(value)] + str(int(value) // 2 - 1000), 1)
     bad_lib = dataclasses.replace(compiled.lib, files={**compiled.lib.files, "kws_weights.c": broken})
     result = verify(graph, samples=3, use_tflm=False, compiled=dataclasses.replace(compiled, lib=bad_lib))
     assert not result.ok

@@ -270,7 +270,7 @@ def test_inplace_depthwise_matches_tflm(i: int) -> None:
     assert plan.offsets[op.inputs[0]] == plan.offsets[op.outputs[0]]
     choice = kernel_scratch(op, graph, True)  # a lone layer is the peak: the ring of rows only where smaller
     assert plan.scratch[0][1] >= choice.nbytes and choice.nbytes <= out.size // out.shape[-1]
-    kernel = "mcu_dwconv_s8_inplace_rows(" if choice.variant == "rows" else "mcu_dwconv_s8_inplace("
+    kernel = "mcu_dwconv_s8_fast(" if choice.variant == "rows" else "mcu_dwconv_s8_inplace("
     assert kernel in compile_graph(graph, "dw_inplace").files["dw_inplace.c"]
     assert_bit_exact([case], trials=3, name="dw_inplace")
 

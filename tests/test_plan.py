@@ -163,9 +163,10 @@ def test_random_graphs_plan_validly(graph: Graph, align: int, inplace: bool) -> 
     assert all(off % align == 0 for off in plan.offsets.values())
     for step in range(len(graph.ops)):
         assert occupied_bytes(graph, plan, step) == plan.live_bytes[step]
-    if not inplace:  # no in-place op; scratch only for convolution columns (where they fit in the slack)
+    if not inplace:  # no in-place op; scratch only for convolution columns and depthwise planes (where they fit)
         assert not plan.inplace_ops
-        assert all(kernel_scratch(graph.ops[i], graph, False).variant == "im2col" for i in plan.scratch)
+        choices = [kernel_scratch(graph.ops[i], graph, False) for i in plan.scratch]
+        assert all(c.variant == "im2col" or (c.variant == "rows" and c.plane and not c.ring_rows) for c in choices)
     # the planner drops in place altogether when the plain plan packs smaller (in place packed badly)
     fell_back = inplace and not plan.inplace_ops and plan == plan_memory(graph, align=align, inplace=False)
     for i in plan.inplace_ops:
@@ -187,8 +188,9 @@ def test_random_graphs_plan_validly(graph: Graph, align: int, inplace: bool) -> 
 @settings(max_examples=100, deadline=None)
 @given(random_graphs())
 def test_in_place_never_raises_the_lower_bound(graph: Graph) -> None:
+    """In place never needs more at the peak; at other steps a fast kernel may use the slack (e.g. a
+    depthwise plane larger than the ring of rows), so single steps may hold more."""
     with_inplace, without = plan_memory(graph), plan_memory(graph, inplace=False)
-    assert all(a <= b for a, b in zip(with_inplace.live_bytes, without.live_bytes))
     assert with_inplace.lower_bound <= without.lower_bound
 
 

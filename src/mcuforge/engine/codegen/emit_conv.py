@@ -13,11 +13,9 @@ take every other case.
 """
 from __future__ import annotations
 
-import numpy as np
-
 from ...errors import ModelError
 from ...ir import Op
-from ..plan.scratch import folded_bias, is_pointwise, kernel_scratch
+from ..plan.scratch import is_pointwise, kernel_scratch
 from ..reference.ops_conv import (
     ConvGeometry,
     ConvQuant,
@@ -27,36 +25,15 @@ from ..reference.ops_conv import (
     fc_shape,
 )
 from .context import EmitContext, emitter
+from .literals import c_call as _call, c_fields as _fields
+from .requant import NULL_I32 as _NULL_I32, requant_arrays as _requant_arrays, requant_params
 
-_NULL_I32 = "(const int32_t *)0"
 _NULL = "(int8_t *)0"
 _DW_MAX_MULTIPLIER = 16  # MCU_DW_BLOCK in mcu_dwconv_s8_rows.h
 
 
 def _bias(op: Op, ctx: EmitContext) -> str:
     return ctx.const(op.inputs[2]) if len(op.inputs) > 2 and op.inputs[2] else _NULL_I32
-
-
-def _requant_constants(q: ConvQuant) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel multipliers and shifts; a channel with multiplier 0 (a zero scale) outputs 0 whatever
-    its shift, so it gets shift -2, which keeps mcu_requantize_fast usable for the layer."""
-    mult = np.asarray(q.multiplier, np.int64)
-    shift = np.where(mult == 0, -2, np.asarray(q.shift, np.int64))
-    return mult, shift
-
-
-def _requant_arrays(op: Op, ctx: EmitContext, q: ConvQuant) -> tuple[str, str]:
-    mult, shift = _requant_constants(q)
-    return (ctx.const(f"mult_{op.name}", mult.astype(np.int32), "int32_t"),
-            ctx.const(f"shift_{op.name}", shift.astype(np.int32), "int32_t"))
-
-
-def _fast_requantize(q: ConvQuant) -> int:
-    """1 when mcu_requantize_fast applies to every channel: multipliers in (2^30, 2^31) (or 0), shifts in
-    [-31, -2]."""
-    mult, shift = _requant_constants(q)
-    ok = np.all((shift >= -31) & (shift <= -2)) and np.all(((mult > 2**30) & (mult < 2**31)) | (mult == 0))
-    return int(bool(ok))
 
 
 def _quant_fields(q: ConvQuant) -> dict[str, int]:
@@ -69,42 +46,10 @@ def _window_fields(g: ConvGeometry) -> dict[str, int]:
             "pad_top": g.pad_top, "pad_left": g.pad_left}
 
 
-def _call(fn: str, args: list[str]) -> str:
-    """`fn(arg, arg, ...);` one argument per line, aligned after the parenthesis."""
-    pad = " " * (len(fn) + 1)
-    return f"{fn}(" + (",\n" + pad).join(a.replace("\n", "\n" + pad) for a in args) + ");"
-
-
-def _folded_bias(op: Op, ctx: EmitContext) -> str | None:
-    """Const array of the fast kernels' bias (plan.scratch.folded_bias), or None: use a plain kernel."""
-    folded = folded_bias(op, ctx.graph)
-    if folded is None:
-        return None
-    return ctx.const(f"bias_folded_{op.name}", folded.astype(np.int32), "int32_t")
-
-
-def _folded_requant(op: Op, ctx: EmitContext, q: ConvQuant, per_channel: bool = True) -> str | None:
-    """`&(const mcu_requant_params){...}` with the folded bias (see _folded_bias), or None."""
-    bias = _folded_bias(op, ctx)
-    if bias is None:
-        return None
-    if per_channel:
-        mult, shift = _requant_arrays(op, ctx, q)
-        scalars = {"multiplier_all": 0, "shift_all": 0}
-    else:
-        mult = shift = _NULL_I32
-        mult_all, shift_all = _requant_constants(q)
-        scalars = {"multiplier_all": int(mult_all[0]), "shift_all": int(shift_all[0])}
-    fields = {"bias": bias, "multiplier": mult, "shift": shift, **scalars,
-              "fast_requantize": _fast_requantize(q), "output_offset": q.output_offset,
-              "act_min": q.act_min, "act_max": q.act_max}
-    return f"&(const mcu_requant_params){{{_fields(fields)}}}"
-
-
 @emitter("CONV_2D")
 def emit_conv2d(op: Op, ctx: EmitContext) -> str:
     g, q = conv_geometry(op, ctx.graph), conv_quant(op, ctx.graph)
-    requant = _folded_requant(op, ctx, q) if g.groups == 1 else None
+    requant = requant_params(op, ctx, q) if g.groups == 1 else None
     if requant is not None and is_pointwise(g.k_h, g.k_w, g.pad_top, g.pad_left, g.in_h, g.in_w, g.out_h,
                                             g.out_w, g.stride_h, g.stride_w):
         return _pointwise(op, ctx, g, requant)
@@ -154,36 +99,36 @@ def _im2col(op: Op, ctx: EmitContext, g: ConvGeometry, q: ConvQuant, requant: st
 def emit_depthwise_conv2d(op: Op, ctx: EmitContext) -> str:
     g, q = conv_geometry(op, ctx.graph), conv_quant(op, ctx.graph)
     ctx.use("mcu_dwconv_s8.h")
-    mult, shift = _requant_arrays(op, ctx, q)
-    shape = {"batches": g.batches, "in_h": g.in_h, "in_w": g.in_w, "in_c": g.in_c,
-             "out_h": g.out_h, "out_w": g.out_w, "k_h": g.k_h, "k_w": g.k_w,
-             "multiplier": g.multiplier, **_window_fields(g)}
-    quant = {**_quant_fields(q), "fast_requantize": _fast_requantize(q)}
-    common = [f"&(const mcu_dwconv_shape){{{_fields(shape)}}}", f"&(const mcu_dwconv_quant){{{_fields(quant)}}}"]
+    shape = _fields({"batches": g.batches, "in_h": g.in_h, "in_w": g.in_w, "in_c": g.in_c,
+                     "out_h": g.out_h, "out_w": g.out_w, "k_h": g.k_h, "k_w": g.k_w,
+                     "multiplier": g.multiplier, **_window_fields(g)})
+    shape = f"&(const mcu_dwconv_shape){{{shape}}}"
     pad_value = str(-q.input_offset)
-    fast = g.multiplier <= _DW_MAX_MULTIPLIER and folded_bias(op, ctx.graph) is not None
-    if not ctx.inplace:
-        if fast:
-            ctx.use("mcu_dwconv_s8_rows.h")
-            return _call("mcu_dwconv_s8_rows", [*common, pad_value, ctx.ptr(op.inputs[0]), ctx.const(op.inputs[1]),
-                                                _folded_bias(op, ctx), mult, shift, ctx.ptr(op.outputs[0])])
-        return _call("mcu_dwconv_s8", [*common, ctx.ptr(op.inputs[0]), ctx.const(op.inputs[1]), _bias(op, ctx),
-                                       mult, shift, ctx.ptr(op.outputs[0])])
-    scratch = ctx.scratch
-    choice = kernel_scratch(op, ctx.graph, True)
-    granted = ctx.plan.scratch[ctx.index][1] if ctx.index in ctx.plan.scratch else 0
-    if g.multiplier != 1 or scratch is None or granted < choice.nbytes:
-        raise ModelError(f"{op.kind} {op.name}: in-place depthwise needs multiplier 1 and a scratch of "
-                         f"{choice.nbytes} bytes (planner error)")
-    if ctx.plan.offsets[op.inputs[0]] != ctx.plan.offsets[op.outputs[0]]:
+    requant = requant_params(op, ctx, q) if g.multiplier <= _DW_MAX_MULTIPLIER else None
+    choice = kernel_scratch(op, ctx.graph, ctx.inplace)
+    granted = ctx.plan.scratch[ctx.index][1] if ctx.scratch is not None and ctx.index in ctx.plan.scratch else 0
+    if granted < choice.nbytes:
+        raise ModelError(f"{op.kind} {op.name}: the {choice.variant or 'plain'} kernel needs {choice.nbytes} "
+                         f"bytes of scratch, the plan gives {granted} (planner error)")
+    if ctx.inplace and ctx.plan.offsets[op.inputs[0]] != ctx.plan.offsets[op.outputs[0]]:
         raise ModelError(f"{op.kind} {op.name}: in place, but input and output are at different offsets")
-    if choice.variant == "rows":  # the planner checked that the bias folds
-        ctx.use("mcu_dwconv_s8_rows.h")
-        return _call("mcu_dwconv_s8_inplace_rows", [*common, pad_value, ctx.ptr(op.outputs[0]),
-                                                    ctx.const(op.inputs[1]), _folded_bias(op, ctx), mult, shift,
-                                                    scratch, str(choice.ring_rows)])
-    return _call("mcu_dwconv_s8_inplace", [*common, ctx.ptr(op.outputs[0]), ctx.const(op.inputs[1]),
-                                           _bias(op, ctx), mult, shift, scratch])
+    if requant is not None and (choice.variant == "rows" or not ctx.inplace):  # the planner checked the bias
+        ctx.use("mcu_dwconv_s8_plane.h")
+        scratch = ctx.scratch if choice.nbytes else "(void *)0"
+        return _call("mcu_dwconv_s8_fast", [shape, requant, pad_value, ctx.ptr(op.inputs[0]), ctx.const(op.inputs[1]),
+                                            ctx.ptr(op.outputs[0]), scratch, str(choice.ring_rows),
+                                            str(int(choice.plane))])
+    if not ctx.inplace:
+        return _call("mcu_dwconv_s8", [shape, _plain_quant(q), ctx.ptr(op.inputs[0]), ctx.const(op.inputs[1]),
+                                       _bias(op, ctx), *_requant_arrays(op, ctx, q), ctx.ptr(op.outputs[0])])
+    if g.multiplier != 1 or ctx.scratch is None:
+        raise ModelError(f"{op.kind} {op.name}: in-place depthwise needs multiplier 1 and a scratch (planner error)")
+    return _call("mcu_dwconv_s8_inplace", [shape, _plain_quant(q), ctx.ptr(op.outputs[0]), ctx.const(op.inputs[1]),
+                                           _bias(op, ctx), *_requant_arrays(op, ctx, q), ctx.scratch])
+
+
+def _plain_quant(q: ConvQuant) -> str:
+    return f"&(const mcu_dwconv_quant){{{_fields(_quant_fields(q))}}}"
 
 
 @emitter("FULLY_CONNECTED")
@@ -191,7 +136,7 @@ def emit_fully_connected(op: Op, ctx: EmitContext) -> str:
     batches, in_f, out_f = fc_shape(op, ctx.graph)
     q = fc_quant(op, ctx.graph)
     per_tensor = q.multiplier.size == 1
-    requant = _folded_requant(op, ctx, q, per_channel=not per_tensor) if q.weights_offset == 0 else None
+    requant = requant_params(op, ctx, q, per_channel=not per_tensor) if q.weights_offset == 0 else None
     if requant is not None:
         ctx.use("mcu_fc_s8_fast.h")
         shape = {"batches": batches, "in_features": in_f, "out_features": out_f}
@@ -209,19 +154,3 @@ def emit_fully_connected(op: Op, ctx: EmitContext) -> str:
     if per_tensor:
         return _call("mcu_fc_s8", [*args, ctx.ptr(op.outputs[0])])
     return _call("mcu_fc_s8_per_channel", [*args, *_requant_arrays(op, ctx, q), ctx.ptr(op.outputs[0])])
-
-
-def _fields(values: dict[str, int | str]) -> str:
-    """Designated initializers, wrapped to lines of about 90 characters."""
-    lines: list[str] = []
-    for item in (f".{k} = {v if isinstance(v, str) else _int(v)}" for k, v in values.items()):
-        if lines and len(lines[-1]) + len(item) < 88:
-            lines[-1] += " " + item + ","
-        else:
-            lines.append(item + ",")
-    return "\n  ".join(lines).rstrip(",")
-
-
-def _int(v: int) -> str:
-    v = int(v)
-    return "(-2147483647 - 1)" if v == -(2**31) else str(v)

@@ -15,26 +15,9 @@ from ...errors import ModelError
 from ...ir import Op
 from ..reference import ops_elementwise as ref
 from .context import EmitContext, c_float, emitter
+from .literals import c_call as _call, c_int as _int, c_ints as _ints, c_struct as _struct
 
 BROADCAST_RANK = 6
-
-
-def _int(v: int) -> str:
-    v = int(v)
-    return "(-2147483647 - 1)" if v == -(2**31) else str(v)
-
-
-def _struct(ctype: str, fields: dict[str, int]) -> str:
-    return f"&(const {ctype}){{" + ", ".join(f".{k} = {_int(v)}" for k, v in fields.items()) + "}"
-
-
-def _ints(values: Sequence[int]) -> str:
-    return f"(const int32_t[{len(values)}]){{" + ", ".join(_int(v) for v in values) + "}"
-
-
-def _call(fn: str, args: Sequence[str]) -> str:
-    pad = " " * (len(fn) + 1)
-    return f"{fn}(" + (",\n" + pad).join(args) + ");"
 
 
 def _contiguous_strides(shape: Sequence[int]) -> list[int]:

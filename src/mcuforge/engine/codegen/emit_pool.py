@@ -16,34 +16,9 @@ from ...ir import Op
 from ..reference.ops_pool import (check_reduce_max_quant, mean_quant, pool_activation, pool_geometry,
                                   reduce_axes)
 from .context import EmitContext, emitter
+from .literals import c_call, c_struct
 
 Loops = list[tuple[int, int]]  # (count, stride in elements), outermost first
-
-
-def c_int(v: int) -> str:
-    v = int(v)
-    return "(-2147483647 - 1)" if v == -(2**31) else str(v)
-
-
-def c_fields(values: dict[str, int | Sequence[int]]) -> str:
-    """Designated initialisers: `.name = 3` or `.name = {1, 2}`."""
-    parts = []
-    for k, v in values.items():
-        if isinstance(v, (list, tuple)):
-            parts.append(f".{k} = {{{', '.join(c_int(x) for x in v)}}}")
-        else:
-            parts.append(f".{k} = {c_int(v)}")
-    return ", ".join(parts)
-
-
-def c_struct(ctype: str, values: dict[str, int | Sequence[int]]) -> str:
-    """A pointer to a const compound literal."""
-    return f"&(const {ctype}){{{c_fields(values)}}}"
-
-
-def c_call(fn: str, args: Sequence[str]) -> str:
-    pad = " " * (len(fn) + 1)
-    return f"{fn}(" + (",\n" + pad).join(args) + ");"
 
 
 def row_major_strides(shape: Sequence[int]) -> list[int]:

@@ -15,7 +15,8 @@ from ...ir import Op
 from ..reference.ops_shape import (concat_activation, concat_axis, concat_requants, pad_amounts, pad_value,
                                    resize_indices, slice_ranges, transpose_perm)
 from .context import EmitContext, emitter
-from .emit_pool import c_call, c_struct, check_int8, merge_loops, pad_loops, row_major_strides
+from .literals import c_call, c_struct
+from .emit_pool import check_int8, merge_loops, pad_loops, row_major_strides
 
 
 @emitter("RESHAPE")

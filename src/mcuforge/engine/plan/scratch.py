@@ -9,6 +9,9 @@ scratch, stay within the largest live set of the plan that gives every op its sm
 - In-place depthwise: `channels` computes one channel at a time into N*out_h*out_w bytes; `rows`
   (mcu_dwconv_s8_inplace_rows) computes whole output rows, vectorized over channels, into a ring of
   `ring_rows` rows of out_w*C bytes.
+- Depthwise on Arm cores with the DSP extension (mcu_dwconv_s8_plane): one padded int16 plane of a
+  channel (dw_plane_bytes), in place or not. The plan is the same for every target, so in place the
+  scratch is the larger of the ring and the plane (`plane` set), and the build uses the kernel it has.
 - Convolutions through im2col (mcu_conv_s8_im2col): a column of two windows as int16 (4*K_h*K_w*C_in
   bytes, plus 4 to align it); without scratch the kernel borrows the unwritten end of its output (and
   computes its last pixels without a column).
@@ -31,9 +34,10 @@ _MAX_PRODUCT = 128 * 128  # |x * w| for int8 x and w
 
 @dataclass(frozen=True)
 class KernelScratch:
-    variant: str  # "", "channels" or "rows" (in-place depthwise), "im2col" (conv column in scratch)
+    variant: str  # "", "channels" or "rows" (depthwise), "im2col" (conv column in scratch)
     nbytes: int
-    ring_rows: int = 0
+    ring_rows: int = 0  # rows: the in-place ring (0: not in place)
+    plane: bool = False  # rows: the scratch also holds a depthwise plane (mcu_dwconv_s8_plane)
 
 
 _NONE = KernelScratch("", 0)
@@ -52,11 +56,11 @@ def kernel_scratch(op: Op, graph: Graph, inplace: bool) -> KernelScratch:
     key = (id(op), inplace)
     if key not in cache:
         minimal = _minimal(op, graph, inplace)
-        fast = _fast(op, graph, inplace)
         choice = minimal
-        if fast is not None and (fast.nbytes <= minimal.nbytes
-                                 or _fits(op, graph, inplace, fast.nbytes - minimal.nbytes)):
-            choice = fast
+        for fast in _fast(op, graph, inplace):  # fastest first
+            if fast.nbytes <= minimal.nbytes or _fits(op, graph, inplace, fast.nbytes - minimal.nbytes):
+                choice = fast
+                break
         cache[key] = choice
     return cache[key]
 
@@ -71,24 +75,40 @@ def _minimal(op: Op, graph: Graph, inplace: bool) -> KernelScratch:
     return _NONE
 
 
-def _fast(op: Op, graph: Graph, inplace: bool) -> KernelScratch | None:
+def _fast(op: Op, graph: Graph, inplace: bool) -> list[KernelScratch]:
+    """The fast variants of `op`'s kernel that need scratch, fastest first."""
     from ..reference.ops_conv import conv_geometry
 
     if op.kind not in ("CONV_2D", "DEPTHWISE_CONV_2D"):
-        return None
+        return []
     try:
         g = conv_geometry(op, graph)
     except (ModelError, KeyError, IndexError, ValueError):
-        return None
+        return []
     if op.kind == "DEPTHWISE_CONV_2D":
-        if not inplace or g.multiplier != 1 or g.out_h * g.out_w * g.batches == 0 or folded_bias(op, graph) is None:
-            return None
+        if g.multiplier != 1 or g.out_h * g.out_w * g.batches == 0 or folded_bias(op, graph) is None:
+            return []
+        plane = dw_plane_bytes(g.out_h, g.out_w, g.k_h, g.k_w, g.stride_h, g.stride_w) \
+            if g.dil_h == g.dil_w == 1 and max(g.k_h, g.k_w) <= DW_PLANE_MAX_K else 0
+        if not inplace:
+            return [KernelScratch("rows", plane, 0, True)] if plane else []
         rows = dw_ring_rows(g.batches, g.in_h, g.in_w, g.out_h, g.out_w, g.k_h, g.stride_h, g.dil_h, g.pad_top)
-        return KernelScratch("rows", rows * g.out_w * g.in_c, rows)
+        ring = KernelScratch("rows", rows * g.out_w * g.in_c, rows)
+        return [KernelScratch("rows", max(ring.nbytes, plane), rows, True), ring] if plane else [ring]
     if uses_im2col(g.k_h, g.k_w, g.groups, g.pad_top, g.pad_left, g.in_h, g.in_w, g.out_h, g.out_w,
                    g.stride_h, g.stride_w) and folded_bias(op, graph) is not None:
-        return KernelScratch("im2col", 4 * (g.k_h * g.k_w * g.in_c + 1) + 4)
-    return None
+        return [KernelScratch("im2col", 4 * (g.k_h * g.k_w * g.in_c + 1) + 4)]
+    return []
+
+
+DW_PLANE_MAX_K = 7  # MCU_DW_PLANE_MAX_K in mcu_dwconv_s8_plane.h
+
+
+def dw_plane_bytes(out_h: int, out_w: int, k_h: int, k_w: int, stride_h: int, stride_w: int) -> int:
+    """Bytes of mcu_dwconv_s8_plane's int16 channel plane (mcu_dw_plane_rows x mcu_dw_plane_cols)."""
+    cols = (out_w - 1) * stride_w + k_w + 1
+    cols += cols % 2
+    return ((out_h - 1) * stride_h + k_h) * cols * 2
 
 
 def folded_bias(op: Op, graph: Graph) -> np.ndarray | None:

@@ -95,7 +95,7 @@ MCU_SPECIALIZE void mcu_conv_s8_pixel_direct(const mcu_conv_shape *s, const mcu_
     }
 }
 
-/* `r->bias` must hold bias + input_offset * (sum of the filter's weights); pad_value = -input_offset. */
+/* The biases in `r` must be bias + input_offset * (sum of the filter's weights); pad_value = -input_offset. */
 MCU_SPECIALIZE void mcu_conv_s8_im2col(const mcu_conv_shape *s, const mcu_requant_params *r, int8_t pad_value,
                                        const int8_t *input, const int8_t *weights, int8_t *output,
                                        int8_t *scratch) {

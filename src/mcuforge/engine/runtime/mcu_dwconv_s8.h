@@ -26,7 +26,6 @@ typedef struct {
     int32_t input_offset;  /* minus the input zero point */
     int32_t output_offset; /* the output zero point */
     int32_t act_min, act_max;
-    int32_t fast_requantize; /* mcu_dwconv_s8_rows.h: 1 when mcu_requantize_fast applies (mcu_gemm_s8.h) */
 } mcu_dwconv_quant;
 
 /* One output value: output channel oc (reading input channel ic) at (b, oy, ox). */

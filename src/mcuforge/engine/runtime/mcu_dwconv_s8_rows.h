@@ -21,21 +21,14 @@
 #define MCU_DW_BLOCK 16
 #endif
 
-MCU_SPECIALIZE int8_t mcu_dw_requant(const mcu_dwconv_quant *q, int32_t acc, int32_t multiplier, int32_t shift) {
-    acc = (q->fast_requantize ? mcu_requantize_fast(acc, multiplier, -shift) : mcu_requantize(acc, multiplier, shift))
-          + q->output_offset;
-    return (int8_t)mcu_clamp_s8(acc, q->act_min, q->act_max);
-}
-
 #if MCU_GEMM_DSP
 /* Channels c .. c + 3 of one output pixel (multiplier 1): SXTB16 unpacks four input and four weight bytes,
  * SMLABB / SMLATT multiply-accumulate each channel's pair of 16-bit lanes. rows_inside / cols_inside
  * (literals): the window lies inside the input vertically / horizontally, so no tap tests that side. */
-MCU_SPECIALIZE void mcu_dwconv_s8_quad(const mcu_dwconv_shape *s, const mcu_dwconv_quant *q, uint32_t pad4,
-                                       const int8_t *input, const int8_t *weights, const int32_t *bias,
-                                       const int32_t *multiplier, const int32_t *shift, int32_t y0, int32_t x0,
+MCU_SPECIALIZE void mcu_dwconv_s8_quad(const mcu_dwconv_shape *s, const mcu_requant_params *r, uint32_t pad4,
+                                       const int8_t *input, const int8_t *weights, int32_t y0, int32_t x0,
                                        int32_t rows_inside, int32_t cols_inside, int32_t c, int8_t *out) {
-    int32_t a0 = bias[c], a1 = bias[c + 1], a2 = bias[c + 2], a3 = bias[c + 3];
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
     const int8_t *w = weights + c;
     int32_t ky, kx;
     MCU_OPAQUE(w); /* one base register, taps at literal offsets from it */
@@ -57,16 +50,15 @@ MCU_SPECIALIZE void mcu_dwconv_s8_quad(const mcu_dwconv_shape *s, const mcu_dwco
             a3 = __smlatt(x_odd, w_odd, a3);
         }
     }
-    out[c] = mcu_dw_requant(q, a0, multiplier[c], shift[c]);
-    out[c + 1] = mcu_dw_requant(q, a1, multiplier[c + 1], shift[c + 1]);
-    out[c + 2] = mcu_dw_requant(q, a2, multiplier[c + 2], shift[c + 2]);
-    out[c + 3] = mcu_dw_requant(q, a3, multiplier[c + 3], shift[c + 3]);
+    out[c] = mcu_requant_s8(r, a0, c);
+    out[c + 1] = mcu_requant_s8(r, a1, c + 1);
+    out[c + 2] = mcu_requant_s8(r, a2, c + 2);
+    out[c + 3] = mcu_requant_s8(r, a3, c + 3);
 }
 
 /* Channels c .. c + 3 along a whole output row, each pixel through the quad variant its window needs. */
-MCU_SPECIALIZE void mcu_dwconv_s8_quad_row(const mcu_dwconv_shape *s, const mcu_dwconv_quant *q, uint32_t pad4,
-                                           const int8_t *input, const int8_t *weights, const int32_t *bias,
-                                           const int32_t *multiplier, const int32_t *shift, int32_t y0,
+MCU_SPECIALIZE void mcu_dwconv_s8_quad_row(const mcu_dwconv_shape *s, const mcu_requant_params *r, uint32_t pad4,
+                                           const int8_t *input, const int8_t *weights, int32_t y0,
                                            int32_t rows_inside, int32_t inner_lo, int32_t inner_hi, int32_t c,
                                            int8_t *out_row) {
     int32_t ox;
@@ -74,9 +66,9 @@ MCU_SPECIALIZE void mcu_dwconv_s8_quad_row(const mcu_dwconv_shape *s, const mcu_
         const int32_t x0 = ox * s->stride_w - s->pad_left;
         int8_t *out = out_row + ox * s->in_c;
         if (ox >= inner_lo && ox < inner_hi) {
-            mcu_dwconv_s8_quad(s, q, pad4, input, weights, bias, multiplier, shift, y0, x0, rows_inside, 1, c, out);
+            mcu_dwconv_s8_quad(s, r, pad4, input, weights, y0, x0, rows_inside, 1, c, out);
         } else {
-            mcu_dwconv_s8_quad(s, q, pad4, input, weights, bias, multiplier, shift, y0, x0, rows_inside, 0, c, out);
+            mcu_dwconv_s8_quad(s, r, pad4, input, weights, y0, x0, rows_inside, 0, c, out);
         }
     }
 }
@@ -85,15 +77,14 @@ MCU_SPECIALIZE void mcu_dwconv_s8_quad_row(const mcu_dwconv_shape *s, const mcu_
 /* Output channels [c0, c0 + n) of the output pixel whose window starts at input row y0, column x0 (in
  * `input`, one batch). `inside`: the whole window lies in the input (no test per tap). n and c0 are
  * multiples of the channel multiplier. */
-MCU_SPECIALIZE void mcu_dwconv_s8_block(const mcu_dwconv_shape *s, const mcu_dwconv_quant *q, int8_t pad_value,
-                                        const int8_t *input, const int8_t *weights, const int32_t *bias,
-                                        const int32_t *multiplier, const int32_t *shift, int32_t y0, int32_t x0,
+MCU_SPECIALIZE void mcu_dwconv_s8_block(const mcu_dwconv_shape *s, const mcu_requant_params *r, int8_t pad_value,
+                                        const int8_t *input, const int8_t *weights, int32_t y0, int32_t x0,
                                         int32_t inside, int32_t c0, int32_t n, int8_t *out) {
     const int32_t out_c = s->in_c * s->multiplier;
     int32_t c, ky, kx, ic, m;
     {
         int32_t acc[MCU_DW_BLOCK];
-        for (c = 0; c < n; ++c) acc[c] = bias[c0 + c];
+        for (c = 0; c < n; ++c) acc[c] = 0;
         MCU_UNROLL
         for (ky = 0; ky < s->k_h; ++ky) {
             const int32_t iy = y0 + ky * s->dil_h;
@@ -113,34 +104,32 @@ MCU_SPECIALIZE void mcu_dwconv_s8_block(const mcu_dwconv_shape *s, const mcu_dwc
                 }
             }
         }
-        for (c = 0; c < n; ++c) out[c0 + c] = mcu_dw_requant(q, acc[c], multiplier[c0 + c], shift[c0 + c]);
+        for (c = 0; c < n; ++c) out[c0 + c] = mcu_requant_s8(r, acc[c], c0 + c);
     }
 }
 
 /* Every output channel of one output pixel, in blocks. */
-MCU_SPECIALIZE void mcu_dwconv_s8_pixel(const mcu_dwconv_shape *s, const mcu_dwconv_quant *q, int8_t pad_value,
-                                        const int8_t *input, const int8_t *weights, const int32_t *bias,
-                                        const int32_t *multiplier, const int32_t *shift, int32_t y0, int32_t x0,
+MCU_SPECIALIZE void mcu_dwconv_s8_pixel(const mcu_dwconv_shape *s, const mcu_requant_params *r, int8_t pad_value,
+                                        const int8_t *input, const int8_t *weights, int32_t y0, int32_t x0,
                                         int32_t inside, int8_t *out) {
     const int32_t out_c = s->in_c * s->multiplier;
     const int32_t block = (MCU_DW_BLOCK / s->multiplier) * s->multiplier;
     const int32_t whole = out_c - out_c % block;
     int32_t c0;
     for (c0 = 0; c0 < whole; c0 += block) {
-        mcu_dwconv_s8_block(s, q, pad_value, input, weights, bias, multiplier, shift, y0, x0, inside, c0, block,
+        mcu_dwconv_s8_block(s, r, pad_value, input, weights, y0, x0, inside, c0, block,
                             out);
     }
     if (whole < out_c) {
-        mcu_dwconv_s8_block(s, q, pad_value, input, weights, bias, multiplier, shift, y0, x0, inside, whole,
+        mcu_dwconv_s8_block(s, r, pad_value, input, weights, y0, x0, inside, whole,
                             out_c - whole, out);
     }
 }
 
 /* Output row oy of one batch: `input` is that batch's [in_h, in_w, in_c], out_row gets out_w * out_c bytes.
  * Columns [inner_lo, inner_hi) have windows inside the input horizontally. */
-MCU_SPECIALIZE void mcu_dwconv_s8_row(const mcu_dwconv_shape *s, const mcu_dwconv_quant *q, int8_t pad_value,
-                                      const int8_t *input, const int8_t *weights, const int32_t *bias,
-                                      const int32_t *multiplier, const int32_t *shift, int32_t oy,
+MCU_SPECIALIZE void mcu_dwconv_s8_row(const mcu_dwconv_shape *s, const mcu_requant_params *r, int8_t pad_value,
+                                      const int8_t *input, const int8_t *weights, int32_t oy,
                                       int8_t *out_row) {
     const int32_t out_c = s->in_c * s->multiplier;
     const int32_t y0 = oy * s->stride_h - s->pad_top;
@@ -156,10 +145,10 @@ MCU_SPECIALIZE void mcu_dwconv_s8_row(const mcu_dwconv_shape *s, const mcu_dwcon
         int32_t c;
         for (c = 0; c < out_c; c += 4) {
             if (row_inside) {
-                mcu_dwconv_s8_quad_row(s, q, pad4, input, weights, bias, multiplier, shift, y0, 1, inner_lo, inner_hi,
+                mcu_dwconv_s8_quad_row(s, r, pad4, input, weights, y0, 1, inner_lo, inner_hi,
                                        c, out_row);
             } else {
-                mcu_dwconv_s8_quad_row(s, q, pad4, input, weights, bias, multiplier, shift, y0, 0, inner_lo, inner_hi,
+                mcu_dwconv_s8_quad_row(s, r, pad4, input, weights, y0, 0, inner_lo, inner_hi,
                                        c, out_row);
             }
         }
@@ -170,41 +159,39 @@ MCU_SPECIALIZE void mcu_dwconv_s8_row(const mcu_dwconv_shape *s, const mcu_dwcon
         const int32_t x0 = ox * s->stride_w - s->pad_left;
         int8_t *out = out_row + ox * out_c;
         if (row_inside && ox >= inner_lo && ox < inner_hi) {
-            mcu_dwconv_s8_pixel(s, q, pad_value, input, weights, bias, multiplier, shift, y0, x0, 1, out);
+            mcu_dwconv_s8_pixel(s, r, pad_value, input, weights, y0, x0, 1, out);
         } else {
-            mcu_dwconv_s8_pixel(s, q, pad_value, input, weights, bias, multiplier, shift, y0, x0, 0, out);
+            mcu_dwconv_s8_pixel(s, r, pad_value, input, weights, y0, x0, 0, out);
         }
     }
 }
 
-/* `bias`: bias + input_offset * (sum of the channel's taps) per output channel; pad_value: the input zero
+/* The biases in `r` are bias + input_offset * (sum of the channel's taps); pad_value: the input zero
  * point. */
-MCU_SPECIALIZE void mcu_dwconv_s8_rows(const mcu_dwconv_shape *s, const mcu_dwconv_quant *q, int8_t pad_value,
-                                       const int8_t *input, const int8_t *weights, const int32_t *bias,
-                                       const int32_t *multiplier, const int32_t *shift, int8_t *output) {
+MCU_SPECIALIZE void mcu_dwconv_s8_rows(const mcu_dwconv_shape *s, const mcu_requant_params *r, int8_t pad_value,
+                                       const int8_t *input, const int8_t *weights, int8_t *output) {
     const int32_t out_c = s->in_c * s->multiplier;
     int32_t b, oy;
     for (b = 0; b < s->batches; ++b) {
         for (oy = 0; oy < s->out_h; ++oy) {
-            mcu_dwconv_s8_row(s, q, pad_value, input + b * s->in_h * s->in_w * s->in_c, weights, bias, multiplier,
-                              shift, oy, output + ((b * s->out_h + oy) * s->out_w) * out_c);
+            mcu_dwconv_s8_row(s, r, pad_value, input + b * s->in_h * s->in_w * s->in_c, weights, oy,
+                              output + ((b * s->out_h + oy) * s->out_w) * out_c);
         }
     }
 }
 
 /* In place (multiplier 1): `data` holds the input on entry and the output on return; `ring` has
  * ring_rows * out_w * in_c bytes. */
-MCU_SPECIALIZE void mcu_dwconv_s8_inplace_rows(const mcu_dwconv_shape *s, const mcu_dwconv_quant *q,
+MCU_SPECIALIZE void mcu_dwconv_s8_inplace_rows(const mcu_dwconv_shape *s, const mcu_requant_params *r,
                                                int8_t pad_value, int8_t *data, const int8_t *weights,
-                                               const int32_t *bias, const int32_t *multiplier,
-                                               const int32_t *shift, int8_t *ring, int32_t ring_rows) {
+                                               int8_t *ring, int32_t ring_rows) {
     const int32_t rows = s->batches * s->out_h;
     const int32_t row_bytes = s->out_w * s->in_c;
     int32_t row, done;
     for (row = 0; row < rows; ++row) {
         const int32_t b = row / s->out_h;
-        mcu_dwconv_s8_row(s, q, pad_value, data + b * s->in_h * s->in_w * s->in_c, weights, bias, multiplier,
-                          shift, row % s->out_h, ring + (row % ring_rows) * row_bytes);
+        mcu_dwconv_s8_row(s, r, pad_value, data + b * s->in_h * s->in_w * s->in_c, weights, row % s->out_h,
+                          ring + (row % ring_rows) * row_bytes);
         done = row - ring_rows + 1; /* no row after this one reads the input under output row `done` */
         if (done >= 0) {
             memcpy(data + done * row_bytes, ring + (done % ring_rows) * row_bytes, (size_t)row_bytes);

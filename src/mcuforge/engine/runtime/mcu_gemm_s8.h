@@ -28,32 +28,36 @@
 #define MCU_GEMM_DSP 0
 #endif
 
-/* Requantization of a layer's accumulators: bias (input offset folded in, never NULL), the per-channel
- * multiplier and shift (or multiplier_all / shift_all when the arrays are NULL), the output offset, the
- * activation clamp. fast_requantize = 1 promises multipliers in (2^30, 2^31) or 0 and shifts in
- * [-31, -2], which almost every layer has, so that mcu_requantize_fast can run. */
+/* Requantization of a layer's accumulators. `channel` holds, per output channel, the bias (input offset
+ * folded in) and, when `stride` is 4, that channel's multiplier, shift and rounding constant: four int32
+ * values per channel, so one base register reaches them all. With stride 1 it holds only the biases and
+ * multiplier_all, shift_all, round_all apply to every channel. folded = 1 selects mcu_requantize_folded,
+ * which almost every layer can use: then the shift is right - 1, the rounding constant has the output
+ * offset folded in, and output_offset is 0; folded = 0 is TFLM's general requantization (round unused). */
 typedef struct {
-    const int32_t *bias;
-    const int32_t *multiplier;
-    const int32_t *shift;
-    int32_t multiplier_all, shift_all;
-    int32_t fast_requantize;
+    const int32_t *channel;
+    int32_t stride;
+    int32_t multiplier_all, shift_all, round_all;
+    int32_t folded;
     int32_t output_offset;
     int32_t act_min, act_max;
 } mcu_requant_params;
 
-/* mcu_requantize(x, multiplier, -right) in one rounding step, for multipliers in (2^30, 2^31) and right in
- * [2, 31]; the same bits (also for multiplier 0: both give 0). TFLM rounds twice: h = (x * m + 2^30) >> 31
- * (its nudged, truncated division by 2^31 equals this floor for either sign), then h / 2^right to nearest,
- * ties away from zero:
- * (h + 2^(right-1) - [h < 0]) >> right. Both floors of integer quotients nest into one:
- * (x * m + 2^30 + 2^(30+right) - [h < 0] * 2^31) >> (31 + right), and h < 0 exactly when x < 0 since
- * m > 2^30. The shift by 31 + right >= 33 is the high word shifted by right - 1. */
-MCU_SPECIALIZE int32_t mcu_requantize_fast(int32_t x, int32_t multiplier, int32_t right) {
-    const int64_t round = ((int64_t)1 << 30) + ((int64_t)((int32_t)1 << (right - 2)) << 32)
-                          - (x < 0 ? ((int64_t)1 << 31) : 0);
-    const int64_t sum = (int64_t)x * multiplier + round;
-    return (int32_t)(sum >> 32) >> (right - 1);
+/* mcu_requantize(x, multiplier, -right) + output_offset in one rounding step, for multipliers in
+ * (2^30, 2^31) or 0 and right in [2, 23]: the same bits. TFLM rounds twice: h = (x * m + 2^30) >> 31 (its
+ * nudged, truncated division by 2^31 equals this floor for either sign), then h / 2^right to nearest, ties
+ * away from zero: (h + 2^(right-1) - [h < 0]) >> right. Adding the offset times 2^right inside the second
+ * floor changes nothing, and floors of integer quotients nest into one:
+ *   (x * m + 2^30 + (2^(right-1) + offset * 2^right - [h < 0]) * 2^31) >> (31 + right),
+ * where h < 0 exactly when x < 0 since m > 2^30. As a 64-bit addend the constant part is
+ * round_hi * 2^32 + 2^30 with round_hi = 2^(right-2) + offset * 2^(right-1) (the codegen computes it), and
+ * -[x < 0] * 2^31 sets the top bit of the low word and borrows one from the high word: one SMLAL, then the
+ * high word shifted right by shift_hi = right - 1. */
+MCU_SPECIALIZE int32_t mcu_requantize_folded(int32_t x, int32_t multiplier, int32_t round_hi, int32_t shift_hi) {
+    const uint32_t low = 0x40000000u | ((uint32_t)x & 0x80000000u);
+    const uint32_t high = (uint32_t)(round_hi + (x >> 31));
+    const int64_t sum = (int64_t)x * multiplier + (int64_t)(((uint64_t)high << 32) | low);
+    return (int32_t)(sum >> 32) >> shift_hi;
 }
 
 /* Clamp to [lo, hi]; with literal bounds -128, 127 on Arm cores with the DSP extension one SSAT. */
@@ -64,12 +68,17 @@ MCU_SPECIALIZE int32_t mcu_clamp_s8(int32_t x, int32_t lo, int32_t hi) {
     return mcu_clamp_i32(x, lo, hi);
 }
 
+/* Output value of `channel` for the raw accumulator `acc` (bias not yet added). */
 MCU_SPECIALIZE int8_t mcu_requant_s8(const mcu_requant_params *r, int32_t acc, int32_t channel) {
-    const int32_t multiplier = r->multiplier ? r->multiplier[channel] : r->multiplier_all;
-    const int32_t shift = r->shift ? r->shift[channel] : r->shift_all;
-    acc += r->bias[channel];
-    acc = (r->fast_requantize ? mcu_requantize_fast(acc, multiplier, -shift)
-                              : mcu_requantize(acc, multiplier, shift)) + r->output_offset;
+    const int32_t *c = r->channel + channel * r->stride;
+    const int32_t multiplier = r->stride == 4 ? c[1] : r->multiplier_all;
+    const int32_t shift = r->stride == 4 ? c[2] : r->shift_all;
+    acc += c[0];
+    if (r->folded) {
+        acc = mcu_requantize_folded(acc, multiplier, r->stride == 4 ? c[3] : r->round_all, shift);
+    } else {
+        acc = mcu_requantize(acc, multiplier, shift) + r->output_offset;
+    }
     return (int8_t)mcu_clamp_s8(acc, r->act_min, r->act_max);
 }
 

@@ -1,0 +1,110 @@
+"""Requantization constants of the convolution and fully-connected kernels, as the C kernels take them.
+
+The plain kernels take TFLM's per-channel multiplier and shift. The fast kernels take a
+`mcu_requant_params` (mcu_gemm_s8.h): the bias with the input offset folded in and, for almost every layer,
+the constants of mcu_requantize_folded: the multiplier, the right shift of the high word (right - 1) and
+the rounding constant with the output offset folded in (2^(right-2) + output_offset * 2^(right-1)).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...ir import Op
+from ...quant.intmath import multiply_by_quantized_multiplier
+from ..plan.scratch import folded_bias
+from ..reference.ops_conv import ConvQuant
+from .context import EmitContext
+from .literals import c_struct
+
+NULL_I32 = "(const int32_t *)0"
+FOLDED_RIGHT = (2, 23)  # right shifts mcu_requantize_folded takes (the rounding constant fits in int32)
+
+
+def requant_constants(q: ConvQuant) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel multipliers and shifts; a channel with multiplier 0 (a zero scale) outputs its zero point
+    whatever its shift, so it gets shift -2, which keeps the folded requantization usable for the layer."""
+    mult = np.asarray(q.multiplier, np.int64)
+    shift = np.where(mult == 0, -2, np.asarray(q.shift, np.int64))
+    return mult, shift
+
+
+def requant_arrays(op: Op, ctx: EmitContext, q: ConvQuant) -> tuple[str, str]:
+    """Const arrays of TFLM's per-channel multipliers and shifts (the plain kernels)."""
+    mult, shift = requant_constants(q)
+    return (ctx.const(f"mult_{op.name}", mult.astype(np.int32), "int32_t"),
+            ctx.const(f"shift_{op.name}", shift.astype(np.int32), "int32_t"))
+
+
+@dataclass(frozen=True)
+class Folded:
+    """mcu_requantize_folded's constants, one per channel."""
+
+    multiplier: np.ndarray
+    round_hi: np.ndarray
+    shift_hi: np.ndarray
+
+
+def folded_constants(q: ConvQuant, bias: np.ndarray, weight_abs_sum: np.ndarray) -> Folded | None:
+    """The folded constants when every channel qualifies: multiplier in (2^30, 2^31) or 0 and right shift
+    in FOLDED_RIGHT; else None.
+
+    Channels with a larger right shift are dead channels in practice (tiny or zero weights, a huge shift);
+    those whose output is one constant for every input still qualify, as multiplier 0 with a rounding
+    constant that gives it: (2v + 1) >> 1 = 2v >> 1 = v whatever the sign of the accumulator.
+    - All-zero weights: the accumulator is the (folded) bias, so v = TFLM's requantization of it.
+    - Otherwise the output is the zero point when TFLM's first rounding step gives
+      |h| <= acc_bound + 1 < 2^(right-1) - 1, with acc_bound = |bias| + 128 * sum |w| (int8 inputs)."""
+    mult, shift = requant_constants(q)
+    right = -shift
+    lo, hi = FOLDED_RIGHT
+    acc_bound = np.abs(np.asarray(bias, np.int64)) + 128 * np.asarray(weight_abs_sum, np.int64)
+    zero_w = np.asarray(weight_abs_sum) == 0
+    small = acc_bound.astype(np.float64) + 2 < np.exp2(np.minimum(right, 62) - 1)
+    constant = (right > hi) & (zero_w | small)
+    value = np.where(zero_w, multiply_by_quantized_multiplier(np.asarray(bias, np.int64), mult, shift), 0)
+    value = value + q.output_offset
+    mult = np.where(constant, 0, mult)
+    right = np.where(constant, lo, right)
+    ok = np.all((right >= lo) & (right <= hi)) and np.all(((mult > 2**30) & (mult < 2**31)) | (mult == 0))
+    if not ok:
+        return None
+    round_hi = np.where(constant, 2 * value + 1, (1 << (right - 2)) + q.output_offset * (1 << (right - 1)))
+    return Folded(mult, round_hi, right - 1)
+
+
+def weight_abs_sums(op: Op, ctx: EmitContext) -> np.ndarray:
+    """Per output channel, the sum of the channel's |weights|."""
+    w = np.abs(np.asarray(ctx.graph.tensors[op.inputs[1]].data, np.int64))
+    return w.reshape(-1, w.shape[-1]).sum(axis=0) if op.kind == "DEPTHWISE_CONV_2D" \
+        else w.reshape(w.shape[0], -1).sum(axis=1)
+
+
+def requant_params(op: Op, ctx: EmitContext, q: ConvQuant, per_channel: bool = True) -> str | None:
+    """`&(const mcu_requant_params){...}` with the folded bias (plan.scratch.folded_bias), or None when the
+    bias does not fold: the layer takes a plain kernel. Per channel: the bias, multiplier, shift and
+    rounding constant of each channel side by side in one array; per tensor: the biases and three scalars."""
+    bias = folded_bias(op, ctx.graph)
+    if bias is None:
+        return None
+    f = folded_constants(q, bias, weight_abs_sums(op, ctx))
+    if f is not None:
+        columns = [f.multiplier, f.shift_hi, f.round_hi]
+        output_offset = 0
+    else:
+        mult, shift = requant_constants(q)
+        columns = [mult, shift, np.zeros_like(mult)]
+        output_offset = q.output_offset
+    fields: dict[str, int | str] = {}
+    if per_channel:
+        table = np.stack([np.asarray(bias, np.int64), *columns], axis=1)
+        fields.update(channel=ctx.const(f"requant_{op.name}", table.reshape(-1).astype(np.int32), "int32_t"),
+                      stride=4, multiplier_all=0, shift_all=0, round_all=0)
+    else:
+        fields.update(channel=ctx.const(f"bias_folded_{op.name}", np.asarray(bias).astype(np.int32), "int32_t"),
+                      stride=1, multiplier_all=int(columns[0][0]), shift_all=int(columns[1][0]),
+                      round_all=int(columns[2][0]))
+    fields.update({"folded": int(f is not None), "output_offset": output_offset,
+                   "act_min": q.act_min, "act_max": q.act_max})
+    return c_struct("mcu_requant_params", fields)
