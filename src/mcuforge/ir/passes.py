@@ -39,10 +39,15 @@ def fold_pads(graph: Graph) -> Graph:
     return graph.with_ops(op for i, op in enumerate(ops) if i not in drop)
 
 
-def validate(graph: Graph) -> None:
+def validate(graph: Graph, allow_float: bool = False) -> None:
     """Refuse graphs the engine cannot run bit-exactly: non-int8 activations, missing quantization,
     ops out of order. Float32 is accepted only as a graph input fed to QUANTIZE and a graph output
-    written by DEQUANTIZE."""
+    written by DEQUANTIZE.
+
+    With `allow_float`, an all-float graph (every tensor float32 without quantization: what the torch
+    frontend captures, before quantization) passes the structural checks too; graphs with any int8 or
+    quantized tensor are held to the int8 contract as before."""
+    float_graph = allow_float and _is_float_graph(graph)
     ready = set(graph.inputs) | {n for n, t in graph.tensors.items() if t.is_const}
     for i, op in enumerate(graph.ops):
         where = f"operator #{i} {op.kind} (output '{op.outputs[0]}')"
@@ -51,11 +56,25 @@ def validate(graph: Graph) -> None:
         for n in op.inputs:
             if n and n not in ready:
                 raise ModelError(f"{where}: input '{n}' is used before any operator writes it")
-        _check_types(graph, op, where)
+        if float_graph:
+            _check_float_operands(graph, op, where)
+        else:
+            _check_types(graph, op, where)
         ready.update(op.outputs)
     for n in graph.outputs:
         if n not in ready:
             raise ModelError(f"model output '{n}' is never written")
+
+
+def _is_float_graph(graph: Graph) -> bool:
+    return all(t.dtype == "float32" and t.quant is None for t in graph.tensors.values())
+
+
+def _check_float_operands(graph: Graph, op: Op, where: str) -> None:
+    if op.kind in _WEIGHTED:
+        for n in op.inputs[1:]:
+            if n and not graph[n].is_const:
+                raise ModelError(f"{where}: weights and bias must be constant tensors, '{n}' is not")
 
 
 def _check_types(graph: Graph, op: Op, where: str) -> None:
