@@ -328,16 +328,18 @@ def test_cortex_m_dsp_paths_match_reference(core: str) -> None:
 
 
 def _with_dead_channels(graph: Graph) -> Graph:
-    """The first conv with the weight scales of channels 0 and 1 so small that their right shifts exceed
-    what the folded requantization takes, channel 0's weights all zero and a huge bias (as in MLPerf VWW)."""
+    """The first conv with the weight scales of channels 0-2 so small that their right shifts exceed what
+    the folded requantization takes: channel 0's weights all zero and a huge bias (as in MLPerf VWW),
+    channel 1 with a small bias (its output is the zero point), channel 2 with a huge negative bias (as in
+    the dead ReLU channels of the Ambiq HAR model)."""
     op = graph.ops[0]
     w, bias = graph[op.inputs[1]], graph[op.inputs[2]]
     weights = np.array(w.data)
     weights[0] = 0
     scale = np.array(w.quant.scale)
-    scale[:2] *= 1e-6
+    scale[:3] *= 1e-6
     b = np.array(bias.data)
-    b[0], b[1] = 2**30, -1000
+    b[0], b[1], b[2] = 2**30, -1000, -(2**29)
     tensors = dict(graph.tensors)
     tensors[w.name] = replace(w, data=weights, quant=replace(w.quant, scale=scale.astype(np.float32)))
     bias_scale = (graph[op.inputs[0]].quant.s * scale).astype(np.float32)
@@ -354,4 +356,4 @@ def test_dead_channels_keep_the_folded_requantization(i: int) -> None:
     assert ".folded = 1" in source
     x = _inputs(graph, 0)
     out = reference.run(graph, x)[0].reshape(-1, graph[graph.ops[0].outputs[0]].shape[-1])
-    assert len(set(out[:, 0].tolist())) == 1 and len(set(out[:, 1].tolist())) == 1  # constant channels
+    assert all(len(set(out[:, c].tolist())) == 1 for c in range(3))  # constant channels

@@ -220,6 +220,21 @@ def enforce_scale_floors(graph: Graph, groups: Groups, params: dict[str, QuantPa
 # ---------------------------------------------------------------- the int8 graph
 
 
+def _channels_first(real: np.ndarray, axis: int | None) -> np.ndarray:
+    return np.moveaxis(real, axis, 0) if axis is not None else real.reshape(1, -1)
+
+
+def layer_weight_scales(kind: str, weights: np.ndarray, bias: np.ndarray | None, input_scale: float) -> np.ndarray:
+    """The float32 weight scales of a CONV_2D / DEPTHWISE_CONV_2D (one per output channel) or
+    FULLY_CONNECTED (one) with these real weights (IR layout), bias and input scale."""
+    axis = WEIGHT_AXIS[kind]
+    channels = _channels_first(np.asarray(weights, np.float64), axis)
+    if bias is None:
+        return weight_scales(channels, None, input_scale)
+    peaks = np.abs(np.asarray(bias, np.float64).ravel())
+    return weight_scales(channels, peaks if axis is not None else peaks.max(initial=0.0, keepdims=True), input_scale)
+
+
 def quantized_constants(op: Op, graph: Graph, input_scale: float) -> list[Tensor]:
     """int8 weights and (if the op has one) int32 bias of a CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED."""
     w, bias_name = graph[op.inputs[1]], op.inputs[2] if len(op.inputs) > 2 else ""
@@ -227,11 +242,9 @@ def quantized_constants(op: Op, graph: Graph, input_scale: float) -> list[Tensor
         raise ModelError(f"{op.kind} {op.name}: weights {w.name!r} must be constant")
     axis = WEIGHT_AXIS[op.kind]
     real = np.asarray(w.data, np.float64)
-    channels = np.moveaxis(real, axis, 0) if axis is not None else real.reshape(1, -1)
     bias = np.asarray(graph[bias_name].data, np.float64).ravel() if bias_name else None
-    peaks = None if bias is None else np.abs(bias) if axis is not None else np.abs(bias).max(initial=0.0, keepdims=True)
-    scales = weight_scales(channels, peaks, input_scale)
-    q = quantize_symmetric(channels, scales)
+    scales = layer_weight_scales(op.kind, real, bias, input_scale)
+    q = quantize_symmetric(_channels_first(real, axis), scales)
     data = np.moveaxis(q, 0, axis) if axis is not None else q.reshape(real.shape)
     out = [Tensor(w.name, w.shape, "int8", _symmetric(scales, axis), np.ascontiguousarray(data))]
     if bias is not None:

@@ -50,27 +50,26 @@ def folded_constants(q: ConvQuant, bias: np.ndarray, weight_abs_sum: np.ndarray)
     """The folded constants when every channel qualifies: multiplier in (2^30, 2^31) or 0 and right shift
     in FOLDED_RIGHT; else None.
 
-    Channels with a larger right shift are dead channels in practice (tiny or zero weights, a huge shift);
-    those whose output is one constant for every input still qualify, as multiplier 0 with a rounding
-    constant that gives it: (2v + 1) >> 1 = 2v >> 1 = v whatever the sign of the accumulator.
-    - All-zero weights: the accumulator is the (folded) bias, so v = TFLM's requantization of it.
-    - Otherwise the output is the zero point when TFLM's first rounding step gives
-      |h| <= acc_bound + 1 < 2^(right-1) - 1, with acc_bound = |bias| + 128 * sum |w| (int8 inputs)."""
+    Channels with a larger right shift are dead channels in practice (tiny or zero weights, a huge bias
+    that the activation clamp always cuts): where the clamped output is one value v for every accumulator
+    the channel can reach (|acc - bias| <= 128 * sum |w| for int8 inputs; TFLM's requantization is
+    monotonic in acc), the channel still qualifies as multiplier 0 with a rounding constant that gives v:
+    (2v + 1) >> 1 = 2v >> 1 = v whatever the sign of the accumulator."""
     mult, shift = requant_constants(q)
     right = -shift
     lo, hi = FOLDED_RIGHT
-    acc_bound = np.abs(np.asarray(bias, np.int64)) + 128 * np.asarray(weight_abs_sum, np.int64)
-    zero_w = np.asarray(weight_abs_sum) == 0
-    small = acc_bound.astype(np.float64) + 2 < np.exp2(np.minimum(right, 62) - 1)
-    constant = (right > hi) & (zero_w | small)
-    value = np.where(zero_w, multiply_by_quantized_multiplier(np.asarray(bias, np.int64), mult, shift), 0)
-    value = value + q.output_offset
+    bias = np.asarray(bias, np.int64)
+    reach = 128 * np.asarray(weight_abs_sum, np.int64)
+    ends = [np.clip(bias + sign * reach, -(2**31), 2**31 - 1) for sign in (-1, 1)]
+    low, high = (np.clip(multiply_by_quantized_multiplier(e, mult, shift) + q.output_offset, q.act_min, q.act_max)
+                 for e in ends)
+    constant = (right > hi) & (low == high)
     mult = np.where(constant, 0, mult)
     right = np.where(constant, lo, right)
     ok = np.all((right >= lo) & (right <= hi)) and np.all(((mult > 2**30) & (mult < 2**31)) | (mult == 0))
     if not ok:
         return None
-    round_hi = np.where(constant, 2 * value + 1, (1 << (right - 2)) + q.output_offset * (1 << (right - 1)))
+    round_hi = np.where(constant, 2 * low + 1, (1 << (right - 2)) + q.output_offset * (1 << (right - 1)))
     return Folded(mult, round_hi, right - 1)
 
 
