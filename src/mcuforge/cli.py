@@ -13,6 +13,7 @@ from rich.console import Console
 
 from . import __version__
 from .errors import McuforgeError, ModelError
+from .quant.observers import OBSERVERS
 
 EXAMPLES = """examples:
   mcuforge demo                                   compile, verify and report the built-in example network
@@ -24,6 +25,7 @@ EXAMPLES = """examples:
   mcuforge inspect model.tflite
   mcuforge compile model.tflite -o out/ --board stm32f746      target, budgets and a latency estimate
   mcuforge bench model.tflite --json                            instruction counts vs TFLM, Cortex-M, code size
+  mcuforge quantize model.pt2 --calib x.npy -o model.tflite     PyTorch (torch.export) -> int8 .tflite
 """
 
 
@@ -101,6 +103,8 @@ def _parser() -> argparse.ArgumentParser:
 
     add_bench_arguments(b)
 
+    _add_quantize(sub)
+
     d = sub.add_parser("demo", help="compile, verify and report the built-in example network",
                        description="Build the example int8 MobileNet-style network that ships with mcuforge, "
                        "compile it to C, verify it against the reference (and TFLM when installed), and "
@@ -108,6 +112,61 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("-o", "--out", default="mcuforge_demo", help="output folder (default ./mcuforge_demo)")
     d.add_argument("--samples", type=int, default=20)
     return p
+
+
+QUANTIZE_DESCRIPTION = """\
+Quantize a PyTorch model to int8 (post-training: activation ranges calibrated on your data) and write
+it as a .tflite that mcuforge compile, TFLM and other TFLite runtimes take.
+
+MODEL is a torch.export program of the model in eval mode:
+    torch.export.save(torch.export.export(model.eval(), (example_batch,)), "model.pt2")
+DATA.npy holds calibration inputs in the torch model's own layout (NCHW images, NCL signals, NF
+features), batch first. The .tflite is laid out as TFLite expects: images NHWC, 1-D signals [N, L, C];
+its input and output are int8 (the report gives their scale and zero point).
+"""
+
+
+def _add_quantize(sub) -> None:
+    q = sub.add_parser("quantize", help="PyTorch model (torch.export .pt2) -> int8 .tflite, calibrated on data",
+                       description=QUANTIZE_DESCRIPTION,
+                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog="example:\n"
+                       "  mcuforge quantize model.pt2 --calib calib.npy -o model.tflite --observer mse --c-out out/")
+    q.add_argument("model", help="torch.export program (.pt2, from torch.export.save) of a model in eval mode")
+    q.add_argument("--calib", required=True, metavar="DATA.npy",
+                   help="calibration inputs in the torch model's own layout (NCHW, NCL or NF), batch first; "
+                   "a few hundred representative samples")
+    q.add_argument("-o", "--out", required=True, metavar="MODEL.tflite",
+                   help="the int8 .tflite to write (written whole or not at all)")
+    q.add_argument("--observer", choices=tuple(OBSERVERS), default="minmax",
+                   help="how activation ranges are taken from the data: minmax (default), ema (moving "
+                   "average), percentile (clips outliers), mse (least quantization error)")
+    q.add_argument("--c-out", metavar="DIR", help="also compile the int8 model and write its C library into DIR")
+
+
+def _quantize(args, console: Console) -> int:
+    from .pipeline import compile_model, write_library
+    from .report import print_memory
+    from .torch_pipeline import quantize_exported, write_atomic
+
+    result = quantize_exported(args.model, args.calib, observer=args.observer, progress=console.is_terminal)
+    graph = result.graph
+    compiled = compile_model(graph, graph.name) if args.c_out else None
+    write_atomic(result.tflite, args.out)
+    kinds = sorted({op.kind for op in graph.ops})
+    params = sum(row.params for row in result.report.layers)
+    console.print(f"quantized {args.model} on {result.samples} samples ({args.observer}): {len(graph.ops)} ops "
+                  f"({', '.join(kinds)}), {params:,} parameters", markup=False)
+    for role, names in (("input", graph.inputs), ("output", graph.outputs)):
+        for name in names:
+            t = graph[name]
+            console.print(f"  {role} '{name}' {list(t.shape)} {t.dtype}: scale {t.quant.s:.6g}, "
+                          f"zero point {t.quant.zp}")
+    print_memory(result.report, console)
+    console.print(f"wrote {args.out} ({len(result.tflite):,} bytes)", markup=False)
+    if compiled is not None:
+        files = write_library(compiled.lib, args.c_out)
+        console.print(f"wrote {len(files)} files to {files[0].parent}/ ({compiled.lib.name}.h is the API)")
+    return 0
 
 
 def _compile(args, console: Console) -> int:
@@ -249,7 +308,8 @@ def _demo(args, console: Console) -> int:
     return 0 if result.ok else 1
 
 
-COMMANDS = {"bench": _bench, "compile": _compile, "run": _run, "verify": _verify, "inspect": _inspect, "demo": _demo}
+COMMANDS = {"bench": _bench, "compile": _compile, "run": _run, "verify": _verify, "inspect": _inspect, "demo": _demo,
+            "quantize": _quantize}
 
 
 def main(argv: list[str] | None = None) -> int:
