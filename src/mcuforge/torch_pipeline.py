@@ -23,7 +23,8 @@ from torch.export import ExportedProgram
 
 from .errors import ModelError
 from .frontends.tflite_writer import write_tflite
-from .frontends.torch_capture import _is_signal, from_torch  # _is_signal: see input_layout
+from .frontends.torch_capture import from_torch
+from .frontends.torch_capture import input_layout as capture_layout
 from .frontends.torch_layout import Layout
 from .ir import Graph
 from .pipeline import MemoryReport, analyze
@@ -105,7 +106,7 @@ def input_layout(node: torch.fx.Node, ir_shape: tuple[int, ...]) -> Layout:
     """How from_torch lays out the program's input `node` as an IR tensor of `ir_shape`: channels-last for
     images and for [N, C, L] signals (an input a Conv1d, BatchNorm1d or 1-D pool reads), else torch's order."""
     shape = tuple(int(d) for d in node.meta["val"].shape)
-    layout = Layout.channels_last(shape) if len(shape) == 4 or _is_signal(node) else Layout.plain(shape)
+    layout = capture_layout(node)
     if layout.ir_shape[1:] != tuple(ir_shape[1:]):
         raise ModelError(f"input '{node.name}': the captured IR input {list(ir_shape)} is not the expected "
                          f"layout of the torch input {list(shape)}")

@@ -111,12 +111,19 @@ def _placeholder(capture: Capture, node: torch.fx.Node, constants: dict[str, np.
             raise ModelError(f"model input '{node.name}' is not a tensor; only tensor inputs are supported")
         return
     shape = capture.shape(node)
-    signal = _is_signal(node)
-    capture.signal_model = capture.signal_model or signal
-    layout = Layout.channels_last(shape) if len(shape) == 4 or signal else Layout.plain(shape)
+    capture.signal_model = capture.signal_model or _is_signal(node)
+    layout = input_layout(node, shape)
     name = capture.add_tensor(node.name, layout.ir_shape)
     capture.inputs.append(name)
     capture.values[node] = Value(shape, layout, {layout: name})
+
+
+def input_layout(node: torch.fx.Node, shape: tuple[int, ...] | None = None) -> Layout:
+    """How a model input of torch shape `shape` (default: the node's own) becomes an IR tensor:
+    channels-last for images and for [N, C, L] signals (an input that a Conv1d, BatchNorm1d or 1-D pool
+    reads), else torch's own order."""
+    shape = tuple(int(d) for d in node.meta["val"].shape) if shape is None else shape
+    return Layout.channels_last(shape) if len(shape) == 4 or _is_signal(node) else Layout.plain(shape)
 
 
 def _is_signal(node: torch.fx.Node) -> bool:

@@ -71,7 +71,7 @@ def _with_progress(batches: Iterator[Batch], count: int | None, progress: bool) 
     return track(batches, description="calibrating", total=count, transient=True)
 
 
-def _observer_factory(observer: ObserverChoice) -> Callable[[], Observer]:
+def observer_factory(observer: ObserverChoice) -> Callable[[], Observer]:
     if callable(observer):
         return observer
     make_observer(observer)  # fails early, with the list of choices, on an unknown name
@@ -85,7 +85,7 @@ def calibrate(float_graph: Graph, data: Calibration, observer: ObserverChoice = 
 
     from .torch_graph import TorchGraph
 
-    new_observer = _observer_factory(observer)
+    new_observer = observer_factory(observer)
     observers: dict[str, Observer] = {}
 
     def observe(name: str, value: Any) -> Any:

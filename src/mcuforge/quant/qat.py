@@ -57,7 +57,7 @@ from .fake_quant import (
 )
 from .observers import Observer, Range
 from .ptq import Calibration, ObserverChoice, calibrate
-from .ptq import _observer_factory as observer_factory
+from .ptq import observer_factory
 from .quantize_graph import (
     WEIGHT_AXIS,
     WEIGHT_LEVELS,

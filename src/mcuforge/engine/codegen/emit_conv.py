@@ -87,12 +87,19 @@ def _im2col(op: Op, ctx: EmitContext, g: ConvGeometry, q: ConvQuant, requant: st
     choice = kernel_scratch(op, ctx.graph, ctx.inplace)
     column = _NULL
     if choice.variant == "im2col" and ctx.scratch is not None:
-        if ctx.plan.scratch[ctx.index][1] < choice.nbytes:
-            raise ModelError(f"{op.kind} {op.name}: im2col needs {choice.nbytes} bytes of scratch (planner error)")
+        _check_scratch(op, ctx, choice.nbytes, "im2col")
         column = ctx.scratch
     return _call("mcu_conv_s8_im2col", [
         f"&(const mcu_conv_shape){{{_fields(_conv_shape(g))}}}", requant, str(-q.input_offset),
         ctx.ptr(op.inputs[0]), ctx.const(op.inputs[1]), ctx.ptr(op.outputs[0]), column])
+
+
+def _check_scratch(op: Op, ctx: EmitContext, needed: int, variant: str) -> None:
+    """The plan must give the op's kernel the scratch kernel_scratch chose for it."""
+    granted = ctx.plan.scratch[ctx.index][1] if ctx.scratch is not None and ctx.index in ctx.plan.scratch else 0
+    if granted < needed:
+        raise ModelError(f"{op.kind} {op.name}: the {variant} kernel needs {needed} bytes of scratch, the plan "
+                         f"gives {granted} (planner error)")
 
 
 @emitter("DEPTHWISE_CONV_2D")
@@ -106,10 +113,7 @@ def emit_depthwise_conv2d(op: Op, ctx: EmitContext) -> str:
     pad_value = str(-q.input_offset)
     requant = requant_params(op, ctx, q) if g.multiplier <= _DW_MAX_MULTIPLIER else None
     choice = kernel_scratch(op, ctx.graph, ctx.inplace)
-    granted = ctx.plan.scratch[ctx.index][1] if ctx.scratch is not None and ctx.index in ctx.plan.scratch else 0
-    if granted < choice.nbytes:
-        raise ModelError(f"{op.kind} {op.name}: the {choice.variant or 'plain'} kernel needs {choice.nbytes} "
-                         f"bytes of scratch, the plan gives {granted} (planner error)")
+    _check_scratch(op, ctx, choice.nbytes, choice.variant or "plain")
     if ctx.inplace and ctx.plan.offsets[op.inputs[0]] != ctx.plan.offsets[op.outputs[0]]:
         raise ModelError(f"{op.kind} {op.name}: in place, but input and output are at different offsets")
     if requant is not None and (choice.variant == "rows" or not ctx.inplace):  # the planner checked the bias
