@@ -58,7 +58,12 @@ MCU_SPECIALIZE void mcu_im2col_s8(const mcu_conv_shape *s, int8_t pad_value, con
         const int32_t groups = k - k % 4;
         int32_t i;
         for (i = k - 1; i >= groups; --i) column[i] = bytes[i];
-        for (i = groups - 4; i >= 0; i -= 4) mcu_widen4(bytes + i, column + i);
+        for (i = groups - 4; i >= 0; i -= 4) {
+            const uint32_t v = mcu_load_u32(bytes + i);
+            const int16x2_t even = __sxtb16(v), odd = mcu_sxtb16_odd(v);
+            memcpy(column + i, &even, sizeof even);
+            memcpy(column + i + 2, &odd, sizeof odd);
+        }
     }
 #endif
 }

@@ -132,18 +132,15 @@ MCU_SPECIALIZE void mcu_dot_s8_2x2(const int8_t *a0, const int8_t *a1, const int
 /* Columns hold int16 values: SMLAD reads two at a time, unpacked once per pair of pixels. */
 typedef int16_t mcu_col_t;
 
-/* Four int8 values as column values (x0, x2), (x1, x3). */
-MCU_SPECIALIZE void mcu_widen4(const int8_t *x, mcu_col_t *dst) {
-    const uint32_t v = mcu_load_u32(x);
-    const int16x2_t even = __sxtb16(v), odd = mcu_sxtb16_odd(v);
-    memcpy(dst, &even, sizeof even);
-    memcpy(dst + 2, &odd, sizeof odd);
-}
-
 /* n int8 values as a column: groups of four as (x0, x2), (x1, x3), the rest one by one. */
 MCU_SPECIALIZE void mcu_pack_s8(const int8_t *x, int32_t n, mcu_col_t *column) {
     int32_t k;
-    for (k = 0; k + 4 <= n; k += 4) mcu_widen4(x + k, column + k);
+    for (k = 0; k + 4 <= n; k += 4) {
+        const uint32_t v = mcu_load_u32(x + k);
+        const int16x2_t even = __sxtb16(v), odd = mcu_sxtb16_odd(v);
+        memcpy(column + k, &even, sizeof even);
+        memcpy(column + k + 2, &odd, sizeof odd);
+    }
     for (; k < n; ++k) column[k] = x[k];
 }
 

@@ -19,7 +19,12 @@
 MCU_SPECIALIZE void mcu_pack_4px(const int8_t *x, int32_t depth, int32_t p, mcu_col_t *column) {
     int32_t k;
     mcu_col_t *dst = column + 4 * p;
-    for (k = 0; k < depth; k += 4, dst += MCU_4PX_GROUP) mcu_widen4(x + k, dst);
+    for (k = 0; k < depth; k += 4, dst += MCU_4PX_GROUP) {
+        const uint32_t v = mcu_load_u32(x + k);
+        const int16x2_t even = __sxtb16(v), odd = mcu_sxtb16_odd(v);
+        memcpy(dst, &even, sizeof even);
+        memcpy(dst + 2, &odd, sizeof odd);
+    }
 }
 
 /* One depth group: the filter's four weights against the four pixels. */
