@@ -85,8 +85,8 @@ def test_random_graphs_c_equals_reference_and_tflm(layers, seed):
 
 
 def test_verify_names_the_first_differing_layer():
-    """Corrupt a requantization constant of layer 0 in the generated C (channel 0's folded bias, the first value
-    of its requantization table): verify must name that layer."""
+    """Corrupt a requantization constant of layer 0 in the generated C (the folded bias of its first live
+    channel, one whose multiplier is not 0, in its requantization table): verify must name that layer."""
     import dataclasses
     import re
 
@@ -96,9 +96,12 @@ def test_verify_names_the_first_differing_layer():
     weights = compiled.lib.files["kws_weights.c"]
     layer0 = compiled.lib.files["kws.c"].split("/* 0:")[1].split("/* 1:")[0]
     table = re.search(r"\.channel = (\w+)", layer0).group(1)
-    first = re.search(r"const int32_t " + table + r"\[\d+\] = \{\n    (-?\d+)", weights)
-    value = first.group(1)
-    broken = weights.replace(first.group(0), first.group(0)[: -len(value)] + str(int(value) // 2 - 1000), 1)
+    body = re.search(r"const int32_t " + table + r"\[\d+\] = \{([^}]*)\}", weights)
+    values = [int(v) for v in body.group(1).replace("\n", " ").split(",") if v.strip()]
+    live = next(c for c in range(len(values) // 4) if values[4 * c + 1] != 0)  # bias, multiplier, ...
+    values[4 * live] -= 1 << 20
+    broken_body = "\n    " + ", ".join(map(str, values)) + "\n"
+    broken = weights[:body.start(1)] + broken_body + weights[body.end(1):]
     bad_lib = dataclasses.replace(compiled.lib, files={**compiled.lib.files, "kws_weights.c": broken})
     result = verify(graph, samples=3, use_tflm=False, compiled=dataclasses.replace(compiled, lib=bad_lib))
     assert not result.ok

@@ -79,19 +79,25 @@ def _pointwise(op: Op, ctx: EmitContext, g: ConvGeometry, requant: str) -> str:
                  "batch_step": g.in_h * g.in_w * g.in_c, "row_step": g.stride_h * g.in_w * g.in_c,
                  "col_step": g.stride_w * g.in_c}
     return _call("mcu_conv_s8_1x1", [f"&(const mcu_conv_1x1_shape){{{_fields(shape)}}}", requant,
-                                     ctx.ptr(op.inputs[0]), ctx.const(op.inputs[1]), ctx.ptr(op.outputs[0])])
+                                     ctx.ptr(op.inputs[0]), ctx.const(op.inputs[1]), ctx.ptr(op.outputs[0]),
+                                     _granted_column(op, ctx)])
 
 
 def _im2col(op: Op, ctx: EmitContext, g: ConvGeometry, q: ConvQuant, requant: str) -> str:
     ctx.use("mcu_conv_s8_im2col.h")
-    choice = kernel_scratch(op, ctx.graph, ctx.inplace)
-    column = _NULL
-    if choice.variant == "im2col" and ctx.scratch is not None:
-        _check_scratch(op, ctx, choice.nbytes, "im2col")
-        column = ctx.scratch
     return _call("mcu_conv_s8_im2col", [
         f"&(const mcu_conv_shape){{{_fields(_conv_shape(g))}}}", requant, str(-q.input_offset),
-        ctx.ptr(op.inputs[0]), ctx.const(op.inputs[1]), ctx.ptr(op.outputs[0]), column])
+        ctx.ptr(op.inputs[0]), ctx.const(op.inputs[1]), ctx.ptr(op.outputs[0]), _granted_column(op, ctx)])
+
+
+def _granted_column(op: Op, ctx: EmitContext) -> str:
+    """The scratch of a conv kernel's column (im2col or pointwise) when the planner gave it, else NULL (the
+    kernel then borrows the end of its output)."""
+    choice = kernel_scratch(op, ctx.graph, ctx.inplace)
+    if choice.variant in ("im2col", "column") and ctx.scratch is not None:
+        _check_scratch(op, ctx, choice.nbytes, choice.variant)
+        return ctx.scratch
+    return _NULL
 
 
 def _check_scratch(op: Op, ctx: EmitContext, needed: int, variant: str) -> None:

@@ -3,7 +3,8 @@
 The plain kernels take TFLM's per-channel multiplier and shift. The fast kernels take a
 `mcu_requant_params` (mcu_gemm_s8.h): the bias with the input offset folded in and, for almost every layer,
 the constants of mcu_requantize_folded: the multiplier, the right shift of the high word (right - 1) and
-the rounding constant with the output offset folded in (2^(right-2) + output_offset * 2^(right-1)).
+the rounding constant with the output offset folded in (2^(right-2) + output_offset * 2^(right-1)); for
+layers with a fused ReLU, those of mcu_requantize_doubled (one SMMLAR on twice the accumulator).
 """
 from __future__ import annotations
 
@@ -73,6 +74,49 @@ def folded_constants(q: ConvQuant, bias: np.ndarray, weight_abs_sum: np.ndarray)
     return Folded(mult, round_hi, right - 1)
 
 
+DOUBLED_RIGHT = (0, 23)  # right shifts mcu_requantize_doubled takes
+
+
+@dataclass(frozen=True)
+class Doubled:
+    """mcu_requantize_doubled's constants, one per channel."""
+
+    bias2: np.ndarray  # the bias column: twice the bias (0 for a constant channel)
+    multiplier: np.ndarray
+    round: np.ndarray
+    shift: np.ndarray
+
+
+def doubled_constants(q: ConvQuant, bias: np.ndarray, weight_abs_sum: np.ndarray) -> Doubled | None:
+    """The constants of mcu_requantize_doubled when the layer qualifies, else None: the activation clamp
+    cuts every output below the output zero point (act_min >= output_offset: a fused ReLU or ReLU6), twice
+    any reachable accumulator (|bias| + 128 * sum |w|) fits in int32, and every channel's right shift is in
+    DOUBLED_RIGHT or the channel is constant. A constant channel (one clamped output v for every reachable
+    accumulator; see folded_constants) gets multiplier 0, shift 0, rounding constant v and bias 0: its
+    sum then stays small however large its bias is (VWW has zero-weight channels with biases of 2^30)."""
+    if q.act_min < q.output_offset:
+        return None
+    mult, shift = requant_constants(q)
+    right = -shift
+    bias = np.asarray(bias, np.int64)
+    reach = 128 * np.asarray(weight_abs_sum, np.int64)
+    lo, hi = DOUBLED_RIGHT
+    ends = [np.clip(bias + sign * reach, -(2**31), 2**31 - 1) for sign in (-1, 1)]
+    low, high = (np.clip(multiply_by_quantized_multiplier(e, mult, shift) + q.output_offset, q.act_min, q.act_max)
+                 for e in ends)
+    constant = (low == high) & ((right < lo) | (right > hi) | (np.abs(bias) + reach >= 2**30))
+    bias = np.where(constant, 0, bias)
+    mult = np.where(constant, 0, mult)
+    right = np.where(constant, 0, right)
+    if bias.size and int((np.abs(bias) + reach).max()) >= 2**30:
+        return None
+    if not (np.all((right >= lo) & (right <= hi)) and np.all((mult >= 0) & (mult < 2**31))):
+        return None
+    half = np.where(right > 0, 1 << np.maximum(right - 1, 0), 0)
+    rounding = np.where(constant, low, half + q.output_offset * (1 << right))
+    return Doubled(2 * bias, mult, rounding, right)
+
+
 def weight_abs_sums(op: Op, ctx: EmitContext) -> np.ndarray:
     """Per output channel, the sum of the channel's |weights|."""
     w = np.abs(np.asarray(ctx.graph.tensors[op.inputs[1]].data, np.int64))
@@ -87,8 +131,15 @@ def requant_params(op: Op, ctx: EmitContext, q: ConvQuant, per_channel: bool = T
     bias = folded_bias(op, ctx.graph)
     if bias is None:
         return None
-    f = folded_constants(q, bias, weight_abs_sums(op, ctx))
-    if f is not None:
+    abs_sums = weight_abs_sums(op, ctx)
+    d = doubled_constants(q, bias, abs_sums)
+    f = folded_constants(q, bias, abs_sums) if d is None else None
+    mode = 2 if d is not None else int(f is not None)
+    if d is not None:
+        bias = d.bias2
+        columns = [d.multiplier, d.shift, d.round]
+        output_offset = 0
+    elif f is not None:
         columns = [f.multiplier, f.shift_hi, f.round_hi]
         output_offset = 0
     else:
@@ -104,6 +155,6 @@ def requant_params(op: Op, ctx: EmitContext, q: ConvQuant, per_channel: bool = T
         fields.update(channel=ctx.const(f"bias_folded_{op.name}", np.asarray(bias).astype(np.int32), "int32_t"),
                       stride=1, multiplier_all=int(columns[0][0]), shift_all=int(columns[1][0]),
                       round_all=int(columns[2][0]))
-    fields.update({"folded": int(f is not None), "output_offset": output_offset,
+    fields.update({"folded": mode, "output_offset": output_offset,
                    "act_min": q.act_min, "act_max": q.act_max})
     return c_struct("mcu_requant_params", fields)

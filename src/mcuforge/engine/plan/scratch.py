@@ -15,6 +15,9 @@ scratch, stay within the largest live set of the plan that gives every op its sm
 - Convolutions through im2col (mcu_conv_s8_im2col): a column of two windows as int16 (4*K_h*K_w*C_in
   bytes, plus 4 to align it); without scratch the kernel borrows the unwritten end of its output (and
   computes its last pixels without a column).
+- Pointwise convolutions (mcu_conv_s8_1x1): the int16 column of four pixels (8*C_in bytes, plus 4 to
+  align it); without it the kernel borrows the end of its output, and the pixels whose outputs reach
+  there run on the slower int8 path.
 """
 from __future__ import annotations
 
@@ -34,7 +37,7 @@ _MAX_PRODUCT = 128 * 128  # |x * w| for int8 x and w
 
 @dataclass(frozen=True)
 class KernelScratch:
-    variant: str  # "", "channels" or "rows" (depthwise), "im2col" (conv column in scratch)
+    variant: str  # "", "channels" or "rows" (depthwise), "im2col" or "column" (conv column in scratch)
     nbytes: int
     ring_rows: int = 0  # rows: the in-place ring (0: not in place)
     plane: bool = False  # rows: the scratch also holds a depthwise plane (mcu_dwconv_s8_plane)
@@ -95,10 +98,19 @@ def _fast(op: Op, graph: Graph, inplace: bool) -> list[KernelScratch]:
         rows = dw_ring_rows(g.batches, g.in_h, g.in_w, g.out_h, g.out_w, g.k_h, g.stride_h, g.dil_h, g.pad_top)
         ring = KernelScratch("rows", rows * g.out_w * g.in_c, rows)
         return [KernelScratch("rows", max(ring.nbytes, plane), rows, True), ring] if plane else [ring]
+    if g.groups != 1 or folded_bias(op, graph) is None:
+        return []
     if uses_im2col(g.k_h, g.k_w, g.groups, g.pad_top, g.pad_left, g.in_h, g.in_w, g.out_h, g.out_w,
-                   g.stride_h, g.stride_w) and folded_bias(op, graph) is not None:
+                   g.stride_h, g.stride_w):
         return [KernelScratch("im2col", 4 * (g.k_h * g.k_w * g.in_c + 1) + 4)]
-    return []
+    return [KernelScratch("column", pointwise_column_bytes(g.in_c))]
+
+
+def pointwise_column_bytes(in_c: int) -> int:
+    """mcu_conv_s8_1x1's column scratch: four pixels' int16 values (two when in_c is not a multiple of 4,
+    each rounded up to even), plus 4 bytes to align it."""
+    values = 4 * in_c if in_c % 4 == 0 else 2 * (in_c + in_c % 2)
+    return 2 * values + 4
 
 
 DW_PLANE_MAX_K = 7  # MCU_DW_PLANE_MAX_K in mcu_dwconv_s8_plane.h

@@ -5,9 +5,9 @@
  *
  * On Arm cores with the DSP extension the pixels are widened once into an int16 column that every filter
  * then reads: four pixels at a time (mcu_gemm_s8_4px.h) when the depth is a multiple of 4, else two.
- * The column needs no scratch: it sits in the end of the output, which is not written yet; the last
- * pixels, whose outputs reach it, are computed from the int8 input directly, as every pixel is on the
- * portable path. Same results as mcu_conv_s8. */
+ * The column is the planner's scratch when it had room (`scratch`, mcu_pointwise_column_bytes), else the
+ * end of the output, which is not written yet: then the last pixels, whose outputs reach it, are computed
+ * from the int8 input directly, as every pixel is on the portable path. Same results as mcu_conv_s8. */
 #ifndef MCU_CONV_S8_1X1_H
 #define MCU_CONV_S8_1X1_H
 
@@ -52,14 +52,21 @@ MCU_SPECIALIZE void mcu_conv_s8_1x1_pairs(const mcu_conv_1x1_shape *s, const mcu
     }
 }
 
+/* `scratch`: NULL or mcu_pointwise_column_bytes(in_c) bytes (any alignment) for the column. */
 MCU_SPECIALIZE void mcu_conv_s8_1x1(const mcu_conv_1x1_shape *s, const mcu_requant_params *r,
-                                    const int8_t *input, const int8_t *weights, int8_t *output) {
+                                    const int8_t *input, const int8_t *weights, int8_t *output, int8_t *scratch) {
     const int32_t out_bytes = s->batches * s->rows * s->cols * s->out_c;
     const int8_t *column_start; /* pixels whose outputs end at or below it may use the column */
     const int32_t quads = MCU_GEMM_DSP && s->in_c % 4 == 0; /* four pixels at a time */
     const int32_t column_values = quads ? 4 * s->in_c : 2 * mcu_col_stride(s->in_c);
-    mcu_col_t *column = mcu_tail_column(output, out_bytes, column_values * (int32_t)sizeof(mcu_col_t),
-                                        &column_start);
+    mcu_col_t *column;
+    if (scratch) {
+        column = mcu_tail_column(scratch, column_values * (int32_t)sizeof(mcu_col_t) + 4,
+                                 column_values * (int32_t)sizeof(mcu_col_t), &column_start);
+        column_start = output + out_bytes;
+    } else {
+        column = mcu_tail_column(output, out_bytes, column_values * (int32_t)sizeof(mcu_col_t), &column_start);
+    }
     int32_t b, row;
     for (b = 0; b < s->batches; ++b) {
         for (row = 0; row < s->rows; ++row) {

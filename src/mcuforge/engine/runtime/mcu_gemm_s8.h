@@ -33,7 +33,10 @@
  * values per channel, so one base register reaches them all. With stride 1 it holds only the biases and
  * multiplier_all, shift_all, round_all apply to every channel. folded = 1 selects mcu_requantize_folded,
  * which almost every layer can use: then the shift is right - 1, the rounding constant has the output
- * offset folded in, and output_offset is 0; folded = 0 is TFLM's general requantization (round unused). */
+ * offset folded in, and output_offset is 0; folded = 2 selects mcu_requantize_doubled, for layers whose
+ * activation clamp cuts every output below the output zero point (fused ReLU, ReLU6): then the bias
+ * column holds twice the bias, the shift is right, and the rounding constant is 2^(right-1) +
+ * output_offset * 2^right; folded = 0 is TFLM's general requantization (round unused). */
 typedef struct {
     const int32_t *channel;
     int32_t stride;
@@ -60,6 +63,28 @@ MCU_SPECIALIZE int32_t mcu_requantize_folded(int32_t x, int32_t multiplier, int3
     return (int32_t)(sum >> 32) >> shift_hi;
 }
 
+/* (acc * 2^32 + a * b + 2^31) >> 32: one SMMLAR on Arm cores with the DSP extension. */
+MCU_SPECIALIZE int32_t mcu_smmlar(int32_t a, int32_t b, int32_t acc) {
+#if MCU_GEMM_DSP && defined(__GNUC__)
+    int32_t r;
+    __asm__("smmlar %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
+    return r;
+#else
+    return (int32_t)(((int64_t)acc * 4294967296LL + (int64_t)a * b + 2147483648LL) >> 32);
+#endif
+}
+
+/* mcu_requantize(x, multiplier, -right) + output_offset from x2 = 2x, for layers whose activation clamp
+ * cuts every output below output_offset, right in [0, 23]: one SMMLAR and a shift. TFLM's first rounding,
+ * h = (x * m + 2^30) >> 31, is (x2 * m + 2^31) >> 32, and SMMLAR adds round * 2^32 before the shift, so
+ * the result is (h + round) >> right with round = 2^(right-1) + output_offset * 2^right: h / 2^right
+ * rounded half up, plus the offset. TFLM rounds ties away from zero instead, which differs only for
+ * negative ties h = -(2k + 1) * 2^(right-1), where both results are at most output_offset - 1 + 1 and the
+ * clamp maps both to act_min >= output_offset. The codegen checks that 2x fits in int32. */
+MCU_SPECIALIZE int32_t mcu_requantize_doubled(int32_t x2, int32_t multiplier, int32_t round, int32_t shift) {
+    return mcu_smmlar(x2, multiplier, round) >> shift;
+}
+
 /* Clamp to [lo, hi]; with literal bounds -128, 127 on Arm cores with the DSP extension one SSAT. */
 MCU_SPECIALIZE int32_t mcu_clamp_s8(int32_t x, int32_t lo, int32_t hi) {
 #if MCU_GEMM_DSP
@@ -73,6 +98,10 @@ MCU_SPECIALIZE int8_t mcu_requant_s8(const mcu_requant_params *r, int32_t acc, i
     const int32_t *c = r->channel + channel * r->stride;
     const int32_t multiplier = r->stride == 4 ? c[1] : r->multiplier_all;
     const int32_t shift = r->stride == 4 ? c[2] : r->shift_all;
+    if (r->folded == 2) {
+        acc = mcu_requantize_doubled(2 * acc + c[0], multiplier, r->stride == 4 ? c[3] : r->round_all, shift);
+        return (int8_t)mcu_clamp_s8(acc, r->act_min, r->act_max);
+    }
     acc += c[0];
     if (r->folded) {
         acc = mcu_requantize_folded(acc, multiplier, r->stride == 4 ? c[3] : r->round_all, shift);
@@ -80,6 +109,26 @@ MCU_SPECIALIZE int8_t mcu_requant_s8(const mcu_requant_params *r, int32_t acc, i
         acc = mcu_requantize(acc, multiplier, shift) + r->output_offset;
     }
     return (int8_t)mcu_clamp_s8(acc, r->act_min, r->act_max);
+}
+
+/* Kernels that widen one operand anyway (int8 to int16) widen it to twice its value when the layer takes
+ * mcu_requantize_doubled (mcu_requant_twice, a literal once the kernel is specialized): each sum starts at
+ * mcu_requant_start (twice the bias then, else 0) and mcu_requant_sum finishes it either way, so the
+ * doubled form costs no instruction beyond the SMMLAR. */
+MCU_SPECIALIZE int32_t mcu_requant_twice(const mcu_requant_params *r) { return r->folded == 2; }
+
+MCU_SPECIALIZE int32_t mcu_requant_start(const mcu_requant_params *r, int32_t channel) {
+    return mcu_requant_twice(r) ? r->channel[channel * r->stride] : 0;
+}
+
+/* The output of `channel` for a sum started at mcu_requant_start: doubled or plain, as the layer takes it. */
+MCU_SPECIALIZE int8_t mcu_requant_sum(const mcu_requant_params *r, int32_t sum, int32_t channel) {
+    const int32_t *c = r->channel + channel * r->stride;
+    if (!mcu_requant_twice(r)) return mcu_requant_s8(r, sum, channel);
+    return (int8_t)mcu_clamp_s8(mcu_requantize_doubled(sum, r->stride == 4 ? c[1] : r->multiplier_all,
+                                                       r->stride == 4 ? c[3] : r->round_all,
+                                                       r->stride == 4 ? c[2] : r->shift_all),
+                                r->act_min, r->act_max);
 }
 
 #if MCU_GEMM_DSP

@@ -43,6 +43,8 @@ MODEL_WARNINGS = ("-std=c99", "-Wall", "-Wextra", "-Werror")
 HARNESS_OPT = "-O2"  # the harness and startup do not change with the model's -O level
 SUPPORT_FILES = ("startup.c", "harness.c", "mcu_semihost.h", "mps2.ld")
 MARKER_END = "mcu_bench_done"
+MARKER_LAYER = "mcu_layer_mark"  # trace builds: the harness's per-layer hook
+TRACE_DEFINE = "-DMCUFORGE_TRACE"
 
 
 def core(name: str) -> Core:
@@ -89,6 +91,7 @@ class Build:
     opt: str
     invoke_addr: int  # first instruction of <name>_invoke
     done_addr: int  # the instruction right after the harness's call to it
+    mark_addr: int | None = None  # trace builds: the hook the model calls after every layer
 
     @property
     def elf(self) -> Path:
@@ -119,14 +122,15 @@ def symbol_addresses(elf: Path, names: Sequence[str]) -> dict[str, int]:
     return found
 
 
-def _compile_all(lib: CLibrary, c: Core, opt: str, work: Path) -> None:
+def _compile_all(lib: CLibrary, c: Core, opt: str, work: Path, trace: bool) -> None:
     gcc = tool(GCC)
-    model_flags = (*TARGET_FLAGS, *c.cflags, *MODEL_WARNINGS, opt)
+    traced = (TRACE_DEFINE,) if trace else ()
+    model_flags = (*TARGET_FLAGS, *c.cflags, *MODEL_WARNINGS, opt, *traced)
     defines = (f"-DMCU_MODEL={lib.name}", f'-DMCU_MODEL_HEADER="{lib.name}.h"',
                f"-DMCU_NUM_INPUTS={len(lib.inputs)}", f"-DMCU_NUM_OUTPUTS={len(lib.outputs)}")
     for src in lib.sources:
         _run([gcc, *model_flags, "-I.", "-c", src, "-o", Path(src).stem + ".o"], work, f"{GCC} on '{src}'")
-    support_flags = (*TARGET_FLAGS, *c.cflags, *MODEL_WARNINGS, HARNESS_OPT, "-I.")
+    support_flags = (*TARGET_FLAGS, *c.cflags, *MODEL_WARNINGS, HARNESS_OPT, "-I.", *traced)
     _run([gcc, *support_flags, *defines, "-c", "harness.c", "-o", "mcu_harness.o"], work, f"{GCC} on harness.c")
     _run([gcc, *support_flags, "-c", "startup.c", "-o", "mcu_startup.o"], work, f"{GCC} on startup.c")
     objects = [Path(s).stem + ".o" for s in lib.sources] + ["mcu_harness.o", "mcu_startup.o"]
@@ -135,12 +139,13 @@ def _compile_all(lib: CLibrary, c: Core, opt: str, work: Path) -> None:
          work, f"{GCC} (link)")
 
 
-def build(lib: CLibrary, core_name: str = "cortex-m7", opt: str = "-O2") -> Build:
-    """Builds (or finds in the cache) the ELF of `lib` for a core."""
+def build(lib: CLibrary, core_name: str = "cortex-m7", opt: str = "-O2", trace: bool = False) -> Build:
+    """Builds (or finds in the cache) the ELF of `lib` for a core. `trace`: the model calls the harness's
+    mcu_layer_mark after every layer (-DMCUFORGE_TRACE), for per-layer instruction counts."""
     c = core(core_name)
     support = {f: support_source(f) for f in SUPPORT_FILES}
     files = dict(lib.files, **support)
-    key = hashlib.sha256("\0".join(["cortex-m-v1", c.name, *c.cflags, opt, gcc_version(),
+    key = hashlib.sha256("\0".join(["cortex-m-v1", c.name, *c.cflags, opt, str(trace), gcc_version(),
                                     *(f"{k}\0{v}" for k, v in sorted(files.items()))]).encode()).hexdigest()[:20]
     out = cache_dir() / key
     meta_path = out / "build.json"
@@ -150,10 +155,11 @@ def build(lib: CLibrary, core_name: str = "cortex-m7", opt: str = "-O2") -> Buil
         try:
             for fname, text in files.items():
                 (work / fname).write_text(text)
-            _compile_all(lib, c, opt, work)
-            marks = symbol_addresses(work / "model.elf", [f"{lib.name}_invoke", MARKER_END])
-            (work / "build.json").write_text(json.dumps({"invoke": marks[f"{lib.name}_invoke"],
-                                                         "done": marks[MARKER_END]}))
+            _compile_all(lib, c, opt, work, trace)
+            names = [f"{lib.name}_invoke", MARKER_END, *([MARKER_LAYER] if trace else [])]
+            marks = symbol_addresses(work / "model.elf", names)
+            (work / "build.json").write_text(json.dumps({"invoke": marks[names[0]], "done": marks[MARKER_END],
+                                                         "mark": marks.get(MARKER_LAYER)}))
             try:
                 work.rename(out)
             except OSError:  # another process built the same thing first
@@ -161,4 +167,4 @@ def build(lib: CLibrary, core_name: str = "cortex-m7", opt: str = "-O2") -> Buil
         finally:
             shutil.rmtree(work, ignore_errors=True)
     meta = json.loads(meta_path.read_text())
-    return Build(out, c, opt, meta["invoke"], meta["done"])
+    return Build(out, c, opt, meta["invoke"], meta["done"], meta.get("mark"))

@@ -7,7 +7,8 @@
  * Instruction counting: the call to <name>_invoke() is written in assembly, followed by the global label
  * mcu_bench_done. The QEMU plugin counts the instructions executed from the first instruction of
  * <name>_invoke up to (not including) mcu_bench_done: the model's invoke and everything it calls, as
- * callgrind's inclusive cost of the function on the host.
+ * callgrind's inclusive cost of the function on the host. Trace builds (-DMCUFORGE_TRACE) set the model's
+ * layer hook to mcu_layer_mark, which does nothing: the plugin notes the count each time it is reached.
  *
  * Built with -DMCU_MODEL=<name> -DMCU_MODEL_HEADER="<name>.h" -DMCU_NUM_INPUTS=n -DMCU_NUM_OUTPUTS=m. */
 #include <stdint.h>
@@ -40,6 +41,14 @@ __attribute__((noinline, noclone)) int32_t mcu_bench_invoke(void) {
     return status;
 }
 
+#ifdef MCUFORGE_TRACE
+extern void (*MODEL_FN(_trace_hook))(int layer);
+
+__attribute__((noinline, noclone)) void mcu_layer_mark(int layer) {
+    __asm volatile("" : : "r"(layer) : "memory");
+}
+#endif
+
 /* 1: a whole record was read into the inputs; 0: clean end of the file; -1: a partial record. */
 static int read_record(int32_t handle) {
     int i;
@@ -56,6 +65,9 @@ int main(void) {
     const int32_t out = mcu_sh_open("mcu_out.bin", MCU_SH_MODE_WB);
     int status = 0;
     if (in < 0 || out < 0) return 10;
+#ifdef MCUFORGE_TRACE
+    MODEL_FN(_trace_hook) = mcu_layer_mark;
+#endif
     for (;;) {
         int i;
         const int r = read_record(in);

@@ -13,7 +13,7 @@ from ...engine.codegen import CLibrary
 from ...ir import NUMPY_DTYPES
 from ..host import input_bytes, output_array
 from .build import Build, build
-from .qemu import run_records
+from .qemu import InvokeCount, run_records
 from .size import SizeReport, size_report
 
 
@@ -37,9 +37,10 @@ class CortexMModel:
     artifact: Build
 
     @classmethod
-    def build(cls, lib: CLibrary, core: str = "cortex-m7", opt: str = "-O2") -> "CortexMModel":
-        """Builds with arm-none-eabi-gcc (cached); `core` is 'cortex-m4' or 'cortex-m7'."""
-        return cls(lib, build(lib, core, opt))
+    def build(cls, lib: CLibrary, core: str = "cortex-m7", opt: str = "-O2", trace: bool = False) -> "CortexMModel":
+        """Builds with arm-none-eabi-gcc (cached); `core` is 'cortex-m4' or 'cortex-m7'. `trace=True` builds
+        the variant with a hook after every layer, for count_layer_instructions."""
+        return cls(lib, build(lib, core, opt, trace))
 
     @property
     def core(self) -> str:
@@ -61,7 +62,7 @@ class CortexMModel:
         return outs
 
     def _execute(self, batch: Sequence[Sequence[np.ndarray]],
-                 count: bool) -> tuple[list[list[np.ndarray]], list[int] | None]:
+                 count: bool) -> tuple[list[list[np.ndarray]], list[InvokeCount] | None]:
         if not batch:
             return [], []
         raw, counts = run_records(self.artifact, self._records(batch), sum(_output_bytes(self.lib)), count=count)
@@ -79,7 +80,7 @@ class CortexMModel:
                                  ) -> tuple[list[int], list[list[np.ndarray]]]:
         """One QEMU run with the instruction-count plugin: (instructions per inference, outputs)."""
         outs, counts = self._execute(batch, count=True)
-        return list(counts or []), outs
+        return [c.total for c in counts or []], outs
 
     def count_instructions(self, inputs: Sequence[np.ndarray]) -> int:
         """Exact number of guest instructions executed by one `<name>_invoke()` on these inputs, counted by
@@ -90,6 +91,16 @@ class CortexMModel:
         Conditional instructions count as executed; the harness enables no interrupt, so nothing else runs
         inside the interval."""
         return self.count_instructions_batch([inputs])[0][0]
+
+    def count_layer_instructions(self, inputs: Sequence[np.ndarray]) -> list[int]:
+        """Instructions of each layer of one inference, in graph order (a trace build: build(trace=True)).
+        A layer's count includes a few instructions of the layer hooks (the call after it, the return of
+        the one before), so the sum is the trace build's total, a little more than count_instructions of
+        the normal build."""
+        if self.artifact.mark_addr is None:
+            raise ValueError("count_layer_instructions needs a trace build: CortexMModel.build(lib, trace=True)")
+        counts = self._execute([inputs], count=True)[1] or []
+        return counts[0].per_layer() if counts else []
 
     def size_report(self) -> SizeReport:
         return size_report(self.artifact, self.lib.name)

@@ -6,6 +6,7 @@ import hashlib
 import shutil
 import subprocess
 import tempfile
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Sequence
@@ -20,6 +21,32 @@ HARNESS_STATUS = {10: "the harness could not open its input or output file",
                   11: "the input file ended inside a record",
                   12: "invoke returned an error",
                   13: "the harness could not write its output"}
+
+
+@dataclass(frozen=True)
+class InvokeCount:
+    """Instructions of one inference: the total and, in a trace build, the count at each layer mark
+    (instructions from the start of <name>_invoke to the hook call after that layer)."""
+
+    total: int
+    marks: tuple[int, ...] = ()
+
+    def per_layer(self) -> list[int]:
+        """Instructions of each layer (mark to mark); the last layer's count runs up to the return."""
+        edges = [0, *self.marks[:-1], self.total] if self.marks else []
+        return [b - a for a, b in zip(edges, edges[1:])]
+
+
+def _parse_counts(text: str) -> list[InvokeCount]:
+    counts: list[InvokeCount] = []
+    marks: list[int] = []
+    for line in text.splitlines():
+        if line.startswith("m "):
+            marks.append(int(line[2:]))
+        elif line.strip():
+            counts.append(InvokeCount(int(line), tuple(marks)))
+            marks = []
+    return counts
 
 
 def plugin_path() -> Path:
@@ -59,9 +86,10 @@ def qemu_command(build: Build, plugin_args: str | None = None) -> list[str]:
 
 
 def run_records(build: Build, records: Sequence[bytes], record_out_bytes: int, *, count: bool = False,
-                timeout: float = 900.0) -> tuple[list[bytes], list[int] | None]:
+                timeout: float = 900.0) -> tuple[list[bytes], list[InvokeCount] | None]:
     """Runs the build once in QEMU over all records (each: the bytes of every input). Returns each record's
-    output bytes and, with count=True, each inference's instruction count."""
+    output bytes and, with count=True, each inference's instruction count (with per-layer marks in a
+    trace build)."""
     with tempfile.TemporaryDirectory(prefix="mcuforge-qemu-") as tmp:
         folder = Path(tmp)
         (folder / "mcu_in.bin").write_bytes(b"".join(records))
@@ -73,6 +101,8 @@ def run_records(build: Build, records: Sequence[bytes], record_out_bytes: int, *
                                  "set TMPDIR or MCUFORGE_CACHE to a folder without one")
             plugin_args = (f"file={plugin},start={build.invoke_addr:#x},end={build.done_addr:#x},"
                            f"out={folder / 'counts.txt'}")
+            if build.mark_addr is not None:
+                plugin_args += f",mark={build.mark_addr:#x}"
         cmd = qemu_command(build, plugin_args)
         try:
             proc = subprocess.run(cmd, cwd=folder, stdin=subprocess.DEVNULL, capture_output=True,
@@ -93,7 +123,7 @@ def run_records(build: Build, records: Sequence[bytes], record_out_bytes: int, *
         outs = [data[i * record_out_bytes:(i + 1) * record_out_bytes] for i in range(len(records))]
         counts = None
         if count:
-            counts = [int(line) for line in (folder / "counts.txt").read_text().split()]
+            counts = _parse_counts((folder / "counts.txt").read_text())
             if len(counts) != len(records):
                 raise BuildError(f"the instruction-count plugin saw {len(counts)} inferences, expected "
                                  f"{len(records)}")

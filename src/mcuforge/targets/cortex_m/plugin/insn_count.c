@@ -1,11 +1,14 @@
 /* mcuforge QEMU TCG plugin: exact count of the guest instructions executed in a code interval.
  *
- *   -plugin file=insn_count.so,start=0xADDR,end=0xADDR,out=counts.txt
+ *   -plugin file=insn_count.so,start=0xADDR,end=0xADDR,out=counts.txt[,mark=0xADDR]
  *
  * Every time execution reaches `start` an interval opens; when it next reaches `end` the number of
  * instructions executed from `start` (included) to `end` (excluded) is appended to `out`, one decimal
  * line per interval. mcuforge passes <name>_invoke's entry as start and the label after the harness's
- * call to it as end, so a line is the inclusive instruction count of one inference.
+ * call to it as end, so a line is the inclusive instruction count of one inference. With `mark`, every
+ * time execution reaches that address inside an open interval the line "m N" is appended first, N the
+ * instructions from `start` to the mark (excluded): per-layer counts, the mark being the layer hook of a
+ * trace build.
  *
  * Counting: every translation block adds its instruction count to a 64-bit counter inline, on entry.
  * A block runs to its end unless an exception interrupts it, and the model's code raises none (no
@@ -23,7 +26,8 @@ MCU_PLUGIN_EXPORT int qemu_plugin_version = MCU_QEMU_PLUGIN_VERSION;
 static uint64_t executed;       /* instructions of every block entered so far (whole blocks) */
 static uint64_t opened_at;      /* value of the count at `start`, when an interval is open */
 static int open_interval;
-static uint64_t start_pc, end_pc;
+static uint64_t start_pc, end_pc, mark_pc;
+static int have_mark;
 static FILE *out;
 
 /* userdata: the number of instructions from the boundary to the end of its block, which `executed`
@@ -45,6 +49,13 @@ static void on_end(unsigned int vcpu, void *tail) {
     }
 }
 
+static void on_mark(unsigned int vcpu, void *tail) {
+    (void)vcpu;
+    if (open_interval) {
+        fprintf(out, "m %" PRIu64 "\n", executed - (uint64_t)(uintptr_t)tail - opened_at);
+    }
+}
+
 static void on_translate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb) {
     const size_t n = qemu_plugin_tb_n_insns(tb);
     size_t i;
@@ -56,6 +67,9 @@ static void on_translate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb) {
         void *tail = (void *)(uintptr_t)(n - i);
         if (pc == start_pc) qemu_plugin_register_vcpu_insn_exec_cb(insn, on_start, QEMU_PLUGIN_CB_NO_REGS, tail);
         if (pc == end_pc) qemu_plugin_register_vcpu_insn_exec_cb(insn, on_end, QEMU_PLUGIN_CB_NO_REGS, tail);
+        if (have_mark && pc == mark_pc) {
+            qemu_plugin_register_vcpu_insn_exec_cb(insn, on_mark, QEMU_PLUGIN_CB_NO_REGS, tail);
+        }
     }
 }
 
@@ -76,10 +90,13 @@ MCU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t
         } else if ((v = value_of(argv[i], "end")) != NULL) {
             end_pc = strtoull(v, NULL, 0);
             have_end = 1;
+        } else if ((v = value_of(argv[i], "mark")) != NULL) {
+            mark_pc = strtoull(v, NULL, 0);
+            have_mark = 1;
         } else if ((v = value_of(argv[i], "out")) != NULL) {
             path = v;
         } else {
-            qemu_plugin_outs("insn_count: unknown argument (expected start=, end=, out=)\n");
+            qemu_plugin_outs("insn_count: unknown argument (expected start=, end=, out=, mark=)\n");
             return -1;
         }
     }
