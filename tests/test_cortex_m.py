@@ -118,3 +118,29 @@ def test_cli_compile_and_run_on_cortex_m(tmp_path, capsys):
     np.testing.assert_array_equal(np.load(tmp_path / "cortex-m4.npy"), np.load(tmp_path / "host.npy"))
     assert main(["run", str(KWS), "--input", str(tmp_path / "x.npy"), "--output", str(tmp_path / "r.npy"),
                  "--target", "cortex-m7", "--engine", "reference"]) == 1
+
+
+def test_per_layer_counts_add_up_to_the_trace_builds_total():
+    """The plugin's layer marks split one inference into the model's layers: as many counts as layers, each
+    positive, summing to the trace build's whole count, which is within 2 % of the normal build's."""
+    graph = load_model(KWS)
+    compiled = compile_model(graph)
+    x = random_inputs(graph, 1, seed=3)[0]
+    traced = CortexMModel.build(compiled.lib, core="cortex-m7", trace=True)
+    layers = traced.count_layer_instructions(x)
+    assert len(layers) == len(graph.ops) and min(layers) > 0
+    assert sum(layers) == traced.count_instructions(x)
+    plain = CortexMModel.build(compiled.lib, core="cortex-m7").count_instructions(x)
+    assert abs(sum(layers) - plain) < 0.02 * plain
+    with pytest.raises(ValueError, match="trace build"):
+        CortexMModel.build(compiled.lib, core="cortex-m7").count_layer_instructions(x)
+
+
+def test_cli_bench_layers_json(capsys):
+    assert main(["bench", str(KWS), "--layers", "--core", "cortex-m4", "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
+    graph = load_model(KWS)
+    assert [r["layer"] for r in rows] == list(range(len(graph.ops)))
+    assert [r["op"] for r in rows] == [op.kind for op in graph.ops]
+    assert all(r["core"] == "cortex-m4" and r["instructions"] > 0 for r in rows)
+    assert sum(r["macs"] for r in rows) == compile_model(graph).report.macs

@@ -11,6 +11,8 @@ QEMU, where the DSP paths (SXTB16, SMLAD) are compiled in.
 """
 from __future__ import annotations
 
+import re
+
 import subprocess
 from dataclasses import replace
 from pathlib import Path
@@ -149,21 +151,21 @@ def test_im2col_conv_without_scratch_matches_reference(i: int) -> None:
     """A lone conv is the peak: no scratch; the column borrows the output's tail, the last pixels go tap by
     tap (all of them where the output is smaller than the column)."""
     call = _call_of(_assert_host_matches(_im2col_graph(i, chained=False), "im2col"), "mcu_conv_s8_im2col")
-    assert call.rstrip().endswith("(int8_t *)0")
+    assert re.search(r"\(int8_t \*\)0,\s*0$", call.rstrip())  # no column scratch, so not four pixels at a time
 
 
 def test_im2col_conv_with_scratch_matches_reference() -> None:
     graphs = [_im2col_graph(i, chained=True) for i in range(len(IM2COL))]
-    assert sum(kernel_scratch(g.ops[0], g, False).variant == "im2col" for g in graphs) >= len(graphs) - 2
+    assert sum(kernel_scratch(g.ops[0], g, False).variant in ("im2col4", "im2col") for g in graphs) >= len(graphs) - 2
     source = _assert_host_matches(_merged(graphs, "im2col_chained"), "im2col_scratch")
     calls = source.split("mcu_conv_s8_im2col(")[1:]
-    assert len(calls) == len(IM2COL) and any(not c[:c.index(");")].rstrip().endswith("(int8_t *)0") for c in calls)
+    assert len(calls) == len(IM2COL) and any("(int8_t *)0" not in c[:c.index(");")] for c in calls)
 
 
 def test_im2col_uses_scratch_where_there_is_slack() -> None:
     graph = _im2col_graph(1, chained=True)
     plan = plan_memory(graph)
-    assert plan.scratch.get(0, (0, 0))[1] == 4 * (3 * 3 * 16 + 1) + 4
+    assert plan.scratch.get(0, (0, 0))[1] in (9 * 3 * 3 * 16 + 4, 4 * (3 * 3 * 16 + 1) + 4)
     assert plan.arena_bytes == plan.lower_bound
 
 

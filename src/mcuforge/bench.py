@@ -8,6 +8,7 @@ instructions inside `<name>_invoke`. All are deterministic for a fixed input: ev
 same seeded random input (`verify.random_inputs(graph, 1, seed=0)`) in every engine.
 
     mcuforge bench MODEL... [--json]        the CLI front end (add_bench_arguments / run_bench)
+    mcuforge bench MODEL --layers [--core]  per-layer Cortex-M counts (trace build, plugin marks)
     python bench/speed.py                   every dev model -> docs/speed.md and docs/speed.png
 """
 from __future__ import annotations
@@ -176,7 +177,7 @@ def tflm_x86_instructions(tflite_bytes: bytes, inputs: Sequence[np.ndarray] | No
 
 # -------------------------------------------------------------------------------------- Cortex-M
 
-def _cortex_m_model(lib: CLibrary, core: str, opt: str):
+def _cortex_m_model(lib: CLibrary, core: str, opt: str, trace: bool = False):
     try:
         from .targets.cortex_m import CortexMModel, toolchain_missing
     except ImportError as e:
@@ -185,7 +186,7 @@ def _cortex_m_model(lib: CLibrary, core: str, opt: str):
     if missing:
         raise MissingTool(f"{missing} (apt-get install --no-install-recommends gcc-arm-none-eabi "
                           "libnewlib-arm-none-eabi qemu-system-arm)")
-    return CortexMModel.build(lib, core=core, opt=opt)
+    return CortexMModel.build(lib, core=core, opt=opt, trace=trace)
 
 
 def cortex_m_instructions(lib: CLibrary, inputs: Sequence[np.ndarray], core: str, opt: str = SPEED_OPT) -> int:
@@ -198,6 +199,36 @@ def cortex_m_code_bytes(lib: CLibrary, core: str = "cortex-m7", opt: str = SIZE_
     """Flash of the model without its weights built for `core` at `opt`: the code of the generated calls
     and kernels (.text) plus its small constant tables and initialised data (harness and libc excluded)."""
     return int(_cortex_m_model(lib, core, opt).size_report().model_code_bytes)
+
+
+def cortex_m_layer_instructions(lib: CLibrary, inputs: Sequence[np.ndarray], core: str,
+                                opt: str = SPEED_OPT) -> list[int]:
+    """Instructions of each layer of one inference on `core`, in graph order: a trace build (the model
+    calls a hook after every layer) counted by the QEMU plugin mark to mark. The sum is the trace build's
+    total, within about 1 % of the normal build's count."""
+    return _cortex_m_model(lib, core, opt, trace=True).count_layer_instructions(list(inputs))
+
+
+def bench_layers(path: str | Path, core: str = "cortex-m7") -> list[dict]:
+    """Per-layer Cortex-M instruction counts of one .tflite model (`mcuforge bench --layers`): one dict per
+    layer with its index, operator, output shape, MACs and instructions."""
+    from .engine.opinfo import macs
+    from .pipeline import compile_model, load_model
+    from .verify import random_inputs
+
+    path = Path(path)
+    graph = load_model(path)
+    compiled = compile_model(graph, path.stem)
+    counts = cortex_m_layer_instructions(compiled.lib, random_inputs(graph, 1, seed=SEED)[0], core)
+    if len(counts) != len(graph.ops):
+        raise BenchError(f"{path.name}: the plugin saw {len(counts)} layer marks, the model has {len(graph.ops)} layers")
+    rows = []
+    for i, (op, n) in enumerate(zip(graph.ops, counts)):
+        m = macs(op, graph)
+        rows.append({"model": path.stem, "core": core, "layer": i, "op": op.kind,
+                     "output_shape": list(graph[op.outputs[0]].shape), "macs": m, "instructions": n,
+                     "per_mac": n / m if m else None})
+    return rows
 
 
 # ---------------------------------------------------------------------------------------- models
@@ -276,15 +307,45 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
                         help="skip the Cortex-M4/M7 counts and code size (QEMU, arm-none-eabi-gcc)")
     parser.add_argument("--tflm-invokes", type=int, default=TFLM_INVOKES,
                         help=f"TFLM invokes to average over (default {TFLM_INVOKES})")
+    parser.add_argument("--layers", action="store_true",
+                        help="instead: instructions of every layer on a Cortex-M core (QEMU plugin, trace build)")
+    parser.add_argument("--core", choices=("cortex-m4", "cortex-m7"), default="cortex-m7",
+                        help="the core of --layers (default cortex-m7)")
 
 
 def _fmt(value: float | None, spec: str = ",") -> str:
     return "-" if value is None else format(value, spec)
 
 
+def _run_layers(args: argparse.Namespace, console) -> int:
+    from rich.table import Table
+
+    for path in args.model:
+        rows = bench_layers(path, args.core)
+        if args.json:
+            for row in rows:
+                print(json.dumps(row), flush=True)
+            continue
+        total = sum(r["instructions"] for r in rows)
+        total_macs = sum(r["macs"] for r in rows)
+        t = Table(title=f"{Path(path).stem}: {args.core} instructions per layer (exact counts, QEMU plugin; "
+                        f"trace build, {total:,} in all, {total / max(total_macs, 1):.2f} per MAC)",
+                  title_justify="left")
+        for col in ("#", "op", "output", "MACs", "instructions", "per MAC", "share"):
+            t.add_column(col, justify="left" if col in ("op", "output") else "right")
+        for r in rows:
+            t.add_row(str(r["layer"]), r["op"], "x".join(map(str, r["output_shape"])), _fmt(r["macs"]),
+                      _fmt(r["instructions"]), _fmt(r["per_mac"], ".2f"),
+                      f"{100 * r['instructions'] / max(total, 1):.1f} %")
+        console.print(t)
+    return 0
+
+
 def run_bench(args: argparse.Namespace, console) -> int:
     from rich.table import Table
 
+    if getattr(args, "layers", False):
+        return _run_layers(args, console)
     rows = []
     for path in args.model:
         row = bench_model(path, cortex_m=args.cortex_m, tflm_invokes=args.tflm_invokes)

@@ -13,9 +13,11 @@ take every other case.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from ...errors import ModelError
 from ...ir import Op
-from ..plan.scratch import is_pointwise, kernel_scratch
+from ..plan.scratch import im2col_stride, is_pointwise, kernel_scratch
 from ..reference.ops_conv import (
     ConvGeometry,
     ConvQuant,
@@ -85,16 +87,23 @@ def _pointwise(op: Op, ctx: EmitContext, g: ConvGeometry, requant: str) -> str:
 
 def _im2col(op: Op, ctx: EmitContext, g: ConvGeometry, q: ConvQuant, requant: str) -> str:
     ctx.use("mcu_conv_s8_im2col.h")
+    stride = im2col_stride(g.k_h, g.k_w, g.in_c)
+    weights = ctx.const(op.inputs[1])
+    if stride != g.k_h * g.k_w * g.in_c:  # filter rows padded with zero weights to whole groups of four
+        w = np.asarray(ctx.graph[op.inputs[1]].data, np.int8).reshape(g.out_c, -1)
+        weights = ctx.const(f"padded_{op.name}", np.pad(w, ((0, 0), (0, stride - w.shape[1]))), "int8_t")
+    column = _granted_column(op, ctx)
+    quads = kernel_scratch(op, ctx.graph, ctx.inplace).variant == "im2col4" and column != _NULL
     return _call("mcu_conv_s8_im2col", [
         f"&(const mcu_conv_shape){{{_fields(_conv_shape(g))}}}", requant, str(-q.input_offset),
-        ctx.ptr(op.inputs[0]), ctx.const(op.inputs[1]), ctx.ptr(op.outputs[0]), _granted_column(op, ctx)])
+        ctx.ptr(op.inputs[0]), weights, str(stride), ctx.ptr(op.outputs[0]), column, str(int(quads))])
 
 
 def _granted_column(op: Op, ctx: EmitContext) -> str:
     """The scratch of a conv kernel's column (im2col or pointwise) when the planner gave it, else NULL (the
     kernel then borrows the end of its output)."""
     choice = kernel_scratch(op, ctx.graph, ctx.inplace)
-    if choice.variant in ("im2col", "column") and ctx.scratch is not None:
+    if choice.variant in ("im2col4", "im2col", "column") and ctx.scratch is not None:
         _check_scratch(op, ctx, choice.nbytes, choice.variant)
         return ctx.scratch
     return _NULL

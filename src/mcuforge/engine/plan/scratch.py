@@ -12,9 +12,10 @@ scratch, stay within the largest live set of the plan that gives every op its sm
 - Depthwise on Arm cores with the DSP extension (mcu_dwconv_s8_plane): one padded int16 plane of a
   channel (dw_plane_bytes), in place or not. The plan is the same for every target, so in place the
   scratch is the larger of the ring and the plane (`plane` set), and the build uses the kernel it has.
-- Convolutions through im2col (mcu_conv_s8_im2col): a column of two windows as int16 (4*K_h*K_w*C_in
-  bytes, plus 4 to align it); without scratch the kernel borrows the unwritten end of its output (and
-  computes its last pixels without a column).
+- Convolutions through im2col (mcu_conv_s8_im2col), the window depth D = K_h*K_w*C_in rounded up to a
+  multiple of 4: `im2col4`, four windows as int16 and one as int8 (9*D + 4 bytes); `im2col`, a column of
+  two windows as int16 (4*D bytes, plus 8); without scratch the kernel borrows the unwritten end of its
+  output (and computes its last pixels without a column).
 - Pointwise convolutions (mcu_conv_s8_1x1): the int16 column of four pixels (8*C_in bytes, plus 4 to
   align it); without it the kernel borrows the end of its output, and the pixels whose outputs reach
   there run on the slower int8 path.
@@ -37,7 +38,7 @@ _MAX_PRODUCT = 128 * 128  # |x * w| for int8 x and w
 
 @dataclass(frozen=True)
 class KernelScratch:
-    variant: str  # "", "channels" or "rows" (depthwise), "im2col" or "column" (conv column in scratch)
+    variant: str  # "", "channels" or "rows" (depthwise), "im2col4", "im2col" or "column" (conv columns)
     nbytes: int
     ring_rows: int = 0  # rows: the in-place ring (0: not in place)
     plane: bool = False  # rows: the scratch also holds a depthwise plane (mcu_dwconv_s8_plane)
@@ -102,8 +103,16 @@ def _fast(op: Op, graph: Graph, inplace: bool) -> list[KernelScratch]:
         return []
     if uses_im2col(g.k_h, g.k_w, g.groups, g.pad_top, g.pad_left, g.in_h, g.in_w, g.out_h, g.out_w,
                    g.stride_h, g.stride_w):
-        return [KernelScratch("im2col", 4 * (g.k_h * g.k_w * g.in_c + 1) + 4)]
+        stride = im2col_stride(g.k_h, g.k_w, g.in_c)
+        return [KernelScratch("im2col4", 9 * stride + 4), KernelScratch("im2col", 4 * (stride + 1) + 4)]
     return [KernelScratch("column", pointwise_column_bytes(g.in_c))]
+
+
+def im2col_stride(k_h: int, k_w: int, in_c: int) -> int:
+    """Values per filter row of mcu_conv_s8_im2col: the window's depth rounded up to a multiple of 4 (the
+    codegen pads the weights with zeros)."""
+    depth = k_h * k_w * in_c
+    return depth + (-depth) % 4
 
 
 def pointwise_column_bytes(in_c: int) -> int:

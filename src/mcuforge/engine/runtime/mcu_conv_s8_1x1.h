@@ -77,7 +77,7 @@ MCU_SPECIALIZE void mcu_conv_s8_1x1(const mcu_conv_1x1_shape *s, const mcu_requa
             if (quads) {
                 for (; col + 4 <= s->cols && out + (col + 4) * s->out_c <= column_start; col += 4) {
                     int32_t p;
-                    for (p = 0; p < 4; ++p) mcu_pack_4px(in + (col + p) * s->col_step, s->in_c, p, column);
+                    for (p = 0; p < 4; ++p) mcu_pack_4px(in + (col + p) * s->col_step, s->in_c, p, r, column);
                     mcu_gemm_4px(column, weights, s->in_c, s->out_c, r, out + col * s->out_c);
                 }
             }

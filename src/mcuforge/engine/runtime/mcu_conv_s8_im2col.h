@@ -5,8 +5,9 @@
  * (zp + offset) * w = 0, as in mcu_conv_s8.
  *
  * The column lives in the op's scratch when the planner gave it one (4 * (depth + 1) + 4 bytes, enough
- * for int16 values); otherwise (scratch == NULL) in the not yet written end of the output, and the last
- * pixels, whose outputs reach it, are computed tap by tap without a column. Same results as mcu_conv_s8. */
+ * for int16 values; more for four pixels at a time); otherwise (scratch == NULL) in the not yet written
+ * end of the output, and the last pixels, whose outputs reach it, are computed tap by tap without a
+ * column. Same results as mcu_conv_s8. */
 #ifndef MCU_CONV_S8_IM2COL_H
 #define MCU_CONV_S8_IM2COL_H
 
@@ -19,45 +20,74 @@ MCU_SPECIALIZE void mcu_fill_col(mcu_col_t *column, int8_t value, int32_t count)
     for (i = 0; i < count; ++i) column[i] = value;
 }
 
-/* The window of output pixel (b, oy, ox), k_h * k_w * in_c values in filter order, into `column`.
- * The DSP layout groups values by four, so there segments are packed directly only when in_c is a
- * multiple of 4; otherwise the window is gathered as int8 at the start of the column and widened in place
- * from the end. */
-MCU_SPECIALIZE void mcu_im2col_s8(const mcu_conv_shape *s, int8_t pad_value, const int8_t *input, int32_t b,
-                                  int32_t oy, int32_t ox, mcu_col_t *column) {
+/* Input row iy of a window starting at column x0: *row gets the row (NULL outside the input); returns 1
+ * when the window's k_w * in_c values of that row are all inside and contiguous from *row + x0 * in_c. */
+MCU_SPECIALIZE int32_t mcu_window_row_inside(const mcu_conv_shape *s, const int8_t *input, int32_t b, int32_t iy,
+                                             int32_t x0, const int8_t **row) {
+    const int32_t inside_row = iy >= 0 && iy < s->in_h;
+    *row = inside_row ? input + ((b * s->in_h + iy) * s->in_w) * s->in_c : (const int8_t *)0;
+    return inside_row && s->dil_w == 1 && x0 >= 0 && x0 + s->k_w <= s->in_w;
+}
+
+/* The window of output pixel (b, oy, ox) as int8 values in filter order, taps outside the input reading
+ * pad_value, then zeros up to `values` (the padded depth). */
+MCU_SPECIALIZE void mcu_im2col_bytes(const mcu_conv_shape *s, int8_t pad_value, const int8_t *input, int32_t b,
+                                     int32_t oy, int32_t ox, int32_t values, int8_t *bytes) {
     const int32_t y0 = oy * s->stride_h - s->pad_top;
     const int32_t x0 = ox * s->stride_w - s->pad_left;
     const int32_t row_values = s->k_w * s->in_c;
-    const int32_t gather = MCU_GEMM_DSP && s->in_c % 4 != 0;
-    int8_t *bytes = (int8_t *)(void *)column;
     int32_t ky, kx, k = 0;
     for (ky = 0; ky < s->k_h; ++ky) {
-        const int32_t iy = y0 + ky * s->dil_h;
-        const int32_t inside_row = iy >= 0 && iy < s->in_h;
-        const int8_t *in_row = inside_row ? input + ((b * s->in_h + iy) * s->in_w) * s->in_c : input;
-        if (inside_row && s->dil_w == 1 && x0 >= 0 && x0 + s->k_w <= s->in_w) {
-            if (gather) memcpy(bytes + k, in_row + x0 * s->in_c, (size_t)row_values);
-            else mcu_pack_s8(in_row + x0 * s->in_c, row_values, column + k);
+        const int8_t *in_row;
+        if (mcu_window_row_inside(s, input, b, y0 + ky * s->dil_h, x0, &in_row)) {
+            memcpy(bytes + k, in_row + x0 * s->in_c, (size_t)row_values);
             k += row_values;
             continue;
         }
         for (kx = 0; kx < s->k_w; ++kx, k += s->in_c) {
             const int32_t ix = x0 + kx * s->dil_w;
-            if (!inside_row || ix < 0 || ix >= s->in_w) {
-                if (gather) memset(bytes + k, pad_value, (size_t)s->in_c);
-                else mcu_fill_col(column + k, pad_value, s->in_c);
-            } else if (gather) {
-                memcpy(bytes + k, in_row + ix * s->in_c, (size_t)s->in_c);
-            } else {
-                mcu_pack_s8(in_row + ix * s->in_c, s->in_c, column + k);
+            if (!in_row || ix < 0 || ix >= s->in_w) memset(bytes + k, pad_value, (size_t)s->in_c);
+            else memcpy(bytes + k, in_row + ix * s->in_c, (size_t)s->in_c);
+        }
+    }
+    for (; k < values; ++k) bytes[k] = 0;
+}
+
+/* The window of output pixel (b, oy, ox), k_h * k_w * in_c values in filter order, then zeros up to
+ * `values`, into `column`. The DSP layout groups values by four, so there segments are packed directly
+ * only when in_c is a multiple of 4; otherwise the window is gathered as int8 at the start of the column
+ * and widened in place from the end. */
+MCU_SPECIALIZE void mcu_im2col_s8(const mcu_conv_shape *s, int8_t pad_value, const int8_t *input, int32_t b,
+                                  int32_t oy, int32_t ox, int32_t values, mcu_col_t *column) {
+    const int32_t y0 = oy * s->stride_h - s->pad_top;
+    const int32_t x0 = ox * s->stride_w - s->pad_left;
+    const int32_t row_values = s->k_w * s->in_c;
+    const int32_t gather = MCU_GEMM_DSP && s->in_c % 4 != 0;
+    int32_t ky, kx, k = 0;
+    if (gather) {
+        mcu_im2col_bytes(s, pad_value, input, b, oy, ox, values, (int8_t *)(void *)column);
+    } else {
+        for (ky = 0; ky < s->k_h; ++ky) {
+            const int8_t *in_row;
+            if (mcu_window_row_inside(s, input, b, y0 + ky * s->dil_h, x0, &in_row)) {
+                mcu_pack_s8(in_row + x0 * s->in_c, row_values, column + k);
+                k += row_values;
+                continue;
+            }
+            for (kx = 0; kx < s->k_w; ++kx, k += s->in_c) {
+                const int32_t ix = x0 + kx * s->dil_w;
+                if (!in_row || ix < 0 || ix >= s->in_w) mcu_fill_col(column + k, pad_value, s->in_c);
+                else mcu_pack_s8(in_row + ix * s->in_c, s->in_c, column + k);
             }
         }
+        mcu_fill_col(column + k, 0, values - k);
     }
 #if MCU_GEMM_DSP
     if (gather) { /* widen in place from the end: value k moves to bytes 2k, 2k + 1, never below k */
-        const int32_t groups = k - k % 4;
+        const int8_t *bytes = (const int8_t *)(const void *)column;
+        const int32_t groups = values - values % 4;
         int32_t i;
-        for (i = k - 1; i >= groups; --i) column[i] = bytes[i];
+        for (i = values - 1; i >= groups; --i) column[i] = bytes[i];
         for (i = groups - 4; i >= 0; i -= 4) {
             const uint32_t v = mcu_load_u32(bytes + i);
             const int16x2_t even = __sxtb16(v), odd = mcu_sxtb16_odd(v);
@@ -68,16 +98,16 @@ MCU_SPECIALIZE void mcu_im2col_s8(const mcu_conv_shape *s, int8_t pad_value, con
 #endif
 }
 
-/* Output pixel (b, oy, ox) without a column: tap by tap, a padded tap reading pad_value. */
+/* Output pixel (b, oy, ox) without a column: tap by tap, a padded tap reading pad_value. Filter rows are
+ * `stride` values apart. */
 MCU_SPECIALIZE void mcu_conv_s8_pixel_direct(const mcu_conv_shape *s, const mcu_requant_params *r,
                                              int8_t pad_value, const int8_t *input, const int8_t *weights,
-                                             int32_t b, int32_t oy, int32_t ox, int8_t *out) {
+                                             int32_t stride, int32_t b, int32_t oy, int32_t ox, int8_t *out) {
     const int32_t y0 = oy * s->stride_h - s->pad_top;
     const int32_t x0 = ox * s->stride_w - s->pad_left;
-    const int32_t depth = s->k_h * s->k_w * s->in_c;
     int32_t oc, ky, kx, ic;
     for (oc = 0; oc < s->out_c; ++oc) {
-        const int8_t *w = weights + oc * depth;
+        const int8_t *w = weights + oc * stride;
         int32_t acc = 0;
         for (ky = 0; ky < s->k_h; ++ky) {
             const int32_t iy = y0 + ky * s->dil_h;
@@ -95,31 +125,53 @@ MCU_SPECIALIZE void mcu_conv_s8_pixel_direct(const mcu_conv_shape *s, const mcu_
     }
 }
 
-/* The biases in `r` must be bias + input_offset * (sum of the filter's weights); pad_value = -input_offset. */
+/* Filter rows of `stride` values: the window's depth k_h * k_w * in_c rounded up to a multiple of 4, the
+ * extra weights 0 (the codegen pads them), so that every dot product runs in whole groups of four. The
+ * biases in `r` must be bias + input_offset * (sum of the filter's weights); pad_value = -input_offset.
+ * `quads` (the planner's larger scratch, 9 * stride + 4 bytes): on Arm cores with the DSP extension, four
+ * pixels' windows at a time, widened into mcu_gemm_4px's interleaved column; the other pixels two at a
+ * time (scratch of 4 * (stride + 1) + 4 bytes, or the unwritten end of the output when scratch is NULL). */
 MCU_SPECIALIZE void mcu_conv_s8_im2col(const mcu_conv_shape *s, const mcu_requant_params *r, int8_t pad_value,
-                                       const int8_t *input, const int8_t *weights, int8_t *output,
-                                       int8_t *scratch) {
-    const int32_t depth = s->k_h * s->k_w * s->in_c;
+                                       const int8_t *input, const int8_t *weights, int32_t stride,
+                                       int8_t *output, int8_t *scratch, int32_t quads) {
     const int32_t plane = s->out_h * s->out_w;
     const int32_t pixels = s->batches * plane;
     const int32_t out_bytes = pixels * s->out_c;
     const int8_t *column_end; /* pixels whose outputs end at or below it may use the column */
-    const int32_t column_bytes = 2 * mcu_col_stride(depth) * (int32_t)sizeof(mcu_col_t);
+    const int32_t column_bytes = 2 * mcu_col_stride(stride) * (int32_t)sizeof(mcu_col_t);
     mcu_col_t *column = mcu_tail_column(scratch ? scratch : output, scratch ? column_bytes + 4 : out_bytes,
                                         column_bytes, &column_end);
-    int32_t p;
-    for (p = 0; p < pixels; p += 2) {
+    int32_t p = 0;
+#if MCU_GEMM_DSP
+    if (quads && scratch && stride % 4 == 0) {
+        const int8_t *unused;
+        mcu_col_t *quad = mcu_tail_column(scratch, 8 * stride + 4, 8 * stride, &unused);
+        int8_t *window = (int8_t *)(void *)(quad + 4 * stride);
+        for (; p + 4 <= pixels; p += 4) {
+            int32_t k;
+            for (k = 0; k < 4; ++k) {
+                const int32_t q = p + k;
+                mcu_im2col_bytes(s, pad_value, input, q / plane, (q % plane) / s->out_w, q % s->out_w, stride, window);
+                mcu_pack_4px(window, stride, k, r, quad);
+            }
+            mcu_gemm_4px(quad, weights, stride, s->out_c, r, output + p * s->out_c);
+        }
+    }
+#else
+    (void)quads;
+#endif
+    for (; p < pixels; p += 2) {
         const int32_t pair = p + 1 < pixels;
         const int32_t q = pair ? p + 1 : p;
         if (!scratch && output + (p + 1 + pair) * s->out_c > column_end) break;
-        mcu_im2col_s8(s, pad_value, input, p / plane, (p % plane) / s->out_w, p % s->out_w, column);
-        if (pair) mcu_im2col_s8(s, pad_value, input, q / plane, (q % plane) / s->out_w, q % s->out_w,
-                                column + mcu_col_stride(depth));
-        mcu_gemm_col_2rows(column, weights, depth, s->out_c, r, output + p * s->out_c,
+        mcu_im2col_s8(s, pad_value, input, p / plane, (p % plane) / s->out_w, p % s->out_w, stride, column);
+        if (pair) mcu_im2col_s8(s, pad_value, input, q / plane, (q % plane) / s->out_w, q % s->out_w, stride,
+                                column + mcu_col_stride(stride));
+        mcu_gemm_col_2rows(column, weights, stride, s->out_c, r, output + p * s->out_c,
                            pair ? output + q * s->out_c : (int8_t *)0);
     }
     for (; p < pixels; ++p) {
-        mcu_conv_s8_pixel_direct(s, r, pad_value, input, weights, p / plane, (p % plane) / s->out_w,
+        mcu_conv_s8_pixel_direct(s, r, pad_value, input, weights, stride, p / plane, (p % plane) / s->out_w,
                                  p % s->out_w, output + p * s->out_c);
     }
 }

@@ -7,7 +7,7 @@
  * padded tap adds (zp + offset) * w = 0). Two neighbouring taps of a window row are then one 32-bit load,
  * and one SMLAD multiplies them with the pair of weights held in a register: a 3x3 window is three SMLAD
  * and three more for the odd last taps, whose pair partner weight is 0 (the plane has a spare column for
- * that read). Each plane is read for two output pixels per step.
+ * that read). Each plane is read for four output pixels per step.
  *
  * The output of channel c goes to its place p * C + c, which held input channel c only, already copied:
  * the kernel works in place as well. The plane (mcu_dw_plane_bytes) is the op's scratch from the planner.
@@ -64,51 +64,63 @@ MCU_SPECIALIZE void mcu_dw_plane_fill(const mcu_dwconv_shape *s, int8_t pad_valu
     }
 }
 
-/* Channel c's weights as 16-bit pairs: pairs[ky][i] = (w[ky][2i], w[ky][2i + 1]), 0 past the last tap. */
-MCU_SPECIALIZE void mcu_dw_weight_pairs(const mcu_dwconv_shape *s, const int8_t *weights, int32_t c,
+/* Channel c's weights as 16-bit pairs: pairs[ky][i] = (w[ky][2i], w[ky][2i + 1]), 0 past the last tap;
+ * doubled when the layer sums doubled products (mcu_requant_twice). */
+MCU_SPECIALIZE void mcu_dw_weight_pairs(const mcu_dwconv_shape *s, const mcu_requant_params *r,
+                                        const int8_t *weights, int32_t c,
                                         int32_t pairs[MCU_DW_PLANE_MAX_K][(MCU_DW_PLANE_MAX_K + 1) / 2]) {
+    const int32_t scale = 1 + mcu_requant_twice(r);
     int32_t ky, kx;
     MCU_UNROLL
     for (ky = 0; ky < s->k_h; ++ky) {
         MCU_UNROLL
         for (kx = 0; kx < s->k_w; kx += 2) {
             const int8_t *w = weights + (ky * s->k_w + kx) * s->in_c + c;
-            const int32_t high = kx + 1 < s->k_w ? w[s->in_c] : 0;
-            pairs[ky][kx / 2] = (int32_t)(((uint32_t)(uint16_t)w[0]) | ((uint32_t)high << 16));
+            const int32_t low = scale * w[0], high = kx + 1 < s->k_w ? scale * w[s->in_c] : 0;
+            pairs[ky][kx / 2] = (int32_t)(((uint32_t)(uint16_t)low) | ((uint32_t)high << 16));
         }
     }
 }
 
-/* The window whose top-left plane value is at `at`, as SMLAD pairs. */
-MCU_SPECIALIZE int32_t mcu_dw_plane_window(const mcu_dwconv_shape *s, const int16_t *at, int32_t cols,
-                                           const int32_t pairs[MCU_DW_PLANE_MAX_K][(MCU_DW_PLANE_MAX_K + 1) / 2]) {
-    int32_t acc = 0, ky, kx;
+/* `n` (1 to 4, a literal) neighbouring outputs of one output row of channel c: their windows start at
+ * plane value `at`, stride_w apart. Each weight pair multiplies n plane pairs: output k's pair i is at
+ * at + k * stride_w + 2i, so with stride 1 neighbouring outputs share loads (six distinct pairs per 3x3
+ * window row for four outputs). */
+MCU_SPECIALIZE void mcu_dw_plane_outputs(const mcu_dwconv_shape *s, const mcu_requant_params *r, const int16_t *at,
+                                         int32_t cols, const int32_t pairs[MCU_DW_PLANE_MAX_K][(MCU_DW_PLANE_MAX_K + 1) / 2],
+                                         int32_t n, int32_t c, int8_t *y) {
+    int32_t acc[4], ky, i, k;
+    MCU_UNROLL
+    for (k = 0; k < n; ++k) acc[k] = mcu_requant_start(r, c);
     MCU_UNROLL
     for (ky = 0; ky < s->k_h; ++ky) {
         MCU_UNROLL
-        for (kx = 0; kx < s->k_w; kx += 2) acc = __smlad(mcu_load_s16x2(at + ky * cols + kx), pairs[ky][kx / 2], acc);
+        for (i = 0; i < (s->k_w + 1) / 2; ++i) {
+            MCU_UNROLL
+            for (k = 0; k < n; ++k) {
+                acc[k] = __smlad(mcu_load_s16x2(at + ky * cols + k * s->stride_w + 2 * i), pairs[ky][i], acc[k]);
+            }
+        }
     }
-    return acc;
+    MCU_UNROLL
+    for (k = 0; k < n; ++k) y[k * s->in_c] = mcu_requant_sum(r, acc[k], c);
 }
 
-/* Channel c of one batch: every output pixel, from the plane. */
+/* Channel c of one batch: every output pixel, from the plane, four at a time along each output row. */
 MCU_SPECIALIZE void mcu_dw_plane_channel(const mcu_dwconv_shape *s, const mcu_requant_params *r,
                                          const int16_t *plane, const int8_t *weights, int32_t c, int8_t *out) {
     const int32_t cols = mcu_dw_plane_cols(s);
     int32_t pairs[MCU_DW_PLANE_MAX_K][(MCU_DW_PLANE_MAX_K + 1) / 2];
     int32_t oy, ox;
-    mcu_dw_weight_pairs(s, weights, c, pairs);
+    mcu_dw_weight_pairs(s, r, weights, c, pairs);
     for (oy = 0; oy < s->out_h; ++oy) {
         const int16_t *row = plane + oy * s->stride_h * cols;
         int8_t *y = out + oy * s->out_w * s->in_c + c;
         MCU_OPAQUE(row);
-        for (ox = 0; ox + 2 <= s->out_w; ox += 2, row += 2 * s->stride_w, y += 2 * s->in_c) {
-            const int32_t a0 = mcu_dw_plane_window(s, row, cols, pairs);
-            const int32_t a1 = mcu_dw_plane_window(s, row + s->stride_w, cols, pairs);
-            y[0] = mcu_requant_s8(r, a0, c);
-            y[s->in_c] = mcu_requant_s8(r, a1, c);
+        for (ox = 0; ox + 4 <= s->out_w; ox += 4, row += 4 * s->stride_w, y += 4 * s->in_c) {
+            mcu_dw_plane_outputs(s, r, row, cols, pairs, 4, c, y);
         }
-        if (ox < s->out_w) y[0] = mcu_requant_s8(r, mcu_dw_plane_window(s, row, cols, pairs), c);
+        if (s->out_w % 4) mcu_dw_plane_outputs(s, r, row, cols, pairs, s->out_w % 4, c, y); /* the last 1 to 3 */
     }
 }
 

@@ -15,13 +15,19 @@
 
 #define MCU_4PX_GROUP 16 /* values of one depth group of four pixels */
 
-/* Pixel p's `depth` int8 values (depth % 4 == 0) into the interleaved column. */
-MCU_SPECIALIZE void mcu_pack_4px(const int8_t *x, int32_t depth, int32_t p, mcu_col_t *column) {
+/* Pixel p's `depth` int8 values (depth % 4 == 0) into the interleaved column, doubled when the layer sums
+ * doubled products (mcu_requant_twice). */
+MCU_SPECIALIZE void mcu_pack_4px(const int8_t *x, int32_t depth, int32_t p, const mcu_requant_params *r,
+                                 mcu_col_t *column) {
     int32_t k;
     mcu_col_t *dst = column + 4 * p;
     for (k = 0; k < depth; k += 4, dst += MCU_4PX_GROUP) {
         const uint32_t v = mcu_load_u32(x + k);
-        const int16x2_t even = __sxtb16(v), odd = mcu_sxtb16_odd(v);
+        int16x2_t even = __sxtb16(v), odd = mcu_sxtb16_odd(v);
+        if (mcu_requant_twice(r)) {
+            even = __sadd16(even, even);
+            odd = __sadd16(odd, odd);
+        }
         memcpy(dst, &even, sizeof even);
         memcpy(dst + 2, &odd, sizeof odd);
     }
@@ -51,16 +57,17 @@ MCU_SPECIALIZE void mcu_gemm_4px(const mcu_col_t *column, const int8_t *weights,
     for (o = 0; o < out_c; ++o) {
         const int8_t *w = weights + o * depth;
         const mcu_col_t *col = column;
-        int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        const int32_t start = mcu_requant_start(r, o);
+        int32_t s0 = start, s1 = start, s2 = start, s3 = start;
         for (g = 0; g + 2 <= groups; g += 2, w += 8, col += 2 * MCU_4PX_GROUP) { /* two groups per iteration */
             MCU_DOT_4PX_STEP(col, w);
             MCU_DOT_4PX_STEP(col + MCU_4PX_GROUP, w + 4);
         }
         if (g < groups) MCU_DOT_4PX_STEP(col, w);
-        y[o] = mcu_requant_s8(r, s0, o);
-        y[out_c + o] = mcu_requant_s8(r, s1, o);
-        y[2 * out_c + o] = mcu_requant_s8(r, s2, o);
-        y[3 * out_c + o] = mcu_requant_s8(r, s3, o);
+        y[o] = mcu_requant_sum(r, s0, o);
+        y[out_c + o] = mcu_requant_sum(r, s1, o);
+        y[2 * out_c + o] = mcu_requant_sum(r, s2, o);
+        y[3 * out_c + o] = mcu_requant_sum(r, s3, o);
     }
 }
 

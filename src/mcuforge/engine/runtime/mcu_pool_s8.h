@@ -6,7 +6,7 @@
 #ifndef MCU_POOL_S8_H
 #define MCU_POOL_S8_H
 
-#include "mcu_specialize.h"
+#include "mcu_gemm_s8.h"
 
 typedef struct {
     int32_t batches, in_h, in_w, channels, out_h, out_w;
@@ -81,6 +81,35 @@ MCU_INLINE void mcu_maxpool_s8(const mcu_pool_params *p, const int8_t *input, in
 #define MCU_POOL_BLOCK 16
 #endif
 
+#if MCU_GEMM_DSP
+/* Sums of channels [c0, c0 + n) (n a multiple of 4) over a window of at most 255 values, which fit in 16
+ * bits: four channels per word as two registers of 16-bit lanes (SXTB16 and SADD16, 1.25 instructions a
+ * value). */
+MCU_SPECIALIZE void mcu_avgpool_sums_dsp(const mcu_pool_params *p, const int8_t *input, int32_t b, int32_t y0,
+                                         int32_t fy0, int32_t fy1, int32_t x0, int32_t fx0, int32_t fx1, int32_t c0,
+                                         int32_t n, int32_t *sum) {
+    int16x2_t even[MCU_POOL_BLOCK / 4], odd[MCU_POOL_BLOCK / 4];
+    int32_t g, fy, fx;
+    for (g = 0; g < n / 4; ++g) even[g] = odd[g] = 0;
+    for (fy = fy0; fy < fy1; ++fy) {
+        for (fx = fx0; fx < fx1; ++fx) {
+            const int8_t *in = input + ((b * p->in_h + y0 + fy) * p->in_w + x0 + fx) * p->channels + c0;
+            for (g = 0; g < n / 4; ++g) {
+                const uint32_t v = mcu_load_u32(in + 4 * g);
+                even[g] = __sadd16(even[g], __sxtb16(v));
+                odd[g] = __sadd16(odd[g], mcu_sxtb16_odd(v));
+            }
+        }
+    }
+    for (g = 0; g < n / 4; ++g) {
+        sum[4 * g] = (int16_t)even[g];
+        sum[4 * g + 1] = (int16_t)odd[g];
+        sum[4 * g + 2] = even[g] >> 16;
+        sum[4 * g + 3] = odd[g] >> 16;
+    }
+}
+#endif
+
 /* Channels [c0, c0 + n) of one output pixel; `max`: maximum, else average. */
 MCU_SPECIALIZE void mcu_pool_s8_block(const mcu_pool_params *p, const int8_t *input, int32_t b, int32_t y0,
                                       int32_t fy0, int32_t fy1, int32_t x0, int32_t fx0, int32_t fx1, int32_t c0,
@@ -93,6 +122,12 @@ MCU_SPECIALIZE void mcu_pool_s8_block(const mcu_pool_params *p, const int8_t *in
         sum[c] = 0;
         best[c] = -128;
     }
+#if MCU_GEMM_DSP
+    if (!max && n % 4 == 0 && p->filter_h * p->filter_w <= 255) {
+        mcu_avgpool_sums_dsp(p, input, b, y0, fy0, fy1, x0, fx0, fx1, c0, n, sum);
+        fy1 = fy0; /* summed */
+    }
+#endif
     for (fy = fy0; fy < fy1; ++fy) {
         for (fx = fx0; fx < fx1; ++fx) {
             const int8_t *in = input + ((b * p->in_h + y0 + fy) * p->in_w + x0 + fx) * p->channels + c0;
