@@ -38,6 +38,16 @@ def requant_arrays(op: Op, ctx: EmitContext, q: ConvQuant) -> tuple[str, str]:
             ctx.const(f"shift_{op.name}", shift.astype(np.int32), "int32_t"))
 
 
+def clamped_range(q: ConvQuant, bias: np.ndarray, reach: np.ndarray, mult: np.ndarray,
+                  shift: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per channel, the lowest and highest clamped output over every accumulator bias +- reach (TFLM's
+    requantization is monotonic in the accumulator)."""
+    ends = [np.clip(bias + sign * reach, -(2**31), 2**31 - 1) for sign in (-1, 1)]
+    low, high = (np.clip(multiply_by_quantized_multiplier(e, mult, shift) + q.output_offset, q.act_min, q.act_max)
+                 for e in ends)
+    return low, high
+
+
 @dataclass(frozen=True)
 class Folded:
     """mcu_requantize_folded's constants, one per channel."""
@@ -61,9 +71,7 @@ def folded_constants(q: ConvQuant, bias: np.ndarray, weight_abs_sum: np.ndarray)
     lo, hi = FOLDED_RIGHT
     bias = np.asarray(bias, np.int64)
     reach = 128 * np.asarray(weight_abs_sum, np.int64)
-    ends = [np.clip(bias + sign * reach, -(2**31), 2**31 - 1) for sign in (-1, 1)]
-    low, high = (np.clip(multiply_by_quantized_multiplier(e, mult, shift) + q.output_offset, q.act_min, q.act_max)
-                 for e in ends)
+    low, high = clamped_range(q, bias, reach, mult, shift)
     constant = (right > hi) & (low == high)
     mult = np.where(constant, 0, mult)
     right = np.where(constant, lo, right)
@@ -101,9 +109,7 @@ def doubled_constants(q: ConvQuant, bias: np.ndarray, weight_abs_sum: np.ndarray
     bias = np.asarray(bias, np.int64)
     reach = 128 * np.asarray(weight_abs_sum, np.int64)
     lo, hi = DOUBLED_RIGHT
-    ends = [np.clip(bias + sign * reach, -(2**31), 2**31 - 1) for sign in (-1, 1)]
-    low, high = (np.clip(multiply_by_quantized_multiplier(e, mult, shift) + q.output_offset, q.act_min, q.act_max)
-                 for e in ends)
+    low, high = clamped_range(q, bias, reach, mult, shift)
     constant = (low == high) & ((right < lo) | (right > hi) | (np.abs(bias) + reach >= 2**30))
     bias = np.where(constant, 0, bias)
     mult = np.where(constant, 0, mult)

@@ -93,15 +93,21 @@ MCU_SPECIALIZE int32_t mcu_clamp_s8(int32_t x, int32_t lo, int32_t hi) {
     return mcu_clamp_i32(x, lo, hi);
 }
 
+/* Output value of `channel` (folded = 2) for x2: twice the accumulator with its bias. */
+MCU_SPECIALIZE int8_t mcu_requant_doubled_s8(const mcu_requant_params *r, int32_t x2, int32_t channel) {
+    const int32_t *c = r->channel + channel * r->stride;
+    const int32_t y = mcu_requantize_doubled(x2, r->stride == 4 ? c[1] : r->multiplier_all,
+                                             r->stride == 4 ? c[3] : r->round_all,
+                                             r->stride == 4 ? c[2] : r->shift_all);
+    return (int8_t)mcu_clamp_s8(y, r->act_min, r->act_max);
+}
+
 /* Output value of `channel` for the raw accumulator `acc` (bias not yet added). */
 MCU_SPECIALIZE int8_t mcu_requant_s8(const mcu_requant_params *r, int32_t acc, int32_t channel) {
     const int32_t *c = r->channel + channel * r->stride;
     const int32_t multiplier = r->stride == 4 ? c[1] : r->multiplier_all;
     const int32_t shift = r->stride == 4 ? c[2] : r->shift_all;
-    if (r->folded == 2) {
-        acc = mcu_requantize_doubled(2 * acc + c[0], multiplier, r->stride == 4 ? c[3] : r->round_all, shift);
-        return (int8_t)mcu_clamp_s8(acc, r->act_min, r->act_max);
-    }
+    if (r->folded == 2) return mcu_requant_doubled_s8(r, 2 * acc + c[0], channel); /* c[0]: twice the bias */
     acc += c[0];
     if (r->folded) {
         acc = mcu_requantize_folded(acc, multiplier, r->stride == 4 ? c[3] : r->round_all, shift);
@@ -123,12 +129,7 @@ MCU_SPECIALIZE int32_t mcu_requant_start(const mcu_requant_params *r, int32_t ch
 
 /* The output of `channel` for a sum started at mcu_requant_start: doubled or plain, as the layer takes it. */
 MCU_SPECIALIZE int8_t mcu_requant_sum(const mcu_requant_params *r, int32_t sum, int32_t channel) {
-    const int32_t *c = r->channel + channel * r->stride;
-    if (!mcu_requant_twice(r)) return mcu_requant_s8(r, sum, channel);
-    return (int8_t)mcu_clamp_s8(mcu_requantize_doubled(sum, r->stride == 4 ? c[1] : r->multiplier_all,
-                                                       r->stride == 4 ? c[3] : r->round_all,
-                                                       r->stride == 4 ? c[2] : r->shift_all),
-                                r->act_min, r->act_max);
+    return mcu_requant_twice(r) ? mcu_requant_doubled_s8(r, sum, channel) : mcu_requant_s8(r, sum, channel);
 }
 
 #if MCU_GEMM_DSP
