@@ -52,6 +52,27 @@ def _add_target(p: argparse.ArgumentParser, what: str) -> None:
                    help="arm-none-eabi-gcc optimisation level for --target cortex-m* (default O2)")
 
 
+def parse_fraction(text: str) -> float:
+    """'0.15', '15%' -> 0.15."""
+    t = text.strip()
+    try:
+        value = float(t[:-1]) / 100 if t.endswith("%") else float(t)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a fraction: {text!r} (e.g. 0.15 or 15%)") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, not {text!r}")
+    return value
+
+
+def _add_strategy(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--strategy", choices=("auto", "layer", "patch"), default="auto",
+                   help="how to run the model: auto (default: the lowest peak SRAM of the others), layer "
+                   "(layer by layer; fastest), patch (the first, memory-heavy layers patch by patch, "
+                   "recomputing the halos between patches)")
+    p.add_argument("--max-extra-macs", type=parse_fraction, default=0.15, metavar="FRACTION",
+                   help="cap on the MACs a strategy may add, e.g. 0.15 or 15%% (default 15%%)")
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mcuforge", description="Compile int8 neural networks (.tflite) into "
                                 "dependency-free C for microcontrollers, bit-exact with TensorFlow Lite Micro.",
@@ -69,6 +90,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--sram", type=parse_bytes, help="SRAM budget for the arena, e.g. 320K")
     c.add_argument("--flash", type=parse_bytes, help="flash budget for the weights, e.g. 1M")
     c.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    _add_strategy(c)
     _add_target(c, "also build <name>_<core>.elf into the output folder and print its code size")
     c.add_argument("--board", help="board profile (stm32f412, stm32f746, stm32f765, stm32h743, nrf52840, "
                    "rp2040): sets the target and the SRAM/flash budgets, and estimates latency")
@@ -81,6 +103,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--output", required=True, help=".npy for the output (.npz if the model has several)")
     r.add_argument("--engine", choices=("c", "reference"), default="c",
                    help="c: the generated C built for this host (default); reference: the numpy interpreter")
+    _add_strategy(r)
     _add_target(r, "run the generated C bare-metal in QEMU (MPS2 AN386 / AN500)")
 
     v = sub.add_parser("verify", help="check generated C vs reference vs TFLM bit for bit",
@@ -91,10 +114,12 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--samples", type=int, default=20, help="random inputs (default 20)")
     v.add_argument("--input", help=".npy with extra inputs (one, or a stack)")
     v.add_argument("--seed", type=int, default=0)
+    _add_strategy(v)
 
     i = sub.add_parser("inspect", help="per-layer table: op, shape, MACs, params, live bytes, peak")
     i.add_argument("model")
     i.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    _add_strategy(i)
 
     b = sub.add_parser("bench", help="exact instruction counts per inference vs TFLM; Cortex-M4/M7; code size",
                        description="Count instructions per inference exactly: our generated C on x86 and TFLM "
@@ -183,7 +208,8 @@ def _compile(args, console: Console) -> int:
         if args.target == "host" and board.target:
             args.target = board.target
     graph = load_model(args.model)
-    compiled = compile_model(graph, args.name or Path(args.model).stem, sram=args.sram, flash=args.flash)
+    compiled = compile_model(graph, args.name or Path(args.model).stem, sram=args.sram, flash=args.flash,
+                             strategy=args.strategy, max_extra_macs=args.max_extra_macs)
     files = write_library(compiled.lib, args.out)
     print_memory(compiled.report, console)
     console.print(f"wrote {len(files)} files to {args.out}/ ({compiled.lib.name}.h is the API)")
@@ -236,7 +262,7 @@ def _run(args, console: Console) -> int:
         raise ModelError(f"cannot read {args.input}: {e}") from None
     batch, stacked = split_batch(graph, x)
     if args.target == "host":
-        outs = run_model(graph, batch, args.engine)
+        outs = run_model(graph, batch, args.engine, strategy=args.strategy, max_extra_macs=args.max_extra_macs)
     elif args.engine != "c":
         raise McuforgeError(f"--engine {args.engine} runs on the host only; leave it out with "
                             f"--target {args.target}")
@@ -244,7 +270,8 @@ def _run(args, console: Console) -> int:
         from .pipeline import compile_model
         from .targets.cortex_m import CortexMModel
 
-        outs = CortexMModel.build(compile_model(graph).lib, args.target, f"-{args.opt}").run_batch(batch)
+        compiled = compile_model(graph, strategy=args.strategy, max_extra_macs=args.max_extra_macs)
+        outs = CortexMModel.build(compiled.lib, args.target, f"-{args.opt}").run_batch(batch)
     per_output = [np.stack([o[j] for o in outs]) if stacked else outs[0][j] for j in range(len(graph.outputs))]
     if len(per_output) == 1:
         np.save(args.output, per_output[0])
@@ -263,7 +290,7 @@ def _verify(args, console: Console) -> int:
     graph = load_model(args.model)
     given = split_batch(graph, np.load(args.input))[0] if args.input else []
     result = verify(graph, samples=args.samples, given=given, tflite_bytes=Path(args.model).read_bytes(),
-                    seed=args.seed)
+                    seed=args.seed, strategy=args.strategy, max_extra_macs=args.max_extra_macs)
     print_verify(result, console)
     return 0 if result.ok else 1
 
@@ -272,7 +299,7 @@ def _inspect(args, console: Console) -> int:
     from .pipeline import analyze, load_model
     from .report import print_layers, print_memory
 
-    report = analyze(load_model(args.model))
+    report = analyze(load_model(args.model), strategy=args.strategy, max_extra_macs=args.max_extra_macs)
     if args.json:
         print(json.dumps({**report.as_json(), "layers": [r.__dict__ for r in report.layers]}))
         return 0
@@ -290,7 +317,7 @@ def _demo(args, console: Console) -> int:
 
     graph = tiny_mobilenet()
     t0 = time.perf_counter()
-    compiled = compile_model(graph, "tiny_mobilenet")
+    compiled = compile_model(graph, "tiny_mobilenet", strategy="auto")
     compile_s = time.perf_counter() - t0
     write_library(compiled.lib, args.out)
     console.print(f"compiled the built-in tiny_mobilenet in {compile_s:.2f} s -> {args.out}/")

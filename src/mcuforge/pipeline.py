@@ -13,7 +13,8 @@ import numpy as np
 from .engine.codegen import CLibrary
 from .engine.compiler import compile_graph
 from .engine.opinfo import macs, params
-from .engine.plan import MemoryPlan, check_plan, plan_memory
+from .engine.plan import MemoryPlan, check_plan
+from .engine.schedule import MAX_EXTRA_MACS, Schedule, schedule
 from .errors import BudgetError, ModelError
 from .frontends.tflite_reader import read_tflite_file
 from .ir import Graph
@@ -38,8 +39,11 @@ class MemoryReport:
     lower_bound_bytes: int
     flash_weights_bytes: int
     macs: int
-    layers: tuple[LayerRow, ...]
+    layers: tuple[LayerRow, ...]  # the executed graph's layers (a patch stage's layers once per patch)
     peak_step: int
+    strategy: str = "layer"  # how the model runs: "layer" (layer by layer) or "patch"
+    schedule: str = "layer by layer"  # the blocks and their strategies, in words
+    extra_macs_ratio: float = 0.0  # MACs computed beyond layer by layer (halos), a fraction of `macs`
 
     @property
     def peak_layer(self) -> LayerRow:
@@ -49,12 +53,13 @@ class MemoryReport:
         return {"model": self.model, "peak_sram_bytes": self.arena_bytes, "arena_bytes": self.arena_bytes,
                 "lower_bound_bytes": self.lower_bound_bytes, "flash_weights_bytes": self.flash_weights_bytes,
                 "macs": self.macs, "ops": len(self.layers), "peak_layer": self.peak_layer.name,
-                "inplace_ops": sum(r.inplace for r in self.layers)}
+                "inplace_ops": sum(r.inplace for r in self.layers), "strategy": self.strategy,
+                "schedule": self.schedule, "extra_macs_ratio": round(self.extra_macs_ratio, 6)}
 
 
 @dataclass(frozen=True)
 class Compiled:
-    graph: Graph
+    graph: Graph  # the graph the C code runs (a strategy may have rewritten the model's)
     plan: MemoryPlan
     lib: CLibrary
     report: MemoryReport
@@ -70,28 +75,40 @@ def load_model(path: str | os.PathLike) -> Graph:
     return read_tflite_file(path)
 
 
-def memory_report(graph: Graph, plan: MemoryPlan, flash_bytes: int) -> MemoryReport:
+def memory_report(graph: Graph, plan: MemoryPlan, flash_bytes: int, chosen: Schedule | None = None
+                  ) -> MemoryReport:
+    """Report of `graph` run with `plan`; `chosen`: the schedule that rewrote the model into `graph`."""
     rows = tuple(LayerRow(i, op.kind, op.name, graph[op.outputs[0]].shape, macs(op, graph), params(op, graph),
                           plan.live_bytes[i], i in plan.inplace_ops) for i, op in enumerate(graph.ops))
-    return MemoryReport(graph.name, plan.arena_bytes, plan.lower_bound, flash_bytes,
-                        sum(r.macs for r in rows), rows, plan.peak_step)
+    executed = sum(r.macs for r in rows)
+    extra = chosen.extra_macs_ratio if chosen else 0.0
+    model_macs = round(executed / (1 + extra)) if chosen and chosen.stage else executed
+    return MemoryReport(graph.name, plan.arena_bytes, plan.lower_bound, flash_bytes, model_macs, rows,
+                        plan.peak_step, chosen.strategy if chosen else "layer",
+                        chosen.describe() if chosen else "layer by layer", extra)
 
 
-def analyze(graph: Graph) -> MemoryReport:
+def analyze(graph: Graph, *, strategy: str = "layer", max_extra_macs: float = MAX_EXTRA_MACS) -> MemoryReport:
     """The memory report without generating code (flash counts weights and biases only)."""
-    plan = plan_memory(graph)
-    check_plan(graph, plan)
-    return memory_report(graph, plan, sum(t.nbytes for t in graph.tensors.values() if t.is_const))
+    chosen = schedule(graph, strategy, max_extra_macs)
+    check_plan(chosen.graph, chosen.plan)
+    flash = sum(t.nbytes for t in graph.tensors.values() if t.is_const)
+    return memory_report(chosen.graph, chosen.plan, flash, chosen)
 
 
 def compile_model(graph: Graph, name: str | None = None, *, sram: int | None = None,
-                  flash: int | None = None) -> Compiled:
-    """Plans and generates the C library; raises BudgetError if it exceeds `sram` or `flash` bytes."""
-    plan = plan_memory(graph)
-    lib = compile_graph(graph, name, plan=plan)  # checks the plan: no two live tensors overlap
-    report = memory_report(graph, plan, lib.flash_weights_bytes)
+                  flash: int | None = None, strategy: str = "layer",
+                  max_extra_macs: float = MAX_EXTRA_MACS) -> Compiled:
+    """Plans and generates the C library; raises BudgetError if it exceeds `sram` or `flash` bytes.
+
+    `strategy`: "layer" (layer by layer), "patch" (the first layers patch by patch) or "auto" (the lower
+    peak SRAM of the two), computing at most `max_extra_macs` (a fraction) more MACs; see engine.schedule.
+    The CLI's default is "auto"."""
+    chosen = schedule(graph, strategy, max_extra_macs)
+    lib = compile_graph(chosen.graph, name or graph.name, plan=chosen.plan)  # checks the plan
+    report = memory_report(chosen.graph, chosen.plan, lib.flash_weights_bytes, chosen)
     check_budget(report, sram, flash)
-    return Compiled(graph, plan, lib, report)
+    return Compiled(chosen.graph, chosen.plan, lib, report)
 
 
 def check_budget(report: MemoryReport, sram: int | None, flash: int | None) -> None:
@@ -141,8 +158,10 @@ def split_batch(graph: Graph, x: np.ndarray) -> tuple[list[np.ndarray], bool]:
                      "nor a stack of them along a new leading axis")
 
 
-def run_model(graph: Graph, batch: Sequence[np.ndarray], engine: str = "c") -> list[list[np.ndarray]]:
-    """Runs single-input samples through the generated C (engine 'c') or the reference interpreter."""
+def run_model(graph: Graph, batch: Sequence[np.ndarray], engine: str = "c", *, strategy: str = "layer",
+              max_extra_macs: float = MAX_EXTRA_MACS) -> list[list[np.ndarray]]:
+    """Runs single-input samples through the generated C (engine 'c', compiled with `strategy`) or the
+    reference interpreter."""
     if engine == "reference":
         from .engine.reference import run
 
@@ -151,5 +170,5 @@ def run_model(graph: Graph, batch: Sequence[np.ndarray], engine: str = "c") -> l
         raise ValueError(f"unknown engine {engine!r} (choose 'c' or 'reference')")
     from .targets.host import HostModel
 
-    model = HostModel.build(compile_model(graph).lib)
+    model = HostModel.build(compile_model(graph, strategy=strategy, max_extra_macs=max_extra_macs).lib)
     return [model.run([x]) for x in batch]

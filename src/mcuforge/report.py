@@ -19,8 +19,10 @@ def print_memory(report: MemoryReport, console: Console) -> None:
     t.add_row("peak SRAM (arena, scratch included)", kib(report.arena_bytes))
     t.add_row("lower bound (largest live set)", f"{kib(report.lower_bound_bytes)}  plan/bound = {ratio:.3f}")
     t.add_row("peak set by", f"layer {peak.index} {peak.kind} '{peak.name}'")
+    t.add_row("execution", report.schedule)
     t.add_row("flash (weights, biases, requant constants)", kib(report.flash_weights_bytes))
-    t.add_row("MACs", f"{report.macs:,}")
+    t.add_row("MACs", f"{report.macs:,}" + (f" (+{100 * report.extra_macs_ratio:.1f} % recomputed halos)"
+                                            if report.extra_macs_ratio else ""))
     t.add_row("layers", f"{len(report.layers)} ({sum(r.inplace for r in report.layers)} in place)")
     console.print(t)
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from .engine.reference import run_all
 from .ir import NUMPY_DTYPES, Graph
+from .engine.schedule import MAX_EXTRA_MACS
 from .pipeline import Compiled, compile_model
 
 
@@ -76,6 +77,8 @@ def _first_c_layer(compiled: Compiled, xs: list[np.ndarray], ref: dict[str, np.n
         if found:
             return
         for name in graph.ops[i].outputs:
+            if name not in ref:
+                continue  # a tensor of a rewritten stage (one patch of a layer's output)
             t = graph[name]
             off = plan.offsets[name]
             got = np.frombuffer(arena[off:off + t.nbytes], NUMPY_DTYPES[t.dtype]).reshape(t.shape)
@@ -113,11 +116,13 @@ def _first_tflm_layer(graph: Graph, data: bytes, xs: list[np.ndarray], ref: dict
 
 
 def verify(graph: Graph, *, samples: int = 20, given: Sequence[np.ndarray] = (), tflite_bytes: bytes | None = None,
-           use_tflm: bool = True, seed: int = 0, compiled: Compiled | None = None) -> VerifyResult:
-    """Runs `samples` random inputs plus the `given` single-input samples through all engines."""
+           use_tflm: bool = True, seed: int = 0, compiled: Compiled | None = None, strategy: str = "layer",
+           max_extra_macs: float = MAX_EXTRA_MACS) -> VerifyResult:
+    """Runs `samples` random inputs plus the `given` single-input samples through all engines (the C
+    compiled with `strategy`, unless `compiled` is given)."""
     from .targets.host import HostModel
 
-    compiled = compiled or compile_model(graph)
+    compiled = compiled or compile_model(graph, strategy=strategy, max_extra_macs=max_extra_macs)
     model = HostModel.build(compiled.lib)
     batch = random_inputs(graph, samples, seed) + [[x] for x in given]
     result = VerifyResult(graph.name)

@@ -49,6 +49,9 @@ SPECS: dict[str, OpSpec] = {
     # slices: one (start, stop, step) per input dimension, as for a numpy slice (stop may be None);
     # the output tensor's shape then drops shrunk axes (a reshape of the sliced block)
     "STRIDED_SLICE": OpSpec(("input",), ("slices",)),
+    # Patch-based execution (engine.schedule.patch): the output is `base` (absent: undefined bytes) with the
+    # block starting at index `origin` (one start per dimension) replaced by `patch`; in place over `base`.
+    "PASTE": OpSpec(("base?", "patch"), ("origin",)),
     "RESIZE_NEAREST_NEIGHBOR": OpSpec(("input",), ("align_corners", "half_pixel_centers")),
     "SOFTMAX": OpSpec(("input",), ("beta",)),
     "LOG_SOFTMAX": OpSpec(("input",), ()),

@@ -17,6 +17,7 @@ from ..plan import MemoryPlan
 from . import emit_conv, emit_elementwise, emit_pool, emit_shape, emit_softmax  # noqa: F401  (register emitters)
 from .context import CTYPES, EMITTERS, ConstPool, EmitContext, c_float
 from .files import weights_source
+from .shared_layers import share_repeated_layers
 
 _INCLUDE = re.compile(r'^#include "(mcu_[a-z0-9_]+\.h)"', re.M)
 
@@ -71,6 +72,7 @@ def generate(graph: Graph, plan: MemoryPlan, name: str) -> CLibrary:
     ctx = EmitContext(graph=graph, plan=plan, consts=consts, arena=f"{name}_arena.bytes")
     ctx.use("mcu_common.h")
     calls: list[str] = []
+    bodies: list[str] = []
     for i, op in enumerate(graph.ops):
         ctx.index, ctx.op = i, op
         emit = EMITTERS.get(op.kind)
@@ -82,11 +84,14 @@ def generate(graph: Graph, plan: MemoryPlan, name: str) -> CLibrary:
         outs = ", ".join(str(list(graph[n].shape)) for n in op.outputs)
         note = f"    /* {i}: {op.kind} {op.name}: {ins} -> {outs}, MACs {macs(op, graph)}"
         note += ", in place */" if ctx.inplace else " */"
-        body = emit(op, ctx).rstrip()
-        calls.append(note + ("\n" + _indent(body) if body else "") + f"\n    MCU_TRACE_LAYER({i});")
+        bodies.append(emit(op, ctx).rstrip())
+        calls.append(note)
+    functions, bodies = share_repeated_layers(bodies, ctx.arena)
+    calls = [note + ("\n" + _indent(body) if body else "") + f"\n    MCU_TRACE_LAYER({i});"
+             for i, (note, body) in enumerate(zip(calls, bodies))]
     files = {
         f"{name}.h": _header(graph, plan, name),
-        f"{name}.c": _model_source(graph, plan, name, ctx, calls),
+        f"{name}.c": _model_source(graph, plan, name, ctx, calls, functions),
         f"{name}_weights.c": weights_source(name, consts),
     }
     for header in sorted(with_dependencies(ctx.headers)):
@@ -136,7 +141,8 @@ def _header(graph: Graph, plan: MemoryPlan, name: str) -> str:
     return "\n".join(lines)
 
 
-def _model_source(graph: Graph, plan: MemoryPlan, name: str, ctx: EmitContext, calls: list[str]) -> str:
+def _model_source(graph: Graph, plan: MemoryPlan, name: str, ctx: EmitContext, calls: list[str],
+                  functions: list[str]) -> str:
     kernels = [f'#include "{h}"' for h in sorted(ctx.headers)]
     externs = [f"extern const {ct} {ident}[{max(v.size, 1)}];" for ident, (ct, v) in ctx.consts.arrays.items()]
     arena = (f"static union {{ int8_t bytes[{max(plan.arena_bytes, 1)}]; int64_t align_i; double align_d; }} "
@@ -160,6 +166,6 @@ def _model_source(graph: Graph, plan: MemoryPlan, name: str, ctx: EmitContext, c
              "#ifdef MCUFORGE_TRACE", f"void (*{name}_trace_hook)(int layer) = 0;",
              f"void *{name}_trace_arena(void) {{ return {name}_arena.bytes; }}",
              f"#define MCU_TRACE_LAYER(i) do {{ if ({name}_trace_hook) {name}_trace_hook(i); }} while (0)",
-             "#else", "#define MCU_TRACE_LAYER(i) ((void)0)", "#endif", "",
+             "#else", "#define MCU_TRACE_LAYER(i) ((void)0)", "#endif", "", *functions,
              f"int {name}_invoke(void) {{", *calls, "    return 0;", "}", ""]
     return "\n".join(lines)

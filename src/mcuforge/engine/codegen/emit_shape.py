@@ -1,4 +1,4 @@
-"""C emitters: RESHAPE (an alias: no code), PAD, TRANSPOSE, CONCATENATION, STRIDED_SLICE and
+"""C emitters: RESHAPE (an alias: no code), PAD, TRANSPOSE, CONCATENATION, STRIDED_SLICE, PASTE and
 RESIZE_NEAREST_NEIGHBOR.
 
 Data movement is described to the kernels as literal loops: a transpose or a slice is a strided copy
@@ -11,9 +11,9 @@ from __future__ import annotations
 import numpy as np
 
 from ...errors import ModelError
-from ...ir import Op
+from ...ir import DTYPE_BYTES, Op
 from ..reference.ops_shape import (concat_activation, concat_axis, concat_requants, pad_amounts, pad_value,
-                                   resize_indices, slice_ranges, transpose_perm)
+                                   paste_block, resize_indices, slice_ranges, transpose_perm)
 from .context import EmitContext, emitter
 from .literals import c_call, c_struct
 from .emit_pool import check_int8, merge_loops, pad_loops, row_major_strides
@@ -85,6 +85,39 @@ def emit_strided_slice(op: Op, ctx: EmitContext) -> str:
     ctx.use("mcu_slice_s8.h")
     loops = _copy_loops(op, [(len(r), r.step * s) for r, s in zip(ranges, strides)])
     return c_call("mcu_slice_s8", [loops, ctx.ptr(op.inputs[0]), str(begin), ctx.ptr(op.outputs[0])])
+
+
+def _paste_shape(op: Op, block: tuple[slice, ...], shape: tuple[int, ...], elem: int) -> dict:
+    """Outer loops (count, output pitch) and the contiguous run of a block of a row-major tensor."""
+    strides = [s * elem for s in row_major_strides(shape)]
+    d = len(shape) - 1
+    while d > 0 and block[d].stop - block[d].start == shape[d]:
+        d -= 1  # a dimension the block spans whole: contiguous with the ones inside it
+    run = (block[d].stop - block[d].start) * strides[d] if shape else elem
+    loops = merge_loops([(b.stop - b.start, s) for b, s in zip(block[:d], strides[:d])])
+    counts, pitches = pad_loops(op, loops, 3)
+    return {"outer": counts, "pitch": pitches, "run": run}
+
+
+@emitter("PASTE")
+def emit_paste(op: Op, ctx: EmitContext) -> str:
+    base, patch = op.inputs
+    out = ctx.tensor(op.outputs[0])
+    block = paste_block(op, ctx.graph)
+    if out.size == 0:
+        return ""
+    elem = DTYPE_BYTES[out.dtype]
+    arena = lambda name: f"&{ctx.arena}[{ctx.plan.offsets[name]}]"  # noqa: E731
+    ctx.use("mcu_paste.h")
+    calls = []
+    if base and ctx.plan.offsets[base] != ctx.plan.offsets[op.outputs[0]]:
+        whole = {"outer": [1, 1, 1], "pitch": [0, 0, 0], "run": out.nbytes}
+        calls.append(c_call("mcu_paste", [c_struct("mcu_paste_shape", whole), arena(base), arena(op.outputs[0])]))
+    begin = sum(b.start * s for b, s in zip(block, row_major_strides(out.shape))) * elem
+    dst = arena(op.outputs[0]) + (f" + {begin}" if begin else "")
+    shape = _paste_shape(op, block, out.shape, elem)
+    calls.append(c_call("mcu_paste", [c_struct("mcu_paste_shape", shape), arena(patch), dst]))
+    return "\n".join(calls)
 
 
 @emitter("CONCATENATION")

@@ -7,6 +7,7 @@ step where its input's buffer dies), so the buffer's footprint at a step is the 
 In-place kernels (the codegen picks them for the ops in `Sharing.inplace_ops`):
 - DEPTHWISE_CONV_2D with multiplier 1, any stride/kernel/padding: output channel c goes to a temporary
   (the op's scratch, see scratch.py) and is then written over input channel c's interleaved positions.
+- PASTE: the output is its `base` input with one block replaced; in place it writes only that block.
 - Elementwise ops: the kernels loop forward, reading element i before writing element i, so the output may
   lie over an input of the same shape whose elements are at least as wide (QUANTIZE float32 -> int8 fits,
   DEQUANTIZE int8 -> float32 does not).
@@ -41,6 +42,10 @@ def inplace_candidates(op: Op, graph: Graph) -> list[str]:
                 or src.shape[-1] != out.shape[-1] or src.shape[0] != out.shape[0]):
             return []
         return [src.name]
+    if op.kind == "PASTE":
+        base = t[op.inputs[0]] if op.inputs[0] else None
+        same = base is not None and base.data is None and base.shape == out.shape and base.dtype == out.dtype
+        return [base.name] if same else []
     spec = SPECS.get(op.kind)
     if spec is None or not spec.elementwise or op.kind == "DEQUANTIZE":
         return []

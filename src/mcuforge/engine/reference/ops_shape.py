@@ -1,4 +1,4 @@
-"""Reference kernels: RESHAPE, PAD, TRANSPOSE, CONCATENATION, STRIDED_SLICE, RESIZE_NEAREST_NEIGHBOR.
+"""Reference kernels: RESHAPE, PAD, TRANSPOSE, CONCATENATION, STRIDED_SLICE, PASTE, RESIZE_NEAREST_NEIGHBOR.
 
 All of them move int8 values without arithmetic, as TFLM does (its kernels copy raw bytes and ignore the
 output's quantization), except:
@@ -176,6 +176,28 @@ def slice_ranges(op: Op, graph: Graph) -> tuple[range, ...]:
 def strided_slice(op: Op, graph: Graph, args: Sequence[np.ndarray | None]) -> list[np.ndarray]:
     index = np.ix_(*(np.asarray(r, np.int64) for r in slice_ranges(op, graph)))
     return [np.ascontiguousarray(args[0][index]).reshape(graph[op.outputs[0]].shape)]
+
+
+# ---------------------------------------------------------------- PASTE
+
+
+def paste_block(op: Op, graph: Graph) -> tuple[slice, ...]:
+    """Where in the output the patch goes: one slice per dimension."""
+    out, patch = graph[op.outputs[0]], graph[op.inputs[1]]
+    origin = tuple(op.attrs["origin"])
+    if len(origin) != len(out.shape) or len(patch.shape) != len(out.shape) or any(
+            o < 0 or o + p > n for o, p, n in zip(origin, patch.shape, out.shape)):
+        raise ModelError(f"{op.kind} {op.name}: patch {list(patch.shape)} at {list(origin)} does not fit the "
+                         f"output {list(out.shape)}")
+    return tuple(slice(o, o + p) for o, p in zip(origin, patch.shape))
+
+
+@kernel("PASTE")
+def paste(op: Op, graph: Graph, args: Sequence[np.ndarray | None]) -> list[np.ndarray]:
+    out = graph[op.outputs[0]]
+    y = np.zeros(out.shape, args[1].dtype) if args[0] is None else args[0].copy()
+    y[paste_block(op, graph)] = args[1]
+    return [y]
 
 
 # ---------------------------------------------------------------- RESIZE_NEAREST_NEIGHBOR
