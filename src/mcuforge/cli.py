@@ -71,6 +71,17 @@ def _add_strategy(p: argparse.ArgumentParser) -> None:
                    "recomputing the halos between patches)")
     p.add_argument("--max-extra-macs", type=parse_fraction, default=0.15, metavar="FRACTION",
                    help="cap on the MACs a strategy may add, e.g. 0.15 or 15%% (default 15%%)")
+    p.add_argument("--external-input", action="store_true",
+                   help="the model reads its input(s) from your own buffer (e.g. a camera frame; "
+                   "<name>_set_input) instead of the arena: peak SRAM then leaves the input out")
+
+
+def _load(args):
+    """The model file as a graph, with external inputs when --external-input is given."""
+    from .pipeline import load_model
+
+    graph = load_model(args.model)
+    return graph.with_external_inputs() if getattr(args, "external_input", False) else graph
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -207,7 +218,7 @@ def _compile(args, console: Console) -> int:
         args.flash = args.flash or board.flash_bytes
         if args.target == "host" and board.target:
             args.target = board.target
-    graph = load_model(args.model)
+    graph = _load(args)
     compiled = compile_model(graph, args.name or Path(args.model).stem, sram=args.sram, flash=args.flash,
                              strategy=args.strategy, max_extra_macs=args.max_extra_macs)
     files = write_library(compiled.lib, args.out)
@@ -255,7 +266,7 @@ def _bench(args, console: Console) -> int:
 def _run(args, console: Console) -> int:
     from .pipeline import load_model, run_model, split_batch
 
-    graph = load_model(args.model)
+    graph = _load(args)
     try:
         x = np.load(args.input)
     except (OSError, ValueError) as e:
@@ -287,7 +298,7 @@ def _verify(args, console: Console) -> int:
     from .report import print_verify
     from .verify import verify
 
-    graph = load_model(args.model)
+    graph = _load(args)
     given = split_batch(graph, np.load(args.input))[0] if args.input else []
     result = verify(graph, samples=args.samples, given=given, tflite_bytes=Path(args.model).read_bytes(),
                     seed=args.seed, strategy=args.strategy, max_extra_macs=args.max_extra_macs)
@@ -299,7 +310,7 @@ def _inspect(args, console: Console) -> int:
     from .pipeline import analyze, load_model
     from .report import print_layers, print_memory
 
-    report = analyze(load_model(args.model), strategy=args.strategy, max_extra_macs=args.max_extra_macs)
+    report = analyze(_load(args), strategy=args.strategy, max_extra_macs=args.max_extra_macs)
     if args.json:
         print(json.dumps({**report.as_json(), "layers": [r.__dict__ for r in report.layers]}))
         return 0

@@ -44,6 +44,7 @@ class MemoryReport:
     strategy: str = "layer"  # how the model runs: "layer" (layer by layer) or "patch"
     schedule: str = "layer by layer"  # the blocks and their strategies, in words
     extra_macs_ratio: float = 0.0  # MACs computed beyond layer by layer (halos), a fraction of `macs`
+    external_inputs: bool = False  # the inputs are read from the caller's buffers (not in the arena)
 
     @property
     def peak_layer(self) -> LayerRow:
@@ -54,7 +55,8 @@ class MemoryReport:
                 "lower_bound_bytes": self.lower_bound_bytes, "flash_weights_bytes": self.flash_weights_bytes,
                 "macs": self.macs, "ops": len(self.layers), "peak_layer": self.peak_layer.name,
                 "inplace_ops": sum(r.inplace for r in self.layers), "strategy": self.strategy,
-                "schedule": self.schedule, "extra_macs_ratio": round(self.extra_macs_ratio, 6)}
+                "schedule": self.schedule, "extra_macs_ratio": round(self.extra_macs_ratio, 6),
+                "external_inputs": self.external_inputs}
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,7 @@ def memory_report(graph: Graph, plan: MemoryPlan, flash_bytes: int, chosen: Sche
     model_macs = round(executed / (1 + extra)) if chosen and chosen.stage else executed
     return MemoryReport(graph.name, plan.arena_bytes, plan.lower_bound, flash_bytes, model_macs, rows,
                         plan.peak_step, chosen.strategy if chosen else "layer",
-                        chosen.describe() if chosen else "layer by layer", extra)
+                        chosen.describe() if chosen else "layer by layer", extra, bool(graph.external))
 
 
 def analyze(graph: Graph, *, strategy: str = "layer", max_extra_macs: float = MAX_EXTRA_MACS) -> MemoryReport:

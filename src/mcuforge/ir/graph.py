@@ -109,12 +109,19 @@ class Graph:
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
     name: str = "model"
+    # Inputs the caller keeps in a buffer of its own (e.g. a camera frame): read in place, never written,
+    # and not in the arena. A deployment choice (see `with_external_inputs`), not part of the model.
+    external: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tensors", MappingProxyType(dict(self.tensors)))
         object.__setattr__(self, "ops", tuple(self.ops))
         object.__setattr__(self, "inputs", tuple(self.inputs))
         object.__setattr__(self, "outputs", tuple(self.outputs))
+        object.__setattr__(self, "external", tuple(self.external))
+        stray = [n for n in self.external if n not in self.inputs]
+        if stray:
+            raise ValueError(f"external tensors must be graph inputs: {stray}")
 
     def __getitem__(self, name: str) -> Tensor:
         return self.tensors[name]
@@ -139,6 +146,10 @@ class Graph:
                 if n and not self.tensors[n].is_const:
                     seen[n] = None
         return list(seen)
+
+    def with_external_inputs(self, external: bool = True) -> "Graph":
+        """A copy whose inputs are read from the caller's buffers (external) or live in the arena."""
+        return replace(self, external=self.inputs if external else ())
 
     def with_ops(self, ops: Iterable[Op], tensors: Mapping[str, Tensor] | None = None) -> "Graph":
         """A copy with new ops; tensors no op or graph edge refers to any more are dropped."""

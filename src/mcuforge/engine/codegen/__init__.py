@@ -69,7 +69,8 @@ def with_dependencies(headers: set[str]) -> set[str]:
 def generate(graph: Graph, plan: MemoryPlan, name: str) -> CLibrary:
     name = c_name(name)
     consts = ConstPool(prefix=f"{name}_c")
-    ctx = EmitContext(graph=graph, plan=plan, consts=consts, arena=f"{name}_arena.bytes")
+    ctx = EmitContext(graph=graph, plan=plan, consts=consts, arena=f"{name}_arena.bytes",
+                      external=_external_pointers(graph, name))
     ctx.use("mcu_common.h")
     calls: list[str] = []
     bodies: list[str] = []
@@ -99,6 +100,17 @@ def generate(graph: Graph, plan: MemoryPlan, name: str) -> CLibrary:
     io = {n: IOSpec(n, graph[n].shape, graph[n].dtype) for n in (*graph.inputs, *graph.outputs)}
     return CLibrary(name, files, plan.arena_bytes, consts.flash_bytes(),
                     tuple(io[n] for n in graph.inputs), tuple(io[n] for n in graph.outputs))
+
+
+def _external_pointers(graph: Graph, name: str) -> dict[str, str]:
+    """C expressions of the tensors in the caller's buffers: external inputs and their aliases."""
+    from ..plan.lifetimes import external_tensors
+
+    pointers = {n: f"{name}_inputs[{graph.inputs.index(n)}]" for n in graph.external}
+    for n in external_tensors(graph) - set(pointers):
+        op = next(op for op in graph.ops if n in op.outputs)
+        pointers[n] = pointers[op.inputs[0]]
+    return pointers
 
 
 def _indent(text: str) -> str:
@@ -132,6 +144,7 @@ def _header(graph: Graph, plan: MemoryPlan, name: str) -> str:
     lines += ["", "#ifdef __cplusplus", 'extern "C" {', "#endif", "",
               "/* Pointer to input i inside the arena (NULL if i is out of range). Write it before invoke. */",
               f"void *{name}_input(int i);",
+              *_external_api(graph, name),
               "/* Pointer to output i inside the arena; valid after invoke, until the next invoke. */",
               f"void *{name}_output(int i);",
               "/* Bytes of input / output i (0 if i is out of range). */",
@@ -141,6 +154,40 @@ def _header(graph: Graph, plan: MemoryPlan, name: str) -> str:
     return "\n".join(lines)
 
 
+def _external_api(graph: Graph, name: str) -> list[str]:
+    if not graph.external:
+        return []
+    which = ", ".join(str(graph.inputs.index(n)) for n in graph.external)
+    return [f"/* Input(s) {which} are read from the caller's buffer, outside the arena (compiled with external",
+            " * inputs): point input i at your data (e.g. a camera frame) before invoke; the model never writes",
+            f" * it. Until then {name}_input(i) is a static buffer of the model's own, left out when compiled",
+            f" * with -D{name.upper()}_NO_INPUT_BUFFERS. */",
+            f"void {name}_set_input(int i, const void *data);"]
+
+
+def _input_buffers(graph: Graph, name: str) -> list[str]:
+    """The model's own buffers for external inputs (optional) and the call that points an input elsewhere."""
+    if not graph.external:
+        return []
+    lines = [f"#ifndef {name.upper()}_NO_INPUT_BUFFERS"]
+    for i, n in enumerate(graph.inputs):
+        if n in graph.external:
+            lines.append(f"static union {{ {CTYPES[graph[n].dtype]} v[{max(graph[n].size, 1)}]; int64_t align_i; }} "
+                         f"{name}_input_buffer{i}_u;")
+            lines.append(f"#define {name}_input_buffer{i} ({name}_input_buffer{i}_u.v)")
+    lines.append("#else")
+    lines += [f"#define {name}_input_buffer{i} 0" for i, n in enumerate(graph.inputs) if n in graph.external]
+    return lines + ["#endif"]
+
+
+def _input_setter(graph: Graph, name: str) -> list[str]:
+    if not graph.external:
+        return []
+    which = " || ".join(f"i == {graph.inputs.index(n)}" for n in graph.external)
+    return [f"void {name}_set_input(int i, const void *data) {{",
+            f"    if ({which}) {name}_inputs[i] = (void *)(uintptr_t)data;", "}"]
+
+
 def _model_source(graph: Graph, plan: MemoryPlan, name: str, ctx: EmitContext, calls: list[str],
                   functions: list[str]) -> str:
     kernels = [f'#include "{h}"' for h in sorted(ctx.headers)]
@@ -148,11 +195,17 @@ def _model_source(graph: Graph, plan: MemoryPlan, name: str, ctx: EmitContext, c
     arena = (f"static union {{ int8_t bytes[{max(plan.arena_bytes, 1)}]; int64_t align_i; double align_d; }} "
              f"{name}_arena;")
 
+    def where(kind: str, i: int, n: str) -> str:
+        if kind == "input" and n in graph.external:
+            return f"{name}_input_buffer{i}"
+        return f"&{name}_arena.bytes[{plan.offsets[n]}]"
+
     def table(kind: str, names: tuple[str, ...]) -> list[str]:
-        ptrs = ", ".join(f"&{name}_arena.bytes[{plan.offsets[n]}]" for n in names) or "0"
+        ptrs = ", ".join(where(kind, i, n) for i, n in enumerate(names)) or "0"
         sizes = ", ".join(str(graph[n].nbytes) for n in names) or "0"
         count = len(names)
-        return [f"static void *const {name}_{kind}s[{max(count, 1)}] = {{{ptrs}}};",
+        const = "" if kind == "input" and graph.external else "const "
+        return [f"static void *{const}{name}_{kind}s[{max(count, 1)}] = {{{ptrs}}};",
                 f"static const int {name}_{kind}_sizes[{max(count, 1)}] = {{{sizes}}};",
                 f"void *{name}_{kind}(int i) {{ return (i >= 0 && i < {count}) ? {name}_{kind}s[i] : 0; }}",
                 f"int {name}_{kind}_bytes(int i) {{ return (i >= 0 && i < {count}) ? {name}_{kind}_sizes[i] : 0; }}"]
@@ -161,7 +214,8 @@ def _model_source(graph: Graph, plan: MemoryPlan, name: str, ctx: EmitContext, c
              f" * Arena {plan.arena_bytes} bytes (lower bound {plan.lower_bound}); "
              f"{len(graph.ops)} layers. */",
              f'#include "{name}.h"', *kernels, "", *externs, "", arena, "",
-             *table("input", graph.inputs), *table("output", graph.outputs), "",
+             *_input_buffers(graph, name), *table("input", graph.inputs), *_input_setter(graph, name),
+             *table("output", graph.outputs), "",
              "/* Debug builds (-DMCUFORGE_TRACE) call a hook after every layer, e.g. to compare layers. */",
              "#ifdef MCUFORGE_TRACE", f"void (*{name}_trace_hook)(int layer) = 0;",
              f"void *{name}_trace_arena(void) {{ return {name}_arena.bytes; }}",

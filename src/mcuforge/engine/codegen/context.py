@@ -71,6 +71,7 @@ class EmitContext:
     headers: set[str] = field(default_factory=set)
     index: int = 0  # the op being emitted
     op: Op | None = None
+    external: dict[str, str] = field(default_factory=dict)  # tensor outside the arena -> C pointer (void *)
 
     def use(self, header: str) -> None:
         """Declare that the layer calls a kernel from runtime/<header>."""
@@ -83,6 +84,8 @@ class EmitContext:
         """C expression: a typed pointer to an activation tensor in the arena."""
         t = self.graph[name]
         ctype = CTYPES[t.dtype]
+        if name in self.external:
+            return f"(({ctype} *){self.external[name]})"
         off = self.plan.offsets[name]
         if ctype == "int8_t":
             return f"&{self.arena}[{off}]"

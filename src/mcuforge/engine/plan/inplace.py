@@ -97,7 +97,7 @@ def share_buffers(graph: Graph, lifetimes: dict[str, Lifetime], sizes: dict[str,
             continue
         if not inplace:
             continue
-        dying = [n for n in inplace_candidates(op, graph) if bufs.dies_at(n, i)]
+        dying = [n for n in inplace_candidates(op, graph) if n in lifetimes and bufs.dies_at(n, i)]
         if not dying:
             continue
         # The widest dying input: the output then fits under it and frees the most.

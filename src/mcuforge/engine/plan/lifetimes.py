@@ -2,13 +2,14 @@
 
 Steps are op indices. Graph inputs (and any non-constant tensor no op writes) are live from step 0;
 graph outputs stay live to the last step, since the caller reads them after the model has run.
-Constants (tensor.data is not None) live in flash and have no lifetime here.
+Constants (tensor.data is not None) live in flash and have no lifetime here, nor do external inputs
+(graph.external: in the caller's own buffer) and aliases (RESHAPE) of them.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ...ir import DTYPE_BYTES, Graph
+from ...ir import ALIAS_KINDS, DTYPE_BYTES, Graph
 from .errors import PlanError
 
 
@@ -33,25 +34,35 @@ def last_step(graph: Graph) -> int:
     return max(len(graph.ops) - 1, 0)
 
 
+def external_tensors(graph: Graph) -> frozenset[str]:
+    """The external inputs and the aliases (RESHAPE outputs) of them: bytes outside the arena."""
+    outside = set(graph.external)
+    for op in graph.ops:
+        if op.kind in ALIAS_KINDS and op.inputs and op.inputs[0] in outside:
+            outside.add(op.outputs[0])
+    return frozenset(outside)
+
+
 def activation_lifetimes(graph: Graph) -> dict[str, Lifetime]:
     """Lifetime of every non-constant tensor the graph or one of its ops touches, in first-use order."""
     tensors = graph.tensors
+    outside = external_tensors(graph)
     start: dict[str, int] = {}
     end: dict[str, int] = {}
     read_before_write: dict[str, int] = {}
     for name in graph.inputs:
-        if tensors[name].data is None:
+        if tensors[name].data is None and name not in outside:
             start[name] = end[name] = 0
     for i, op in enumerate(graph.ops):
         for name in op.inputs:
-            if not name or tensors[name].data is not None:
+            if not name or tensors[name].data is not None or name in outside:
                 continue
             if name not in start:
                 start[name] = 0
                 read_before_write[name] = i
             end[name] = i
         for name in op.outputs:
-            if not name or tensors[name].data is not None:
+            if not name or tensors[name].data is not None or name in outside:
                 continue
             if name in read_before_write:
                 raise PlanError(f"tensor {name!r} is read by op {read_before_write[name]} "
@@ -61,7 +72,7 @@ def activation_lifetimes(graph: Graph) -> dict[str, Lifetime]:
                 start[name] = end[name] = i
     last = last_step(graph)
     for name in graph.outputs:
-        if tensors[name].data is None:
+        if tensors[name].data is None and name not in outside:
             start.setdefault(name, 0)
             end[name] = last
     return {name: Lifetime(start[name], end[name]) for name in start}
