@@ -150,3 +150,16 @@ def test_external_input_reads_the_callers_buffer():
     got = np.ctypeslib.as_array(ctypes.cast(getattr(dll, "chain_output")(0), ctypes.POINTER(ctypes.c_int8)),
                                 (run(g, x)[0].size,))
     assert np.array_equal(got, run(g, x)[0].ravel())
+
+
+def test_inspect_plot_and_profiles(tmp_path, capsys):
+    from mcuforge.cli import main
+    from mcuforge.engine.schedule import layer_profiles
+
+    g = load_model(VWW)
+    profiles = layer_profiles(g)
+    assert set(profiles) == {"layer", "patch"} and len(profiles["patch"]) == len(g.ops)
+    assert max(profiles["patch"]) == schedule(g, "patch").plan.arena_bytes < max(profiles["layer"])
+    png = tmp_path / "memory.png"
+    assert main(["inspect", str(VWW), "--plot", str(png), "--sram", "40K"]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "wrote" in capsys.readouterr().out

@@ -130,6 +130,8 @@ def _parser() -> argparse.ArgumentParser:
     i = sub.add_parser("inspect", help="per-layer table: op, shape, MACs, params, live bytes, peak")
     i.add_argument("model")
     i.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    i.add_argument("--plot", metavar="PNG", help="also plot live memory per layer under each strategy")
+    i.add_argument("--sram", type=parse_bytes, help="SRAM budget to draw on the plot, e.g. 64K")
     _add_strategy(i)
 
     b = sub.add_parser("bench", help="exact instruction counts per inference vs TFLM; Cortex-M4/M7; code size",
@@ -310,7 +312,14 @@ def _inspect(args, console: Console) -> int:
     from .pipeline import analyze, load_model
     from .report import print_layers, print_memory
 
-    report = analyze(_load(args), strategy=args.strategy, max_extra_macs=args.max_extra_macs)
+    graph = _load(args)
+    report = analyze(graph, strategy=args.strategy, max_extra_macs=args.max_extra_macs)
+    if args.plot:
+        from .engine.schedule import layer_profiles
+        from .memory_plot import plot_memory
+
+        path = plot_memory(graph.name, layer_profiles(graph, args.max_extra_macs), args.plot, args.sram)
+        console.print(f"wrote {path}", markup=False)
     if args.json:
         print(json.dumps({**report.as_json(), "layers": [r.__dict__ for r in report.layers]}))
         return 0

@@ -15,7 +15,7 @@ from ..plan import MemoryPlan, plan_memory
 from ..plan.blocks import build_blocks, live_bytes
 from ..plan.inplace import share_buffers
 from ..plan.lifetimes import activation_lifetimes, round_up
-from .patch import PatchStage, chain_spans, extra_macs_ratio, split, stage_chains, stage_grid
+from .patch import PatchStage, chain_spans, extra_macs_ratio, source_layers, split, stage_chains, stage_grid
 
 STRATEGIES = ("layer", "patch", "auto")
 MAX_EXTRA_MACS = 0.15  # default cap on the MACs a strategy may add (halo recomputation), a fraction
@@ -116,3 +116,19 @@ def _worst_plan(graph: Graph) -> MemoryPlan:
     """A placeholder every candidate beats (so that `patch` always returns a patched graph)."""
     plan = plan_memory(graph)
     return MemoryPlan(**{**plan.__dict__, "arena_bytes": 1 << 62})
+
+
+def layer_profiles(graph: Graph, max_extra_macs: float = MAX_EXTRA_MACS) -> dict[str, tuple[int, ...]]:
+    """Live bytes per layer of `graph` under each strategy that applies (for plots): "layer", and "patch"
+    when a patch stage fits the cap, where a stage's layer shows its largest live set over the patches."""
+    profiles = {"layer": plan_memory(graph).live_bytes}
+    try:
+        patched = schedule(graph, "patch", max_extra_macs)
+    except ModelError:
+        return profiles
+    live = [0] * len(graph.ops)
+    assert patched.stage is not None
+    for layer, nbytes in zip(source_layers(graph, patched.stage, patched.graph), patched.plan.live_bytes):
+        live[layer] = max(live[layer], nbytes)
+    profiles["patch"] = tuple(live)
+    return profiles

@@ -182,6 +182,25 @@ def split(graph: Graph, stage: PatchStage) -> Graph:
     return graph.with_ops(ops, tensors)
 
 
+def source_layers(graph: Graph, stage: PatchStage, patched: Graph) -> list[int]:
+    """For each op of the patched graph, the index of the layer of `graph` it computes part of (a patch's
+    window slice counts as the stage's first layer, its paste as the last)."""
+    length = stage.last - stage.first + 1
+    n_stage = len(patched.ops) - (len(graph.ops) - length)
+    layers = list(range(stage.first))
+    k = 0  # position in the chain of the patch being run
+    for op in patched.ops[stage.first:stage.first + n_stage]:
+        if op.kind == "PASTE":
+            layers.append(stage.last)
+            k = 0
+        elif k == 0 and op.kind == "STRIDED_SLICE":
+            layers.append(stage.first)
+        else:
+            layers.append(stage.first + k)
+            k += 1
+    return layers + list(range(stage.last + 1, len(graph.ops)))
+
+
 def extra_macs_ratio(graph: Graph, stage: PatchStage) -> float:
     """MACs the stage computes beyond layer-by-layer execution, as a fraction of the model's MACs."""
     chain = graph.ops[stage.first:stage.last + 1]

@@ -1,0 +1,42 @@
+"""`mcuforge inspect --plot`: live memory per layer under each execution strategy, with the budget line
+(as MCUNet's per-block peak-memory figure). Needs matplotlib (pip install matplotlib)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from .errors import McuforgeError
+
+LABELS = {"layer": "layer by layer", "patch": "patch-based first stage"}
+
+
+def plot_memory(model: str, profiles: Mapping[str, Sequence[int]], path: str | Path,
+                budget: int | None = None) -> Path:
+    """Writes a PNG: one line per strategy (live bytes at each layer), the peaks marked, the budget dashed."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise McuforgeError("--plot needs matplotlib: pip install matplotlib") from None
+    fig, ax = plt.subplots(figsize=(9, 4))
+    for strategy, live in profiles.items():
+        kib = [b / 1024 for b in live]
+        peak = max(range(len(kib)), key=kib.__getitem__)
+        line = ax.plot(range(len(kib)), kib, marker=".", label=f"{LABELS.get(strategy, strategy)}: "
+                       f"peak {live[peak]:,} B")[0]
+        ax.annotate(f"{kib[peak]:.1f} KiB", (peak, kib[peak]), textcoords="offset points", xytext=(4, 4),
+                    color=line.get_color(), fontsize=8)
+    if budget:
+        ax.axhline(budget / 1024, color="red", linestyle="--", label=f"budget {budget:,} B")
+    ax.set_xlabel("layer")
+    ax.set_ylabel("live memory (KiB)")
+    ax.set_title(f"{model}: live memory per layer")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
