@@ -73,6 +73,7 @@ SPECS: dict[str, OpSpec] = {
 }
 
 ALIAS_KINDS = frozenset({"RESHAPE"})
+INTERNAL_KINDS = frozenset({"PASTE"})  # made by the engine's own rewrites; no TFLite operator
 ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
 
 
