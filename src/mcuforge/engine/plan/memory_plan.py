@@ -15,6 +15,9 @@ class MemoryPlan:
     live_bytes: tuple[int, ...]  # per op index: bytes live while that op runs (tensors + its scratch)
     peak_step: int  # op index whose live set is largest (it sets the lower bound)
     align: int = 4  # every offset is a multiple of it
+    packing: str = ""  # how the offsets were found: a greedy order and fit, "local search" or "exact"
+    optimal: bool = False  # no packing of this schedule's buffers is smaller: the arena is at the lower
+    # bound, or the exact method proved it (it may then lie above the lower bound)
 
     @property
     def overhead(self) -> float:
@@ -22,5 +25,5 @@ class MemoryPlan:
         return self.arena_bytes / self.lower_bound - 1.0 if self.lower_bound else 0.0
 
     def summary(self) -> str:
-        return (f"arena {self.arena_bytes} B, lower bound {self.lower_bound} B at op {self.peak_step}, "
-                f"{len(self.inplace_ops)} ops in place")
+        return (f"arena {self.arena_bytes} B{' (optimal)' if self.optimal else ''}, lower bound "
+                f"{self.lower_bound} B at op {self.peak_step}, {len(self.inplace_ops)} ops in place")

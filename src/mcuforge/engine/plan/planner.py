@@ -4,18 +4,22 @@ from __future__ import annotations
 from types import MappingProxyType
 
 from ...ir import Graph
-from .blocks import build_blocks, live_bytes
+from .blocks import Block, build_blocks, live_bytes
 from .errors import PlanError
-from .inplace import share_buffers
+from .exact import exact_pack
+from .inplace import Sharing, share_buffers
 from .lifetimes import Lifetime, activation_lifetimes, round_up
 from .memory_plan import MemoryPlan
-from .packing import pack
+from .packing import Packing, pack
 from .scratch import scratch_bytes
 
 SEARCH = 200  # local-search steps when no greedy order reaches the lower bound
+EXACT_BLOCKS = 40  # exact=None: the exact method runs on at most this many blocks ...
+EXACT_TIME = 2.0  # ... for at most this many seconds (exact=True: `exact_time`, default the same)
 
 
-def plan_memory(graph: Graph, *, align: int = 4, inplace: bool = True, search: int = SEARCH) -> MemoryPlan:
+def plan_memory(graph: Graph, *, align: int = 4, inplace: bool = True, search: int = SEARCH,
+                exact: bool | None = None, exact_time: float = EXACT_TIME) -> MemoryPlan:
     """Place every activation tensor and kernel scratch of `graph` (ops in execution order) in one arena.
 
     Aliases (RESHAPE) share their input's bytes; with `inplace`, depthwise convolutions (multiplier 1) and
@@ -23,28 +27,54 @@ def plan_memory(graph: Graph, *, align: int = 4, inplace: bool = True, search: i
     When no greedy order reaches the lower bound, up to `search` more orders are tried (0: greedy only);
     if the in-place plan then still packs worse than the plan without in place, the latter is returned
     (in place never raises a step's live bytes, but its shared offsets can pack worse).
+
+    When the packing is still above the lower bound, the exact method (a MILP, plan.exact; needs scipy)
+    looks for a smaller one or proves there is none, within `exact_time` seconds: with exact=None only for
+    at most EXACT_BLOCKS blocks, with True always, with False never. MemoryPlan.optimal says whether the
+    arena is proven minimal for the schedule; a search stopped by the time limit may make plans differ
+    from run to run.
     """
     if align < 1:
         raise PlanError(f"alignment must be a positive number of bytes, not {align}")
     lifetimes = activation_lifetimes(graph)
     tensors = graph.tensors
     sizes = {n: max(round_up(tensors[n].nbytes, align), align) for n in lifetimes}
-    plan = _plan(graph, lifetimes, sizes, align, inplace, search)
+    if exact_time <= 0:
+        raise PlanError(f"exact_time must be a positive number of seconds, not {exact_time}")
+    plan = _plan(graph, lifetimes, sizes, align, inplace, search, exact, exact_time)
     if plan.inplace_ops and plan.arena_bytes > plan.lower_bound:
-        plain = _plan(graph, lifetimes, sizes, align, False, search)
+        plain = _plan(graph, lifetimes, sizes, align, False, search, exact, exact_time)
         if plain.arena_bytes < plan.arena_bytes:
             return plain
     return plan
 
 
-def _plan(graph: Graph, lifetimes: dict[str, Lifetime], sizes: dict[str, int], align: int, inplace: bool,
-          search: int) -> MemoryPlan:
+def plan_blocks(graph: Graph, *, align: int = 4, inplace: bool = True) -> list[Block]:
+    """The blocks plan_memory packs for `graph` (its first try, with in place as given): for benchmarks."""
+    lifetimes = activation_lifetimes(graph)
+    sizes = {n: max(round_up(graph.tensors[n].nbytes, align), align) for n in lifetimes}
+    return _blocks(graph, lifetimes, sizes, align, inplace)[1]
+
+
+def _blocks(graph: Graph, lifetimes: dict[str, Lifetime], sizes: dict[str, int], align: int,
+            inplace: bool) -> tuple[Sharing, list[Block]]:
     sharing = share_buffers(graph, lifetimes, sizes, inplace)
-    blocks = build_blocks(graph, sharing, lifetimes, sizes, align)
+    return sharing, build_blocks(graph, sharing, lifetimes, sizes, align)
+
+
+def _plan(graph: Graph, lifetimes: dict[str, Lifetime], sizes: dict[str, int], align: int, inplace: bool,
+          search: int, exact: bool | None, exact_time: float) -> MemoryPlan:
+    sharing, blocks = _blocks(graph, lifetimes, sizes, align, inplace)
     live = live_bytes(blocks, max(len(graph.ops), 1))
     lower_bound = max(live)
     peak_step = live.index(lower_bound)
     packing = pack(blocks, lower_bound, peak_step, search)
+    how, optimal = packing.order_name, packing.arena_bytes <= lower_bound
+    if not optimal and (exact or (exact is None and len(blocks) <= EXACT_BLOCKS)):
+        found = exact_pack(blocks, lower_bound, exact_time, packing)
+        if found is not None:
+            packing = Packing(found.offsets, found.arena_bytes, found.name)
+            how, optimal = found.name, found.optimal
     offsets: dict[str, int] = {}
     scratch: dict[int, tuple[int, int]] = {}
     for block, offset in zip(blocks, packing.offsets):
@@ -62,4 +92,6 @@ def _plan(graph: Graph, lifetimes: dict[str, Lifetime], sizes: dict[str, int], a
         live_bytes=tuple(live[:len(graph.ops)]),
         peak_step=peak_step,
         align=align,
+        packing=how,
+        optimal=optimal,
     )

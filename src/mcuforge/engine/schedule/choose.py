@@ -106,7 +106,7 @@ def schedule(graph: Graph, strategy: str = "auto", max_extra_macs: float = MAX_E
     for bound, extra, stage, patched in candidates:
         if bound >= best.plan.arena_bytes:
             break
-        plan = plan_memory(patched)
+        plan = plan_memory(patched, exact=False)  # candidates: the heuristic (exact search is slow)
         if plan.arena_bytes < best.plan.arena_bytes:
             best = Schedule("patch", patched, plan, stage, extra)
     return best
