@@ -1,9 +1,12 @@
 """The fast kernel variants against the reference interpreter, bit for bit.
 
-Variants: pointwise convolution as a GEMM (mcu_conv_s8_1x1: column in the output's tail, direct rows for
-the last pixels), other convolutions through im2col (mcu_conv_s8_im2col: column in the planner's scratch,
-in the output's tail, or tap by tap), depthwise row by row (mcu_dwconv_s8_rows, in place through a ring of
-rows: mcu_dwconv_s8_inplace_rows), fully connected as a GEMM (mcu_fc_s8_gemm), and the one-step
+Variants: pointwise convolution as a GEMM (mcu_conv_s8_1x1: four pixels against one filter or, deep,
+three against two; column in the planner's scratch or the output's tail, direct rows for the last pixels,
+or the column over the input pixels already read where the input dies with the layer), other convolutions
+through im2col (mcu_conv_s8_im2col: column in the planner's scratch, in the output's tail, or tap by tap;
+windows whose rows are not whole groups of four reordered), depthwise row by row (mcu_dwconv_s8_rows, in
+place through a ring of rows: mcu_dwconv_s8_inplace_rows) or by channel planes in blocks of up to 8
+outputs (mcu_dwconv_s8_plane, Cortex-M), fully connected as a GEMM (mcu_fc_s8_gemm), and the one-step
 requantization (mcu_requantize_folded). Shapes include odd channel counts, odd pixel counts, batches,
 windows that overhang every border, and tiny images. Host builds run normally and under
 -fsanitize=address,undefined; with the Arm toolchain the same graphs run on Cortex-M4 and Cortex-M7 in
@@ -23,6 +26,7 @@ import pytest
 
 from mcuforge.engine import compile_graph, reference
 from mcuforge.engine.codegen import runtime_source
+from mcuforge.engine.codegen.emit_conv import im2col_order
 from mcuforge.engine.plan import plan_memory
 from mcuforge.engine.plan import scratch as scratch_module
 from mcuforge.engine.plan.scratch import dw_ring_rows, kernel_scratch
@@ -79,6 +83,8 @@ POINTWISE = [  # (input shape, out channels, stride)
     ((1, 6, 6, 8), 16, 1), ((1, 7, 5, 3), 5, 1), ((2, 5, 4, 7), 9, 1), ((1, 9, 9, 16), 8, 2),
     ((1, 1, 1, 33), 1, 1), ((1, 4, 6, 64), 3, 1), ((1, 3, 3, 5), 64, 1), ((1, 2, 2, 1), 2, 1),
     ((1, 10, 1, 17), 32, (2, 1)), ((1, 3, 3, 128), 256, 1), ((1, 5, 5, 40), 21, 1),
+    ((1, 5, 7, 64), 33, 1),  # three pixels against two filters, an odd filter last, two pixels left over
+    ((2, 7, 6, 16), 8, 2), ((1, 6, 5, 64), 10, 2),  # strided, by rows (and batches)
 ]
 
 IM2COL = [  # (input shape, out channels, kernel, stride, padding, dilation)
@@ -98,6 +104,8 @@ DEPTHWISE = [  # (input shape, kernel, stride, padding, dilation, multiplier)
     ((2, 5, 6, 36), (3, 3), (2, 2), "same", (1, 1), 1), ((1, 1, 1, 24), (3, 3), (1, 1), "same", (1, 1), 1),
     ((1, 2, 3, 7), (3, 3), (1, 1), "same", (1, 1), 2), ((1, 3, 3, 256), (3, 3), (1, 1), "same", (1, 1), 1),
     ((1, 4, 3, 6), (1, 1), (1, 1), (2, 3, 1, 4), (1, 1), 1),  # output larger than the input
+    ((1, 5, 17, 4), (3, 3), (1, 1), "same", (1, 1), 1),  # plane rows of 17 outputs: blocks of 6, 6 and 5
+    ((1, 7, 20, 8), (5, 5), (2, 2), "same", (1, 1), 1), ((1, 11, 9, 8), (3, 3), (2, 2), "valid", (1, 1), 1),
 ]
 
 
@@ -144,6 +152,47 @@ def _merged(graphs: Sequence[Graph], name: str) -> Graph:
 def test_pointwise_gemm_matches_reference() -> None:
     source = _assert_host_matches(_merged([_pointwise_graph(i) for i in range(len(POINTWISE))], "pw"), "pointwise")
     assert source.count("mcu_conv_s8_1x1(") == len(POINTWISE)
+
+
+def _reread_pointwise_graph() -> Graph:
+    """A pointwise conv without scratch (too little slack) whose input a later op reads again: its input is
+    not spent."""
+    b = GraphBuilder(seed=531)
+    x = b.input((1, 6, 6, 32), scale=0.05, zero_point=-9)
+    y = b.conv2d(x, 64, kernel=1, padding="valid", activation="NONE")
+    return b.build([b.mean(y), b.mean(x)])
+
+
+def _chained_pointwise_graph() -> Graph:
+    """A deep pointwise conv followed by a wide one: it has the slack for its column as scratch."""
+    return _graph((1, 5, 5, 64), [_conv(24, kernel=1, padding="valid", act="RELU"),
+                                  _conv(160, kernel=1, padding="valid", act="NONE")], 541)
+
+
+def _spent_flag(source: str) -> str:
+    return _call_of(source, "mcu_conv_s8_1x1").rstrip().rsplit(",", 1)[1].strip()
+
+
+def test_pointwise_column_over_the_spent_input() -> None:
+    """Without scratch, the column may move over the input pixels already read (flag 1) only where no later
+    op reads the input and enough pixels would otherwise lose the column; the DSP path runs on Cortex-M."""
+    spent = [i for i in range(len(POINTWISE)) if _spent_flag(
+        compile_graph(_pointwise_graph(i), "pw").files["pw.c"]) == "1"]
+    assert spent == [0, 3, 5, 9, 10, 11, 12, 13]  # the others' depths are not multiples of 4
+    wide = _graph((1, 24, 24, 8), [_conv(16, kernel=1, padding="valid", act="NONE")], 555)
+    assert _spent_flag(compile_graph(wide, "pw").files["pw.c"]) == "0"  # 5 pixels of 576 lack the column
+    source = _assert_host_matches(_reread_pointwise_graph(), "pw_reread")
+    assert "(int8_t *)0" in _call_of(source, "mcu_conv_s8_1x1") and _spent_flag(source) == "0"
+    chained = _chained_pointwise_graph()
+    assert kernel_scratch(chained.ops[0], chained, False).variant == "column"
+    _assert_host_matches(chained, "pw_chained")
+
+
+def test_im2col_order_puts_whole_groups_first() -> None:
+    assert im2col_order(3, 3, 4).tolist() == list(range(36))  # whole groups: the filter's own order
+    order = im2col_order(3, 3, 3)  # rows of 9 values: 2 groups each, then the 9th value of every row
+    assert order.tolist() == [*range(0, 8), *range(9, 17), *range(18, 26), 8, 17, 26]
+    assert sorted(im2col_order(2, 5, 3).tolist()) == list(range(30))
 
 
 @pytest.mark.parametrize("i", range(len(IM2COL)))
@@ -305,10 +354,12 @@ def test_fast_scratch_never_raises_the_lower_bound(path, monkeypatch) -> None:
 
 def _cortex_m_graphs() -> list[tuple[Graph, bool]]:
     """(graph, in place allowed): every DSP path, the depthwise plane in place and not."""
-    return ([(_pointwise_graph(i), True) for i in (0, 1, 2, 3, 6, 9, 10)]
-            + [(_im2col_graph(i, chained), True) for i in (0, 2, 3, 6, 8) for chained in (False, True)]
-            + [(_depthwise_graph(i, chained), True) for i in (0, 2, 3, 5, 6, 8, 10, 12) for chained in (False, True)]
-            + [(_depthwise_graph(i, True), False) for i in (0, 1, 3, 5, 8, 9, 11, 12)]
+    return ([(_pointwise_graph(i), True) for i in (0, 1, 2, 3, 5, 6, 9, 10, 11, 12, 13)]
+            + [(_reread_pointwise_graph(), True), (_chained_pointwise_graph(), True)]
+            + [(_im2col_graph(i, chained), True) for i in (0, 2, 3, 6, 7, 8) for chained in (False, True)]
+            + [(_depthwise_graph(i, chained), True) for i in (0, 2, 3, 5, 6, 8, 10, 12, 13, 14, 15)
+               for chained in (False, True)]
+            + [(_depthwise_graph(i, True), False) for i in (0, 1, 3, 5, 8, 9, 11, 12, 13, 14, 15)]
             + [(_fc_graph(i), True) for i in (0, 5)])
 
 

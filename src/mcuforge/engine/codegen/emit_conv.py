@@ -6,10 +6,10 @@ are const arrays (flash). The requantization constants come from the reference k
 
 Kernel variants (each header explains its own): pointwise convolutions, other one-group convolutions and
 fully-connected layers with symmetric weights run as int8 GEMMs whose bias has the input offset folded in
-(mcu_conv_s8_1x1, mcu_conv_s8_im2col, mcu_fc_s8_gemm); depthwise convolutions run row by row, vectorized
-over channels (mcu_dwconv_s8_rows, in place: mcu_dwconv_s8_inplace_rows when the planner gave the ring
-its scratch). The plain kernels (mcu_conv_s8, mcu_dwconv_s8, mcu_fc_s8) are the reference variants and
-take every other case.
+(mcu_conv_s8_1x1, mcu_conv_s8_im2col with the filters in its column order, mcu_fc_s8_gemm); depthwise
+convolutions run row by row, vectorized over channels (mcu_dwconv_s8_rows, in place:
+mcu_dwconv_s8_inplace_rows when the planner gave the ring its scratch). The plain kernels (mcu_conv_s8,
+mcu_dwconv_s8, mcu_fc_s8) are the reference variants and take every other case.
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import numpy as np
 
 from ...errors import ModelError
 from ...ir import Op
+from ..plan.lifetimes import activation_lifetimes
 from ..plan.scratch import im2col_stride, is_pointwise, kernel_scratch
 from ..reference.ops_conv import (
     ConvGeometry,
@@ -80,23 +81,58 @@ def _pointwise(op: Op, ctx: EmitContext, g: ConvGeometry, requant: str) -> str:
         shape = {"batches": g.batches, "rows": g.out_h, "cols": g.out_w, "in_c": g.in_c, "out_c": g.out_c,
                  "batch_step": g.in_h * g.in_w * g.in_c, "row_step": g.stride_h * g.in_w * g.in_c,
                  "col_step": g.stride_w * g.in_c}
+    column = _granted_column(op, ctx)
     return _call("mcu_conv_s8_1x1", [f"&(const mcu_conv_1x1_shape){{{_fields(shape)}}}", requant,
                                      ctx.ptr(op.inputs[0]), ctx.const(op.inputs[1]), ctx.ptr(op.outputs[0]),
-                                     _granted_column(op, ctx)])
+                                     column, str(int(column == _NULL and _input_spent(op, ctx, g)))])
+
+
+def _input_spent(op: Op, ctx: EmitContext, g: ConvGeometry) -> bool:
+    """Whether mcu_conv_s8_1x1 may put its column over the input pixels it has read: more than 1 % of the
+    pixels would otherwise run without a column (their outputs reach the column in the output's tail), and
+    no later op reads the bytes of the input: no tensor over them that already holds its value at this op
+    (the input itself, an alias of it, a graph output) is read after it."""
+    name = op.inputs[0]
+    pixels = g.batches * g.out_h * g.out_w
+    blocked = -(-(8 * g.in_c + 3) // max(g.out_c, 1))  # pixels whose outputs reach a four-pixel column
+    if g.in_c % 4 or 100 * blocked <= pixels or name in ctx.external or name not in ctx.plan.offsets \
+            or ctx.plan.offsets[name] % 4:
+        return False
+    lo = ctx.plan.offsets[name]
+    hi = lo + ctx.graph[name].nbytes
+    for t, life in activation_lifetimes(ctx.graph).items():
+        if t not in ctx.plan.offsets or t in ctx.external or not (life.start <= ctx.index < life.end):
+            continue
+        start = ctx.plan.offsets[t]
+        if start < hi and lo < start + ctx.graph[t].nbytes:
+            return False
+    return True
 
 
 def _im2col(op: Op, ctx: EmitContext, g: ConvGeometry, q: ConvQuant, requant: str) -> str:
     ctx.use("mcu_conv_s8_im2col.h")
     stride = im2col_stride(g.k_h, g.k_w, g.in_c)
     weights = ctx.const(op.inputs[1])
-    if stride != g.k_h * g.k_w * g.in_c:  # filter rows padded with zero weights to whole groups of four
-        w = np.asarray(ctx.graph[op.inputs[1]].data, np.int8).reshape(g.out_c, -1)
+    order = im2col_order(g.k_h, g.k_w, g.in_c)
+    if stride != order.size or np.any(order != np.arange(order.size)):
+        # filter rows in the column's order, padded with zero weights to whole groups of four
+        w = np.asarray(ctx.graph[op.inputs[1]].data, np.int8).reshape(g.out_c, -1)[:, order]
         weights = ctx.const(f"padded_{op.name}", np.pad(w, ((0, 0), (0, stride - w.shape[1]))), "int8_t")
     column = _granted_column(op, ctx)
     quads = kernel_scratch(op, ctx.graph, ctx.inplace).variant == "im2col4" and column != _NULL
     return _call("mcu_conv_s8_im2col", [
         f"&(const mcu_conv_shape){{{_fields(_conv_shape(g))}}}", requant, str(-q.input_offset),
         ctx.ptr(op.inputs[0]), weights, str(stride), ctx.ptr(op.outputs[0]), column, str(int(quads))])
+
+
+def im2col_order(k_h: int, k_w: int, in_c: int) -> np.ndarray:
+    """mcu_im2col_index's column order: position i of the column holds value order[i] of the window (in the
+    filter's [k_h, k_w, in_c] order). Each window row's whole groups of four first, row by row, then the
+    remaining row_values % 4 values of every row; the identity when row_values % 4 == 0."""
+    row_values = k_w * in_c
+    whole = row_values - row_values % 4
+    index = np.arange(k_h * row_values).reshape(k_h, row_values)
+    return np.concatenate([index[:, :whole].reshape(-1), index[:, whole:].reshape(-1)])
 
 
 def _granted_column(op: Op, ctx: EmitContext) -> str:

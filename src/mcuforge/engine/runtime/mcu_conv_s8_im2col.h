@@ -2,7 +2,11 @@
  * pixels are copied into a column of 2 * K_h * K_w * C_in values (mcu_pack_s8's layout), taps
  * outside the input filled with the input zero point, then multiplied with every filter as a GEMM
  * (mcu_gemm_s8.h) whose bias has the input offset folded in: a padded tap contributes
- * (zp + offset) * w = 0, as in mcu_conv_s8.
+ * (zp + offset) * w = 0, as in mcu_conv_s8. A window row whose k_w * C_in values are not whole groups of
+ * four (a first layer's 3 channels) has its last values moved behind every row's groups
+ * (mcu_im2col_index; the codegen orders the filters alike), so that on Arm cores with the DSP extension a
+ * window inside the input is packed four pixels at a time with whole-word loads straight from the input
+ * rows (mcu_pack_window_4px).
  *
  * The column lives in the op's scratch when the planner gave it one (4 * (depth + 1) + 4 bytes, enough
  * for int16 values; more for four pixels at a time); otherwise (scratch == NULL) in the not yet written
@@ -29,44 +33,75 @@ MCU_SPECIALIZE int32_t mcu_window_row_inside(const mcu_conv_shape *s, const int8
     return inside_row && s->dil_w == 1 && x0 >= 0 && x0 + s->k_w <= s->in_w;
 }
 
-/* The window of output pixel (b, oy, ox) as int8 values in filter order, taps outside the input reading
- * pad_value, then zeros up to `values` (the padded depth). */
+/* The column's value order (the codegen orders the filter rows alike): each window row's k_w * in_c values
+ * go as whole groups of four to row * row_groups * 4, and the rest of each row (row_rest values, fewer than
+ * four) after every row's groups, at k_h * row_groups * 4 + row * row_rest, then zeros up to the padded
+ * depth. Windows inside the input then load as whole words straight from the input rows
+ * (mcu_pack_window_4px) even where a row's width is not a multiple of 4 (a first layer with 3 channels);
+ * where it is, this is the filter's own order. */
+MCU_SPECIALIZE int32_t mcu_im2col_row_groups(const mcu_conv_shape *s) { return s->k_w * s->in_c / 4; }
+MCU_SPECIALIZE int32_t mcu_im2col_row_rest(const mcu_conv_shape *s) { return s->k_w * s->in_c % 4; }
+
+/* Where value j of window row ky goes in the column. */
+MCU_SPECIALIZE int32_t mcu_im2col_index(const mcu_conv_shape *s, int32_t ky, int32_t j) {
+    const int32_t whole = 4 * mcu_im2col_row_groups(s), rest = mcu_im2col_row_rest(s);
+    return j < whole ? ky * whole + j : s->k_h * whole + ky * rest + (j - whole);
+}
+
+/* n values of window row ky from its value j on, read from src (pad_value where src is NULL), into their
+ * places in the column of int8 values `bytes`. */
+MCU_SPECIALIZE void mcu_im2col_put(const mcu_conv_shape *s, int8_t *bytes, int32_t ky, int32_t j,
+                                   const int8_t *src, int8_t pad_value, int32_t n) {
+    const int32_t whole = 4 * mcu_im2col_row_groups(s);
+    const int32_t head = j < whole ? mcu_min_i32(n, whole - j) : 0; /* the values that go to the row's groups */
+    if (head > 0) {
+        if (src) memcpy(bytes + mcu_im2col_index(s, ky, j), src, (size_t)head);
+        else memset(bytes + mcu_im2col_index(s, ky, j), pad_value, (size_t)head);
+    }
+    if (n > head) {
+        if (src) memcpy(bytes + mcu_im2col_index(s, ky, j + head), src + head, (size_t)(n - head));
+        else memset(bytes + mcu_im2col_index(s, ky, j + head), pad_value, (size_t)(n - head));
+    }
+}
+
+/* The window of output pixel (b, oy, ox) as int8 values in the column's order (mcu_im2col_index), taps
+ * outside the input reading pad_value, then zeros up to `values` (the padded depth). */
 MCU_SPECIALIZE void mcu_im2col_bytes(const mcu_conv_shape *s, int8_t pad_value, const int8_t *input, int32_t b,
                                      int32_t oy, int32_t ox, int32_t values, int8_t *bytes) {
     const int32_t y0 = oy * s->stride_h - s->pad_top;
     const int32_t x0 = ox * s->stride_w - s->pad_left;
     const int32_t row_values = s->k_w * s->in_c;
-    int32_t ky, kx, k = 0;
+    int32_t ky, kx, k;
     for (ky = 0; ky < s->k_h; ++ky) {
         const int8_t *in_row;
         if (mcu_window_row_inside(s, input, b, y0 + ky * s->dil_h, x0, &in_row)) {
-            memcpy(bytes + k, in_row + x0 * s->in_c, (size_t)row_values);
-            k += row_values;
+            mcu_im2col_put(s, bytes, ky, 0, in_row + x0 * s->in_c, pad_value, row_values);
             continue;
         }
-        for (kx = 0; kx < s->k_w; ++kx, k += s->in_c) {
+        for (kx = 0; kx < s->k_w; ++kx) {
             const int32_t ix = x0 + kx * s->dil_w;
-            if (!in_row || ix < 0 || ix >= s->in_w) memset(bytes + k, pad_value, (size_t)s->in_c);
-            else memcpy(bytes + k, in_row + ix * s->in_c, (size_t)s->in_c);
+            const int32_t inside = in_row && ix >= 0 && ix < s->in_w;
+            mcu_im2col_put(s, bytes, ky, kx * s->in_c, inside ? in_row + ix * s->in_c : (const int8_t *)0,
+                           pad_value, s->in_c);
         }
     }
-    for (; k < values; ++k) bytes[k] = 0;
+    for (k = s->k_h * row_values; k < values; ++k) bytes[k] = 0;
 }
 
-/* The window of output pixel (b, oy, ox), k_h * k_w * in_c values in filter order, then zeros up to
+/* The window of output pixel (b, oy, ox), k_h * k_w * in_c values in the column's order, then zeros up to
  * `values`, into `column`. The DSP layout groups values by four, so there segments are packed directly
  * only when in_c is a multiple of 4; otherwise the window is gathered as int8 at the start of the column
- * and widened in place from the end. */
+ * (mcu_im2col_bytes; the portable path's column is int8 anyway) and widened in place from the end. */
 MCU_SPECIALIZE void mcu_im2col_s8(const mcu_conv_shape *s, int8_t pad_value, const int8_t *input, int32_t b,
                                   int32_t oy, int32_t ox, int32_t values, mcu_col_t *column) {
     const int32_t y0 = oy * s->stride_h - s->pad_top;
     const int32_t x0 = ox * s->stride_w - s->pad_left;
     const int32_t row_values = s->k_w * s->in_c;
-    const int32_t gather = MCU_GEMM_DSP && s->in_c % 4 != 0;
+    const int32_t gather = MCU_GEMM_DSP ? s->in_c % 4 != 0 : mcu_im2col_row_rest(s) != 0;
     int32_t ky, kx, k = 0;
     if (gather) {
         mcu_im2col_bytes(s, pad_value, input, b, oy, ox, values, (int8_t *)(void *)column);
-    } else {
+    } else { /* the column's order is the filter's: row_rest is 0 */
         for (ky = 0; ky < s->k_h; ++ky) {
             const int8_t *in_row;
             if (mcu_window_row_inside(s, input, b, y0 + ky * s->dil_h, x0, &in_row)) {
@@ -98,8 +133,39 @@ MCU_SPECIALIZE void mcu_im2col_s8(const mcu_conv_shape *s, int8_t pad_value, con
 #endif
 }
 
+#if MCU_GEMM_DSP
+/* Pixel p's window into mcu_gemm_4px's interleaved column, for a window inside the input (dil_w = 1) whose
+ * first value is at `at`: each row's groups of four as one word each, then the rows' remaining values
+ * gathered into words (mcu_im2col_index's order) and zeros up to the padded depth. */
+MCU_SPECIALIZE void mcu_pack_window_4px(const mcu_conv_shape *s, const mcu_requant_params *r, const int8_t *at,
+                                        int32_t p, mcu_col_t *column) {
+    const int32_t groups = mcu_im2col_row_groups(s), rest = mcu_im2col_row_rest(s);
+    const int32_t per = rest > 0 ? rest : 1; /* rest, never a divisor of 0 (the loop below then does not run) */
+    const int32_t row_step = s->dil_h * s->in_w * s->in_c;
+    mcu_col_t *dst = column + 4 * p;
+    uint32_t word = 0;
+    int32_t ky, g, i;
+    MCU_UNROLL
+    for (ky = 0; ky < s->k_h; ++ky) {
+        MCU_UNROLL
+        for (g = 0; g < groups; ++g, dst += MCU_4PX_GROUP) {
+            mcu_pack_group_4px(mcu_load_u32(at + ky * row_step + 4 * g), r, dst);
+        }
+    }
+    MCU_UNROLL
+    for (i = 0; i < s->k_h * rest; ++i) { /* value i: row i / rest, that row's value 4 * groups + i % rest */
+        word |= (uint32_t)(uint8_t)at[(i / per) * row_step + 4 * groups + i % per] << (8 * (i % 4));
+        if (i % 4 == 3 || i == s->k_h * rest - 1) {
+            mcu_pack_group_4px(word, r, dst);
+            dst += MCU_4PX_GROUP;
+            word = 0;
+        }
+    }
+}
+#endif
+
 /* Output pixel (b, oy, ox) without a column: tap by tap, a padded tap reading pad_value. Filter rows are
- * `stride` values apart. */
+ * `stride` values apart, in the column's order. */
 MCU_SPECIALIZE void mcu_conv_s8_pixel_direct(const mcu_conv_shape *s, const mcu_requant_params *r,
                                              int8_t pad_value, const int8_t *input, const int8_t *weights,
                                              int32_t stride, int32_t b, int32_t oy, int32_t ox, int8_t *out) {
@@ -111,13 +177,12 @@ MCU_SPECIALIZE void mcu_conv_s8_pixel_direct(const mcu_conv_shape *s, const mcu_
         int32_t acc = 0;
         for (ky = 0; ky < s->k_h; ++ky) {
             const int32_t iy = y0 + ky * s->dil_h;
-            for (kx = 0; kx < s->k_w; ++kx, w += s->in_c) {
+            for (kx = 0; kx < s->k_w; ++kx) {
                 const int32_t ix = x0 + kx * s->dil_w;
-                if (iy < 0 || iy >= s->in_h || ix < 0 || ix >= s->in_w) {
-                    for (ic = 0; ic < s->in_c; ++ic) acc += pad_value * w[ic];
-                } else {
-                    const int8_t *in = input + ((b * s->in_h + iy) * s->in_w + ix) * s->in_c;
-                    for (ic = 0; ic < s->in_c; ++ic) acc += in[ic] * w[ic];
+                const int32_t outside = iy < 0 || iy >= s->in_h || ix < 0 || ix >= s->in_w;
+                const int8_t *in = outside ? input : input + ((b * s->in_h + iy) * s->in_w + ix) * s->in_c;
+                for (ic = 0; ic < s->in_c; ++ic) {
+                    acc += (outside ? pad_value : in[ic]) * w[mcu_im2col_index(s, ky, kx * s->in_c + ic)];
                 }
             }
         }
@@ -129,7 +194,8 @@ MCU_SPECIALIZE void mcu_conv_s8_pixel_direct(const mcu_conv_shape *s, const mcu_
  * extra weights 0 (the codegen pads them), so that every dot product runs in whole groups of four. The
  * biases in `r` must be bias + input_offset * (sum of the filter's weights); pad_value = -input_offset.
  * `quads` (the planner's larger scratch, 9 * stride + 4 bytes): on Arm cores with the DSP extension, four
- * pixels' windows at a time, widened into mcu_gemm_4px's interleaved column; the other pixels two at a
+ * pixels' windows at a time, widened into mcu_gemm_4px's interleaved column (mcu_gemm_3px measured slower
+ * here: GCC spills its sums amid the window gathering); the other pixels two at a
  * time (scratch of 4 * (stride + 1) + 4 bytes, or the unwritten end of the output when scratch is NULL). */
 MCU_SPECIALIZE void mcu_conv_s8_im2col(const mcu_conv_shape *s, const mcu_requant_params *r, int8_t pad_value,
                                        const int8_t *input, const int8_t *weights, int32_t stride,
@@ -150,9 +216,15 @@ MCU_SPECIALIZE void mcu_conv_s8_im2col(const mcu_conv_shape *s, const mcu_requan
         for (; p + 4 <= pixels; p += 4) {
             int32_t k;
             for (k = 0; k < 4; ++k) {
-                const int32_t q = p + k;
-                mcu_im2col_bytes(s, pad_value, input, q / plane, (q % plane) / s->out_w, q % s->out_w, stride, window);
-                mcu_pack_4px(window, stride, k, r, quad);
+                const int32_t q = p + k, b = q / plane, oy = (q % plane) / s->out_w, ox = q % s->out_w;
+                const int32_t y0 = oy * s->stride_h - s->pad_top, x0 = ox * s->stride_w - s->pad_left;
+                if (s->dil_w == 1 && y0 >= 0 && y0 + (s->k_h - 1) * s->dil_h < s->in_h && x0 >= 0
+                    && x0 + s->k_w <= s->in_w) { /* the whole window inside: whole words from the input rows */
+                    mcu_pack_window_4px(s, r, input + ((b * s->in_h + y0) * s->in_w + x0) * s->in_c, k, quad);
+                } else {
+                    mcu_im2col_bytes(s, pad_value, input, b, oy, ox, stride, window);
+                    mcu_pack_4px(window, stride, k, r, quad);
+                }
             }
             mcu_gemm_4px(quad, weights, stride, s->out_c, r, output + p * s->out_c);
         }
@@ -163,7 +235,7 @@ MCU_SPECIALIZE void mcu_conv_s8_im2col(const mcu_conv_shape *s, const mcu_requan
     for (; p < pixels; p += 2) {
         const int32_t pair = p + 1 < pixels;
         const int32_t q = pair ? p + 1 : p;
-        if (!scratch && output + (p + 1 + pair) * s->out_c > column_end) break;
+        if (!column || (!scratch && output + (p + 1 + pair) * s->out_c > column_end)) break;
         mcu_im2col_s8(s, pad_value, input, p / plane, (p % plane) / s->out_w, p % s->out_w, stride, column);
         if (pair) mcu_im2col_s8(s, pad_value, input, q / plane, (q % plane) / s->out_w, q % s->out_w, stride,
                                 column + mcu_col_stride(stride));
