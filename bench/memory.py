@@ -134,14 +134,15 @@ def _strategies(name: str, graph, tflm_total: int, cap: float) -> str:
     from mcuforge.engine.schedule import schedule
     from mcuforge.errors import ModelError
 
-    layer = schedule(graph, "layer")
+    layer = auto = schedule(graph, "layer")
     try:
         patch = schedule(graph, "patch", cap)
         patch_cols = (f"{patch.plan.arena_bytes:,} / {patch.plan.lower_bound:,}",
                       f"{100 * patch.extra_macs_ratio:.1f} %", patch.stage.describe() if patch.stage else "")
+        if patch.plan.arena_bytes < layer.plan.arena_bytes:
+            auto = patch  # what strategy "auto" picks: the lower peak, layer by layer on a tie
     except ModelError:
         patch_cols = ("-", "-", "no stage within the cap")
-    auto = schedule(graph, "auto", cap)
     external = schedule(graph.with_external_inputs(), "auto", cap)
     return (f"| {name} | {layer.plan.arena_bytes:,} / {layer.plan.lower_bound:,} | {' | '.join(patch_cols)} | "
             f"{auto.plan.arena_bytes:,} | {auto.plan.arena_bytes / tflm_total:.2f} | "

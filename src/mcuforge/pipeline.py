@@ -82,9 +82,8 @@ def memory_report(graph: Graph, plan: MemoryPlan, flash_bytes: int, chosen: Sche
     """Report of `graph` run with `plan`; `chosen`: the schedule that rewrote the model into `graph`."""
     rows = tuple(LayerRow(i, op.kind, op.name, graph[op.outputs[0]].shape, macs(op, graph), params(op, graph),
                           plan.live_bytes[i], i in plan.inplace_ops) for i, op in enumerate(graph.ops))
-    executed = sum(r.macs for r in rows)
     extra = chosen.extra_macs_ratio if chosen else 0.0
-    model_macs = round(executed / (1 + extra)) if chosen and chosen.stage else executed
+    model_macs = chosen.model_macs if chosen else sum(r.macs for r in rows)
     return MemoryReport(graph.name, plan.arena_bytes, plan.lower_bound, flash_bytes, model_macs, rows,
                         plan.peak_step, chosen.strategy if chosen else "layer",
                         chosen.describe() if chosen else "layer by layer", extra, bool(graph.external))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Callable
 
 import numpy as np
@@ -10,6 +11,7 @@ from ...ir import Graph, Op, Tensor
 
 if TYPE_CHECKING:
     from ..plan import MemoryPlan
+    from ..plan.lifetimes import Lifetime
 
 CTYPES = {"int8": "int8_t", "uint8": "uint8_t", "int16": "int16_t", "int32": "int32_t",
           "int64": "int64_t", "float32": "float", "bool": "uint8_t"}
@@ -99,6 +101,13 @@ class EmitContext:
             values, ctype = t.data, CTYPES[t.dtype]
         assert ctype is not None
         return self.consts.add(name_or_tag, values, ctype)
+
+    @cached_property
+    def lifetimes(self) -> "dict[str, Lifetime]":
+        """Every arena tensor's lifetime (computed once per model, for emitters that ask)."""
+        from ..plan.lifetimes import activation_lifetimes
+
+        return activation_lifetimes(self.graph)
 
     @property
     def inplace(self) -> bool:

@@ -17,7 +17,6 @@ import numpy as np
 
 from ...errors import ModelError
 from ...ir import Op
-from ..plan.lifetimes import activation_lifetimes
 from ..plan.scratch import im2col_stride, is_pointwise, kernel_scratch
 from ..reference.ops_conv import (
     ConvGeometry,
@@ -100,7 +99,7 @@ def _input_spent(op: Op, ctx: EmitContext, g: ConvGeometry) -> bool:
         return False
     lo = ctx.plan.offsets[name]
     hi = lo + ctx.graph[name].nbytes
-    for t, life in activation_lifetimes(ctx.graph).items():
+    for t, life in ctx.lifetimes.items():
         if t not in ctx.plan.offsets or t in ctx.external or not (life.start <= ctx.index < life.end):
             continue
         start = ctx.plan.offsets[t]

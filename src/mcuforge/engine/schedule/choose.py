@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from ...errors import ModelError
 from ...ir import Graph
+from ..opinfo import total_macs
 from ..plan import MemoryPlan, plan_memory
 from ..plan.blocks import build_blocks, live_bytes
 from ..plan.inplace import share_buffers
@@ -28,6 +29,7 @@ class Schedule:
     strategy: str  # "layer" or "patch": what was chosen
     graph: Graph  # the graph the engine runs (rewritten for patches)
     plan: MemoryPlan
+    model_macs: int  # the model's own MACs (the rewritten graph computes extra_macs_ratio more)
     stage: PatchStage | None = None
     extra_macs_ratio: float = 0.0
 
@@ -93,29 +95,24 @@ def schedule(graph: Graph, strategy: str = "auto", max_extra_macs: float = MAX_E
         raise ModelError(f"unknown strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}")
     if max_extra_macs < 0:
         raise ModelError(f"the cap on extra MACs must be >= 0, not {max_extra_macs}")
-    best = Schedule("layer", graph, plan_memory(graph))
+    model_macs = total_macs(graph)
+    layer = Schedule("layer", graph, plan_memory(graph), model_macs)
     if strategy == "layer":
-        return best
-    candidates = patch_candidates(graph, max_extra_macs, best.plan.live_bytes)
-    if strategy == "patch":
-        if not candidates:
-            raise ModelError(f"{graph.name}: no patch stage within +{100 * max_extra_macs:.0f} % MACs (the first "
-                             "layers must be a chain of convolutions, pools or elementwise ops on NHWC int8 "
-                             "tensors); use --strategy layer or raise --max-extra-macs")
-        best = Schedule("patch", graph, _worst_plan(graph))
+        return layer
+    candidates = patch_candidates(graph, max_extra_macs, layer.plan.live_bytes)
+    if strategy == "patch" and not candidates:
+        raise ModelError(f"{graph.name}: no patch stage within +{100 * max_extra_macs:.0f} % MACs (the first "
+                         "layers must be a chain of convolutions, pools or elementwise ops on NHWC int8 "
+                         "tensors); use --strategy layer or raise --max-extra-macs")
+    best = layer if strategy == "auto" else None  # "patch" returns the best patched graph, whatever its peak
     for bound, extra, stage, patched in candidates:
-        if bound >= best.plan.arena_bytes:
+        if best is not None and bound >= best.plan.arena_bytes:
             break
         plan = plan_memory(patched, exact=False)  # candidates: the heuristic (exact search is slow)
-        if plan.arena_bytes < best.plan.arena_bytes:
-            best = Schedule("patch", patched, plan, stage, extra)
+        if best is None or plan.arena_bytes < best.plan.arena_bytes:
+            best = Schedule("patch", patched, plan, model_macs, stage, extra)
+    assert best is not None
     return best
-
-
-def _worst_plan(graph: Graph) -> MemoryPlan:
-    """A placeholder every candidate beats (so that `patch` always returns a patched graph)."""
-    plan = plan_memory(graph)
-    return MemoryPlan(**{**plan.__dict__, "arena_bytes": 1 << 62})
 
 
 def layer_profiles(graph: Graph, max_extra_macs: float = MAX_EXTRA_MACS) -> dict[str, tuple[int, ...]]:
