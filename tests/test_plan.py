@@ -6,82 +6,17 @@ import glob
 import os
 import time
 
-import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from mcuforge.engine.plan import MemoryPlan, PlanError, activation_lifetimes, check_plan, plan_memory, scratch_bytes
 from mcuforge.engine.plan.blocks import Block, live_bytes
 from mcuforge.engine.plan.packing import greedy, neighbours, pack
 from mcuforge.engine.plan.scratch import kernel_scratch, pointwise_column_bytes
-from mcuforge.ir import Graph, Op, QuantParams, Tensor
+from mcuforge.ir import Graph
+from netbuilder import Net
 
 MODELS = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "models")
-Q = QuantParams.per_tensor(0.05, 0)
-
-
-# ---------------------------------------------------------------- graph building (IR only)
-
-class Net:
-    """A tiny graph builder for these tests: appends ops, names tensors t0, t1, ..."""
-
-    def __init__(self, shape: tuple[int, ...], dtype: str = "int8") -> None:
-        self.tensors: dict[str, Tensor] = {}
-        self.ops: list[Op] = []
-        self.input = self._act(shape, dtype)
-
-    def _act(self, shape: tuple[int, ...], dtype: str = "int8") -> str:
-        name = f"t{len(self.tensors)}"
-        self.tensors[name] = Tensor(name, tuple(shape), dtype, None if dtype == "float32" else Q)
-        return name
-
-    def _const(self, shape: tuple[int, ...], dtype: str = "int8") -> str:
-        name = f"w{len(self.tensors)}"
-        self.tensors[name] = Tensor(name, shape, dtype, Q, np.ones(shape, dtype))
-        return name
-
-    def shape(self, name: str) -> tuple[int, ...]:
-        return self.tensors[name].shape
-
-    def _op(self, kind: str, inputs: list[str], shape: tuple[int, ...], dtype: str = "int8", **attrs) -> str:
-        out = self._act(shape, dtype)
-        self.ops.append(Op(kind, tuple(inputs), (out,), attrs))
-        return out
-
-    def conv(self, x: str, out_ch: int, k: int = 1, stride: int = 1) -> str:
-        n, h, w, c = self.shape(x)
-        pad = (k - 1) // 2
-        oh, ow = (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1
-        return self._op("CONV_2D", [x, self._const((out_ch, k, k, c)), self._const((out_ch,), "int32")],
-                        (n, oh, ow, out_ch), stride=(stride, stride), dilation=(1, 1), pad=(pad,) * 4,
-                        activation="RELU")
-
-    def dw(self, x: str, k: int = 3, stride: int = 1) -> str:
-        n, h, w, c = self.shape(x)
-        pad = (k - 1) // 2
-        oh, ow = (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1
-        return self._op("DEPTHWISE_CONV_2D", [x, self._const((1, k, k, c)), self._const((c,), "int32")],
-                        (n, oh, ow, c), stride=(stride, stride), dilation=(1, 1), pad=(pad,) * 4,
-                        activation="RELU6", multiplier=1)
-
-    def relu(self, x: str) -> str:
-        return self._op("RELU", [x], self.shape(x))
-
-    def add(self, a: str, b: str) -> str:
-        return self._op("ADD", [a, b], self.shape(a), activation="NONE")
-
-    def reshape(self, x: str, shape: tuple[int, ...]) -> str:
-        return self._op("RESHAPE", [x], shape, self.tensors[x].dtype)
-
-    def quantize(self, x: str) -> str:
-        return self._op("QUANTIZE", [x], self.shape(x), "int8")
-
-    def dequantize(self, x: str) -> str:
-        return self._op("DEQUANTIZE", [x], self.shape(x), "float32")
-
-    def graph(self, *outputs: str) -> Graph:
-        return Graph(self.tensors, tuple(self.ops), (self.input,), outputs)
 
 
 @st.composite

@@ -69,6 +69,13 @@ def kernel_scratch(op: Op, graph: Graph, inplace: bool) -> KernelScratch:
     return cache[key]
 
 
+def peak_scratch(op: Op, graph: Graph, inplace: bool) -> int:
+    """Scratch bytes of `op`'s kernel at a step where no extra scratch fits under the peak: the first fast
+    variant needing no more than the smallest, else the smallest (as kernel_scratch chooses there)."""
+    minimal = _minimal(op, graph, inplace).nbytes
+    return next((f.nbytes for f in _fast(op, graph, inplace) if f.nbytes <= minimal), minimal)
+
+
 def _minimal(op: Op, graph: Graph, inplace: bool) -> KernelScratch:
     if op.kind == "DEPTHWISE_CONV_2D" and inplace:
         # The channel kernel computes one output channel (all N*H*W positions) into a temporary, then

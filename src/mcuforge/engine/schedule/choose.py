@@ -1,5 +1,7 @@
 """Pick the execution strategy with the lowest peak SRAM within a cap on extra MACs.
 
+First the ops of a branchy graph are put in the order with the lowest peak (plan.reorder; a chain keeps
+its order). Then, on that graph:
 Strategies: "layer" (the graph as it is, layer by layer), "patch" (the best patch stage over the first
 layers, see patch.py) and "auto" (whichever of them has the lower peak; layer by layer on a tie, since
 it computes no extra MACs and runs fastest). Candidates are ranked by their live-set lower bound, which
@@ -12,7 +14,7 @@ from dataclasses import dataclass
 from ...errors import ModelError
 from ...ir import Graph
 from ..opinfo import total_macs
-from ..plan import MemoryPlan, plan_memory
+from ..plan import MemoryPlan, Reordering, plan_memory, reorder_for_memory
 from ..plan.blocks import build_blocks, live_bytes
 from ..plan.inplace import share_buffers
 from ..plan.lifetimes import activation_lifetimes, round_up
@@ -32,11 +34,16 @@ class Schedule:
     model_macs: int  # the model's own MACs (the rewritten graph computes extra_macs_ratio more)
     stage: PatchStage | None = None
     extra_macs_ratio: float = 0.0
+    reordering: Reordering | None = None  # set when the ops run in another order than the model's
 
     def describe(self) -> str:
-        if self.stage is None:
-            return "layer by layer"
-        return f"patch-based {self.stage.describe()}, +{100 * self.extra_macs_ratio:.1f} % MACs"
+        text = "layer by layer" if self.stage is None else \
+            f"patch-based {self.stage.describe()}, +{100 * self.extra_macs_ratio:.1f} % MACs"
+        r = self.reordering
+        if r is not None:
+            text += (f"; ops reordered (peak bound {r.original_peak:,} -> {r.peak:,} B"
+                     f"{', proven optimal' if r.optimal else ''})")
+        return text
 
 
 def live_set_bound(graph: Graph, align: int = 4) -> int:
@@ -96,7 +103,10 @@ def schedule(graph: Graph, strategy: str = "auto", max_extra_macs: float = MAX_E
     if max_extra_macs < 0:
         raise ModelError(f"the cap on extra MACs must be >= 0, not {max_extra_macs}")
     model_macs = total_macs(graph)
-    layer = Schedule("layer", graph, plan_memory(graph), model_macs)
+    reordering = reorder_for_memory(graph)
+    reordered = reordering if reordering.improved else None
+    graph = reordering.graph
+    layer = Schedule("layer", graph, plan_memory(graph), model_macs, reordering=reordered)
     if strategy == "layer":
         return layer
     candidates = patch_candidates(graph, max_extra_macs, layer.plan.live_bytes)
@@ -110,7 +120,7 @@ def schedule(graph: Graph, strategy: str = "auto", max_extra_macs: float = MAX_E
             break
         plan = plan_memory(patched, exact=False)  # candidates: the heuristic (exact search is slow)
         if best is None or plan.arena_bytes < best.plan.arena_bytes:
-            best = Schedule("patch", patched, plan, model_macs, stage, extra)
+            best = Schedule("patch", patched, plan, model_macs, stage, extra, reordered)
     assert best is not None
     return best
 
