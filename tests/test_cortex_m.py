@@ -144,3 +144,21 @@ def test_cli_bench_layers_json(capsys):
     assert [r["op"] for r in rows] == [op.kind for op in graph.ops]
     assert all(r["core"] == "cortex-m4" and r["instructions"] > 0 for r in rows)
     assert sum(r["macs"] for r in rows) == compile_model(graph).report.macs
+
+
+@pytest.mark.parametrize("core", CORES)
+def test_fused_blocks_in_qemu_equal_the_reference(core):
+    """mcu_conv_acc_s8.h built for the core: every block of a MobileNetV2-like net fused, bit-exact."""
+    from mcuforge.engine.compiler import compile_graph
+    from mcuforge.engine.schedule import choose_fusion
+    from test_fuse import mbv2
+
+    graph = mbv2(5)
+    fused, blocks = choose_fusion(graph, every=True)
+    assert len(blocks) == 3
+    model = CortexMModel.build(compile_graph(fused, "fused"), core=core)
+    batch = random_inputs(graph, 2, seed=4)
+    _, outs = model.count_instructions_batch(batch)
+    for xs, got in zip(batch, outs):
+        for q, r in zip(got, run(graph, xs)):
+            np.testing.assert_array_equal(q, r)

@@ -65,10 +65,12 @@ def parse_fraction(text: str) -> float:
 
 
 def _add_strategy(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--strategy", choices=("auto", "layer", "patch"), default="auto",
-                   help="how to run the model: auto (default: the lowest peak SRAM of the others), layer "
-                   "(layer by layer; fastest), patch (the first, memory-heavy layers patch by patch, "
-                   "recomputing the halos between patches)")
+    p.add_argument("--strategy", choices=("auto", "layer", "fused", "patch"), default="auto",
+                   help="how to run the model: auto (default: per block, whichever gives the lowest peak "
+                   "SRAM), layer (layer by layer; fastest), fused (inverted-residual blocks in slices of "
+                   "their expanded channels, so the expanded tensor never exists in full; no extra MACs), "
+                   "patch (the first, memory-heavy layers patch by patch, recomputing the halos between "
+                   "patches)")
     p.add_argument("--max-extra-macs", type=parse_fraction, default=0.15, metavar="FRACTION",
                    help="cap on the MACs a strategy may add, e.g. 0.15 or 15%% (default 15%%)")
     p.add_argument("--external-input", action="store_true",

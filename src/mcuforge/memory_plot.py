@@ -7,7 +7,8 @@ from typing import Mapping, Sequence
 
 from .errors import McuforgeError
 
-LABELS = {"layer": "layer by layer", "patch": "patch-based first stage"}
+LABELS = {"layer": "layer by layer", "fused": "fused inverted-residual blocks", "patch": "patch-based first stage",
+          "patch+fused": "patch-based first stage + fused blocks (auto)"}
 
 
 def plot_memory(model: str, profiles: Mapping[str, Sequence[int]], path: str | Path,

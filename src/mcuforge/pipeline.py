@@ -41,8 +41,9 @@ class MemoryReport:
     macs: int
     layers: tuple[LayerRow, ...]  # the executed graph's layers (a patch stage's layers once per patch)
     peak_step: int
-    strategy: str = "layer"  # how the model runs: "layer" (layer by layer) or "patch"
+    strategy: str = "layer"  # how the model runs: "layer", "patch", "fused" or "patch+fused"
     schedule: str = "layer by layer"  # the blocks and their strategies, in words
+    blocks: tuple[dict, ...] = ()  # the parts not run layer by layer: strategy, layers, MAC overhead
     extra_macs_ratio: float = 0.0  # MACs computed beyond layer by layer (halos), a fraction of `macs`
     external_inputs: bool = False  # the inputs are read from the caller's buffers (not in the arena)
 
@@ -55,8 +56,8 @@ class MemoryReport:
                 "lower_bound_bytes": self.lower_bound_bytes, "flash_weights_bytes": self.flash_weights_bytes,
                 "macs": self.macs, "ops": len(self.layers), "peak_layer": self.peak_layer.name,
                 "inplace_ops": sum(r.inplace for r in self.layers), "strategy": self.strategy,
-                "schedule": self.schedule, "extra_macs_ratio": round(self.extra_macs_ratio, 6),
-                "external_inputs": self.external_inputs}
+                "schedule": self.schedule, "blocks": list(self.blocks),
+                "extra_macs_ratio": round(self.extra_macs_ratio, 6), "external_inputs": self.external_inputs}
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,8 @@ def memory_report(graph: Graph, plan: MemoryPlan, flash_bytes: int, chosen: Sche
     model_macs = chosen.model_macs if chosen else sum(r.macs for r in rows)
     return MemoryReport(graph.name, plan.arena_bytes, plan.lower_bound, flash_bytes, model_macs, rows,
                         plan.peak_step, chosen.strategy if chosen else "layer",
-                        chosen.describe() if chosen else "layer by layer", extra, bool(graph.external))
+                        chosen.describe() if chosen else "layer by layer", tuple(chosen.blocks()) if chosen else (),
+                        extra, bool(graph.external))
 
 
 def analyze(graph: Graph, *, strategy: str = "layer", max_extra_macs: float = MAX_EXTRA_MACS) -> MemoryReport:
@@ -102,8 +104,9 @@ def compile_model(graph: Graph, name: str | None = None, *, sram: int | None = N
                   max_extra_macs: float = MAX_EXTRA_MACS) -> Compiled:
     """Plans and generates the C library; raises BudgetError if it exceeds `sram` or `flash` bytes.
 
-    `strategy`: "layer" (layer by layer), "patch" (the first layers patch by patch) or "auto" (the lower
-    peak SRAM of the two), computing at most `max_extra_macs` (a fraction) more MACs; see engine.schedule.
+    `strategy`: "layer" (layer by layer), "fused" (inverted-residual blocks in channel slices), "patch"
+    (the first layers patch by patch) or "auto" (per block, the lowest peak SRAM), computing at most
+    `max_extra_macs` (a fraction) more MACs; see engine.schedule.
     The CLI's default is "auto"."""
     chosen = schedule(graph, strategy, max_extra_macs)
     lib = compile_graph(chosen.graph, name or graph.name, plan=chosen.plan)  # checks the plan

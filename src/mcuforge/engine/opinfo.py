@@ -7,7 +7,7 @@ from ..ir import Graph, Op
 def macs(op: Op, graph: Graph) -> int:
     """Multiply-accumulates of one op (0 for ops without a weight product)."""
     out = graph[op.outputs[0]]
-    if op.kind == "CONV_2D":
+    if op.kind in ("CONV_2D", "CONV_1X1_ACC"):
         w = graph[op.inputs[1]]  # [O, KH, KW, I]
         return out.size * w.shape[1] * w.shape[2] * w.shape[3]
     if op.kind == "DEPTHWISE_CONV_2D":

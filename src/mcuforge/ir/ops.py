@@ -52,6 +52,14 @@ SPECS: dict[str, OpSpec] = {
     # Patch-based execution (engine.schedule.patch): the output is `base` (absent: undefined bytes) with the
     # block starting at index `origin` (one start per dimension) replaced by `patch`; in place over `base`.
     "PASTE": OpSpec(("base?", "patch"), ("origin",)),
+    # Fused inverted-residual execution (engine.schedule.fuse): a pointwise convolution over a slice of the
+    # input channels, added into an int32 accumulator [N,H,W,O]: acc (absent: 0) + bias (absent: 0) +
+    # sum over the slice of (input - input zero point) * weights; in place over `acc`.
+    "CONV_1X1_ACC": OpSpec(("input", "weights", "bias?", "acc?"), ()),
+    # The int32 accumulator of a convolution -> its int8 output, requantized as that convolution would:
+    # input_scale and filter_scales (one per output channel) are the convolution's, the output's
+    # quantization is the output tensor's.
+    "ACC_REQUANTIZE": OpSpec(("acc",), ("input_scale", "filter_scales", "activation"), elementwise=True),
     "RESIZE_NEAREST_NEIGHBOR": OpSpec(("input",), ("align_corners", "half_pixel_centers")),
     "SOFTMAX": OpSpec(("input",), ("beta",)),
     "LOG_SOFTMAX": OpSpec(("input",), ()),
@@ -73,7 +81,8 @@ SPECS: dict[str, OpSpec] = {
 }
 
 ALIAS_KINDS = frozenset({"RESHAPE"})
-INTERNAL_KINDS = frozenset({"PASTE"})  # made by the engine's own rewrites; no TFLite operator
+# Made by the engine's own rewrites; no TFLite operator.
+INTERNAL_KINDS = frozenset({"PASTE", "CONV_1X1_ACC", "ACC_REQUANTIZE"})
 ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
 
 

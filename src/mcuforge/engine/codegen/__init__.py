@@ -14,7 +14,8 @@ from ... import __version__
 from ...ir import Graph
 from ..opinfo import macs
 from ..plan import MemoryPlan
-from . import emit_conv, emit_elementwise, emit_pool, emit_shape, emit_softmax  # noqa: F401  (register emitters)
+from . import (  # noqa: F401  (register emitters)
+    emit_accumulate, emit_conv, emit_elementwise, emit_pool, emit_shape, emit_softmax)
 from .context import CTYPES, EMITTERS, ConstPool, EmitContext, c_float
 from .files import weights_source
 from .shared_layers import share_repeated_layers

@@ -8,6 +8,7 @@ In-place kernels (the codegen picks them for the ops in `Sharing.inplace_ops`):
 - DEPTHWISE_CONV_2D with multiplier 1, any stride/kernel/padding: output channel c goes to a temporary
   (the op's scratch, see scratch.py) and is then written over input channel c's interleaved positions.
 - PASTE: the output is its `base` input with one block replaced; in place it writes only that block.
+- CONV_1X1_ACC: the output is its `acc` input plus the slice's products, element by element.
 - Elementwise ops: the kernels loop forward, reading element i before writing element i, so the output may
   lie over an input of the same shape whose elements are at least as wide (QUANTIZE float32 -> int8 fits,
   DEQUANTIZE int8 -> float32 does not).
@@ -46,6 +47,10 @@ def inplace_candidates(op: Op, graph: Graph) -> list[str]:
         base = t[op.inputs[0]] if op.inputs[0] else None
         same = base is not None and base.data is None and base.shape == out.shape and base.dtype == out.dtype
         return [base.name] if same else []
+    if op.kind == "CONV_1X1_ACC":
+        acc = t[op.inputs[3]] if len(op.inputs) > 3 and op.inputs[3] else None
+        same = acc is not None and acc.data is None and acc.shape == out.shape and acc.dtype == out.dtype
+        return [acc.name] if same else []
     spec = SPECS.get(op.kind)
     if spec is None or not spec.elementwise or op.kind == "DEQUANTIZE":
         return []

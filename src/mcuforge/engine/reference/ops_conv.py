@@ -1,4 +1,6 @@
-"""Reference kernels: CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED (int8, TFLM semantics).
+"""Reference kernels: CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED (int8, TFLM semantics), and the
+two halves of a convolution that fused execution splits it into: CONV_1X1_ACC (int32 partial sums) and
+ACC_REQUANTIZE (the convolution's requantization of the finished sum).
 
 TFLM's int8 convolution, per output element:
     acc = bias[o] + sum over taps inside the input of w * (x - input_zero_point)
@@ -164,6 +166,20 @@ def fc_quant(op: Op, graph: Graph) -> ConvQuant:
     return ConvQuant(-x.quant.zp, -int(zero_points[0]), y.quant.zp, mult, shift, lo, hi)
 
 
+def acc_quant(op: Op, graph: Graph) -> ConvQuant:
+    """Requantization constants of an ACC_REQUANTIZE: those of the convolution whose accumulator it reads."""
+    acc, y = graph[op.inputs[0]], graph[op.outputs[0]]
+    if acc.dtype != "int32" or y.dtype != "int8" or y.quant is None:
+        raise ModelError(f"{op.kind} {op.name}: needs an int32 accumulator and a quantized int8 output")
+    scales = np.asarray(op.attrs["filter_scales"], np.float32).ravel()
+    if scales.size != y.shape[-1]:
+        raise ModelError(f"{op.kind} {op.name}: {scales.size} filter scales for {y.shape[-1]} output channels")
+    reals = [effective_scale(float(op.attrs["input_scale"]), s, y.quant.s) for s in scales]
+    mult, shift = intmath.quantize_multipliers(np.array(reals, np.float64))
+    lo, hi = intmath.activation_range(str(op.attrs.get("activation", "NONE")), y.quant.s, y.quant.zp)
+    return ConvQuant(0, 0, y.quant.zp, mult, shift, lo, hi)
+
+
 def requantize(acc: np.ndarray, q: ConvQuant) -> np.ndarray:
     """int64 accumulators (channel last, bias included) -> int8 outputs."""
     scaled = intmath.multiply_by_quantized_multiplier(acc, q.multiplier, q.shift)
@@ -230,6 +246,28 @@ def depthwise_conv2d(op: Op, graph: Graph, args: Sequence[np.ndarray | None]) ->
     g, q = conv_geometry(op, graph), conv_quant(op, graph)
     acc = depthwise_acc(x, w, g, q.input_offset) + _bias(op, graph, g.out_c)
     return [requantize(acc, q)]
+
+
+@kernel("CONV_1X1_ACC")
+def conv_1x1_acc(op: Op, graph: Graph, args: Sequence[np.ndarray | None]) -> list[np.ndarray]:
+    x, w, bias, acc = args
+    assert x is not None and w is not None
+    x_t = graph[op.inputs[0]]
+    assert x_t.quant is not None
+    out_c = w.shape[0]
+    rows = np.asarray(x, np.int64).reshape(-1, x.shape[-1]) - x_t.quant.zp
+    total = _exact_matmul(rows, np.asarray(w, np.int64).reshape(out_c, -1).T)
+    if bias is not None:
+        total += np.asarray(bias, np.int64).reshape(out_c)
+    if acc is not None:
+        total += np.asarray(acc, np.int64).reshape(-1, out_c)
+    return [total.reshape(graph[op.outputs[0]].shape).astype(np.int32)]
+
+
+@kernel("ACC_REQUANTIZE")
+def acc_requantize(op: Op, graph: Graph, args: Sequence[np.ndarray | None]) -> list[np.ndarray]:
+    assert args[0] is not None
+    return [requantize(np.asarray(args[0], np.int64), acc_quant(op, graph))]
 
 
 def fc_shape(op: Op, graph: Graph) -> tuple[int, int, int]:

@@ -1,11 +1,17 @@
 """Pick the execution strategy with the lowest peak SRAM within a cap on extra MACs.
 
 First the ops of a branchy graph are put in the order with the lowest peak (plan.reorder; a chain keeps
-its order). Then, on that graph:
-Strategies: "layer" (the graph as it is, layer by layer), "patch" (the best patch stage over the first
-layers, see patch.py) and "auto" (whichever of them has the lower peak; layer by layer on a tie, since
-it computes no extra MACs and runs fastest). Candidates are ranked by their live-set lower bound, which
-is cheap; only the best are packed, until a packed arena is no larger than the next candidate's bound.
+its order). Then, on that graph, one of the strategies:
+- "layer": layer by layer.
+- "patch": the best patch stage over the first layers (patch.py), the rest layer by layer.
+- "fused": the inverted-residual blocks whose peak lies above the rest of the graph's run in slices of
+  their expanded channels (fuse.py), each with the widest slices that reach the lowest peak the blocks
+  allow (choose_fusion); no extra MACs.
+- "auto" (the CLI's default): layer by layer and each promising patch stage, each with the blocks fused
+  that lie above the peak the rest of the graph sets (the widest slices that get them there); the lowest
+  packed peak wins, then the fewest extra MACs and fused blocks, since those run slower.
+Candidates are ranked by their live-set lower bound, which is cheap; only the best are packed, until a
+packed arena is no larger than the next candidate's bound.
 """
 from __future__ import annotations
 
@@ -15,12 +21,15 @@ from ...errors import ModelError
 from ...ir import Graph
 from ..opinfo import total_macs
 from ..plan import MemoryPlan, Reordering, plan_memory, reorder_for_memory
-from ..plan.blocks import build_blocks, live_bytes
+from ..plan.blocks import Block, buffer_block, build_blocks, live_bytes
 from ..plan.inplace import share_buffers
 from ..plan.lifetimes import activation_lifetimes, round_up
-from .patch import PatchStage, chain_spans, extra_macs_ratio, source_layers, split, stage_chains, stage_grid
+from ..plan.scratch import peak_scratch
+from .fuse import FusedBlock, block_of, fusable_blocks, fuse, slice_widths
+from .patch import PatchStage, chain_spans, extra_macs_ratio, split, stage_chains, stage_grid
+from .patch import source_layers as patch_source_layers
 
-STRATEGIES = ("layer", "patch", "auto")
+STRATEGIES = ("layer", "fused", "patch", "auto")
 MAX_EXTRA_MACS = 0.15  # default cap on the MACs a strategy may add (halo recomputation), a fraction
 MAX_GRID = 8  # patches per side: more only adds halo MACs and code for a few hundred bytes
 SHORTLIST = 8  # candidates whose live-set bound is computed (after ranking by a rough peak)
@@ -28,22 +37,95 @@ SHORTLIST = 8  # candidates whose live-set bound is computed (after ranking by a
 
 @dataclass(frozen=True)
 class Schedule:
-    strategy: str  # "layer" or "patch": what was chosen
-    graph: Graph  # the graph the engine runs (rewritten for patches)
+    strategy: str  # what was chosen: "layer", "patch", "fused" or "patch+fused"
+    graph: Graph  # the graph the engine runs (rewritten for patches and fused blocks)
     plan: MemoryPlan
     model_macs: int  # the model's own MACs (the rewritten graph computes extra_macs_ratio more)
     stage: PatchStage | None = None
     extra_macs_ratio: float = 0.0
     reordering: Reordering | None = None  # set when the ops run in another order than the model's
+    fused: tuple[FusedBlock, ...] = ()  # the blocks run in channel slices (no extra MACs)
 
     def describe(self) -> str:
-        text = "layer by layer" if self.stage is None else \
-            f"patch-based {self.stage.describe()}, +{100 * self.extra_macs_ratio:.1f} % MACs"
+        parts = []
+        if self.stage is not None:
+            parts.append(f"patch-based {self.stage.describe()}, +{100 * self.extra_macs_ratio:.1f} % MACs")
+        if self.fused:
+            parts.append(f"fused ({len(self.fused)} block{'s' * (len(self.fused) != 1)}, +0 % MACs): "
+                         + ", ".join(b.describe() for b in self.fused))
+        text = "; ".join(parts + ["the rest layer by layer"]) if parts else "layer by layer"
         r = self.reordering
         if r is not None:
             text += (f"; ops reordered (peak bound {r.original_peak:,} -> {r.peak:,} B"
                      f"{', proven optimal' if r.optimal else ''})")
         return text
+
+    def blocks(self) -> list[dict]:
+        """The parts that do not run layer by layer, with their strategy and MAC overhead (for --json)."""
+        parts: list[dict] = []
+        if self.stage is not None:
+            parts.append({"strategy": "patch", "layers": [self.stage.first, self.stage.last],
+                          "grid": list(self.stage.grid), "extra_macs_ratio": round(self.extra_macs_ratio, 6)})
+        parts += [{"strategy": "fused", "block": b.name, "slices": b.slices, "slice_channels": b.width,
+                   "expanded_channels": b.expanded, "extra_macs_ratio": 0.0} for b in self.fused]
+        return parts
+
+
+def _strategy(stage: PatchStage | None, fused: tuple[FusedBlock, ...]) -> str:
+    return "+".join(name for name, used in (("patch", stage is not None), ("fused", bool(fused))) if used) \
+        or "layer"
+
+
+def live_profile(graph: Graph, align: int = 4) -> list[int]:
+    """Live bytes per step with in-place sharing, each op with the scratch it gets at a peak step
+    (scratch.peak_scratch): what the peak can be lowered to around each op."""
+    lifetimes = activation_lifetimes(graph)
+    sizes = {n: max(round_up(graph[n].nbytes, align), align) for n in lifetimes}
+    sharing = share_buffers(graph, lifetimes, sizes, True)
+    blocks = [buffer_block(members, lifetimes, sizes) for members in sharing.buffers]
+    for i, op in enumerate(graph.ops):
+        nbytes = peak_scratch(op, graph, i in sharing.inplace_ops)
+        if nbytes:
+            blocks.append(Block((), i, i, i, (round_up(nbytes, align),)))
+    return live_bytes(blocks, max(len(graph.ops), 1))
+
+
+def choose_fusion(graph: Graph, start: int = 0, every: bool = False, shift: int = 0
+                  ) -> tuple[Graph, tuple[FusedBlock, ...]]:
+    """Fuse the inverted-residual blocks from op `start` on: every block (`every`) or those whose own peak
+    lies above the peak the rest of the graph sets. The target is the larger of the peak outside the
+    blocks and each block's lowest peak (narrowest slices); each block fused gets the widest slices
+    that keep it at or under the target. `shift`: ops that an earlier rewrite added before `start` (the
+    blocks are reported at their index in the model)."""
+    found = fusable_blocks(graph, start)
+    if not found:
+        return graph, ()
+    live = live_profile(graph)
+    inside = {k for i in found for k in range(i, i + 3)}
+    target = max((b for k, b in enumerate(live) if k not in inside), default=0)
+    widths: dict[int, list[int]] = {}
+
+    def block_peak(i: int, width: int) -> int:
+        fused = fuse(graph, i, width)
+        n = 3 * (-(-graph[graph.ops[i].outputs[0]].shape[-1] // width)) + 1
+        return max(live_profile(fused)[i:i + n])
+
+    for i in found:
+        widths[i] = slice_widths(graph[graph.ops[i].outputs[0]].shape[-1])
+        layer_peak = max(live[i:i + 3])
+        lowest = block_peak(i, widths[i][-1]) if widths[i] else layer_peak
+        target = max(target, lowest if every else min(layer_peak, lowest))
+    chosen: list[tuple[int, int]] = []
+    for i in found:
+        if not widths[i] or (not every and max(live[i:i + 3]) <= target):
+            continue
+        width = next((w for w in widths[i][:-1] if block_peak(i, w) <= target), widths[i][-1])
+        chosen.append((i, width))
+    blocks = []
+    for i, width in reversed(chosen):  # from the last block: earlier indices stay valid
+        blocks.append(block_of(graph, i, width, i - shift))
+        graph = fuse(graph, i, width)
+    return graph, tuple(reversed(blocks))
 
 
 def live_set_bound(graph: Graph, align: int = 4) -> int:
@@ -96,6 +178,11 @@ def patch_candidates(graph: Graph, max_extra_macs: float, layer_live: tuple[int,
     return sorted(found, key=lambda c: (c[0], c[1]))
 
 
+def _stage_end(graph: Graph, stage: PatchStage, patched: Graph) -> int:
+    """Index in `patched` of the first op after the stage."""
+    return stage.first + len(patched.ops) - (len(graph.ops) - (stage.last - stage.first + 1))
+
+
 def schedule(graph: Graph, strategy: str = "auto", max_extra_macs: float = MAX_EXTRA_MACS) -> Schedule:
     """The graph to run and its memory plan under `strategy` (see the module docstring)."""
     if strategy not in STRATEGIES:
@@ -106,6 +193,14 @@ def schedule(graph: Graph, strategy: str = "auto", max_extra_macs: float = MAX_E
     reordering = reorder_for_memory(graph)
     reordered = reordering if reordering.improved else None
     graph = reordering.graph
+    if strategy == "fused":
+        if not fusable_blocks(graph):
+            raise ModelError(f"{graph.name}: no inverted-residual block to fuse (a pointwise conv, a depthwise "
+                             "conv and a pointwise conv in a row, int8, nothing else reading between them); "
+                             "use --strategy layer or auto")
+        fused, blocks = choose_fusion(graph)
+        return Schedule(_strategy(None, blocks), fused, plan_memory(fused), model_macs, reordering=reordered,
+                        fused=blocks)
     layer = Schedule("layer", graph, plan_memory(graph), model_macs, reordering=reordered)
     if strategy == "layer":
         return layer
@@ -114,28 +209,64 @@ def schedule(graph: Graph, strategy: str = "auto", max_extra_macs: float = MAX_E
         raise ModelError(f"{graph.name}: no patch stage within +{100 * max_extra_macs:.0f} % MACs (the first "
                          "layers must be a chain of convolutions, pools or elementwise ops on NHWC int8 "
                          "tensors); use --strategy layer or raise --max-extra-macs")
-    best = layer if strategy == "auto" else None  # "patch" returns the best patched graph, whatever its peak
-    for bound, extra, stage, patched in candidates:
+    options: list[tuple[int, float, int, PatchStage | None, tuple[FusedBlock, ...], Graph]] = []
+    if strategy == "patch":
+        options = [(bound, extra, 0, stage, (), patched) for bound, extra, stage, patched in candidates]
+        best = None  # "patch" returns the best patched graph, whatever its peak
+    else:
+        fused, blocks = choose_fusion(graph)
+        options.append((live_set_bound(fused), 0.0, len(blocks), None, blocks, fused))
+        for _, extra, stage, patched in candidates:
+            end = _stage_end(graph, stage, patched)
+            fused, blocks = choose_fusion(patched, end, shift=end - stage.last - 1)
+            options.append((live_set_bound(fused), extra, len(blocks), stage, blocks, fused))
+        options.sort(key=lambda o: o[:3])
+        best = layer
+    for bound, extra, _, stage, blocks, g in options:
         if best is not None and bound >= best.plan.arena_bytes:
             break
-        plan = plan_memory(patched, exact=False)  # candidates: the heuristic (exact search is slow)
+        plan = layer.plan if g is graph else plan_memory(g, exact=False)  # the exact search is slow
         if best is None or plan.arena_bytes < best.plan.arena_bytes:
-            best = Schedule("patch", patched, plan, model_macs, stage, extra, reordered)
+            best = Schedule(_strategy(stage, blocks), g, plan, model_macs, stage, extra, reordered, blocks)
     assert best is not None
     return best
 
 
 def layer_profiles(graph: Graph, max_extra_macs: float = MAX_EXTRA_MACS) -> dict[str, tuple[int, ...]]:
-    """Live bytes per layer of `graph` under each strategy that applies (for plots): "layer", and "patch"
-    when a patch stage fits the cap, where a stage's layer shows its largest live set over the patches."""
+    """Live bytes per layer of `graph` under each strategy that changes something (for plots): "layer",
+    "fused" when fusing a block lowers the peak, "patch" when a patch stage fits the cap, and what "auto"
+    picks when that is a combination ("patch+fused"). A layer that a strategy splits (into patches or
+    slices) shows its largest live set over the parts."""
     profiles = {"layer": plan_memory(graph).live_bytes}
-    try:
-        patched = schedule(graph, "patch", max_extra_macs)
-    except ModelError:
-        return profiles
-    live = [0] * len(graph.ops)
-    assert patched.stage is not None
-    for layer, nbytes in zip(source_layers(graph, patched.stage, patched.graph), patched.plan.live_bytes):
-        live[layer] = max(live[layer], nbytes)
-    profiles["patch"] = tuple(live)
+    for strategy in ("fused", "patch", "auto"):
+        try:
+            chosen = schedule(graph, strategy, max_extra_macs)
+        except ModelError:
+            continue
+        if chosen.strategy in profiles:
+            continue
+        live = [0] * len(graph.ops)
+        for layer, nbytes in zip(source_layers(graph, chosen), chosen.plan.live_bytes):
+            live[layer] = max(live[layer], nbytes)
+        profiles[chosen.strategy] = tuple(live)
     return profiles
+
+
+def source_layers(graph: Graph, chosen: Schedule) -> list[int]:
+    """For each op `chosen` runs, the index of the layer of `graph` it computes part of."""
+    run = chosen.graph
+    if chosen.reordering is not None:
+        graph = chosen.reordering.graph
+        order = chosen.reordering.order
+    else:
+        order = tuple(range(len(graph.ops)))
+    if chosen.stage is None:
+        layers = list(range(len(run.ops)))
+        patched = graph
+    else:
+        patched = split(graph, chosen.stage)
+        layers = patch_source_layers(graph, chosen.stage, patched)
+    by_name = {op.name: layers[k] for k, op in enumerate(patched.ops)}
+    # fused ops are named after the layer they slice: "<layer>@s<n>", "<layer>@acc<n>", "<layer>"
+    return [order[by_name[op.name] if op.name in by_name else by_name[op.name.rsplit("@", 1)[0]]]
+            for op in run.ops]

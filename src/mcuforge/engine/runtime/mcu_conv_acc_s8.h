@@ -1,0 +1,66 @@
+/* mcuforge runtime: a pointwise convolution in two halves, as fused inverted-residual execution runs the
+ * projection of a block: mcu_conv_1x1_acc_s8 adds the products of one slice of the input channels into
+ * an int32 accumulator (one value per output pixel and channel), once per slice; mcu_acc_requantize_s8
+ * then requantizes the finished sums into the int8 output, as the convolution's own kernel would.
+ * Both run in place: the accumulator over the previous slice's, the int8 output over the accumulator
+ * (byte i is written after value i, which ends at byte 4i + 3, was read). */
+#ifndef MCU_CONV_ACC_S8_H
+#define MCU_CONV_ACC_S8_H
+
+#include "mcu_specialize.h"
+
+typedef struct {
+    int32_t pixels;      /* output pixels (N * H * W) */
+    int32_t in_c, out_c; /* channels of the slice, output channels */
+} mcu_conv_acc_shape;
+
+/* acc[p][o] = (first ? 0 : acc[p][o]) + fold[o] + sum over c of in[p][c] * weights[o][c], where fold
+ * holds the input offset times the filter's sum (and, for the first slice, the bias). Two pixels share
+ * each filter's loads. */
+MCU_SPECIALIZE void mcu_conv_1x1_acc_s8(const mcu_conv_acc_shape *s, const int8_t *in, const int8_t *weights,
+                                        const int32_t *fold, int32_t first, int32_t *acc) {
+    int32_t p, o, c;
+    for (p = 0; p + 1 < s->pixels; p += 2) {
+        const int8_t *x0 = in + p * s->in_c;
+        const int8_t *x1 = x0 + s->in_c;
+        int32_t *a0 = acc + p * s->out_c;
+        int32_t *a1 = a0 + s->out_c;
+        const int8_t *w = weights;
+        for (o = 0; o < s->out_c; ++o, w += s->in_c) {
+            int32_t sum0 = fold[o], sum1 = fold[o];
+            for (c = 0; c < s->in_c; ++c) {
+                const int32_t wc = w[c];
+                sum0 += x0[c] * wc;
+                sum1 += x1[c] * wc;
+            }
+            a0[o] = first ? sum0 : a0[o] + sum0;
+            a1[o] = first ? sum1 : a1[o] + sum1;
+        }
+    }
+    if (p < s->pixels) {
+        const int8_t *x = in + p * s->in_c;
+        int32_t *a = acc + p * s->out_c;
+        const int8_t *w = weights;
+        for (o = 0; o < s->out_c; ++o, w += s->in_c) {
+            int32_t sum = fold[o];
+            for (c = 0; c < s->in_c; ++c) sum += x[c] * w[c];
+            a[o] = first ? sum : a[o] + sum;
+        }
+    }
+}
+
+/* out[p][c] = clamp(requantize(acc[p][c], multiplier[c], shift[c]) + output_offset, act_min, act_max). */
+MCU_SPECIALIZE void mcu_acc_requantize_s8(int32_t pixels, int32_t channels, const int32_t *acc,
+                                          const int32_t *multiplier, const int32_t *shift, int32_t output_offset,
+                                          int32_t act_min, int32_t act_max, int8_t *out) {
+    int32_t p, c;
+    for (p = 0; p < pixels; ++p) {
+        for (c = 0; c < channels; ++c) {
+            const int32_t value = acc[p * channels + c];
+            const int32_t y = mcu_requantize(value, multiplier[c], shift[c]) + output_offset;
+            out[p * channels + c] = (int8_t)mcu_clamp_i32(y, act_min, act_max);
+        }
+    }
+}
+
+#endif /* MCU_CONV_ACC_S8_H */
