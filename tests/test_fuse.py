@@ -22,7 +22,7 @@ from mcuforge.frontends.tflite_writer import write_tflite
 from mcuforge.ir import Graph, QuantParams
 from mcuforge.models.builder import GraphBuilder
 from mcuforge.pipeline import Compiled, load_model, memory_report
-from mcuforge.targets.host import HostModel
+from mcuforge.targets.host import HostModel, build_executable, run_executable
 from mcuforge.verify import random_inputs, verify
 from oracle import MODELS, dev_models
 
@@ -96,6 +96,16 @@ def test_fused_c_equals_reference():
     model = HostModel.build(compile_graph(fused, "fused"))
     for x in random_inputs(g, 3, 1):
         assert all(np.array_equal(a, b) for a, b in zip(run(g, x), model.run(x)))
+
+
+def test_fused_c_clean_under_sanitizers():
+    """The in-place accumulation and requantization read and write inside their buffers."""
+    g = mbv2(4, size=12)
+    fused = fuse(fuse(g, 8, 11), 5, 48)  # ragged slices; one slice (width = the expanded channels)
+    lib = compile_graph(fused, "fused_san")
+    exe = build_executable(lib, sanitize=True)
+    for x in random_inputs(g, 2, 5):
+        assert all(np.array_equal(a, b) for a, b in zip(run(g, x), run_executable(lib, exe, x)))
 
 
 def test_accumulator_runs_in_place_and_lowers_the_peak():

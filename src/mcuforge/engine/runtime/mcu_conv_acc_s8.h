@@ -7,44 +7,40 @@
 #ifndef MCU_CONV_ACC_S8_H
 #define MCU_CONV_ACC_S8_H
 
-#include "mcu_specialize.h"
+#include "mcu_gemm_s8.h"
 
 typedef struct {
     int32_t pixels;      /* output pixels (N * H * W) */
     int32_t in_c, out_c; /* channels of the slice, output channels */
 } mcu_conv_acc_shape;
 
+/* acc[o] = (first ? 0 : acc[o]) + fold[o] + sum. */
+MCU_SPECIALIZE void mcu_conv_acc_add(int32_t *acc, int32_t o, const int32_t *fold, int32_t first, int32_t sum) {
+    acc[o] = (first ? 0 : acc[o]) + fold[o] + sum;
+}
+
 /* acc[p][o] = (first ? 0 : acc[p][o]) + fold[o] + sum over c of in[p][c] * weights[o][c], where fold
- * holds the input offset times the filter's sum (and, for the first slice, the bias). Two pixels share
- * each filter's loads. */
+ * holds the input offset times the filter's sum (and, for the first slice, the bias). Two pixels
+ * against two filters at a time (mcu_dot_s8_2x2: SMLAD on cores with the DSP extension). */
 MCU_SPECIALIZE void mcu_conv_1x1_acc_s8(const mcu_conv_acc_shape *s, const int8_t *in, const int8_t *weights,
                                         const int32_t *fold, int32_t first, int32_t *acc) {
-    int32_t p, o, c;
-    for (p = 0; p + 1 < s->pixels; p += 2) {
+    int32_t p, o;
+    for (p = 0; p < s->pixels; p += 2) {
+        const int32_t pair = p + 1 < s->pixels;
         const int8_t *x0 = in + p * s->in_c;
-        const int8_t *x1 = x0 + s->in_c;
+        const int8_t *x1 = pair ? x0 + s->in_c : x0;
         int32_t *a0 = acc + p * s->out_c;
-        int32_t *a1 = a0 + s->out_c;
-        const int8_t *w = weights;
-        for (o = 0; o < s->out_c; ++o, w += s->in_c) {
-            int32_t sum0 = fold[o], sum1 = fold[o];
-            for (c = 0; c < s->in_c; ++c) {
-                const int32_t wc = w[c];
-                sum0 += x0[c] * wc;
-                sum1 += x1[c] * wc;
+        for (o = 0; o < s->out_c; o += 2) {
+            const int32_t two = o + 1 < s->out_c;
+            const int8_t *w0 = weights + o * s->in_c;
+            int32_t sums[4];
+            mcu_dot_s8_2x2(x0, x1, w0, two ? w0 + s->in_c : w0, s->in_c, sums);
+            mcu_conv_acc_add(a0, o, fold, first, sums[0]);
+            if (two) mcu_conv_acc_add(a0, o + 1, fold, first, sums[1]);
+            if (pair) {
+                mcu_conv_acc_add(a0 + s->out_c, o, fold, first, sums[2]);
+                if (two) mcu_conv_acc_add(a0 + s->out_c, o + 1, fold, first, sums[3]);
             }
-            a0[o] = first ? sum0 : a0[o] + sum0;
-            a1[o] = first ? sum1 : a1[o] + sum1;
-        }
-    }
-    if (p < s->pixels) {
-        const int8_t *x = in + p * s->in_c;
-        int32_t *a = acc + p * s->out_c;
-        const int8_t *w = weights;
-        for (o = 0; o < s->out_c; ++o, w += s->in_c) {
-            int32_t sum = fold[o];
-            for (c = 0; c < s->in_c; ++c) sum += x[c] * w[c];
-            a[o] = first ? sum : a[o] + sum;
         }
     }
 }
