@@ -214,3 +214,20 @@ def test_cli_compile_json_names_fused_blocks(tmp_path, capsys):
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert report["strategy"] == "fused"
     assert report["blocks"][0]["strategy"] == "fused" and report["blocks"][0]["slices"] > 1
+
+
+def test_blocks_sharing_constants_fuse_independently():
+    """Two blocks that read the same weight and bias tensors, fused with different slices: each keeps its
+    own slices of them."""
+    b = GraphBuilder(6)
+    x = b.input((1, 10, 10, 8))
+    y = b.conv2d(b.depthwise_conv2d(b.conv2d(x, 24, 1, activation="RELU6"), 3, activation="RELU6"), 8, 1)
+    one = b.build([b.add(x, y)], "shared")
+    z = one.outputs[0]
+    # a second copy of the block, on the first one's output, reading the very same constants
+    copy = [op.with_(inputs=((z,) if k == 0 else (f"{op.inputs[0]}'",)) + op.inputs[1:],
+                     outputs=(f"{op.outputs[0]}'",), name=f"{op.name}'") for k, op in enumerate(one.ops[:3])]
+    outs = {f"{op.outputs[0]}'": replace(one[op.outputs[0]], name=f"{op.outputs[0]}'") for op in one.ops[:3]}
+    g = replace(one.with_ops(list(one.ops) + copy, {**one.tensors, **outs}), outputs=(copy[-1].outputs[0],))
+    assert fusable_blocks(g) == [0, 4]
+    same_bits(g, fuse(fuse(g, 4, 5), 0, 7), 2)

@@ -144,9 +144,10 @@ def fuse(graph: Graph, i: int, width: int) -> Graph:
     ops: list[Op] = list(graph.ops[:i])
 
     def const(op: Op, k: int, axis: int, lo: int, hi: int, tag: str) -> str:
+        """Channels lo..hi of the op's constant input k, named after the block (constants may be shared)."""
         if k >= len(op.inputs) or not op.inputs[k]:
             return ""
-        name = f"{op.inputs[k]}@{tag}"
+        name = f"{op.inputs[k]}@{y.name}/{tag}"
         tensors[name] = _channel_slice(graph[op.inputs[k]], name, axis, lo, hi)
         return name
 
