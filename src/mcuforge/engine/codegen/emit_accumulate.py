@@ -2,7 +2,9 @@
 inverted-residual execution runs slice by slice (runtime/mcu_conv_acc_s8.h, engine/schedule/fuse.py).
 
 Each slice's call gets its own `fold` constants: the input offset times each filter's sum over the slice,
-plus the bias in the first slice, so the kernel multiplies the raw int8 inputs."""
+plus the bias in the first slice, so the kernel multiplies the raw int8 inputs. The requantization takes
+mcu_requantize_folded's constants where every channel qualifies (requant.folded_constants), else TFLM's
+multipliers and shifts."""
 from __future__ import annotations
 
 import numpy as np
@@ -11,7 +13,7 @@ from ...ir import Op
 from ..reference.ops_conv import acc_quant
 from .context import EmitContext, emitter
 from .literals import c_call, c_fields
-from .requant import requant_arrays
+from .requant import folded_constants, requant_arrays
 
 
 @emitter("CONV_1X1_ACC")
@@ -45,9 +47,15 @@ def emit_acc_requantize(op: Op, ctx: EmitContext) -> str:
     if out.size == 0:
         return ""
     q = acc_quant(op, ctx.graph)
-    mult, shift = requant_arrays(op, ctx, q)
     channels = out.shape[-1]
     ctx.use("mcu_conv_acc_s8.h")
-    return c_call("mcu_acc_requantize_s8", [
-        str(out.size // channels), str(channels), ctx.ptr(op.inputs[0]), mult, shift, str(q.output_offset),
-        str(q.act_min), str(q.act_max), ctx.ptr(op.outputs[0])])
+    shape = [str(out.size // channels), str(channels), ctx.ptr(op.inputs[0])]
+    clamp = [str(q.act_min), str(q.act_max), ctx.ptr(op.outputs[0])]
+    # any accumulator may arrive: a channel counts as constant only if it is over the whole int32 range
+    folded = folded_constants(q, np.zeros(channels, np.int64), np.full(channels, 2**24, np.int64))
+    if folded is not None:
+        arrays = [ctx.const(f"{tag}_{op.name}", values.astype(np.int32), "int32_t") for tag, values in
+                  (("mult", folded.multiplier), ("round", folded.round_hi), ("shift", folded.shift_hi))]
+        return c_call("mcu_acc_requantize_folded_s8", shape + arrays + clamp)
+    mult, shift = requant_arrays(op, ctx, q)
+    return c_call("mcu_acc_requantize_s8", shape + [mult, shift, str(q.output_offset)] + clamp)

@@ -59,4 +59,20 @@ MCU_SPECIALIZE void mcu_acc_requantize_s8(int32_t pixels, int32_t channels, cons
     }
 }
 
+/* The same with mcu_requantize_folded's constants (the output offset folded into round_hi), where every
+ * channel qualifies for them: one 64-bit multiply-add per value. */
+MCU_SPECIALIZE void mcu_acc_requantize_folded_s8(int32_t pixels, int32_t channels, const int32_t *acc,
+                                                 const int32_t *multiplier, const int32_t *round_hi,
+                                                 const int32_t *shift_hi, int32_t act_min, int32_t act_max,
+                                                 int8_t *out) {
+    int32_t p, c;
+    for (p = 0; p < pixels; ++p) {
+        for (c = 0; c < channels; ++c) {
+            const int32_t value = acc[p * channels + c];
+            const int32_t y = mcu_requantize_folded(value, multiplier[c], round_hi[c], shift_hi[c]);
+            out[p * channels + c] = (int8_t)mcu_clamp_i32(y, act_min, act_max);
+        }
+    }
+}
+
 #endif /* MCU_CONV_ACC_S8_H */
