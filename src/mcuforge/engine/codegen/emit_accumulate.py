@@ -11,6 +11,7 @@ import numpy as np
 
 from ...ir import Op
 from ..reference.ops_conv import acc_quant
+from ..plan.scratch import folded_bias
 from .context import EmitContext, emitter
 from .literals import c_call, c_fields
 from .requant import folded_constants, requant_arrays
@@ -18,17 +19,13 @@ from .requant import folded_constants, requant_arrays
 
 @emitter("CONV_1X1_ACC")
 def emit_conv_1x1_acc(op: Op, ctx: EmitContext) -> str:
-    x, w, out = ctx.tensor(op.inputs[0]), ctx.tensor(op.inputs[1]), ctx.tensor(op.outputs[0])
-    bias = op.inputs[2] if len(op.inputs) > 2 else ""
+    w, out = ctx.tensor(op.inputs[1]), ctx.tensor(op.outputs[0])
     acc = op.inputs[3] if len(op.inputs) > 3 else ""
-    assert x.quant is not None and w.data is not None
     out_c, in_c = w.shape[0], w.shape[-1]
     if out.size == 0:
         return ""
-    weights = np.asarray(w.data, np.int64).reshape(out_c, in_c)
-    fold = -x.quant.zp * weights.sum(axis=1)
-    if bias:
-        fold = fold + np.asarray(ctx.tensor(bias).data, np.int64).reshape(out_c)
+    fold = folded_bias(op, ctx.graph)  # the bias (first slice only) with the input offset folded in
+    assert fold is not None, "fuse.is_block admits only blocks whose partial sums fit int32"
     ctx.use("mcu_conv_acc_s8.h")
     calls = []
     if acc and ctx.plan.offsets[acc] != ctx.plan.offsets[op.outputs[0]]:

@@ -32,6 +32,7 @@ from dataclasses import dataclass, replace
 from ...ir import ALIAS_KINDS, Graph
 from .inplace import inplace_candidates
 from .lifetimes import activation_lifetimes, round_up
+from .memory_plan import MemoryPlan
 from .planner import plan_memory
 from .scratch import peak_scratch
 
@@ -44,12 +45,19 @@ RUN = 8  # the longest forced run (_forced_run) looked for
 class Reordering:
     graph: Graph  # the same ops in the new execution order (the given graph when nothing was gained)
     order: tuple[int, ...]  # graph.ops[k] is the given graph's ops[order[k]]
-    peak: int  # plan_memory(graph).lower_bound
+    plan: MemoryPlan  # plan_memory(graph): the caller plans the reordered graph no more
     original_peak: int  # plan_memory's lower bound for the given order
     optimal: bool  # proven: no topological order has a lower peak (in the cost model)
-    arena_bytes: int  # plan_memory(graph).arena_bytes
     original_arena_bytes: int
     states: int = 0  # executed sets the searches expanded
+
+    @property
+    def peak(self) -> int:
+        return self.plan.lower_bound
+
+    @property
+    def arena_bytes(self) -> int:
+        return self.plan.arena_bytes
 
     @property
     def improved(self) -> bool:
@@ -288,8 +296,7 @@ def reorder_for_memory(graph: Graph, *, exact_limit: int = EXACT_LIMIT, beam: in
     """The execution order of `graph`'s ops with the lowest peak live bytes (see the module docstring)."""
     identity = tuple(range(len(graph.ops)))
     plan = plan_memory(graph, align=align)  # also rejects an order that is not topological
-    unchanged = Reordering(graph, identity, plan.lower_bound, plan.lower_bound, len(identity) < 2,
-                           plan.arena_bytes, plan.arena_bytes)
+    unchanged = Reordering(graph, identity, plan, plan.lower_bound, len(identity) < 2, plan.arena_bytes)
     if len(identity) < 2:
         return unchanged
     s = _Schedule(graph, align)
@@ -299,7 +306,6 @@ def reorder_for_memory(graph: Graph, *, exact_limit: int = EXACT_LIMIT, beam: in
         new_plan = plan_memory(reordered, align=align)
         if ((new_plan.lower_bound, new_plan.arena_bytes) < (plan.lower_bound, plan.arena_bytes)
                 and new_plan.arena_bytes <= plan.arena_bytes):
-            return Reordering(reordered, order, new_plan.lower_bound, plan.lower_bound,
-                              proven and new_plan.lower_bound == peak, new_plan.arena_bytes, plan.arena_bytes,
-                              states)
+            return Reordering(reordered, order, new_plan, plan.lower_bound, proven and new_plan.lower_bound == peak,
+                              plan.arena_bytes, states)
     return replace(unchanged, optimal=proven and plan.lower_bound == peak, states=states)

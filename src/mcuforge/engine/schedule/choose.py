@@ -16,15 +16,16 @@ packed arena is no larger than the next candidate's bound.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 from ...errors import ModelError
-from ...ir import Graph
+from ...ir import Graph, Op
 from ..opinfo import total_macs
 from ..plan import MemoryPlan, Reordering, plan_memory, reorder_for_memory
-from ..plan.blocks import Block, buffer_block, build_blocks, live_bytes
+from ..plan.blocks import Block, buffer_block, live_bytes
 from ..plan.inplace import share_buffers
 from ..plan.lifetimes import activation_lifetimes, round_up
-from ..plan.scratch import peak_scratch
+from ..plan.scratch import peak_scratch, scratch_bytes
 from .fuse import FusedBlock, block_of, fusable_blocks, fuse, slice_widths
 from .patch import PatchStage, chain_spans, extra_macs_ratio, split, stage_chains, stage_grid
 from .patch import source_layers as patch_source_layers
@@ -76,18 +77,23 @@ def _strategy(stage: PatchStage | None, fused: tuple[FusedBlock, ...]) -> str:
         or "layer"
 
 
-def live_profile(graph: Graph, align: int = 4) -> list[int]:
-    """Live bytes per step with in-place sharing, each op with the scratch it gets at a peak step
-    (scratch.peak_scratch): what the peak can be lowered to around each op."""
+def _live(graph: Graph, align: int, scratch: Callable[[Op, Graph, bool], int]) -> list[int]:
+    """Live bytes per step with in-place sharing, each op with `scratch(op, graph, in place)` bytes."""
     lifetimes = activation_lifetimes(graph)
     sizes = {n: max(round_up(graph[n].nbytes, align), align) for n in lifetimes}
     sharing = share_buffers(graph, lifetimes, sizes, True)
     blocks = [buffer_block(members, lifetimes, sizes) for members in sharing.buffers]
     for i, op in enumerate(graph.ops):
-        nbytes = peak_scratch(op, graph, i in sharing.inplace_ops)
+        nbytes = scratch(op, graph, i in sharing.inplace_ops)
         if nbytes:
             blocks.append(Block((), i, i, i, (round_up(nbytes, align),)))
     return live_bytes(blocks, max(len(graph.ops), 1))
+
+
+def live_profile(graph: Graph, align: int = 4) -> list[int]:
+    """Live bytes per step, each op with the scratch it gets at a peak step (scratch.peak_scratch): what
+    the peak can be lowered to around each op."""
+    return _live(graph, align, peak_scratch)
 
 
 def choose_fusion(graph: Graph, start: int = 0, every: bool = False, shift: int = 0
@@ -106,9 +112,9 @@ def choose_fusion(graph: Graph, start: int = 0, every: bool = False, shift: int 
     widths: dict[int, list[int]] = {}
 
     def block_peak(i: int, width: int) -> int:
-        fused = fuse(graph, i, width)
-        n = 3 * (-(-graph[graph.ops[i].outputs[0]].shape[-1] // width)) + 1
-        return max(live_profile(fused)[i:i + n])
+        """The peak over the block's ops (3 per slice and the requantization) when fused in these slices."""
+        n = 3 * block_of(graph, i, width).slices + 1
+        return max(live_profile(fuse(graph, i, width))[i:i + n])
 
     for i in found:
         widths[i] = slice_widths(graph[graph.ops[i].outputs[0]].shape[-1])
@@ -130,10 +136,7 @@ def choose_fusion(graph: Graph, start: int = 0, every: bool = False, shift: int 
 
 def live_set_bound(graph: Graph, align: int = 4) -> int:
     """The planner's lower bound (largest live set with in-place sharing and scratch), without packing."""
-    lifetimes = activation_lifetimes(graph)
-    sizes = {n: max(round_up(graph[n].nbytes, align), align) for n in lifetimes}
-    blocks = build_blocks(graph, share_buffers(graph, lifetimes, sizes, True), lifetimes, sizes, align)
-    return max(live_bytes(blocks, max(len(graph.ops), 1)), default=0)
+    return max(_live(graph, align, scratch_bytes), default=0)
 
 
 def _rough_peak(graph: Graph, stage: PatchStage, layer_live: tuple[int, ...]) -> int:
@@ -199,9 +202,9 @@ def schedule(graph: Graph, strategy: str = "auto", max_extra_macs: float = MAX_E
                              "conv and a pointwise conv in a row, int8, nothing else reading between them); "
                              "use --strategy layer or auto")
         fused, blocks = choose_fusion(graph)
-        return Schedule(_strategy(None, blocks), fused, plan_memory(fused), model_macs, reordering=reordered,
-                        fused=blocks)
-    layer = Schedule("layer", graph, plan_memory(graph), model_macs, reordering=reordered)
+        plan = plan_memory(fused) if blocks else reordering.plan
+        return Schedule(_strategy(None, blocks), fused, plan, model_macs, reordering=reordered, fused=blocks)
+    layer = Schedule("layer", graph, reordering.plan, model_macs, reordering=reordered)
     if strategy == "layer":
         return layer
     candidates = patch_candidates(graph, max_extra_macs, layer.plan.live_bytes)

@@ -13,7 +13,7 @@ and then ACC_REQUANTIZE acc -> Y, in place, with the projection's requantization
 
 Bit-exact with layer by layer: an expanded channel depends only on its own filter, so each slice computes
 exactly those channels of E and D; the int32 sums are the projection's accumulator added in another order,
-exact because every partial sum stays inside int32 (checked: |bias| + 255 * 128 * C_exp < 2^31).
+exact because every partial sum stays inside int32 (checked: |bias| + 256 * 128 * C_exp < 2^31).
 
 Memory: X, the accumulator (4 bytes per output value) and one slice of E and D are live together, instead
 of X + E (or E + D, D + Y). It pays where the expanded tensor is large against four times the block's
@@ -33,7 +33,9 @@ from ..plan.scratch import is_pointwise
 from ..reference.ops_conv import conv_geometry
 
 _INT32_MAX = 2**31 - 1
-_MAX_TERM = 255 * 128  # |(x - zero point) * w| for int8 x, zero point and w
+# |x * w| + |zero point * w| for int8 x, zero point and w: bounds every partial sum, and each slice's bias
+# with the input offset folded in plus its products (scratch.folded_bias's check, which the codegen uses)
+_MAX_TERM = 256 * 128
 
 
 @dataclass(frozen=True)
