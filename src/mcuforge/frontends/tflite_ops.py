@@ -5,12 +5,13 @@ axes, pads, permutations) into attrs, and turns SAME/VALID into explicit pads.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 
-from ..errors import ModelError
+from ..errors import ModelError, shown
 from ..ir import Op, Tensor
 
 
@@ -24,35 +25,45 @@ def _builtin_names() -> dict[int, str]:
     return _enum_names(BuiltinOperator)
 
 
+def _options_types() -> dict[str, int]:
+    from tflite.BuiltinOptions import BuiltinOptions
+
+    return {v: k for k, v in _enum_names(BuiltinOptions).items()}
+
+
 BUILTIN_NAMES = _builtin_names()
-TFLITE_DTYPES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 6: "bool", 7: "int16",
-                 9: "int8"}
+OPTIONS_TYPES = _options_types()
 _ACTIVATIONS = {0: "NONE", 1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6"}
 
 
 @dataclass(frozen=True)
 class RawOp:
     kind: str
-    inputs: tuple[str, ...]
+    inputs: tuple[str, ...]  # "" for an absent optional operand (index -1)
     outputs: tuple[str, ...]
     options: Any  # flatbuffers Table or None
     options_type: int
     index: int
 
 
-def _options(raw: RawOp, cls_name: str):
+def _options(raw: RawOp, cls_name: str, required: bool = False):
+    """The op's options table read as `cls_name`; None when the op has none (refused if `required`)."""
     import tflite
 
-    cls = getattr(tflite, cls_name)
-    opt = cls()
-    if raw.options is None:
+    if raw.options is None or raw.options_type == 0:
+        if required:
+            raise ModelError(f"{_where(raw)}: the operator has no {cls_name} table (corrupt model?)")
         return None
+    if raw.options_type != OPTIONS_TYPES[cls_name]:
+        raise ModelError(f"{_where(raw)}: its options are of type #{raw.options_type}, not {cls_name} "
+                         "(corrupt model?)")
+    opt = getattr(tflite, cls_name)()
     opt.Init(raw.options.Bytes, raw.options.Pos)
     return opt
 
 
 def _where(raw: RawOp) -> str:
-    return f"operator #{raw.index} {raw.kind} (output '{raw.outputs[0] if raw.outputs else '?'}')"
+    return f"operator #{raw.index} {raw.kind} (output {shown(raw.outputs[0]) if raw.outputs else '?'})"
 
 
 def _activation(raw: RawOp, code: int) -> str:
@@ -62,10 +73,15 @@ def _activation(raw: RawOp, code: int) -> str:
     return _ACTIVATIONS[code]
 
 
-def _const(raw: RawOp, tensors: dict[str, Tensor], pos: int, what: str) -> np.ndarray:
+def _const(raw: RawOp, tensors: dict[str, Tensor], pos: int, what: str, rank: int = 1) -> np.ndarray:
+    """A constant integer operand that describes the operation (axes, pads, shapes ...), of rank <= `rank`."""
     if pos >= len(raw.inputs) or not raw.inputs[pos] or tensors[raw.inputs[pos]].data is None:
         raise ModelError(f"{_where(raw)}: the {what} must be a constant tensor")
-    return tensors[raw.inputs[pos]].data
+    t = tensors[raw.inputs[pos]]
+    if t.dtype not in ("int32", "int64") or len(t.shape) > rank:
+        raise ModelError(f"{_where(raw)}: the {what} {shown(t.name)} is {t.dtype} {list(t.shape)}; "
+                         f"an int32 {'vector' if rank == 1 else 'matrix'} expected")
+    return t.data.astype(np.int64)
 
 
 def same_pads(in_size: int, out_size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
@@ -96,27 +112,35 @@ def _check_rank(raw: RawOp, tensors: dict[str, Tensor], pos: int, rank: int, wha
     name = raw.inputs[pos] if pos >= 0 else raw.outputs[0]
     t = tensors[name]
     if len(t.shape) != rank:
-        raise ModelError(f"{_where(raw)}: the {what} '{name}' has shape {list(t.shape)}; rank {rank} expected")
+        raise ModelError(f"{_where(raw)}: the {what} {shown(name)} has shape {list(t.shape)}; rank {rank} expected")
     return t
+
+
+MAX_WINDOW = 1 << 12  # strides, dilations and filter sizes beyond this are corrupt, not models
+
+
+def _window(raw: RawOp, what: str, values: tuple[int, int]) -> tuple[int, int]:
+    if not all(1 <= v <= MAX_WINDOW for v in values):
+        raise ModelError(f"{_where(raw)}: {what} {list(values)} is invalid (1 .. {MAX_WINDOW} expected)")
+    return values
 
 
 def _conv(raw: RawOp, tensors: dict[str, Tensor]) -> list[Op]:
     depthwise = raw.kind == "DEPTHWISE_CONV_2D"
-    opt = _options(raw, "DepthwiseConv2DOptions" if depthwise else "Conv2DOptions")
+    opt = _options(raw, "DepthwiseConv2DOptions" if depthwise else "Conv2DOptions", required=True)
     x = _check_rank(raw, tensors, 0, 4, "input")
     w = _check_rank(raw, tensors, 1, 4, "filter")
     y = _check_rank(raw, tensors, -1, 4, "output")
     if w.data is None:
         raise ModelError(f"{_where(raw)}: the filter must be constant")
-    stride = (opt.StrideH(), opt.StrideW())
-    dilation = (opt.DilationHFactor() or 1, opt.DilationWFactor() or 1)
-    if min(stride) < 1 or min(dilation) < 1:
-        raise ModelError(f"{_where(raw)}: invalid stride {stride} or dilation {dilation}")
+    stride = _window(raw, "stride", (opt.StrideH(), opt.StrideW()))
+    dilation = _window(raw, "dilation", (opt.DilationHFactor() or 1, opt.DilationWFactor() or 1))
+    _window(raw, "filter size", w.shape[1:3])
     pads = _window_pads(raw, opt.Padding(), x.shape[1:3], y.shape[1:3], w.shape[1:3], stride, dilation)
     attrs: dict[str, Any] = {"stride": stride, "dilation": dilation, "pad": pads,
                              "activation": _activation(raw, opt.FusedActivationFunction())}
     if depthwise:
-        if w.shape[3] != y.shape[3] or y.shape[3] % x.shape[3]:
+        if w.shape[0] != 1 or w.shape[3] != y.shape[3] or x.shape[3] == 0 or y.shape[3] % x.shape[3]:
             raise ModelError(f"{_where(raw)}: filter {list(w.shape)} does not fit input {list(x.shape)} "
                              f"and output {list(y.shape)}")
         attrs["multiplier"] = y.shape[3] // x.shape[3]
@@ -138,7 +162,7 @@ def _fully_connected(raw: RawOp, tensors: dict[str, Tensor]) -> list[Op]:
     if w.data is None:
         raise ModelError(f"{_where(raw)}: non-constant weights are not supported")
     x = tensors[raw.inputs[0]]
-    if x.size % w.shape[1]:
+    if w.shape[1] == 0 or x.size % w.shape[1]:
         raise ModelError(f"{_where(raw)}: input {list(x.shape)} cannot be flattened into rows of {w.shape[1]}")
     attrs = {"activation": _activation(raw, opt.FusedActivationFunction() if opt else 0),
              "keep_num_dims": bool(opt.KeepNumDims()) if opt else False}
@@ -147,13 +171,11 @@ def _fully_connected(raw: RawOp, tensors: dict[str, Tensor]) -> list[Op]:
 
 
 def _pool(raw: RawOp, tensors: dict[str, Tensor]) -> list[Op]:
-    opt = _options(raw, "Pool2DOptions")
+    opt = _options(raw, "Pool2DOptions", required=True)
     x = _check_rank(raw, tensors, 0, 4, "input")
     y = _check_rank(raw, tensors, -1, 4, "output")
-    kernel = (opt.FilterHeight(), opt.FilterWidth())
-    stride = (opt.StrideH(), opt.StrideW())
-    if min(kernel) < 1 or min(stride) < 1:
-        raise ModelError(f"{_where(raw)}: invalid filter {kernel} or stride {stride}")
+    kernel = _window(raw, "filter", (opt.FilterHeight(), opt.FilterWidth()))
+    stride = _window(raw, "stride", (opt.StrideH(), opt.StrideW()))
     pads = _window_pads(raw, opt.Padding(), x.shape[1:3], y.shape[1:3], kernel, stride, (1, 1))
     attrs = {"filter": kernel, "stride": stride, "pad": pads,
              "activation": _activation(raw, opt.FusedActivationFunction())}
@@ -166,19 +188,19 @@ def _binary(raw: RawOp, tensors: dict[str, Tensor]) -> list[Op]:
     if raw.kind in names:
         opt = _options(raw, names[raw.kind])
         attrs["activation"] = _activation(raw, opt.FusedActivationFunction() if opt else 0)
-    if len(raw.inputs) != 2:
-        raise ModelError(f"{_where(raw)}: two inputs expected, got {len(raw.inputs)}")
     return [Op(raw.kind, raw.inputs, raw.outputs[:1], attrs)]
 
 
 def _unary(raw: RawOp, tensors: dict[str, Tensor]) -> list[Op]:
     attrs: dict[str, Any] = {}
     if raw.kind == "SOFTMAX":
-        opt = _options(raw, "SoftmaxOptions")
-        attrs["beta"] = float(opt.Beta()) if opt else 1.0
+        attrs["beta"] = float(_options(raw, "SoftmaxOptions", required=True).Beta())
+        if not 0.0 < attrs["beta"] < 1e6:
+            raise ModelError(f"{_where(raw)}: softmax beta {attrs['beta']:g} is not a plausible value")
     elif raw.kind == "LEAKY_RELU":
-        opt = _options(raw, "LeakyReluOptions")
-        attrs["alpha"] = float(opt.Alpha()) if opt else 0.0
+        attrs["alpha"] = float(_options(raw, "LeakyReluOptions", required=True).Alpha())
+        if not np.isfinite(attrs["alpha"]) or abs(attrs["alpha"]) > 1e6:
+            raise ModelError(f"{_where(raw)}: leaky ReLU alpha {attrs['alpha']:g} is not a plausible value")
     return [Op(raw.kind, raw.inputs[:1], raw.outputs[:1], attrs)]
 
 
@@ -190,9 +212,9 @@ def _reshape(raw: RawOp, tensors: dict[str, Tensor]) -> list[Op]:
 
 
 def _axes(raw: RawOp, tensors: dict[str, Tensor], rank: int) -> tuple[int, ...]:
-    axes = np.atleast_1d(_const(raw, tensors, 1, "axis list")).astype(int).tolist()
-    if any(not -rank <= a < rank for a in axes):
-        raise ModelError(f"{_where(raw)}: axes {axes} out of range for rank {rank}")
+    axes = np.atleast_1d(_const(raw, tensors, 1, "axis list")).tolist()
+    if not axes or any(not -rank <= a < rank for a in axes):
+        raise ModelError(f"{_where(raw)}: axes {axes[:8]} out of range for rank {rank}")
     return tuple(sorted({a % rank for a in axes}))
 
 
@@ -205,13 +227,16 @@ def _reduce(raw: RawOp, tensors: dict[str, Tensor]) -> list[Op]:
 
 def _pad(raw: RawOp, tensors: dict[str, Tensor]) -> list[Op]:
     x, y = tensors[raw.inputs[0]], tensors[raw.outputs[0]]
-    pads = _const(raw, tensors, 1, "padding list").astype(int).reshape(-1, 2)
-    if pads.shape[0] != len(x.shape) or np.any(pads < 0):
-        raise ModelError(f"{_where(raw)}: paddings {pads.tolist()} do not fit input {list(x.shape)}")
+    pads = _const(raw, tensors, 1, "padding list", rank=2)
+    if pads.shape != (len(x.shape), 2) or np.any(pads < 0) or np.any(pads > MAX_WINDOW):
+        raise ModelError(f"{_where(raw)}: paddings {pads.reshape(-1)[:12].tolist()} do not fit input {list(x.shape)}")
     if tuple(int(d + p.sum()) for d, p in zip(x.shape, pads)) != y.shape:
         raise ModelError(f"{_where(raw)}: paddings {pads.tolist()} do not give output {list(y.shape)}")
     if raw.kind == "PADV2" and len(raw.inputs) > 2 and raw.inputs[2]:
-        value = int(np.ravel(_const(raw, tensors, 2, "constant value"))[0])
+        fill = tensors[raw.inputs[2]]
+        if fill.data is None or fill.size != 1 or fill.dtype != y.dtype:
+            raise ModelError(f"{_where(raw)}: the constant value must be one constant {y.dtype} value")
+        value = int(fill.data.reshape(-1)[0])
     else:
         value = y.quant.zp if y.quant is not None else 0
     attrs = {"pads": tuple((int(a), int(b)) for a, b in pads), "value": value}
@@ -221,28 +246,31 @@ def _pad(raw: RawOp, tensors: dict[str, Tensor]) -> list[Op]:
 def _transpose(raw: RawOp, tensors: dict[str, Tensor]) -> list[Op]:
     perm = tuple(int(p) for p in _const(raw, tensors, 1, "permutation"))
     rank = len(tensors[raw.inputs[0]].shape)
-    if sorted(p % rank for p in perm) != list(range(rank)):
-        raise ModelError(f"{_where(raw)}: {list(perm)} is not a permutation of {rank} axes")
+    if len(perm) != rank or any(not -rank <= p < rank for p in perm) or len({p % rank for p in perm}) != rank:
+        raise ModelError(f"{_where(raw)}: {list(perm)[:8]} is not a permutation of {rank} axes")
     return [Op("TRANSPOSE", raw.inputs[:1], raw.outputs[:1], {"perm": tuple(p % rank for p in perm)})]
 
 
 def _concat(raw: RawOp, tensors: dict[str, Tensor]) -> list[Op]:
-    opt = _options(raw, "ConcatenationOptions")
+    opt = _options(raw, "ConcatenationOptions", required=True)
     rank = len(tensors[raw.outputs[0]].shape)
-    axis = opt.Axis() if opt else 0
+    axis = opt.Axis()
     if not -rank <= axis < rank:
         raise ModelError(f"{_where(raw)}: axis {axis} out of range for rank {rank}")
-    attrs = {"axis": axis % rank, "activation": _activation(raw, opt.FusedActivationFunction() if opt else 0)}
+    attrs = {"axis": axis % rank, "activation": _activation(raw, opt.FusedActivationFunction())}
     return [Op("CONCATENATION", raw.inputs, raw.outputs[:1], attrs)]
+
+
+def _slice_length(start: int, stop: int, step: int) -> int:
+    return max(0, -((start - stop) // step)) if step > 0 else max(0, -((stop - start) // -step))
 
 
 def _strided_slice(raw: RawOp, tensors: dict[str, Tensor]) -> list[Op]:
     opt = _options(raw, "StridedSliceOptions")
     x, y = tensors[raw.inputs[0]], tensors[raw.outputs[0]]
-    begin = _const(raw, tensors, 1, "begin").astype(int).tolist()
-    end = _const(raw, tensors, 2, "end").astype(int).tolist()
-    strides = (_const(raw, tensors, 3, "strides").astype(int).tolist() if len(raw.inputs) > 3
-               else [1] * len(begin))
+    begin = _const(raw, tensors, 1, "begin").tolist()
+    end = _const(raw, tensors, 2, "end").tolist()
+    strides = _const(raw, tensors, 3, "strides").tolist() if len(raw.inputs) > 3 else [1] * len(begin)
     if opt is not None and (opt.EllipsisMask() or opt.NewAxisMask()):
         raise ModelError(f"{_where(raw)}: ellipsis and new-axis masks are not supported")
     begin_mask = opt.BeginMask() if opt else 0
@@ -259,26 +287,34 @@ def _strided_slice(raw: RawOp, tensors: dict[str, Tensor]) -> list[Op]:
             slices.append((0, n, 1))
             continue
         s = strides[d]
-        if s == 0:
-            raise ModelError(f"{_where(raw)}: stride 0 on axis {d}")
+        if s == 0 or abs(s) > MAX_WINDOW * MAX_WINDOW:
+            raise ModelError(f"{_where(raw)}: stride {s} on axis {d}")
         b, e = begin[d], (begin[d] + end[d] if offset else end[d])
         if shrink >> d & 1:
             b = b + n if b < 0 else b
+            if not 0 <= b < n:
+                raise ModelError(f"{_where(raw)}: index {begin[d]} is outside axis {d} of {list(x.shape)}")
             slices.append((b, b + 1, 1))
             continue
         lo, hi = (0, n) if s > 0 else (-1, n - 1)
         b = (lo if s > 0 else hi) if begin_mask >> d & 1 else min(max(b + n if b < 0 else b, lo), hi)
         e = (hi if s > 0 else lo) if end_mask >> d & 1 else min(max(e + n if e < 0 else e, lo), hi)
+        if _slice_length(b, e, s) == 0:
+            raise ModelError(f"{_where(raw)}: the slice of axis {d} is empty")
         slices.append((b, None if e < 0 else e, s))
-    block = np.empty(x.shape, np.bool_)[tuple(slice(*s) for s in slices)]
-    if block.size != y.size:
-        raise ModelError(f"{_where(raw)}: slice gives {list(block.shape)}, output is {list(y.shape)}")
+    size = math.prod(_slice_length(b, -1 if e is None else e, s) for b, e, s in slices)
+    if size != y.size:
+        raise ModelError(f"{_where(raw)}: the slice has {size} elements, the output {list(y.shape)} {y.size}")
     return [Op("STRIDED_SLICE", raw.inputs[:1], raw.outputs[:1], {"slices": tuple(slices)})]
 
 
 def _resize_nearest(raw: RawOp, tensors: dict[str, Tensor]) -> list[Op]:
     opt = _options(raw, "ResizeNearestNeighborOptions")
     _check_rank(raw, tensors, 0, 4, "input")
+    y = _check_rank(raw, tensors, -1, 4, "output")
+    size = _const(raw, tensors, 1, "size")
+    if size.tolist() != list(y.shape[1:3]):
+        raise ModelError(f"{_where(raw)}: size {size.tolist()[:4]} differs from the output {list(y.shape)}")
     attrs = {"align_corners": bool(opt.AlignCorners()) if opt else False,
              "half_pixel_centers": bool(opt.HalfPixelCenters()) if opt else False}
     return [Op("RESIZE_NEAREST_NEIGHBOR", raw.inputs[:1], raw.outputs[:1], attrs)]
@@ -295,12 +331,29 @@ CONVERTERS: dict[str, Callable[[RawOp, dict[str, Tensor]], list[Op]]] = {
     "CONCATENATION": _concat, "STRIDED_SLICE": _strided_slice, "RESIZE_NEAREST_NEIGHBOR": _resize_nearest,
 }
 
+# Operand counts (fewest, most) and the optional positions (index -1 allowed); every op has one output.
+_ARITY: dict[str, tuple[int, int, tuple[int, ...]]] = {
+    "CONV_2D": (2, 3, (2,)), "DEPTHWISE_CONV_2D": (2, 3, (2,)), "FULLY_CONNECTED": (2, 3, (2,)),
+    "ADD": (2, 2, ()), "SUB": (2, 2, ()), "MUL": (2, 2, ()), "MAXIMUM": (2, 2, ()), "MINIMUM": (2, 2, ()),
+    "RESHAPE": (1, 2, (1,)), "EXPAND_DIMS": (2, 2, ()), "MEAN": (2, 2, ()), "REDUCE_MAX": (2, 2, ()),
+    "PAD": (2, 2, ()), "PADV2": (2, 3, (2,)), "TRANSPOSE": (2, 2, ()), "CONCATENATION": (1, 1 << 10, ()),
+    "STRIDED_SLICE": (3, 4, ()), "RESIZE_NEAREST_NEIGHBOR": (2, 2, ()),
+}
+
+
+def _check_operands(raw: RawOp) -> None:
+    fewest, most, optional = _ARITY.get(raw.kind, (1, 1, ()))
+    if not fewest <= len(raw.inputs) <= most:
+        count = str(fewest) if fewest == most else f"{fewest} to {most}"
+        raise ModelError(f"{_where(raw)}: {len(raw.inputs)} inputs, but the operator takes {count}")
+    missing = [i for i, n in enumerate(raw.inputs) if not n and i not in optional]
+    if missing:
+        raise ModelError(f"{_where(raw)}: input {missing[0]} is absent (tensor index -1) but required")
+    if len(raw.outputs) != 1:
+        raise ModelError(f"{_where(raw)}: {len(raw.outputs)} outputs, but the operator has one")
+
 
 def to_canonical(raw: RawOp, tensors: dict[str, Tensor]) -> list[Op]:
-    conv = CONVERTERS.get(raw.kind)
-    if conv is None:
-        supported = ", ".join(sorted(CONVERTERS))
-        raise ModelError(f"{_where(raw)}: operator {raw.kind} is not supported. Supported: {supported}")
-    if not raw.inputs or not raw.outputs or not raw.inputs[0]:
-        raise ModelError(f"{_where(raw)}: missing input or output tensor")
-    return conv(raw, tensors)
+    """The canonical op(s) of one supported TFLite operator (see ir.ops)."""
+    _check_operands(raw)
+    return CONVERTERS[raw.kind](raw, tensors)

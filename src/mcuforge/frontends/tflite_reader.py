@@ -1,151 +1,143 @@
 """Read a `.tflite` flatbuffer into the canonical IR, refusing what the engine cannot run.
 
-Every failure, from a truncated file to an unsupported operator, is a ModelError whose message names the
-operator or tensor and says what to do.
+Every failure, from a truncated file to an unsupported operator, is a ModelError: one short line that
+names the operator or tensor (escaped and shortened, see errors.shown) and says what to do. The checks
+run in this order, each relying on the ones before it:
+1. the file: its size (before it is read whole), the 'TFL3' identifier, every offset inside the file
+   (flatbuffer_check), the schema version, one subgraph;
+2. each tensor: element type, shape, buffer index and size, quantization parameters (tflite_tensors);
+3. each operator: a supported builtin, its operand counts, its options table and attributes
+   (tflite_ops);
+4. the graph: one writer per tensor, inputs and outputs, shapes, types and quantization against the
+   operators that use them (ir.passes.validate and ir.shapes).
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
-from ..errors import ModelError
-from ..ir import Graph, Op, QuantParams, Tensor
+from ..errors import ModelError, shown
+from ..ir import Graph, Op, Tensor
 from ..ir.passes import fold_pads, validate
-from .tflite_ops import BUILTIN_NAMES, TFLITE_DTYPES, RawOp, to_canonical
+from .flatbuffer_check import check_flatbuffer
+from .tflite_ops import BUILTIN_NAMES, CONVERTERS, RawOp, to_canonical
+from .tflite_tensors import read_tensor
 
-_MAX_ELEMENTS = 1 << 28
+MAX_FILE_BYTES = 256 << 20  # no microcontroller has this much flash; FlatBuffers' own limit is 2 GiB
+SCHEMA_VERSION = 3
 
 
 def read_tflite_file(path: str | Path, name: str | None = None) -> Graph:
     path = Path(path)
     try:
+        if path.is_dir():
+            raise ModelError(f"{shown(str(path))} is a folder, not a .tflite file")
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise ModelError(f"{shown(str(path))}: {size:,} bytes, over the {MAX_FILE_BYTES >> 20} MiB a "
+                             "microcontroller model can have; is it the right file?")
         data = path.read_bytes()
     except OSError as e:
-        raise ModelError(f"cannot read {path}: {e.strerror or e}") from None
+        raise ModelError(f"cannot read {shown(str(path))}: {e.strerror or type(e).__name__}") from None
     return read_tflite(data, name or path.stem)
 
 
 def read_tflite(data: bytes, name: str = "model") -> Graph:
     """Parse, normalise and validate a TFLite model."""
+    where = shown(name)
+    if len(data) > MAX_FILE_BYTES:
+        raise ModelError(f"{where}: {len(data):,} bytes, over the {MAX_FILE_BYTES >> 20} MiB a "
+                         "microcontroller model can have")
     if len(data) < 16 or data[4:8] != b"TFL3":
-        raise ModelError(f"{name}: not a TFLite flatbuffer (missing 'TFL3' identifier; is the file truncated?)")
-    try:
-        graph = _parse(data, name)
-    except ModelError:
-        raise
-    except Exception as e:  # a malformed flatbuffer fails anywhere inside the generated accessors
-        raise ModelError(f"{name}: malformed .tflite file ({type(e).__name__}: {e}); "
-                         "re-export the model with the TFLite converter") from None
+        raise ModelError(f"{where}: not a TFLite flatbuffer (missing 'TFL3' identifier; is the file truncated?)")
+    check_flatbuffer(data, where)
+    graph = _parse(data, name, where)
+    validate(graph)
     graph = fold_pads(graph)
     validate(graph)
     return graph
 
 
-def _parse(data: bytes, name: str) -> Graph:
+def _parse(data: bytes, name: str, where: str) -> Graph:
     import tflite
 
     model = tflite.Model.GetRootAsModel(data, 0)
-    if model.SubgraphsLength() < 1:
-        raise ModelError(f"{name}: the model has no subgraph")
-    if model.SubgraphsLength() > 1:
-        raise ModelError(f"{name}: {model.SubgraphsLength()} subgraphs (control flow) are not supported; "
-                         "export a model with a single subgraph")
+    if model.Version() != SCHEMA_VERSION:
+        raise ModelError(f"{where}: schema version {model.Version()}, but TFLite (and mcuforge) read version "
+                         f"{SCHEMA_VERSION}; re-export the model with a current TFLite converter")
+    if model.SubgraphsLength() != 1:
+        what = "no subgraph" if model.SubgraphsLength() < 1 else f"{model.SubgraphsLength()} subgraphs"
+        raise ModelError(f"{where}: {what}; mcuforge runs models with exactly one subgraph (no control flow)")
     sub = model.Subgraphs(0)
-    n_tensors = sub.TensorsLength()
+    codes = _operator_kinds(model, sub, where)
     names: list[str] = []
     tensors: dict[str, Tensor] = {}
-    for i in range(n_tensors):
-        t = _tensor(model, sub.Tensors(i), i, set(names))
+    for i in range(sub.TensorsLength()):
+        t = read_tensor(model, sub.Tensors(i), i, tensors)
         names.append(t.name)
         tensors[t.name] = t
+    raws = _raw_ops(sub, codes, names)
+    ops: list[Op] = []
+    for raw in raws:
+        ops.extend(to_canonical(raw, tensors))
+    g_inputs = _tensor_list(sub.InputsAsNumpy() if sub.InputsLength() else [], names, "the model inputs")
+    g_outputs = _tensor_list(sub.OutputsAsNumpy() if sub.OutputsLength() else [], names, "the model outputs")
+    if not g_inputs or not g_outputs:
+        raise ModelError(f"{where}: the model declares no inputs or no outputs")
+    if not ops:
+        raise ModelError(f"{where}: the model has no operators; there is nothing to compile")
+    return Graph(tensors=tensors, ops=tuple(ops), inputs=g_inputs, outputs=g_outputs, name=name)
 
-    def tname(index: int, where: str) -> str:
-        if index == -1:
-            return ""
-        if not 0 <= index < n_tensors:
-            raise ModelError(f"{name}: {where} refers to tensor #{index}, but the model has {n_tensors}")
-        return names[index]
 
+def _tensor_list(indices, names: list[str], what: str, optional: bool = False) -> tuple[str, ...]:
+    out = []
+    for index in (int(i) for i in indices):
+        if optional and index == -1:
+            out.append("")
+        elif not 0 <= index < len(names):
+            raise ModelError(f"{what} refer to tensor #{index}, but the model has {len(names)} tensors")
+        else:
+            out.append(names[index])
+    return tuple(out)
+
+
+def _operator_kinds(model, sub, where: str) -> list[str]:
+    """The builtin kind of each operator code; refuses custom and unsupported operators (all in one line)."""
     codes = []
     for i in range(model.OperatorCodesLength()):
         oc = model.OperatorCodes(i)
         code = max(int(oc.BuiltinCode()), int(oc.DeprecatedBuiltinCode()))
         custom = oc.CustomCode()
-        codes.append((code, custom.decode("utf-8", "replace") if custom else ""))
-    ops: list[Op] = []
+        codes.append((BUILTIN_NAMES.get(code, f"builtin #{code}"), custom.decode("utf-8", "replace") if custom else ""))
+    unsupported: dict[str, list[int]] = {}
+    for i in range(sub.OperatorsLength()):
+        idx = sub.Operators(i).OpcodeIndex()
+        if not 0 <= idx < len(codes):
+            raise ModelError(f"{where}: operator #{i} has opcode index {idx}, but the model has {len(codes)} "
+                             "operator codes")
+        kind, custom = codes[idx]
+        if kind == "CUSTOM":
+            raise ModelError(f"operator #{i}: custom operator {shown(custom)} is not supported; custom ops (e.g. "
+                             "Vela/Ethos-U NPU code) need the vendor's runtime. Compile the model from its "
+                             "original int8 .tflite instead")
+        if kind not in CONVERTERS:
+            unsupported.setdefault(kind, []).append(i)
+    if unsupported:
+        listed = ", ".join(f"{k} (#{v[0]}{f' and {len(v) - 1} more' if len(v) > 1 else ''})"
+                           for k, v in list(unsupported.items())[:4])
+        more = f" and {len(unsupported) - 4} other kinds" if len(unsupported) > 4 else ""
+        raise ModelError(f"{where}: operator{'s' if len(unsupported) > 1 else ''} {listed}{more} not supported "
+                         "yet; the README's 'Operators' section lists what the engine runs")
+    return [kind for kind, _ in codes]
+
+
+def _raw_ops(sub, codes: list[str], names: list[str]) -> list[RawOp]:
+    raws: list[RawOp] = []
     for i in range(sub.OperatorsLength()):
         op = sub.Operators(i)
-        idx = op.OpcodeIndex()
-        if not 0 <= idx < len(codes):
-            raise ModelError(f"{name}: operator #{i} has opcode index {idx}, but the model has {len(codes)} codes")
-        code, custom = codes[idx]
-        kind = BUILTIN_NAMES.get(code, f"builtin #{code}")
-        where = f"operator #{i} ({kind})"
-        inputs = tuple(tname(op.Inputs(j), where) for j in range(op.InputsLength()))
-        outputs = tuple(tname(op.Outputs(j), where) for j in range(op.OutputsLength()))
-        if kind == "CUSTOM":
-            raise ModelError(f"operator #{i}: custom operator '{custom}' (output '{outputs[0] if outputs else '?'}') "
-                             "is not supported; custom ops (e.g. Vela/Ethos-U NPU code) need the vendor's runtime. "
-                             "Compile the model from its original int8 .tflite instead")
-        raw = RawOp(kind=kind, inputs=inputs, outputs=outputs, options=op.BuiltinOptions(),
-                    options_type=op.BuiltinOptionsType(), index=i)
-        ops.extend(to_canonical(raw, tensors))
-    g_inputs = tuple(tname(sub.Inputs(j), "the subgraph inputs") for j in range(sub.InputsLength()))
-    g_outputs = tuple(tname(sub.Outputs(j), "the subgraph outputs") for j in range(sub.OutputsLength()))
-    if not g_inputs or not g_outputs:
-        raise ModelError(f"{name}: the model declares no inputs or no outputs")
-    return Graph(tensors=tensors, ops=tuple(ops), inputs=g_inputs, outputs=g_outputs, name=name)
-
-
-def _tensor(model, t, index: int, taken: set[str]) -> Tensor:
-    raw_name = t.Name()
-    name = raw_name.decode("utf-8", "replace") if raw_name else f"tensor_{index}"
-    if name in taken:
-        name = f"{name}#{index}"
-    ttype = t.Type()
-    if ttype not in TFLITE_DTYPES:
-        raise ModelError(f"tensor '{name}': element type #{ttype} is not supported (int8 models only)")
-    dtype = TFLITE_DTYPES[ttype]
-    shape = tuple(int(d) for d in t.ShapeAsNumpy()) if t.ShapeLength() else ()
-    if any(d < 0 for d in shape):
-        raise ModelError(f"tensor '{name}': dynamic or negative shape {list(shape)}; "
-                         "give the model a fixed input shape before converting")
-    if int(np.prod(shape, dtype=np.int64)) > _MAX_ELEMENTS:
-        raise ModelError(f"tensor '{name}': shape {list(shape)} is implausibly large (corrupt file?)")
-    if t.IsVariable():
-        raise ModelError(f"tensor '{name}': variable tensors (stateful models) are not supported")
-    if t.Sparsity() is not None:
-        raise ModelError(f"tensor '{name}': sparse tensors are not supported; convert with dense weights")
-    quant = _quant(t.Quantization(), name)
-    data = None
-    b = t.Buffer()
-    if not 0 <= b < model.BuffersLength():
-        raise ModelError(f"tensor '{name}': buffer #{b} does not exist")
-    buf = model.Buffers(b)
-    if buf is not None and buf.DataLength() > 0:
-        raw = buf.DataAsNumpy().tobytes()
-        expect = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
-        if len(raw) != expect:
-            raise ModelError(f"tensor '{name}': {len(raw)} bytes of data for shape {list(shape)} {dtype} "
-                             f"({expect} expected)")
-        data = np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
-    elif buf is not None and buf.Offset() > 1:
-        raise ModelError(f"tensor '{name}': weights stored outside the flatbuffer (models over 2 GB) "
-                         "are not supported")
-    return Tensor(name=name, shape=shape, dtype=dtype, quant=quant, data=data)
-
-
-def _quant(q, name: str) -> QuantParams | None:
-    if q is None or q.ScaleLength() == 0:
-        return None
-    scale = q.ScaleAsNumpy().astype(np.float32)
-    zp = q.ZeroPointAsNumpy().astype(np.int64) if q.ZeroPointLength() else np.zeros(scale.size, np.int64)
-    if zp.size == 1 and scale.size > 1:
-        zp = np.full(scale.size, zp[0], np.int64)
-    if zp.size != scale.size:
-        raise ModelError(f"tensor '{name}': {scale.size} scales but {zp.size} zero points")
-    if not np.all(np.isfinite(scale)) or np.any(scale < 0):
-        raise ModelError(f"tensor '{name}': invalid quantization scale {scale[:4].tolist()}")
-    axis = int(q.QuantizedDimension()) if scale.size > 1 else None
-    return QuantParams(scale=scale, zero_point=zp, axis=axis)
+        kind = codes[op.OpcodeIndex()]
+        what = f"operator #{i} ({kind})"
+        inputs = _tensor_list(op.InputsAsNumpy() if op.InputsLength() else [], names, f"{what}'s inputs", True)
+        outputs = _tensor_list(op.OutputsAsNumpy() if op.OutputsLength() else [], names, f"{what}'s outputs")
+        raws.append(RawOp(kind=kind, inputs=inputs, outputs=outputs, options=op.BuiltinOptions(),
+                          options_type=op.BuiltinOptionsType(), index=i))
+    return raws

@@ -1,14 +1,15 @@
 """Graph passes every frontend runs: fold PAD into convolutions, and validate the int8 contract."""
 from __future__ import annotations
 
-from ..errors import ModelError
+from ..errors import ModelError, shown
 from .graph import Graph, Op
 from .ops import SPECS
+from .shapes import check_shapes
 
 _WINDOWED = ("CONV_2D", "DEPTHWISE_CONV_2D")
 _WEIGHTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
-_FIX = ("convert the model with full-integer quantization (TFLiteConverter with a representative_dataset, "
-        "supported_ops=[TFLITE_BUILTINS_INT8]; float32 is allowed only at the model's inputs and outputs)")
+_FIX = ("re-convert it with full-integer quantization (a representative_dataset and TFLITE_BUILTINS_INT8; "
+        "float32 only at the model's inputs and outputs)")
 
 
 def fold_pads(graph: Graph) -> Graph:
@@ -40,22 +41,25 @@ def fold_pads(graph: Graph) -> Graph:
 
 
 def validate(graph: Graph, allow_float: bool = False) -> None:
-    """Refuse graphs the engine cannot run bit-exactly: non-int8 activations, missing quantization,
-    ops out of order. Float32 is accepted only as a graph input fed to QUANTIZE and a graph output
-    written by DEQUANTIZE.
+    """Refuse graphs the engine cannot run bit-exactly: a broken structure (a tensor written twice, an
+    input written or an output constant, ops out of order), shapes that do not follow from the operators
+    (ir.shapes), non-int8 activations, missing or inconsistent quantization. Float32 is accepted only as a
+    graph input fed to QUANTIZE and a graph output written by DEQUANTIZE.
 
     With `allow_float`, an all-float graph (every tensor float32 without quantization: what the torch
     frontend captures, before quantization) passes the structural checks too; graphs with any int8 or
     quantized tensor are held to the int8 contract as before."""
     float_graph = allow_float and _is_float_graph(graph)
+    _check_structure(graph)
     ready = set(graph.inputs) | {n for n, t in graph.tensors.items() if t.is_const}
     for i, op in enumerate(graph.ops):
-        where = f"operator #{i} {op.kind} (output '{op.outputs[0]}')"
+        where = f"operator #{i} {op.kind} (output {shown(op.outputs[0]) if op.outputs else '?'})"
         if op.kind not in SPECS:
             raise ModelError(f"{where}: not a canonical operator")
         for n in op.inputs:
             if n and n not in ready:
-                raise ModelError(f"{where}: input '{n}' is used before any operator writes it")
+                raise ModelError(f"{where}: input {shown(n)} is used before any operator writes it")
+        check_shapes(op, graph, where)
         if float_graph:
             _check_float_operands(graph, op, where)
         else:
@@ -63,7 +67,42 @@ def validate(graph: Graph, allow_float: bool = False) -> None:
         ready.update(op.outputs)
     for n in graph.outputs:
         if n not in ready:
-            raise ModelError(f"model output '{n}' is never written")
+            raise ModelError(f"model output {shown(n)} is never written")
+
+
+def _check_structure(graph: Graph) -> None:
+    """One writer per tensor; inputs are activations nobody writes; outputs are computed; no empty tensors."""
+    for n in (*graph.inputs, *graph.outputs, *(m for op in graph.ops for m in (*op.inputs, *op.outputs) if m)):
+        if n not in graph.tensors:
+            raise ModelError(f"tensor {shown(n)} is used but not defined")
+    for what, names in (("input", graph.inputs), ("output", graph.outputs)):
+        if len(set(names)) != len(names):
+            raise ModelError(f"model {what} {shown(next(n for n in names if names.count(n) > 1))} is listed twice")
+        for n in names:
+            if graph[n].is_const:
+                raise ModelError(f"model {what} {shown(n)} is a constant tensor; a model's {what}s are activations")
+    writers: dict[str, int] = {}
+    for i, op in enumerate(graph.ops):
+        where = f"operator #{i} {op.kind}"
+        for n in op.outputs:
+            if n in writers:
+                raise ModelError(f"{where}: tensor {shown(n)} is already written by operator #{writers[n]}; "
+                                 "each tensor must have one writer")
+            if graph[n].is_const:
+                raise ModelError(f"{where}: writes the constant tensor {shown(n)}")
+            if n in graph.inputs:
+                raise ModelError(f"{where}: writes the model input {shown(n)}")
+            writers[n] = i
+        for n in (*op.inputs, *op.outputs):
+            t = graph.tensors.get(n) if n else None
+            if t is not None and t.size == 0:
+                raise ModelError(f"{where}: tensor {shown(n)} of shape {list(t.shape)} has no elements")
+            if t is not None and t.quant is not None and t.quant.scale.size > 1 and not t.is_const:
+                raise ModelError(f"{where}: activation {shown(n)} has per-channel quantization; "
+                                 "only constant weights can")
+    for n in graph.outputs:
+        if n in graph.inputs:
+            raise ModelError(f"model output {shown(n)} is also a model input; nothing computes it")
 
 
 def _is_float_graph(graph: Graph) -> bool:
@@ -74,7 +113,7 @@ def _check_float_operands(graph: Graph, op: Op, where: str) -> None:
     if op.kind in _WEIGHTED:
         for n in op.inputs[1:]:
             if n and not graph[n].is_const:
-                raise ModelError(f"{where}: weights and bias must be constant tensors, '{n}' is not")
+                raise ModelError(f"{where}: weights and bias must be constant tensors, {shown(n)} is not")
 
 
 def _check_types(graph: Graph, op: Op, where: str) -> None:
@@ -84,7 +123,7 @@ def _check_types(graph: Graph, op: Op, where: str) -> None:
         t = graph[n]
         if t.dtype == "int8":
             if t.quant is None:
-                raise ModelError(f"{where}: int8 tensor '{n}' has no quantization parameters")
+                raise ModelError(f"{where}: int8 tensor {shown(n)} has no quantization parameters")
             continue
         float_edge = t.dtype == "float32" and (
             (op.kind == "QUANTIZE" and n == op.inputs[0] and n in graph.inputs)
@@ -92,28 +131,34 @@ def _check_types(graph: Graph, op: Op, where: str) -> None:
         if float_edge:
             continue
         if t.dtype in ("float32", "float16") and any(graph[w].dtype == "int8" for w in weights):
-            raise ModelError(f"{where}: {t.dtype} activation '{n}' with int8 weights: this is dynamic-range "
+            raise ModelError(f"{where}: {t.dtype} activation {shown(n)} with int8 weights: this is dynamic-range "
                              f"(hybrid) quantization, which mcuforge does not run; {_FIX}")
         if t.dtype in ("float32", "float16"):
-            raise ModelError(f"{where}: {t.dtype} activation '{n}': the model is not int8-quantized; {_FIX}")
+            raise ModelError(f"{where}: {t.dtype} activation {shown(n)}: the model is not int8-quantized; {_FIX}")
         if t.dtype == "int16":
-            raise ModelError(f"{where}: int16 activation '{n}' (16x8 quantization) is not supported; "
+            raise ModelError(f"{where}: int16 activation {shown(n)} (16x8 quantization) is not supported; "
                              "quantize activations to int8")
         if t.dtype == "uint8":
-            raise ModelError(f"{where}: uint8 tensor '{n}' (legacy asymmetric quantization) is not supported; "
+            raise ModelError(f"{where}: uint8 tensor {shown(n)} (legacy asymmetric quantization) is not supported; "
                              "re-convert the model with int8 quantization")
-        raise ModelError(f"{where}: {t.dtype} tensor '{n}' is not supported (int8 activations only)")
+        raise ModelError(f"{where}: {t.dtype} tensor {shown(n)} is not supported (int8 activations only)")
+    out = graph[op.outputs[0]]
+    if op.kind == "DEQUANTIZE" and out.dtype != "float32" or op.kind == "QUANTIZE" and out.dtype != "int8":
+        raise ModelError(f"{where}: writes {out.dtype}; {op.kind} gives {'float32' if op.kind == 'DEQUANTIZE' else 'int8'}")
     if op.kind in _WEIGHTED:
         w = graph[op.inputs[1]]
         if w.dtype != "int8" or w.quant is None:
-            raise ModelError(f"{where}: weights '{w.name}' are {w.dtype}"
+            raise ModelError(f"{where}: weights {shown(w.name)} are {w.dtype}"
                              f"{'' if w.quant else ' without quantization'}; int8 weights expected")
-        if op.kind != "FULLY_CONNECTED" and w.quant.scale.size not in (1, w.shape[-1 if op.kind != 'CONV_2D' else 0]):
-            raise ModelError(f"{where}: weights '{w.name}' have {w.quant.scale.size} scales for "
-                             f"{w.shape} (per-channel scales must match the output channels)")
+        channel_axis = 0 if op.kind == "CONV_2D" else 3
+        if op.kind != "FULLY_CONNECTED" and w.quant.per_channel and (
+                w.quant.axis != channel_axis or w.quant.scale.size != w.shape[channel_axis]):
+            raise ModelError(f"{where}: weights {shown(w.name)} have {w.quant.scale.size} scales on dimension "
+                             f"{w.quant.axis} of {list(w.shape)}; per-channel scales must match the output "
+                             f"channels (dimension {channel_axis})")
         if op.kind == "FULLY_CONNECTED" and w.quant.scale.size != 1:
-            raise ModelError(f"{where}: per-channel fully-connected weights '{w.name}' are not supported")
+            raise ModelError(f"{where}: per-channel fully-connected weights {shown(w.name)} are not supported")
         if len(op.inputs) > 2 and op.inputs[2]:
             b = graph[op.inputs[2]]
             if b.dtype != "int32" or not b.is_const:
-                raise ModelError(f"{where}: bias '{b.name}' must be a constant int32 tensor, got {b.dtype}")
+                raise ModelError(f"{where}: bias {shown(b.name)} must be a constant int32 tensor, got {b.dtype}")

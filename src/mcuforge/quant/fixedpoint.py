@@ -14,8 +14,8 @@ import math
 
 import numpy as np
 
-from .intmath import (quantize_multiplier, INT32_MAX, INT32_MIN, rounding_divide_by_pot, saturating_rounding_doubling_high_mul,
-                      tfl_round)
+from .intmath import (quantize_multiplier, INT32_MAX, INT32_MIN, ScaleError, rounding_divide_by_pot,
+                      saturating_rounding_doubling_high_mul, tfl_round)
 
 Array = np.ndarray
 
@@ -233,7 +233,7 @@ def softmax_scaling(beta: float, input_scale: float, integer_bits: int = 5) -> t
     """PreprocessSoftmaxScaling + CalculateInputRadius: (multiplier, left_shift, diff_min)."""
     real = min(float(beta) * float(input_scale) * float(1 << (31 - integer_bits)), float((1 << 31) - 1))
     if not real > 1.0:
-        raise ValueError(f"softmax: beta * input_scale = {float(beta) * float(input_scale):g} is too small "
+        raise ScaleError(f"softmax: beta * input_scale = {float(beta) * float(input_scale):g} is too small "
                          "(TFLM needs beta * input_scale * 2^26 > 1)")
     multiplier, left_shift = quantize_multiplier(real)
     return multiplier, left_shift, -input_radius(integer_bits, left_shift)
@@ -245,9 +245,12 @@ def log_softmax_scaling(input_scale: float, integer_bits: int = 5) -> tuple[int,
     multiplier, left_shift, diff_min = softmax_scaling(1.0, input_scale, integer_bits)
     reverse_real = float(1 << (31 - left_shift)) / float(multiplier)
     if not 0.0 < reverse_real < 1.0:
-        raise ValueError(f"log_softmax: input scale {input_scale:g} out of range")
+        raise ScaleError(f"log_softmax: input scale {input_scale:g} out of range")
     reverse_multiplier, reverse_shift = quantize_multiplier(reverse_real)
     return multiplier, left_shift, reverse_multiplier, reverse_shift, diff_min
+
+
+NONLINEARITY_MAX_LEFT_SHIFT = 48  # int8 differences times 2^48 stay exact in int64 (the C uses a lookup table)
 
 
 def nonlinearity_scaling(input_scale: float, integer_bits: int = 4) -> tuple[int, int, int]:
@@ -258,6 +261,6 @@ def nonlinearity_scaling(input_scale: float, integer_bits: int = 4) -> tuple[int
     real = float(np.float32(input_scale)) * float(1 << (31 - integer_bits))
     q, left_shift = math.frexp(real)
     multiplier = tfl_round(q * (1 << 31))
-    if multiplier >= 1 << 31 or left_shift < 0:
-        raise ValueError(f"input scale {input_scale:g} out of range for a fixed-point nonlinearity")
+    if multiplier >= 1 << 31 or not 0 <= left_shift <= NONLINEARITY_MAX_LEFT_SHIFT:
+        raise ScaleError(f"input scale {input_scale:g} out of range for a fixed-point nonlinearity")
     return int(multiplier), int(left_shift), input_radius(integer_bits, left_shift)

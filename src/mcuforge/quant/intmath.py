@@ -9,8 +9,16 @@ import math
 
 import numpy as np
 
+from ..errors import ModelError
+
 INT32_MIN = -(2**31)
 INT32_MAX = 2**31 - 1
+MAX_LEFT_SHIFT = 31  # a larger factor saturates every non-zero value, and the C shifts would overflow
+
+
+class ScaleError(ModelError):
+    """A model's quantization scales give a factor the integer arithmetic cannot represent; the engine's
+    passes re-raise it with the layer that needs the factor."""
 
 
 def tfl_round(x: float) -> int:
@@ -21,9 +29,12 @@ def tfl_round(x: float) -> int:
 def quantize_multiplier(real: float) -> tuple[int, int]:
     """A real multiplier as (int32 fixed-point multiplier in [2^30, 2^31), shift); shift > 0 is a left shift.
 
-    As TFLite builds it with double rounding (the pip tflite-micro build): shifts above 30 are kept."""
+    As TFLite builds it with double rounding (the pip tflite-micro build): shifts above 30 are kept, up to
+    31; a factor of 2^31 or more (or not finite) raises ScaleError."""
     if real == 0.0:
         return 0, 0
+    if not math.isfinite(real):
+        raise ScaleError(f"a requantization factor of {real} from the quantization scales; the model is corrupt")
     q, shift = math.frexp(real)
     q_fixed = tfl_round(q * (1 << 31))
     if q_fixed == (1 << 31):
@@ -31,6 +42,9 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
         shift += 1
     if shift < -31:
         shift, q_fixed = 0, 0
+    if shift > MAX_LEFT_SHIFT:
+        raise ScaleError(f"a requantization factor of {real:.3g} (over 2^{MAX_LEFT_SHIFT}) from the quantization "
+                         "scales, which saturates every value; the scales are corrupt")
     return int(q_fixed), int(shift)
 
 

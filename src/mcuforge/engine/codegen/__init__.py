@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from importlib import resources
 
 from ... import __version__
+from ...errors import ModelError, UsageError, shown
 from ...ir import Graph
+from ...quant.intmath import ScaleError
 from ..opinfo import macs
 from ..plan import MemoryPlan
 from . import (  # noqa: F401  (register emitters)
@@ -22,7 +24,7 @@ from .shared_layers import share_repeated_layers
 
 _INCLUDE = re.compile(r'^#include "(mcu_[a-z0-9_]+\.h)"', re.M)
 
-__all__ = ["CLibrary", "IOSpec", "generate", "c_name", "runtime_source"]
+__all__ = ["CLibrary", "IOSpec", "generate", "c_name", "check_c_name", "c_comment", "runtime_source"]
 
 
 @dataclass(frozen=True)
@@ -46,10 +48,33 @@ class CLibrary:
         return [f for f in self.files if f.endswith(".c")]
 
 
+_IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
+_RESERVED = ("mcu_", "mcuforge")  # the runtime headers (mcu_*.h) and our harness (mcuforge_main.c)
+
+
+def check_c_name(name: str) -> str:
+    """`name` as the library's C prefix (lower case), or a UsageError saying why it cannot be one."""
+    if not _IDENTIFIER.fullmatch(name):
+        raise UsageError(f"--name {shown(name)} is not a C identifier: use up to 64 ASCII letters, digits and "
+                         "'_', starting with a letter")
+    if name.lower().startswith(_RESERVED):
+        raise UsageError(f"--name {shown(name)}: names starting with 'mcu_' or 'mcuforge' are the runtime's own "
+                         "files; choose another prefix")
+    return name.lower()
+
+
 def c_name(name: str) -> str:
-    """A C identifier from a model name."""
-    out = "".join(ch if ch.isalnum() else "_" for ch in name).strip("_") or "model"
-    return ("m_" + out if out[0].isdigit() else out).lower()
+    """A C identifier from any text (e.g. a model file's name): ASCII letters, digits and '_', lower case,
+    never one of the runtime's own file names."""
+    out = "".join(ch if ch.isascii() and ch.isalnum() else "_" for ch in name).strip("_")[:64].lower() or "model"
+    return "m_" + out if out[0].isdigit() or out.startswith(_RESERVED) else out
+
+
+def c_comment(text: str, limit: int = 80) -> str:
+    """Text from the model (a layer name) made safe inside a C block comment: printable ASCII only, no
+    comment delimiters, shortened to about `limit` characters."""
+    out = "".join(ch if " " <= ch <= "~" else "?" for ch in text).replace("*/", "*_").replace("/*", "_*")
+    return out if len(out) <= limit else out[:limit // 2 - 2] + "..." + out[-(limit // 2 - 2):]
 
 
 def runtime_source(header: str) -> str:
@@ -79,14 +104,15 @@ def generate(graph: Graph, plan: MemoryPlan, name: str) -> CLibrary:
         ctx.index, ctx.op = i, op
         emit = EMITTERS.get(op.kind)
         if emit is None:
-            from ...errors import ModelError
-
-            raise ModelError(f"operator {op.kind} ({op.name}): no C kernel yet")
+            raise ModelError(f"operator {op.kind} ({shown(op.name)}): no C kernel yet")
         ins = ", ".join(str(list(graph[n].shape)) for n in op.inputs if n and not graph[n].is_const)
         outs = ", ".join(str(list(graph[n].shape)) for n in op.outputs)
-        note = f"    /* {i}: {op.kind} {op.name}: {ins} -> {outs}, MACs {macs(op, graph)}"
+        note = f"    /* {i}: {op.kind} {c_comment(op.name)}: {ins} -> {outs}, MACs {macs(op, graph)}"
         note += ", in place */" if ctx.inplace else " */"
-        bodies.append(emit(op, ctx).rstrip())
+        try:
+            bodies.append(emit(op, ctx).rstrip())
+        except ScaleError as e:
+            raise ModelError(f"layer #{i} {op.kind} {shown(op.name)}: {e}") from None
         calls.append(note)
     functions, bodies = share_repeated_layers(bodies, ctx.arena)
     calls = [note + ("\n" + _indent(body) if body else "") + f"\n    MCU_TRACE_LAYER({i});"

@@ -60,7 +60,7 @@ def _ctype_size(ctype: str) -> int:
 
 
 def _c_ident(text: str) -> str:
-    out = "".join(ch if ch.isalnum() else "_" for ch in text)
+    out = "".join(ch if ch.isascii() and ch.isalnum() else "_" for ch in text)
     return out[:24].strip("_") or "t"
 
 

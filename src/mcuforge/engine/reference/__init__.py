@@ -5,7 +5,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ...errors import ModelError
+from ...errors import ModelError, shown
+from ...quant.intmath import ScaleError
 from ...ir import NUMPY_DTYPES, Graph
 from . import ops_conv, ops_elementwise, ops_pool, ops_shape, ops_softmax  # noqa: F401  (register kernels)
 from .registry import KERNELS, kernel
@@ -27,9 +28,12 @@ def run_all(graph: Graph, inputs: Sequence[np.ndarray]) -> dict[str, np.ndarray]
     for op in graph.ops:
         fn = KERNELS.get(op.kind)
         if fn is None:
-            raise ModelError(f"operator {op.kind} ({op.name}): no reference kernel")
+            raise ModelError(f"operator {op.kind} ({shown(op.name)}): no reference kernel")
         args = [values[n] if n else None for n in op.inputs]
-        outs = fn(op, graph, args)
+        try:
+            outs = fn(op, graph, args)
+        except ScaleError as e:
+            raise ModelError(f"layer {op.kind} {shown(op.name)}: {e}") from None
         for name, y in zip(op.outputs, outs):
             t = graph[name]
             y = np.asarray(y)
