@@ -24,7 +24,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from ..errors import ModelError
+from ..errors import ModelError, shown
 from ..ir import Graph, Op, QuantParams, Tensor
 from ..ir.passes import fold_pads, validate
 from . import intmath
@@ -131,11 +131,11 @@ class Groups:
 def _check_supported(graph: Graph) -> None:
     for op in graph.ops:
         if op.kind not in SUPPORTED:
-            raise ModelError(f"{op.kind} {op.name}: post-training quantization does not support this operator "
+            raise ModelError(f"{op.kind} {shown(op.name)}: post-training quantization does not support this operator "
                              f"(supported: {', '.join(sorted(SUPPORTED))})")
     for name in graph.activations():
         if graph[name].dtype != "float32":
-            raise ModelError(f"tensor {name!r} is {graph[name].dtype}: quantize takes a float32 graph")
+            raise ModelError(f"tensor {shown(name)} is {graph[name].dtype}: quantize takes a float32 graph")
 
 
 def tie_groups(graph: Graph) -> tuple[Groups, set[tuple[int, str]]]:
@@ -208,7 +208,7 @@ def enforce_scale_floors(graph: Graph, groups: Groups, params: dict[str, QuantPa
                 if params[root].s >= floor:
                     continue
                 if root in groups.fixed:
-                    raise ModelError(f"{op.kind} {op.name}: tensor {name!r} has fixed scale {params[root].s:g}, "
+                    raise ModelError(f"{op.kind} {shown(op.name)}: tensor {shown(name)} has fixed scale {params[root].s:g}, "
                                      f"below the {floor:g} TFLite needs")
                 params[root] = QuantParams.per_tensor(float(np.float32(floor * SCALE_MARGIN)), params[root].zp)
                 changed = True
@@ -239,7 +239,7 @@ def quantized_constants(op: Op, graph: Graph, input_scale: float) -> list[Tensor
     """int8 weights and (if the op has one) int32 bias of a CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED."""
     w, bias_name = graph[op.inputs[1]], op.inputs[2] if len(op.inputs) > 2 else ""
     if w.data is None:
-        raise ModelError(f"{op.kind} {op.name}: weights {w.name!r} must be constant")
+        raise ModelError(f"{op.kind} {shown(op.name)}: weights {shown(w.name)} must be constant")
     axis = WEIGHT_AXIS[op.kind]
     real = np.asarray(w.data, np.float64)
     bias = np.asarray(graph[bias_name].data, np.float64).ravel() if bias_name else None

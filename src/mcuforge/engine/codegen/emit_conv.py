@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...errors import ModelError
+from ...errors import ModelError, shown
 from ...ir import Op
 from ..plan.scratch import im2col_stride, is_pointwise, kernel_scratch
 from ..reference.ops_conv import (
@@ -148,7 +148,7 @@ def _check_scratch(op: Op, ctx: EmitContext, needed: int, variant: str) -> None:
     """The plan must give the op's kernel the scratch kernel_scratch chose for it."""
     granted = ctx.plan.scratch[ctx.index][1] if ctx.scratch is not None and ctx.index in ctx.plan.scratch else 0
     if granted < needed:
-        raise ModelError(f"{op.kind} {op.name}: the {variant} kernel needs {needed} bytes of scratch, the plan "
+        raise ModelError(f"{op.kind} {shown(op.name)}: the {variant} kernel needs {needed} bytes of scratch, the plan "
                          f"gives {granted} (planner error)")
 
 
@@ -165,7 +165,7 @@ def emit_depthwise_conv2d(op: Op, ctx: EmitContext) -> str:
     choice = kernel_scratch(op, ctx.graph, ctx.inplace)
     _check_scratch(op, ctx, choice.nbytes, choice.variant or "plain")
     if ctx.inplace and ctx.plan.offsets[op.inputs[0]] != ctx.plan.offsets[op.outputs[0]]:
-        raise ModelError(f"{op.kind} {op.name}: in place, but input and output are at different offsets")
+        raise ModelError(f"{op.kind} {shown(op.name)}: in place, but input and output are at different offsets")
     if requant is not None and (choice.variant == "rows" or not ctx.inplace):  # the planner checked the bias
         ctx.use("mcu_dwconv_s8_plane.h")
         scratch = ctx.scratch if choice.nbytes else "(void *)0"
@@ -176,7 +176,7 @@ def emit_depthwise_conv2d(op: Op, ctx: EmitContext) -> str:
         return _call("mcu_dwconv_s8", [shape, _plain_quant(q), ctx.ptr(op.inputs[0]), ctx.const(op.inputs[1]),
                                        _bias(op, ctx), *_requant_arrays(op, ctx, q), ctx.ptr(op.outputs[0])])
     if g.multiplier != 1 or ctx.scratch is None:
-        raise ModelError(f"{op.kind} {op.name}: in-place depthwise needs multiplier 1 and a scratch (planner error)")
+        raise ModelError(f"{op.kind} {shown(op.name)}: in-place depthwise needs multiplier 1 and a scratch (planner error)")
     return _call("mcu_dwconv_s8_inplace", [shape, _plain_quant(q), ctx.ptr(op.outputs[0]), ctx.const(op.inputs[1]),
                                            _bias(op, ctx), *_requant_arrays(op, ctx, q), ctx.scratch])
 

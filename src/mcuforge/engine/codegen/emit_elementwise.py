@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from ...errors import ModelError
+from ...errors import ModelError, shown
 from ...ir import Op
 from ..reference import ops_elementwise as ref
 from .context import EmitContext, c_float, emitter
@@ -135,7 +135,7 @@ def emit_relu6(op: Op, ctx: EmitContext) -> str:
 def emit_leaky_relu(op: Op, ctx: EmitContext) -> str:
     q = ref.leaky_relu_quant(op, ctx.graph)
     if q.alpha_multiplier == -(2**31):
-        raise ModelError(f"{op.kind} {op.name}: alpha multiplier -2^31 has no int32 magnitude")
+        raise ModelError(f"{op.kind} {shown(op.name)}: alpha multiplier -2^31 has no int32 magnitude")
     ctx.use("mcu_activation_s8.h")
     params = {"input_zero_point": q.input_zero_point, "output_zero_point": q.output_zero_point,
               "identity_multiplier": q.identity_multiplier, "identity_shift": q.identity_shift,
@@ -158,7 +158,7 @@ def emit_hard_swish(op: Op, ctx: EmitContext) -> str:
 def emit_quantize(op: Op, ctx: EmitContext) -> str:
     src, dst = ctx.tensor(op.inputs[0]), ctx.tensor(op.outputs[0])
     if dst.dtype != "int8" or dst.quant is None or src.dtype not in ("float32", "int8"):
-        raise ModelError(f"QUANTIZE {op.name}: {src.dtype} -> {dst.dtype} is not supported "
+        raise ModelError(f"QUANTIZE {shown(op.name)}: {src.dtype} -> {dst.dtype} is not supported "
                          f"(float32 or int8 -> int8)")
     ctx.use("mcu_quantize.h")
     if src.dtype == "float32":
@@ -173,7 +173,7 @@ def emit_quantize(op: Op, ctx: EmitContext) -> str:
 def emit_dequantize(op: Op, ctx: EmitContext) -> str:
     src, dst = ctx.tensor(op.inputs[0]), ctx.tensor(op.outputs[0])
     if src.dtype != "int8" or src.quant is None or dst.dtype != "float32":
-        raise ModelError(f"DEQUANTIZE {op.name}: {src.dtype} -> {dst.dtype} is not supported "
+        raise ModelError(f"DEQUANTIZE {shown(op.name)}: {src.dtype} -> {dst.dtype} is not supported "
                          f"(int8 -> float32 only)")
     ctx.use("mcu_quantize.h")
     return _unary_call(op, ctx, "mcu_dequantize_s8_f32", [c_float(src.quant.s), _int(src.quant.zp)])

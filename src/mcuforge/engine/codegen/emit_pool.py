@@ -11,7 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ...errors import ModelError
+from ...errors import ModelError, shown
 from ...ir import Op
 from ..reference.ops_pool import (check_reduce_max_quant, mean_quant, pool_activation, pool_geometry,
                                   reduce_axes)
@@ -44,7 +44,7 @@ def merge_loops(loops: Loops) -> Loops:
 def pad_loops(op: Op, loops: Loops, depth: int) -> tuple[list[int], list[int]]:
     """(counts, strides) padded to `depth` loops with outer loops that run once."""
     if len(loops) > depth:
-        raise ModelError(f"{op.kind} {op.name}: needs {len(loops)} loops after merging dimensions; the C "
+        raise ModelError(f"{op.kind} {shown(op.name)}: needs {len(loops)} loops after merging dimensions; the C "
                          f"kernel has {depth}")
     filler = [(1, 0)] * (depth - len(loops))
     if not loops:
@@ -56,7 +56,7 @@ def pad_loops(op: Op, loops: Loops, depth: int) -> tuple[list[int], list[int]]:
 def check_int8(op: Op, ctx: EmitContext) -> None:
     for name in (*op.inputs, *op.outputs):
         if name and ctx.tensor(name).dtype != "int8":
-            raise ModelError(f"{op.kind} {op.name}: tensor '{name}' is {ctx.tensor(name).dtype}; the C kernel "
+            raise ModelError(f"{op.kind} {shown(op.name)}: tensor '{shown(name)}' is {ctx.tensor(name).dtype}; the C kernel "
                              "handles int8 only")
 
 
@@ -69,7 +69,7 @@ def _pool(op: Op, ctx: EmitContext, fn: str) -> str:
                                            (g.out_w, g.stride_w, g.pad_left, g.filter_w, g.in_w)):
             first = np.arange(o) * stride - pad
             if o and (np.minimum(filt, size - first) <= np.maximum(0, -first)).any():
-                raise ModelError(f"{op.kind} {op.name}: some pooling windows lie entirely in the padding")
+                raise ModelError(f"{op.kind} {shown(op.name)}: some pooling windows lie entirely in the padding")
     if ctx.tensor(op.outputs[0]).size == 0:
         return ""
     ctx.use("mcu_pool_s8.h")

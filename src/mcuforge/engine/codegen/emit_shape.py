@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...errors import ModelError
+from ...errors import ModelError, shown
 from ...ir import DTYPE_BYTES, Op
 from ..reference.ops_shape import (concat_activation, concat_axis, concat_requants, pad_amounts, pad_value,
                                    paste_block, resize_indices, slice_ranges, transpose_perm)
@@ -49,7 +49,7 @@ def emit_pad(op: Op, ctx: EmitContext) -> str:
             dims.append((size, before, after))
     dims.reverse()
     if len(dims) > 6:
-        raise ModelError(f"{op.kind} {op.name}: {len(dims)} padded dimensions; the C kernel has 6")
+        raise ModelError(f"{op.kind} {shown(op.name)}: {len(dims)} padded dimensions; the C kernel has 6")
     dims = [(1, 0, 0)] * (6 - len(dims)) + dims
     ctx.use("mcu_pad_s8.h")
     fields = {"in": [d[0] for d in dims], "before": [d[1] for d in dims], "out": [sum(d) for d in dims]}

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ...ir import ALIAS_KINDS, Graph
+from ...errors import shown
 from .errors import PlanError
 from .inplace import inplace_candidates
 from .lifetimes import Lifetime, activation_lifetimes
@@ -59,13 +60,13 @@ def _regions(graph: Graph, plan: MemoryPlan, lifetimes: dict[str, Lifetime],
     regions = []
     for name, life in lifetimes.items():
         if name not in plan.offsets:
-            raise PlanError(f"activation tensor {name!r} has no offset in the memory plan")
+            raise PlanError(f"activation tensor {shown(name)} has no offset in the memory plan")
         regions.append(_region(plan, f"tensor {name!r}", classes[name], life, plan.offsets[name],
                                graph.tensors[name].nbytes))
     for i, op in enumerate(graph.ops):
         need = scratch_bytes(op, graph, i in plan.inplace_ops)
         if need and (i not in plan.scratch or plan.scratch[i][1] < need):
-            raise PlanError(f"op {i} ({op.name!r}) needs {need} bytes of scratch, the plan gives "
+            raise PlanError(f"op {i} ({shown(op.name)}) needs {need} bytes of scratch, the plan gives "
                             f"{plan.scratch.get(i, (0, 0))[1]}")
     for i, (offset, nbytes) in plan.scratch.items():
         if not 0 <= i < len(graph.ops):
@@ -85,7 +86,7 @@ def _inplace_pairs(graph: Graph, plan: MemoryPlan, classes: dict[str, str]) -> d
         out = op.outputs[0] if op.outputs else ""
         sources = [n for n in inplace_candidates(op, graph) if plan.offsets.get(n) == plan.offsets.get(out)]
         if not sources:
-            raise PlanError(f"op {k} ({op.name!r}, {op.kind}) is marked in place, but no input its kernel "
+            raise PlanError(f"op {k} ({shown(op.name)}, {op.kind}) is marked in place, but no input its kernel "
                             "may overwrite starts at its output's offset")
         pairs[frozenset((classes[sources[0]], classes[out]))] = k
     return pairs

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ...ir import ALIAS_KINDS, DTYPE_BYTES, Graph
+from ...errors import shown
 from .errors import PlanError
 
 
@@ -65,8 +66,8 @@ def activation_lifetimes(graph: Graph) -> dict[str, Lifetime]:
             if not name or tensors[name].data is not None or name in outside:
                 continue
             if name in read_before_write:
-                raise PlanError(f"tensor {name!r} is read by op {read_before_write[name]} "
-                                f"({graph.ops[read_before_write[name]].name!r}) before op {i} ({op.name!r}) "
+                raise PlanError(f"tensor {shown(name)} is read by op {read_before_write[name]} "
+                                f"({graph.ops[read_before_write[name]].name!r}) before op {i} ({shown(op.name)}) "
                                 "writes it: the ops are not in execution order")
             if name not in start:
                 start[name] = end[name] = i

@@ -23,7 +23,7 @@ def run_all(graph: Graph, inputs: Sequence[np.ndarray]) -> dict[str, np.ndarray]
         t = graph[name]
         x = np.asarray(x)
         if x.size != t.size:
-            raise ValueError(f"input {name!r} needs {t.size} values {t.shape}, got shape {x.shape}")
+            raise ValueError(f"input {shown(name)} needs {t.size} values {t.shape}, got shape {x.shape}")
         values[name] = x.astype(NUMPY_DTYPES[t.dtype], copy=False).reshape(t.shape)
     for op in graph.ops:
         fn = KERNELS.get(op.kind)

@@ -24,7 +24,7 @@ from typing import Sequence
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from ...errors import ModelError
+from ...errors import ModelError, shown
 from ...ir import Graph, Op, Tensor
 from ...quant import intmath
 from .registry import kernel
@@ -77,14 +77,14 @@ def _int8_edges(op: Op, graph: Graph) -> tuple[Tensor, Tensor, Tensor]:
     x, w, y = graph[op.inputs[0]], graph[op.inputs[1]], graph[op.outputs[0]]
     for t, role in ((x, "input"), (w, "weights"), (y, "output")):
         if t.dtype != "int8" or t.quant is None:
-            raise ModelError(f"{op.kind} {op.name}: {role} {t.name!r} must be quantized int8, got {t.dtype}"
+            raise ModelError(f"{op.kind} {shown(op.name)}: {role} {shown(t.name)} must be quantized int8, got {t.dtype}"
                              + ("" if t.quant is not None else " without quantization parameters"))
     if not w.is_const:
-        raise ModelError(f"{op.kind} {op.name}: weights {w.name!r} must be constant")
+        raise ModelError(f"{op.kind} {shown(op.name)}: weights {shown(w.name)} must be constant")
     if len(op.inputs) > 2 and op.inputs[2]:
         b = graph[op.inputs[2]]
         if b.dtype != "int32" or not b.is_const:
-            raise ModelError(f"{op.kind} {op.name}: bias {b.name!r} must be a constant int32 tensor, got {b.dtype}")
+            raise ModelError(f"{op.kind} {shown(op.name)}: bias {shown(b.name)} must be a constant int32 tensor, got {b.dtype}")
     return x, w, y
 
 
@@ -92,7 +92,7 @@ def conv_geometry(op: Op, graph: Graph) -> ConvGeometry:
     """Shapes of a CONV_2D or DEPTHWISE_CONV_2D; raises ModelError on inconsistent ones."""
     x, w, y = graph[op.inputs[0]], graph[op.inputs[1]], graph[op.outputs[0]]
     if len(x.shape) != 4 or len(w.shape) != 4 or len(y.shape) != 4:
-        raise ModelError(f"{op.kind} {op.name}: needs 4-D input, weights and output, got "
+        raise ModelError(f"{op.kind} {shown(op.name)}: needs 4-D input, weights and output, got "
                          f"{x.shape}, {w.shape}, {y.shape}")
     n, ih, iw, ic = x.shape
     on, oh, ow, oc = y.shape
@@ -109,7 +109,7 @@ def conv_geometry(op: Op, graph: Graph) -> ConvGeometry:
         wo, kh, kw, fic = w.shape
         ok = wo == oc and fic > 0 and ic % fic == 0 and oc % (ic // fic) == 0
     if not ok or on != n or min(sh, sw, dh, dw) < 1 or min(top, left) < 0:
-        raise ModelError(f"{op.kind} {op.name}: inconsistent shapes or attributes: input {x.shape}, weights "
+        raise ModelError(f"{op.kind} {shown(op.name)}: inconsistent shapes or attributes: input {x.shape}, weights "
                          f"{w.shape}, output {y.shape}, attrs {dict(op.attrs)}")
     return ConvGeometry(n, ih, iw, ic, oh, ow, oc, kh, kw, sh, sw, dh, dw, top, left, fic, mult)
 
@@ -128,7 +128,7 @@ def _channel_scales(w: Tensor, n_out: int, op: Op) -> np.ndarray:
     if scales.size == 1:
         return np.repeat(scales, n_out)
     if scales.size != n_out:
-        raise ModelError(f"{op.kind} {op.name}: weights have {scales.size} scales for {n_out} output channels")
+        raise ModelError(f"{op.kind} {shown(op.name)}: weights have {scales.size} scales for {n_out} output channels")
     return scales
 
 
@@ -143,7 +143,7 @@ def conv_quant(op: Op, graph: Graph) -> ConvQuant:
     assert x.quant is not None and w.quant is not None and y.quant is not None
     n_out = y.shape[-1]
     if np.any(np.asarray(w.quant.zero_point) != 0):
-        raise ModelError(f"{op.kind} {op.name}: int8 weights must be symmetric (zero point 0)")
+        raise ModelError(f"{op.kind} {shown(op.name)}: int8 weights must be symmetric (zero point 0)")
     reals = [effective_scale(x.quant.s, s, y.quant.s) for s in _channel_scales(w, n_out, op)]
     mult, shift = intmath.quantize_multipliers(np.array(reals, np.float64))
     lo, hi = intmath.activation_range(str(op.attrs.get("activation", "NONE")), y.quant.s, y.quant.zp)
@@ -157,10 +157,10 @@ def fc_quant(op: Op, graph: Graph) -> ConvQuant:
     n_out = w.shape[0]
     zero_points = np.asarray(w.quant.zero_point).ravel()
     if zero_points.size > 1 and np.any(zero_points != 0):
-        raise ModelError(f"{op.kind} {op.name}: per-channel weights must be symmetric (zero point 0)")
+        raise ModelError(f"{op.kind} {shown(op.name)}: per-channel weights must be symmetric (zero point 0)")
     reals = [effective_scale(x.quant.s, s, y.quant.s) for s in np.asarray(w.quant.scale, np.float32).ravel()]
     if len(reals) not in (1, n_out):
-        raise ModelError(f"{op.kind} {op.name}: weights have {len(reals)} scales for {n_out} output units")
+        raise ModelError(f"{op.kind} {shown(op.name)}: weights have {len(reals)} scales for {n_out} output units")
     mult, shift = intmath.quantize_multipliers(np.array(reals, np.float64))
     lo, hi = intmath.activation_range(str(op.attrs.get("activation", "NONE")), y.quant.s, y.quant.zp)
     return ConvQuant(-x.quant.zp, -int(zero_points[0]), y.quant.zp, mult, shift, lo, hi)
@@ -170,10 +170,10 @@ def acc_quant(op: Op, graph: Graph) -> ConvQuant:
     """Requantization constants of an ACC_REQUANTIZE: those of the convolution whose accumulator it reads."""
     acc, y = graph[op.inputs[0]], graph[op.outputs[0]]
     if acc.dtype != "int32" or y.dtype != "int8" or y.quant is None:
-        raise ModelError(f"{op.kind} {op.name}: needs an int32 accumulator and a quantized int8 output")
+        raise ModelError(f"{op.kind} {shown(op.name)}: needs an int32 accumulator and a quantized int8 output")
     scales = np.asarray(op.attrs["filter_scales"], np.float32).ravel()
     if scales.size != y.shape[-1]:
-        raise ModelError(f"{op.kind} {op.name}: {scales.size} filter scales for {y.shape[-1]} output channels")
+        raise ModelError(f"{op.kind} {shown(op.name)}: {scales.size} filter scales for {y.shape[-1]} output channels")
     reals = [effective_scale(float(op.attrs["input_scale"]), s, y.quant.s) for s in scales]
     mult, shift = intmath.quantize_multipliers(np.array(reals, np.float64))
     lo, hi = intmath.activation_range(str(op.attrs.get("activation", "NONE")), y.quant.s, y.quant.zp)
@@ -274,10 +274,10 @@ def fc_shape(op: Op, graph: Graph) -> tuple[int, int, int]:
     """(batches, in_features, out_features) of a FULLY_CONNECTED; the input is flattened to [-1, I]."""
     x, w, y = graph[op.inputs[0]], graph[op.inputs[1]], graph[op.outputs[0]]
     if len(w.shape) != 2:
-        raise ModelError(f"{op.kind} {op.name}: weights must be 2-D [O, I], got {w.shape}")
+        raise ModelError(f"{op.kind} {shown(op.name)}: weights must be 2-D [O, I], got {w.shape}")
     out_f, in_f = w.shape
     if in_f == 0 or x.size % in_f or y.size != (x.size // in_f) * out_f:
-        raise ModelError(f"{op.kind} {op.name}: input {x.shape} does not flatten to [-1, {in_f}] "
+        raise ModelError(f"{op.kind} {shown(op.name)}: input {x.shape} does not flatten to [-1, {in_f}] "
                          f"for output {y.shape}")
     return x.size // in_f, in_f, out_f
 

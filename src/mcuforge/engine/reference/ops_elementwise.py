@@ -22,7 +22,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ...errors import ModelError
+from ...errors import ModelError, shown
 from ...ir import Graph, Op, QuantParams
 from ...quant import intmath
 from .registry import kernel
@@ -36,7 +36,7 @@ INT32_MAX_MINUS_ROUNDING = intmath.INT32_MAX - (1 << 15)
 def _quant(graph: Graph, name: str, op: Op) -> QuantParams:
     q = graph[name].quant
     if q is None or q.per_channel:
-        raise ModelError(f"{op.kind} {op.name}: tensor {name!r} needs per-tensor int8 quantization")
+        raise ModelError(f"{op.kind} {shown(op.name)}: tensor {shown(name)} needs per-tensor int8 quantization")
     return q
 
 
@@ -67,7 +67,7 @@ class AddQuant:
 
 def _smaller_than_one(real: float, op: Op) -> tuple[int, int]:
     if not 0.0 < real < 1.0:
-        raise ModelError(f"{op.kind} {op.name}: rescale factor {real} is outside (0, 1): "
+        raise ModelError(f"{op.kind} {shown(op.name)}: rescale factor {real} is outside (0, 1): "
                          f"TFLite cannot run these quantization parameters")
     return intmath.quantize_multiplier_smaller_than_one_exp(real)
 
@@ -186,7 +186,7 @@ def hard_swish_quant(op: Op, graph: Graph) -> HardSwishQuant:
     hires = _f32(1.0 / 128.0) * _f32(qi.s)
     om, oe = intmath.quantize_multiplier(float(hires / _f32(qo.s)))
     if oe > 0:
-        raise ModelError(f"{op.kind} {op.name}: output scale {qo.s} is too small for input scale {qi.s} "
+        raise ModelError(f"{op.kind} {shown(op.name)}: output scale {qo.s} is too small for input scale {qi.s} "
                          f"(TFLite requires input_scale / 128 < output_scale)")
     rm, re = intmath.quantize_multiplier(float(hires / (_f32(3.0) / _f32(32768.0))))
     return HardSwishQuant(qi.zp, qo.zp, _downscale_to_int16(om), oe, _downscale_to_int16(rm), re)
@@ -332,9 +332,9 @@ def _binary_args(op: Op, graph: Graph, args: Sequence[np.ndarray | None]) -> tup
     try:
         shape = np.broadcast_shapes(a.shape, b.shape)
     except ValueError as e:
-        raise ModelError(f"{op.kind} {op.name}: shapes {a.shape} and {b.shape} do not broadcast") from e
+        raise ModelError(f"{op.kind} {shown(op.name)}: shapes {a.shape} and {b.shape} do not broadcast") from e
     if int(np.prod(shape)) != int(np.prod(out_shape)):
-        raise ModelError(f"{op.kind} {op.name}: inputs broadcast to {shape}, output is {out_shape}")
+        raise ModelError(f"{op.kind} {shown(op.name)}: inputs broadcast to {shape}, output is {out_shape}")
     return a, b
 
 
@@ -382,20 +382,20 @@ def hard_swish(op: Op, graph: Graph, args: Sequence[np.ndarray | None]) -> list[
 def quantize(op: Op, graph: Graph, args: Sequence[np.ndarray | None]) -> list[np.ndarray]:
     src, dst = graph[op.inputs[0]], graph[op.outputs[0]]
     if dst.dtype != "int8":
-        raise ModelError(f"QUANTIZE {op.name}: output {dst.dtype} is not supported (int8 only)")
+        raise ModelError(f"QUANTIZE {shown(op.name)}: output {dst.dtype} is not supported (int8 only)")
     if src.dtype == "float32":
         qo = _quant(graph, op.outputs[0], op)
         return [quantize_f32_values(qo.s, qo.zp, args[0])]
     if src.dtype == "int8":
         return [requant_values(requantize_quant(op, graph), args[0])]
-    raise ModelError(f"QUANTIZE {op.name}: input {src.dtype} is not supported (float32 or int8)")
+    raise ModelError(f"QUANTIZE {shown(op.name)}: input {src.dtype} is not supported (float32 or int8)")
 
 
 @kernel("DEQUANTIZE")
 def dequantize(op: Op, graph: Graph, args: Sequence[np.ndarray | None]) -> list[np.ndarray]:
     src, dst = graph[op.inputs[0]], graph[op.outputs[0]]
     if src.dtype != "int8" or dst.dtype != "float32":
-        raise ModelError(f"DEQUANTIZE {op.name}: {src.dtype} -> {dst.dtype} is not supported "
+        raise ModelError(f"DEQUANTIZE {shown(op.name)}: {src.dtype} -> {dst.dtype} is not supported "
                          f"(int8 -> float32 only)")
     qi = _quant(graph, op.inputs[0], op)
     return [dequantize_values(qi.s, qi.zp, args[0])]

@@ -28,7 +28,7 @@ from typing import Sequence
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ...errors import ModelError
+from ...errors import ModelError, shown
 from ...ir import Graph, Op, Tensor
 from ...quant import intmath
 from .registry import kernel
@@ -53,15 +53,15 @@ class PoolGeometry:
 def pool_geometry(op: Op, graph: Graph) -> PoolGeometry:
     x, y = graph[op.inputs[0]], graph[op.outputs[0]]
     if len(x.shape) != 4 or len(y.shape) != 4:
-        raise ModelError(f"{op.kind} {op.name}: input {list(x.shape)} and output {list(y.shape)} must be 4-D")
+        raise ModelError(f"{op.kind} {shown(op.name)}: input {list(x.shape)} and output {list(y.shape)} must be 4-D")
     if x.shape[0] != y.shape[0] or x.shape[3] != y.shape[3]:
-        raise ModelError(f"{op.kind} {op.name}: input {list(x.shape)} and output {list(y.shape)} differ in "
+        raise ModelError(f"{op.kind} {shown(op.name)}: input {list(x.shape)} and output {list(y.shape)} differ in "
                          "batches or channels")
     fh, fw = (int(v) for v in op.attrs["filter"])
     sh, sw = (int(v) for v in op.attrs["stride"])
     top, _, left, _ = (int(v) for v in op.attrs["pad"])
     if min(fh, fw, sh, sw) < 1 or min(top, left) < 0:
-        raise ModelError(f"{op.kind} {op.name}: invalid filter {(fh, fw)}, stride {(sh, sw)} or pads")
+        raise ModelError(f"{op.kind} {shown(op.name)}: invalid filter {(fh, fw)}, stride {(sh, sw)} or pads")
     return PoolGeometry(x.shape[0], x.shape[1], x.shape[2], x.shape[3], y.shape[1], y.shape[2],
                         fh, fw, sh, sw, top, left)
 
@@ -69,7 +69,7 @@ def pool_geometry(op: Op, graph: Graph) -> PoolGeometry:
 def _activation_bounds(op: Op, out: Tensor) -> tuple[int, int]:
     q = out.quant
     if q is None:
-        raise ModelError(f"{op.kind} {op.name}: output '{out.name}' has no quantization")
+        raise ModelError(f"{op.kind} {shown(op.name)}: output '{out.name}' has no quantization")
     return intmath.activation_range(str(op.attrs.get("activation", "NONE")), q.s, q.zp)
 
 
@@ -110,7 +110,7 @@ def average_pool_2d(op: Op, graph: Graph, args: Sequence[np.ndarray | None]) -> 
     values, mask = _windows(args[0], g, 0)
     count = mask.sum(axis=(-2, -1)).astype(np.int64)  # [OH, OW]
     if count.size and count.min() == 0:
-        raise ModelError(f"{op.kind} {op.name}: some pooling windows lie entirely in the padding")
+        raise ModelError(f"{op.kind} {shown(op.name)}: some pooling windows lie entirely in the padding")
     acc = values.sum(axis=(-2, -1))  # [N, OH, OW, C]
     out = divide_round_half_away(acc, count[None, :, :, None])
     return [np.clip(out, lo, hi).astype(np.int8)]
@@ -131,7 +131,7 @@ def reduce_axes(op: Op, graph: Graph) -> tuple[int, ...]:
     rank = len(graph[op.inputs[0]].shape)
     axes = [int(a) for a in op.attrs.get("axes", ())]
     if any(not -rank <= a < rank for a in axes):
-        raise ModelError(f"{op.kind} {op.name}: axes {axes} out of range for rank {rank}")
+        raise ModelError(f"{op.kind} {shown(op.name)}: axes {axes} out of range for rank {rank}")
     return tuple(sorted({a % rank for a in axes}))
 
 
@@ -154,18 +154,18 @@ class MeanQuant:
 def mean_quant(op: Op, graph: Graph) -> MeanQuant:
     qi, qo = graph[op.inputs[0]].quant, graph[op.outputs[0]].quant
     if qi is None or qo is None:
-        raise ModelError(f"{op.kind} {op.name}: int8 MEAN needs quantized input and output")
+        raise ModelError(f"{op.kind} {shown(op.name)}: int8 MEAN needs quantized input and output")
     count = reduce_count(op, graph)
     if count < 1:
-        raise ModelError(f"{op.kind} {op.name}: mean over an empty axis")
+        raise ModelError(f"{op.kind} {shown(op.name)}: mean over an empty axis")
     multiplier, shift = intmath.quantize_multiplier(float(np.float64(qi.s) / np.float64(qo.s)))
     k = min(count.bit_length() - 1, 32, 31 + shift)
     if k < 0:
-        raise ModelError(f"{op.kind} {op.name}: input/output scale ratio {qi.s / qo.s:g} is too small")
+        raise ModelError(f"{op.kind} {shown(op.name)}: input/output scale ratio {qi.s / qo.s:g} is too small")
     multiplier = (multiplier << k) // count
     zp_count = qi.zp * count
     if abs(zp_count) + 128 * count > intmath.INT32_MAX:
-        raise ModelError(f"{op.kind} {op.name}: {count} values per mean overflow the int32 accumulator")
+        raise ModelError(f"{op.kind} {shown(op.name)}: {count} values per mean overflow the int32 accumulator")
     return MeanQuant(zp_count, multiplier, shift - k, qo.zp)
 
 
@@ -181,7 +181,7 @@ def mean(op: Op, graph: Graph, args: Sequence[np.ndarray | None]) -> list[np.nda
 def check_reduce_max_quant(op: Op, graph: Graph) -> None:
     qi, qo = graph[op.inputs[0]].quant, graph[op.outputs[0]].quant
     if qi is not None and qo is not None and (np.float32(qi.s) != np.float32(qo.s) or qi.zp != qo.zp):
-        raise ModelError(f"{op.kind} {op.name}: int8 REDUCE_MAX needs the same input and output quantization "
+        raise ModelError(f"{op.kind} {shown(op.name)}: int8 REDUCE_MAX needs the same input and output quantization "
                          f"(got scale {qi.s:g}/{qo.s:g}, zero point {qi.zp}/{qo.zp}), as TFLM does")
 
 

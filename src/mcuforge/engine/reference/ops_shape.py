@@ -19,7 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ...errors import ModelError
+from ...errors import ModelError, shown
 from ...ir import Graph, Op, QuantParams
 from ...quant import intmath
 from .registry import kernel
@@ -29,7 +29,7 @@ from .registry import kernel
 def reshape(op: Op, graph: Graph, args: Sequence[np.ndarray | None]) -> list[np.ndarray]:
     out = graph[op.outputs[0]]
     if args[0].size != out.size:
-        raise ModelError(f"{op.kind} {op.name}: cannot reshape {list(args[0].shape)} into {list(out.shape)}")
+        raise ModelError(f"{op.kind} {shown(op.name)}: cannot reshape {list(args[0].shape)} into {list(out.shape)}")
     return [args[0].reshape(out.shape)]
 
 
@@ -40,16 +40,16 @@ def pad_amounts(op: Op, graph: Graph) -> tuple[tuple[int, int], ...]:
     x, y = graph[op.inputs[0]], graph[op.outputs[0]]
     pads = tuple((int(a), int(b)) for a, b in op.attrs["pads"])
     if len(pads) != len(x.shape) or any(a < 0 or b < 0 for a, b in pads):
-        raise ModelError(f"{op.kind} {op.name}: pads {pads} do not fit input {list(x.shape)}")
+        raise ModelError(f"{op.kind} {shown(op.name)}: pads {pads} do not fit input {list(x.shape)}")
     if tuple(d + a + b for d, (a, b) in zip(x.shape, pads)) != tuple(y.shape):
-        raise ModelError(f"{op.kind} {op.name}: pads {pads} on {list(x.shape)} do not give {list(y.shape)}")
+        raise ModelError(f"{op.kind} {shown(op.name)}: pads {pads} on {list(x.shape)} do not give {list(y.shape)}")
     return pads
 
 
 def pad_value(op: Op) -> int:
     value = int(op.attrs.get("value", 0))
     if not -128 <= value <= 127:
-        raise ModelError(f"{op.kind} {op.name}: fill value {value} is not an int8")
+        raise ModelError(f"{op.kind} {shown(op.name)}: fill value {value} is not an int8")
     return value
 
 
@@ -65,7 +65,7 @@ def transpose_perm(op: Op, graph: Graph) -> tuple[int, ...]:
     rank = len(graph[op.inputs[0]].shape)
     perm = tuple(int(p) for p in op.attrs["perm"])
     if sorted(perm) != list(range(rank)):
-        raise ModelError(f"{op.kind} {op.name}: {list(perm)} is not a permutation of {rank} axes")
+        raise ModelError(f"{op.kind} {shown(op.name)}: {list(perm)} is not a permutation of {rank} axes")
     return perm
 
 
@@ -91,13 +91,13 @@ def concat_axis(op: Op, graph: Graph) -> int:
     rank = len(graph[op.outputs[0]].shape)
     axis = int(op.attrs.get("axis", 0))
     if not -rank <= axis < rank:
-        raise ModelError(f"{op.kind} {op.name}: axis {axis} out of range for rank {rank}")
+        raise ModelError(f"{op.kind} {shown(op.name)}: axis {axis} out of range for rank {rank}")
     axis %= rank
     out = graph[op.outputs[0]].shape
     shapes = [graph[n].shape for n in op.inputs]
     if any(len(s) != rank or s[:axis] != out[:axis] or s[axis + 1:] != out[axis + 1:] for s in shapes) \
             or sum(s[axis] for s in shapes) != out[axis]:
-        raise ModelError(f"{op.kind} {op.name}: inputs {[list(s) for s in shapes]} do not concatenate along "
+        raise ModelError(f"{op.kind} {shown(op.name)}: inputs {[list(s) for s in shapes]} do not concatenate along "
                          f"axis {axis} into {list(out)}")
     return axis
 
@@ -118,7 +118,7 @@ def concat_requants(op: Op, graph: Graph) -> list[Requant | None]:
             out.append(None)
             continue
         if qi is None or qo is None:
-            raise ModelError(f"{op.kind} {op.name}: input '{name}' and the output mix quantized and raw values")
+            raise ModelError(f"{op.kind} {shown(op.name)}: input '{shown(name)}' and the output mix quantized and raw values")
         multiplier, shift = intmath.quantize_multiplier(float(np.float64(qi.s) / np.float64(qo.s)))
         out.append(Requant(qi.zp, multiplier, shift, qo.zp))
     return out
@@ -129,7 +129,7 @@ def concat_activation(op: Op, graph: Graph) -> tuple[int, int]:
     activation = str(op.attrs.get("activation", "NONE"))
     if q is None:
         if activation != "NONE":
-            raise ModelError(f"{op.kind} {op.name}: a fused activation needs a quantized output")
+            raise ModelError(f"{op.kind} {shown(op.name)}: a fused activation needs a quantized output")
         return -128, 127
     return intmath.activation_range(activation, q.s, q.zp)
 
@@ -159,16 +159,16 @@ def slice_ranges(op: Op, graph: Graph) -> tuple[range, ...]:
     x, y = graph[op.inputs[0]], graph[op.outputs[0]]
     slices = [tuple(s) for s in op.attrs["slices"]]
     if len(slices) != len(x.shape):
-        raise ModelError(f"{op.kind} {op.name}: {len(slices)} slices for an input of rank {len(x.shape)}")
+        raise ModelError(f"{op.kind} {shown(op.name)}: {len(slices)} slices for an input of rank {len(x.shape)}")
     ranges = []
     for s, n in zip(slices, x.shape):
         start, stop, step = (tuple(s) + (None, None, None))[:3]
         if step == 0:
-            raise ModelError(f"{op.kind} {op.name}: slice step 0")
+            raise ModelError(f"{op.kind} {shown(op.name)}: slice step 0")
         ranges.append(range(*slice(start, stop, step).indices(n)))
     block = int(np.prod([len(r) for r in ranges], dtype=np.int64))
     if block != y.size:
-        raise ModelError(f"{op.kind} {op.name}: slices give {[len(r) for r in ranges]}, output is {list(y.shape)}")
+        raise ModelError(f"{op.kind} {shown(op.name)}: slices give {[len(r) for r in ranges]}, output is {list(y.shape)}")
     return tuple(ranges)
 
 
@@ -187,7 +187,7 @@ def paste_block(op: Op, graph: Graph) -> tuple[slice, ...]:
     origin = tuple(op.attrs["origin"])
     if len(origin) != len(out.shape) or len(patch.shape) != len(out.shape) or any(
             o < 0 or o + p > n for o, p, n in zip(origin, patch.shape, out.shape)):
-        raise ModelError(f"{op.kind} {op.name}: patch {list(patch.shape)} at {list(origin)} does not fit the "
+        raise ModelError(f"{op.kind} {shown(op.name)}: patch {list(patch.shape)} at {list(origin)} does not fit the "
                          f"output {list(out.shape)}")
     return tuple(slice(o, o + p) for o, p in zip(origin, patch.shape))
 
@@ -227,7 +227,7 @@ def resize_indices(op: Op, graph: Graph) -> tuple[np.ndarray, np.ndarray]:
     """Source row for every output row and source column for every output column."""
     x, y = graph[op.inputs[0]], graph[op.outputs[0]]
     if len(x.shape) != 4 or len(y.shape) != 4 or x.shape[0] != y.shape[0] or x.shape[3] != y.shape[3]:
-        raise ModelError(f"{op.kind} {op.name}: input {list(x.shape)} and output {list(y.shape)} must be NHWC "
+        raise ModelError(f"{op.kind} {shown(op.name)}: input {list(x.shape)} and output {list(y.shape)} must be NHWC "
                          "with the same batches and channels")
     align, half = bool(op.attrs.get("align_corners", False)), bool(op.attrs.get("half_pixel_centers", False))
     return (nearest_source_indices(x.shape[1], y.shape[1], align, half),

@@ -22,7 +22,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ...errors import ModelError
+from ...errors import ModelError, shown
 from ...ir import Graph, Op, Tensor
 from ...quant import fixedpoint as fp
 from ...quant import intmath
@@ -67,19 +67,19 @@ class NonlinearityParams:
 def _edges(op: Op, graph: Graph) -> tuple[Tensor, Tensor]:
     x, y = graph[op.inputs[0]], graph[op.outputs[0]]
     if x.dtype != "int8" or x.quant is None:
-        raise ModelError(f"{op.kind} {op.name}: input {x.name!r} must be quantized int8, got {x.dtype}"
+        raise ModelError(f"{op.kind} {shown(op.name)}: input {shown(x.name)} must be quantized int8, got {x.dtype}"
                          + ("" if x.quant is not None else " without quantization parameters"))
     if y.quant is None:
-        raise ModelError(f"{op.kind} {op.name}: output {y.name!r} has no quantization parameters")
+        raise ModelError(f"{op.kind} {shown(op.name)}: output {shown(y.name)} has no quantization parameters")
     if len(x.shape) < 1 or x.shape != y.shape:
-        raise ModelError(f"{op.kind} {op.name}: output shape {y.shape} must equal input shape {x.shape}")
+        raise ModelError(f"{op.kind} {shown(op.name)}: output shape {y.shape} must equal input shape {x.shape}")
     return x, y
 
 
 def _require_output(op: Op, y: Tensor, scale: float, zero_point: int) -> None:
     assert y.quant is not None
     if y.quant.zp != zero_point or np.float32(y.quant.s) != np.float32(scale):
-        raise ModelError(f"{op.kind} {op.name}: int8 output must have scale {scale:g} and zero point "
+        raise ModelError(f"{op.kind} {shown(op.name)}: int8 output must have scale {scale:g} and zero point "
                          f"{zero_point} (as TFLite requires), got scale {y.quant.s:g} zero point {y.quant.zp}")
 
 
@@ -91,45 +91,45 @@ def softmax_params(op: Op, graph: Graph) -> SoftmaxParams:
     elif y.dtype == "int16":
         assert y.quant is not None
         if y.quant.zp != -32768 or abs(y.quant.s - 1.0 / 65536) > 0.001 / 65536:
-            raise ModelError(f"{op.kind} {op.name}: int16 output must have scale 1/65536 and zero point "
+            raise ModelError(f"{op.kind} {shown(op.name)}: int16 output must have scale 1/65536 and zero point "
                              f"-32768, got scale {y.quant.s:g} zero point {y.quant.zp}")
         bits = 16
     else:
-        raise ModelError(f"{op.kind} {op.name}: output must be int8 or int16, got {y.dtype}")
+        raise ModelError(f"{op.kind} {shown(op.name)}: output must be int8 or int16, got {y.dtype}")
     assert x.quant is not None
     beta = float(np.float32(op.attrs.get("beta", 1.0)))
     try:
         m, shift, diff_min = fp.softmax_scaling(beta, float(np.float32(x.quant.s)), SCALED_DIFF_INTEGER_BITS)
     except ValueError as e:
-        raise ModelError(f"{op.kind} {op.name}: {e}") from None
+        raise ModelError(f"{op.kind} {shown(op.name)}: {e}") from None
     return SoftmaxParams(m, shift, diff_min, bits)
 
 
 def log_softmax_params(op: Op, graph: Graph) -> LogSoftmaxParams:
     x, y = _edges(op, graph)
     if y.dtype != "int8":
-        raise ModelError(f"{op.kind} {op.name}: output must be int8, got {y.dtype}")
+        raise ModelError(f"{op.kind} {shown(op.name)}: output must be int8, got {y.dtype}")
     _require_output(op, y, 16.0 / 256, 127)
     assert x.quant is not None
     try:
         values = fp.log_softmax_scaling(float(np.float32(x.quant.s)), SCALED_DIFF_INTEGER_BITS)
     except ValueError as e:
-        raise ModelError(f"{op.kind} {op.name}: {e}") from None
+        raise ModelError(f"{op.kind} {shown(op.name)}: {e}") from None
     return LogSoftmaxParams(*values)
 
 
 def nonlinearity_params(op: Op, graph: Graph) -> NonlinearityParams:
     x, y = _edges(op, graph)
     if y.dtype != "int8":
-        raise ModelError(f"{op.kind} {op.name}: output must be int8, got {y.dtype}")
+        raise ModelError(f"{op.kind} {shown(op.name)}: output must be int8, got {y.dtype}")
     assert x.quant is not None and y.quant is not None
     if op.kind == "LOGISTIC" and y.quant.zp != -128:
-        raise ModelError(f"{op.kind} {op.name}: int8 output must have zero point -128 (as TFLite requires), "
+        raise ModelError(f"{op.kind} {shown(op.name)}: int8 output must have zero point -128 (as TFLite requires), "
                          f"got {y.quant.zp}")
     try:
         m, shift, radius = fp.nonlinearity_scaling(x.quant.s, NONLINEARITY_INPUT_INTEGER_BITS)
     except ValueError as e:
-        raise ModelError(f"{op.kind} {op.name}: {e}") from None
+        raise ModelError(f"{op.kind} {shown(op.name)}: {e}") from None
     return NonlinearityParams(x.quant.zp, m, shift, radius)
 
 
