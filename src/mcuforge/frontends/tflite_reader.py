@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..errors import ModelError, shown
 from ..ir import Graph, Op, Tensor
-from ..ir.passes import fold_pads, validate
+from ..ir.passes import check_structure, fold_pads, validate
 from .flatbuffer_check import check_flatbuffer
 from .tflite_ops import BUILTIN_NAMES, CONVERTERS, RawOp, to_canonical
 from .tflite_tensors import read_tensor
@@ -76,15 +76,15 @@ def _parse(data: bytes, name: str, where: str) -> Graph:
         names.append(t.name)
         tensors[t.name] = t
     raws = _raw_ops(sub, codes, names)
-    ops: list[Op] = []
-    for raw in raws:
-        ops.extend(to_canonical(raw, tensors))
     g_inputs = _tensor_list(sub.InputsAsNumpy() if sub.InputsLength() else [], names, "the model inputs")
     g_outputs = _tensor_list(sub.OutputsAsNumpy() if sub.OutputsLength() else [], names, "the model outputs")
     if not g_inputs or not g_outputs:
         raise ModelError(f"{where}: the model declares no inputs or no outputs")
-    if not ops:
+    if not raws:
         raise ModelError(f"{where}: the model has no operators; there is nothing to compile")
+    # the graph's structure first (writers, inputs, outputs): it explains more than any one operator's check
+    check_structure(Graph(tensors, tuple(Op(r.kind, r.inputs, r.outputs) for r in raws), g_inputs, g_outputs))
+    ops = [op for raw in raws for op in to_canonical(raw, tensors)]
     return Graph(tensors=tensors, ops=tuple(ops), inputs=g_inputs, outputs=g_outputs, name=name)
 
 

@@ -50,7 +50,7 @@ def validate(graph: Graph, allow_float: bool = False) -> None:
     frontend captures, before quantization) passes the structural checks too; graphs with any int8 or
     quantized tensor are held to the int8 contract as before."""
     float_graph = allow_float and _is_float_graph(graph)
-    _check_structure(graph)
+    check_structure(graph)
     ready = set(graph.inputs) | {n for n, t in graph.tensors.items() if t.is_const}
     for i, op in enumerate(graph.ops):
         where = f"operator #{i} {op.kind} (output {shown(op.outputs[0]) if op.outputs else '?'})"
@@ -70,7 +70,7 @@ def validate(graph: Graph, allow_float: bool = False) -> None:
             raise ModelError(f"model output {shown(n)} is never written")
 
 
-def _check_structure(graph: Graph) -> None:
+def check_structure(graph: Graph) -> None:
     """One writer per tensor; inputs are activations nobody writes; outputs are computed; no empty tensors."""
     for n in (*graph.inputs, *graph.outputs, *(m for op in graph.ops for m in (*op.inputs, *op.outputs) if m)):
         if n not in graph.tensors:
