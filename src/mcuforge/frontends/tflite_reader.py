@@ -126,7 +126,7 @@ def _operator_kinds(model, sub, where: str) -> list[str]:
                            for k, v in list(unsupported.items())[:4])
         more = f" and {len(unsupported) - 4} other kinds" if len(unsupported) > 4 else ""
         raise ModelError(f"{where}: operator{'s' if len(unsupported) > 1 else ''} {listed}{more} not supported "
-                         "yet; the README's 'Operators' section lists what the engine runs")
+                         "yet (the README's 'What works' lists the operators the engine runs)")
     return [kind for kind, _ in codes]
 
 
