@@ -301,11 +301,13 @@ def bench_model(path: str | Path, *, cortex_m: bool = True, tflm_invokes: int = 
 # ------------------------------------------------------------------------------------------- CLI
 
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
+    from .cli_args import parse_positive
+
     parser.add_argument("model", nargs="+", help="int8 .tflite model(s)")
     parser.add_argument("--json", action="store_true", help="one JSON object per model per line")
     parser.add_argument("--no-cortex-m", dest="cortex_m", action="store_false",
                         help="skip the Cortex-M4/M7 counts and code size (QEMU, arm-none-eabi-gcc)")
-    parser.add_argument("--tflm-invokes", type=int, default=TFLM_INVOKES,
+    parser.add_argument("--tflm-invokes", type=parse_positive, default=TFLM_INVOKES,
                         help=f"TFLM invokes to average over (default {TFLM_INVOKES})")
     parser.add_argument("--layers", action="store_true",
                         help="instead: instructions of every layer on a Cortex-M core (QEMU plugin, trace build)")

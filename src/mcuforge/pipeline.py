@@ -2,22 +2,21 @@
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from .engine.codegen import CLibrary
+from .engine.codegen import CLibrary, check_c_name
 from .engine.compiler import compile_graph
 from .engine.opinfo import macs, params
 from .engine.plan import MemoryPlan, check_plan
 from .engine.schedule import MAX_EXTRA_MACS, Schedule, schedule
-from .errors import BudgetError, ModelError
+from .errors import BudgetError, UsageError, shown
 from .frontends.tflite_reader import read_tflite_file
 from .ir import Graph
+from .outdir import replaced_folder
 
 
 @dataclass(frozen=True)
@@ -72,9 +71,11 @@ def load_model(path: str | os.PathLike) -> Graph:
     """Reads a model file (.tflite) into the IR."""
     path = Path(path)
     if path.suffix.lower() != ".tflite":
-        raise ModelError(f"{path}: unknown model format '{path.suffix}' (expected a .tflite file)")
+        raise UsageError(f"{shown(str(path))}: unknown model format {shown(path.suffix)} (expected a .tflite file)")
+    if path.is_dir():
+        raise UsageError(f"{shown(str(path))} is a folder, not a .tflite file")
     if not path.is_file():
-        raise ModelError(f"{path}: no such file")
+        raise UsageError(f"{shown(str(path))}: no such file")
     return read_tflite_file(path)
 
 
@@ -108,8 +109,9 @@ def compile_model(graph: Graph, name: str | None = None, *, sram: int | None = N
     (the first layers patch by patch) or "auto" (per block, the lowest peak SRAM), computing at most
     `max_extra_macs` (a fraction) more MACs; see engine.schedule.
     The CLI's default is "auto"."""
+    prefix = check_c_name(name) if name is not None else graph.name  # an explicit name must be a C identifier
     chosen = schedule(graph, strategy, max_extra_macs)
-    lib = compile_graph(chosen.graph, name or graph.name, plan=chosen.plan)  # checks the plan
+    lib = compile_graph(chosen.graph, prefix, plan=chosen.plan)  # checks the plan
     report = memory_report(chosen.graph, chosen.plan, lib.flash_weights_bytes, chosen)
     check_budget(report, sram, flash)
     return Compiled(chosen.graph, chosen.plan, lib, report)
@@ -128,25 +130,29 @@ def check_budget(report: MemoryReport, sram: int | None, flash: int | None) -> N
                           f"{big.index} {big.kind} '{big.name}' ({big.params} parameters)")
 
 
-def write_library(lib: CLibrary, outdir: str | os.PathLike) -> list[Path]:
-    """Writes the C library into outdir. All files are written to a temporary folder first and moved
-    in at the end, so a failure never leaves a half-written library behind."""
-    outdir = Path(outdir)
-    parent = outdir.resolve().parent
-    parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{outdir.name}-", dir=parent))
-    created = not outdir.exists()
-    try:
-        for fname, text in lib.files.items():
-            (tmp / fname).write_text(text)
-        if created:
-            tmp.rename(outdir)
-            return [outdir / f for f in lib.files]
-        for fname in lib.files:
-            os.replace(tmp / fname, outdir / fname)
-        return [outdir / f for f in lib.files]
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+def write_library(lib: CLibrary, outdir: str | os.PathLike, *, target: str = "host", opt: str = "-O2"
+                  ) -> list[Path]:
+    """Writes the C library into the folder `outdir`, whole or not at all; returns the paths of its files.
+
+    The files are written into a fresh folder beside `outdir` that then replaces it (`outdir.replaced_folder`):
+    afterwards `outdir` holds exactly this library and the marker file `.mcuforge`, and after any failure,
+    Ctrl-C or SIGTERM it keeps its previous contents. `outdir` must be new, empty, or a folder mcuforge
+    wrote (it holds `.mcuforge`); anything else raises UsageError, so no file of yours is ever deleted.
+    New folders get ordinary permissions (the umask applies). `target` "cortex-m4" or "cortex-m7" also
+    builds `<name>_<core>.elf` into the folder with arm-none-eabi-gcc at `opt` (e.g. "-Os"), inside the
+    same swap; it is the last path returned."""
+    with replaced_folder(outdir) as stage:
+        try:
+            for fname, text in lib.files.items():
+                (stage / fname).write_text(text)
+        except OSError as e:
+            raise UsageError(f"cannot write the C library to {shown(os.fspath(outdir))}: {e.strerror or e}") from None
+        names = list(lib.files)
+        if target != "host":
+            from .targets.cortex_m import build_into
+
+            names.append(build_into(lib, target, opt, stage)[1].name)
+    return [Path(outdir) / name for name in names]
 
 
 def split_batch(graph: Graph, x: np.ndarray) -> tuple[list[np.ndarray], bool]:
@@ -158,7 +164,7 @@ def split_batch(graph: Graph, x: np.ndarray) -> tuple[list[np.ndarray], bool]:
         return [x.reshape(t.shape)], False
     if x.ndim >= 1 and x.shape[0] > 0 and x[0].size == t.size:
         return [xi.reshape(t.shape) for xi in x], True
-    raise ModelError(f"input array of shape {list(x.shape)} does not hold one input of shape {list(t.shape)} "
+    raise UsageError(f"input array of shape {list(x.shape)} does not hold one input of shape {list(t.shape)} "
                      "nor a stack of them along a new leading axis")
 
 

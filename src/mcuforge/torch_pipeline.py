@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -27,6 +26,7 @@ from .frontends.torch_capture import from_torch
 from .frontends.torch_capture import input_layout as capture_layout
 from .frontends.torch_layout import Layout
 from .ir import Graph
+from .outdir import write_file_atomically
 from .pipeline import MemoryReport, analyze
 from .quant.ptq import ObserverChoice, quantize
 
@@ -49,7 +49,7 @@ def load_exported(path: str | os.PathLike) -> ExportedProgram:
     """A program saved with torch.export.save; ModelError if the file is missing or is not one."""
     path = Path(path)
     if not path.is_file():
-        raise ModelError(f"{path}: no such file")
+        raise ModelError(f"{path}: {'is a folder, not a file' if path.is_dir() else 'no such file'}")
     hint = "save the model with torch.export.save(torch.export.export(model.eval(), (x,)), path)"
     if not zipfile.is_zipfile(path):
         raise ModelError(f"{path}: not a torch.export program (not a .pt2 archive); {hint}")
@@ -125,7 +125,7 @@ def load_calibration(path: str | os.PathLike) -> np.ndarray:
     """The calibration array from a .npy file (float, batch first)."""
     path = Path(path)
     if not path.is_file():
-        raise ModelError(f"{path}: no such file")
+        raise ModelError(f"{path}: {'is a folder, not a file' if path.is_dir() else 'no such file'}")
     try:
         x = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as e:
@@ -165,15 +165,8 @@ def quantize_exported(model_path: str | os.PathLike, calibration_path: str | os.
 
 
 def write_atomic(data: bytes, path: str | os.PathLike) -> Path:
-    """Writes `data` to a temporary file beside `path` and renames it: never a half-written file."""
+    """Writes `data` to a temporary file beside `path` and renames it: never a half-written file (ordinary
+    permissions: the umask applies; missing parent folders are made)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return write_file_atomically(path, lambda f: f.write(data))

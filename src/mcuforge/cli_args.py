@@ -1,0 +1,242 @@
+"""The command line's arguments: the parser, argument types and checks. A mistake in the arguments is one
+line on stderr and exit status 2.
+
+Standard library only at module level, so that `mcuforge.cli` can import it before its signal handlers
+are in place; `build_parser` imports the modules that list choices (quant.observers, bench).
+"""
+from __future__ import annotations
+
+import argparse
+import math
+from typing import NoReturn
+
+from . import __version__
+from .errors import UsageError, shown
+
+BYTE_UNITS = {"K": 1024, "M": 1024 * 1024}
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: `error: <what is wrong>; see 'mcuforge <command> --help'` (no usage
+    block), exit status 2. Subcommand parsers are of this class too."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {printable(message)}; see '{self.prog} --help'\n")
+
+
+def printable(text: str) -> str:
+    """`text` on one line with control characters escaped (argparse quotes user input into its messages)."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+
+
+def parse_bytes(text: str) -> int:
+    """'320000', '320K', '320KB', '256KiB', '1M' -> bytes (K = 1024): a whole, positive, finite amount."""
+    t = text.strip().upper().removesuffix("IB").removesuffix("B")
+    scale = BYTE_UNITS.get(t[-1:], 1)
+    try:
+        value = float(t[:-1] if scale > 1 else t) * scale
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a byte count: {shown(text)} (e.g. 320000, 320K, 1M)") from None
+    if not math.isfinite(value) or value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive number of bytes, not {shown(text)} (e.g. 320K)")
+    return int(value)
+
+
+def parse_fraction(text: str) -> float:
+    """'0.15', '15%' -> 0.15: a finite fraction >= 0."""
+    t = text.strip()
+    try:
+        value = float(t[:-1]) / 100 if t.endswith("%") else float(t)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a fraction: {shown(text)} (e.g. 0.15 or 15%)") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite fraction >= 0, not {shown(text)} (e.g. 0.15 or 15%)")
+    return value
+
+
+def _integer(text: str, low: int) -> int:
+    try:
+        value = int(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {shown(text)}") from None
+    if value < low:
+        raise argparse.ArgumentTypeError(f"must be {low} or more, not {shown(text)}")
+    return value
+
+
+def parse_count(text: str) -> int:
+    """A whole number >= 0 (e.g. --samples, --seed)."""
+    return _integer(text, 0)
+
+
+def parse_positive(text: str) -> int:
+    """A whole number >= 1."""
+    return _integer(text, 1)
+
+
+def check_samples(samples: int, given: str | None) -> None:
+    """`verify` needs something to check: random samples or an --input file."""
+    if samples == 0 and not given:
+        raise UsageError("nothing to verify: --samples is 0 and no --input is given; use --samples N (N >= 1) "
+                         "or --input X.npy")
+
+
+def check_engine(engine: str, target: str) -> None:
+    """`run --engine reference` runs the numpy interpreter on the host only."""
+    if target != "host" and engine != "c":
+        raise UsageError(f"--engine {engine} runs on the host only; leave it out with --target {target}")
+
+
+
+EXAMPLES = """examples:
+  mcuforge demo                                   compile, verify and report the built-in example network
+  mcuforge compile model.tflite -o out/ --sram 256K --flash 1M
+  mcuforge compile model.tflite -o out/ --target cortex-m7 --opt Os   also build the ELF; code-size report
+  mcuforge run model.tflite --input x.npy --output y.npy
+  mcuforge run model.tflite --input x.npy --output y.npy --target cortex-m4   run in QEMU
+  mcuforge verify model.tflite --samples 50
+  mcuforge inspect model.tflite
+  mcuforge compile model.tflite -o out/ --board stm32f746      target, budgets and a latency estimate
+  mcuforge bench model.tflite --json                            instruction counts vs TFLM, Cortex-M, code size
+  mcuforge quantize model.pt2 --calib x.npy -o model.tflite     PyTorch (torch.export) -> int8 .tflite
+"""
+
+
+TARGETS = ("host", "cortex-m4", "cortex-m7")
+OPT_LEVELS = ("O0", "O1", "O2", "O3", "Os")
+
+
+def _add_target(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--target", choices=TARGETS, default="host",
+                   help=f"host (default), or a Cortex-M core: {what} "
+                   "(needs arm-none-eabi-gcc and qemu-system-arm)")
+    p.add_argument("--opt", choices=OPT_LEVELS, default="O2",
+                   help="arm-none-eabi-gcc optimisation level for --target cortex-m* (default O2)")
+
+
+def _add_strategy(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--strategy", choices=("auto", "layer", "fused", "patch"), default="auto",
+                   help="how to run the model: auto (default: per block, whichever gives the lowest peak "
+                   "SRAM), layer (layer by layer; fastest), fused (inverted-residual blocks in slices of "
+                   "their expanded channels, so the expanded tensor never exists in full; no extra MACs), "
+                   "patch (the first, memory-heavy layers patch by patch, recomputing the halos between "
+                   "patches)")
+    p.add_argument("--max-extra-macs", type=parse_fraction, default=0.15, metavar="FRACTION",
+                   help="cap on the MACs a strategy may add, e.g. 0.15 or 15%% (default 15%%)")
+    p.add_argument("--external-input", action="store_true",
+                   help="the model reads its input(s) from your own buffer (e.g. a camera frame; "
+                   "<name>_set_input) instead of the arena: peak SRAM then leaves the input out")
+
+
+def _add_quantize_input(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quantize-input", action="store_true",
+                   help="the --input array holds real values: quantize them with the int8 model input's scale and "
+                   "zero point (as TFLite's QUANTIZE: halves away from zero, clamped to -128..127)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `mcuforge` argument parser (imports the modules that list choices, e.g. quant.observers)."""
+    p = Parser(prog="mcuforge", description="Compile int8 neural networks (.tflite) into "
+                                "dependency-free C for microcontrollers, bit-exact with TensorFlow Lite Micro.",
+                                epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"mcuforge {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    c = sub.add_parser("compile", help="write the C library and print the memory report",
+                       description="Compile MODEL into a C99 library (<name>.h, <name>.c, <name>_weights.c and "
+                       "the kernels it uses) and print peak SRAM (the arena), its lower bound, flash and MACs. "
+                       "Exit 3 if the model does not fit --sram/--flash.")
+    c.add_argument("model", help="int8 .tflite model")
+    c.add_argument("-o", "--out", required=True, help="output folder: new, empty, or one mcuforge wrote (marked "
+                   "by a .mcuforge file); replaced whole, or left as it was if anything fails")
+    c.add_argument("--name", help="C name prefix (default: the model file's name)")
+    c.add_argument("--sram", type=parse_bytes, help="SRAM budget for the arena, e.g. 320K")
+    c.add_argument("--flash", type=parse_bytes, help="flash budget for the weights, e.g. 1M")
+    c.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    _add_strategy(c)
+    _add_target(c, "also build <name>_<core>.elf into the output folder and print its code size")
+    c.add_argument("--board", help="board profile (stm32f412, stm32f746, stm32f765, stm32h743, nrf52840, "
+                   "rp2040): sets the target and the SRAM/flash budgets, and estimates latency")
+
+    r = sub.add_parser("run", help="run a model on inputs from a .npy file",
+                       description="Run MODEL on X (one input, or a stack of inputs along a new leading axis) "
+                       "and save the output(s).")
+    r.add_argument("model")
+    r.add_argument("--input", required=True, help=".npy with one input or a stack of inputs")
+    r.add_argument("--output", required=True, help=".npy for the output (.npz if the model has several), in an "
+                   "existing folder")
+    _add_quantize_input(r)
+    r.add_argument("--engine", choices=("c", "reference"), default="c",
+                   help="c: the generated C built for this host (default); reference: the numpy interpreter")
+    _add_strategy(r)
+    _add_target(r, "run the generated C bare-metal in QEMU (MPS2 AN386 / AN500)")
+
+    v = sub.add_parser("verify", help="check generated C vs reference vs TFLM bit for bit",
+                       description="Run random inputs (and --input samples) through the generated C, the numpy "
+                       "reference and TFLM (if tflite-micro is installed). Exit 1 on any difference, naming "
+                       "the first differing layer.")
+    v.add_argument("model")
+    v.add_argument("--samples", type=parse_count, default=20, help="random inputs (default 20)")
+    v.add_argument("--input", help=".npy with extra inputs (one, or a stack)")
+    _add_quantize_input(v)
+    v.add_argument("--seed", type=parse_count, default=0)
+    _add_strategy(v)
+
+    i = sub.add_parser("inspect", help="per-layer table: op, shape, MACs, params, live bytes, peak")
+    i.add_argument("model")
+    i.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    i.add_argument("--plot", metavar="FILE", help="also plot live memory per layer under each strategy "
+                   "(.png, .svg or .pdf, in an existing folder)")
+    i.add_argument("--sram", type=parse_bytes, help="SRAM budget to draw on the plot, e.g. 64K")
+    _add_strategy(i)
+
+    b = sub.add_parser("bench", help="exact instruction counts per inference vs TFLM; Cortex-M4/M7; code size",
+                       description="Count instructions per inference exactly: our generated C on x86 and TFLM "
+                       "(callgrind), Cortex-M4/M7 in QEMU (our plugin); and the M7 model code size at -Os.")
+    from .bench import add_bench_arguments
+
+    add_bench_arguments(b)
+
+    _add_quantize(sub)
+
+    d = sub.add_parser("demo", help="compile, verify and report the built-in example network",
+                       description="Build the example int8 MobileNet-style network that ships with mcuforge, "
+                       "compile it to C, verify it against the reference (and TFLM when installed), and "
+                       "print its memory report and host speed.")
+    d.add_argument("-o", "--out", default="mcuforge_demo", help="output folder (default ./mcuforge_demo; new, "
+                   "empty, or one mcuforge wrote)")
+    d.add_argument("--samples", type=parse_positive, default=20, help="random inputs to verify (default 20)")
+    return p
+
+
+QUANTIZE_DESCRIPTION = """\
+Quantize a PyTorch model to int8 (post-training: activation ranges calibrated on your data) and write
+it as a .tflite that mcuforge compile, TFLM and other TFLite runtimes take.
+
+MODEL is a torch.export program of the model in eval mode:
+    torch.export.save(torch.export.export(model.eval(), (example_batch,)), "model.pt2")
+DATA.npy holds calibration inputs in the torch model's own layout (NCHW images, NCL signals, NF
+features), batch first. The .tflite is laid out as TFLite expects: images NHWC, 1-D signals [N, L, C];
+its input and output are int8 (the report gives their scale and zero point).
+"""
+
+
+def _add_quantize(sub) -> None:
+    from .quant.observers import OBSERVERS
+
+    q = sub.add_parser("quantize", help="PyTorch model (torch.export .pt2) -> int8 .tflite, calibrated on data",
+                       description=QUANTIZE_DESCRIPTION,
+                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog="example:\n"
+                       "  mcuforge quantize model.pt2 --calib calib.npy -o model.tflite --observer mse --c-out out/")
+    q.add_argument("model", help="torch.export program (.pt2, from torch.export.save) of a model in eval mode")
+    q.add_argument("--calib", required=True, metavar="DATA.npy",
+                   help="calibration inputs in the torch model's own layout (NCHW, NCL or NF), batch first; "
+                   "a few hundred representative samples")
+    q.add_argument("-o", "--out", required=True, metavar="MODEL.tflite",
+                   help="the int8 .tflite to write (written whole or not at all)")
+    q.add_argument("--observer", choices=tuple(OBSERVERS), default="minmax",
+                   help="how activation ranges are taken from the data: minmax (default), ema (moving "
+                   "average), percentile (clips outliers), mse (least quantization error)")
+    q.add_argument("--c-out", metavar="DIR", help="also compile the int8 model and write its C library into DIR")
+
+
