@@ -92,6 +92,9 @@ CASES = {
     "out holds user files": (COMPILE + ["user"], "did not write"),
     "out under a file": (COMPILE + ["afile/sub"], "is a file, not a folder"),
     "out is the current folder": (COMPILE + ["."], "current folder"),
+    "name collides with the runtime": (COMPILE + ["new", "--name", "mcu_common"], "runtime's own files"),
+    "name not ASCII": (COMPILE + ["new", "--name", "\u0130"], "not a C identifier"),
+    "name starts with a digit": (COMPILE + ["new", "--name", "1x"], "not a C identifier"),
     "quantize c-out holds user files": (["quantize", "m.pt2", "--calib", "c.npy", "-o", "q.tflite", "--c-out",
                                           "user"], "did not write"),
     # run: inputs
