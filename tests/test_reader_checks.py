@@ -206,3 +206,12 @@ def test_folder_is_not_a_model(tmp_path):
     (tmp_path / "x.tflite").mkdir()
     with pytest.raises(ModelError, match="is a folder"):
         read_tflite_file(tmp_path / "x.tflite")
+
+
+@pytest.mark.parametrize("kind", ["CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"])
+def test_bias_that_can_overflow_the_accumulator(kind):
+    g = _small()
+    bias = g[next(op for op in g.ops if op.kind == kind).inputs[2]]
+    data = bias.data.copy()
+    data[0] = 2**31 - 100  # plausible bytes, but bias + any non-zero product leaves int32
+    assert "int32 accumulator" in _refusal(_replace_tensor(g, bias.name, data=data))

@@ -1,6 +1,8 @@
 """Graph passes every frontend runs: fold PAD into convolutions, and validate the int8 contract."""
 from __future__ import annotations
 
+import numpy as np
+
 from ..errors import ModelError, shown
 from .graph import Graph, Op
 from .ops import SPECS
@@ -162,3 +164,25 @@ def _check_types(graph: Graph, op: Op, where: str) -> None:
             b = graph[op.inputs[2]]
             if b.dtype != "int32" or not b.is_const:
                 raise ModelError(f"{where}: bias {shown(b.name)} must be a constant int32 tensor, got {b.dtype}")
+        _check_accumulator(graph, op, where)
+
+
+def _check_accumulator(graph: Graph, op: Op, where: str) -> None:
+    """The int32 accumulator of each output channel, bias + sum of (x - x_zp) * (w - w_zp), cannot overflow
+    for any input: |x - x_zp| <= 255, so |bias| + 255 * sum |w - w_zp| < 2^31 (no real model comes close;
+    a corrupt bias or weights would make the C's int32 sums overflow)."""
+    w = graph[op.inputs[1]]
+    if w.data is None or w.quant is None:
+        return
+    axis = 3 if op.kind == "DEPTHWISE_CONV_2D" else 0
+    zp = w.quant.zero_point if w.quant.per_channel else w.quant.zero_point[:1]
+    shape = [1] * w.data.ndim
+    shape[axis] = zp.size
+    spread = np.abs(w.data.astype(np.int64) - zp.reshape(shape).astype(np.int64))
+    worst = 255 * spread.sum(axis=tuple(a for a in range(w.data.ndim) if a != axis))
+    if len(op.inputs) > 2 and op.inputs[2]:
+        worst = worst + np.abs(graph[op.inputs[2]].data.astype(np.int64).reshape(-1))
+    if np.any(worst >= 1 << 31):
+        c = int(np.argmax(worst))
+        raise ModelError(f"{where}: output channel {c}'s bias and weights can sum past the int32 accumulator "
+                         "(corrupt bias or weights?)")

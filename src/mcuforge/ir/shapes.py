@@ -84,8 +84,18 @@ def _fully_connected(op: Op, graph: Graph, where: str) -> None:
     _bias(op, graph, where, w[0])
 
 
+MAX_SUMMED = (1 << 31) // 256  # an int32 sum of this many int8 values (each |x - zp| <= 255) cannot overflow
+
+
+def _summed(where: str, count: int) -> None:
+    if count > MAX_SUMMED:
+        raise _fail(where, f"sums {count:,} values, more than an int32 sum of int8 values can hold ({MAX_SUMMED:,})")
+
+
 def _pool(op: Op, graph: Graph, where: str) -> None:
     _windowed(op, graph, where, tuple(op.attrs["filter"]), graph[op.inputs[0]].shape[-1])
+    if op.kind == "AVERAGE_POOL_2D":
+        _summed(where, math.prod(op.attrs["filter"]))
 
 
 def _reduce(op: Op, graph: Graph, where: str) -> None:
@@ -97,6 +107,8 @@ def _reduce(op: Op, graph: Graph, where: str) -> None:
         tuple(d for i, d in enumerate(x) if i not in axes)
     if y != expect and (op.attrs["keep_dims"] or math.prod(y) != math.prod(expect)):
         raise _fail(where, f"output {list(y)} does not follow from reducing {list(x)} over axes {list(axes)}")
+    if op.kind == "MEAN":
+        _summed(where, math.prod(x[a] for a in axes))
 
 
 def _pad(op: Op, graph: Graph, where: str) -> None:
