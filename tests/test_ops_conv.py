@@ -380,3 +380,16 @@ def test_float_activations_are_refused() -> None:
     bad = _with_tensor(g, replace(x_t, dtype="float32", quant=None))
     with pytest.raises(ModelError, match="int8"):
         reference.run(bad, [np.zeros(x_t.shape, np.float32)])
+
+
+def test_fully_connected_with_constant_channels_of_different_values_matches_tflm() -> None:
+    """Per-tensor weights, a fused ReLU and biases so large that each unit's clamped output is one value
+    whatever the input (some 0, some the maximum): each unit keeps its own requantization constants
+    (found by the fuzz: the per-tensor form applied unit 0's constant to every unit)."""
+    b = GraphBuilder(seed=11)
+    x = b.input((1, 12))
+    y = b.fully_connected(x, 5, activation="RELU")
+    g = b.build([y], name="fc_constant_units")
+    bias = g[g.ops[0].inputs[2]]
+    big = np.array([-(2**31) + 300_000, -(2**31) + 300_000, 5, 2**31 - 300_000, 2**31 - 300_000], np.int32)
+    assert_bit_exact([("fc constant units", _with_tensor(g, clone_tensor(bias, data=big)))], trials=3)

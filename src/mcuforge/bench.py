@@ -218,7 +218,7 @@ def bench_layers(path: str | Path, core: str = "cortex-m7") -> list[dict]:
 
     path = Path(path)
     graph = load_model(path)
-    compiled = compile_model(graph, path.stem)
+    compiled = compile_model(graph)
     counts = cortex_m_layer_instructions(compiled.lib, random_inputs(graph, 1, seed=SEED)[0], core)
     if len(counts) != len(graph.ops):
         raise BenchError(f"{path.name}: the plugin saw {len(counts)} layer marks, the model has {len(graph.ops)} layers")
@@ -274,7 +274,7 @@ def bench_graph(graph: Graph, tflite_bytes: bytes | None = None, *, name: str | 
     from .pipeline import compile_model
     from .verify import random_inputs
 
-    compiled = compile_model(graph, name or graph.name)
+    compiled = compile_model(graph, name)
     inputs = random_inputs(graph, 1, seed=SEED)[0]
     result = BenchResult(name or graph.name, compiled.report.macs)
     _measure(result, "x86_instructions", x86_instructions, compiled.lib, inputs)

@@ -56,7 +56,7 @@ def _quantize(args, console: Console) -> int:
     result = torch_pipeline.quantize_exported(args.model, args.calib, observer=args.observer,
                                               progress=console.is_terminal)
     graph = result.graph
-    compiled = compile_model(graph, graph.name) if args.c_out else None
+    compiled = compile_model(graph) if args.c_out else None
     torch_pipeline.write_atomic(result.tflite, args.out)
     kinds = sorted({op.kind for op in graph.ops})
     params = sum(row.params for row in result.report.layers)
@@ -93,7 +93,7 @@ def _compile(args, console: Console) -> int:
     check_output_folder(args.out)
     graph = _load(args)
     pause_for_tests("compile")
-    compiled = compile_model(graph, args.name or Path(args.model).stem, sram=args.sram, flash=args.flash,
+    compiled = compile_model(graph, args.name, sram=args.sram, flash=args.flash,
                              strategy=args.strategy, max_extra_macs=args.max_extra_macs)
     files = write_library(compiled.lib, args.out, target=args.target, opt=f"-{args.opt}")
     print_memory(compiled.report, console)

@@ -10,8 +10,7 @@ from .shapes import check_shapes
 
 _WINDOWED = ("CONV_2D", "DEPTHWISE_CONV_2D")
 _WEIGHTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
-_FIX = ("re-convert it with full-integer quantization (a representative_dataset and TFLITE_BUILTINS_INT8; "
-        "float32 only at the model's inputs and outputs)")
+_FIX = "re-convert it with full-integer int8 quantization (float32 only at the model's inputs and outputs)"
 
 
 def fold_pads(graph: Graph) -> Graph:
@@ -133,8 +132,8 @@ def _check_types(graph: Graph, op: Op, where: str) -> None:
         if float_edge:
             continue
         if t.dtype in ("float32", "float16") and any(graph[w].dtype == "int8" for w in weights):
-            raise ModelError(f"{where}: {t.dtype} activation {shown(n)} with int8 weights: this is dynamic-range "
-                             f"(hybrid) quantization, which mcuforge does not run; {_FIX}")
+            raise ModelError(f"{where}: {t.dtype} activation {shown(n)} with int8 weights is dynamic-range (hybrid) "
+                             f"quantization; {_FIX}")
         if t.dtype in ("float32", "float16"):
             raise ModelError(f"{where}: {t.dtype} activation {shown(n)}: the model is not int8-quantized; {_FIX}")
         if t.dtype == "int16":

@@ -133,7 +133,8 @@ def weight_abs_sums(op: Op, ctx: EmitContext) -> np.ndarray:
 def requant_params(op: Op, ctx: EmitContext, q: ConvQuant, per_channel: bool = True) -> str | None:
     """`&(const mcu_requant_params){...}` with the folded bias (plan.scratch.folded_bias), or None when the
     bias does not fold: the layer takes a plain kernel. Per channel: the bias, multiplier, shift and
-    rounding constant of each channel side by side in one array; per tensor: the biases and three scalars."""
+    rounding constant of each channel side by side in one array; per tensor: the biases and three scalars
+    (unless some channels are constant, see folded_constants: then per channel too)."""
     bias = folded_bias(op, ctx.graph)
     if bias is None:
         return None
@@ -153,7 +154,8 @@ def requant_params(op: Op, ctx: EmitContext, q: ConvQuant, per_channel: bool = T
         columns = [mult, shift, np.zeros_like(mult)]
         output_offset = q.output_offset
     fields: dict[str, int | str] = {}
-    if per_channel:
+    uniform = all(np.all(np.asarray(c) == np.asarray(c).reshape(-1)[0]) for c in columns)
+    if per_channel or not uniform:  # per-tensor weights with constant channels still need per-channel constants
         table = np.stack([np.asarray(bias, np.int64), *columns], axis=1)
         fields.update(channel=ctx.const(f"requant_{op.name}", table.reshape(-1).astype(np.int32), "int32_t"),
                       stride=4, multiplier_all=0, shift_all=0, round_all=0)
