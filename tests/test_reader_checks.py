@@ -215,3 +215,20 @@ def test_bias_that_can_overflow_the_accumulator(kind):
     data = bias.data.copy()
     data[0] = 2**31 - 100  # plausible bytes, but bias + any non-zero product leaves int32
     assert "int32 accumulator" in _refusal(_replace_tensor(g, bias.name, data=data))
+
+
+def test_constant_where_an_activation_belongs():
+    g = _small()
+    fc = next(op for op in g.ops if op.kind == "FULLY_CONNECTED")
+    ops = [op.with_(inputs=(op.inputs[1], *op.inputs[1:])) if op is fc else op for op in g.ops]
+    assert "is a constant" in _refusal(dataclasses.replace(g, ops=tuple(ops)))
+
+
+def test_constant_operand_of_another_type():
+    b = GraphBuilder(seed=4)
+    x = b.input((1, 5))
+    y = b.fully_connected(x, 5)
+    g = b.build([b.add(y, y)], name="add")
+    add = g.ops[-1]
+    ops = [op.with_(inputs=(add.inputs[0], g.ops[0].inputs[2])) if op is add else op for op in g.ops]
+    assert "is int32; int8 expected" in _refusal(dataclasses.replace(g, ops=tuple(ops)))

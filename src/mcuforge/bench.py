@@ -320,6 +320,7 @@ def _fmt(value: float | None, spec: str = ",") -> str:
 
 
 def _run_layers(args: argparse.Namespace, console) -> int:
+    from rich.markup import escape
     from rich.table import Table
 
     for path in args.model:
@@ -330,7 +331,7 @@ def _run_layers(args: argparse.Namespace, console) -> int:
             continue
         total = sum(r["instructions"] for r in rows)
         total_macs = sum(r["macs"] for r in rows)
-        t = Table(title=f"{Path(path).stem}: {args.core} instructions per layer (exact counts, QEMU plugin; "
+        t = Table(title=f"{escape(Path(path).stem)}: {args.core} instructions per layer (exact counts, QEMU plugin; "
                         f"trace build, {total:,} in all, {total / max(total_macs, 1):.2f} per MAC)",
                   title_justify="left")
         for col in ("#", "op", "output", "MACs", "instructions", "per MAC", "share"):
@@ -344,6 +345,7 @@ def _run_layers(args: argparse.Namespace, console) -> int:
 
 
 def run_bench(args: argparse.Namespace, console) -> int:
+    from rich.markup import escape
     from rich.table import Table
 
     if getattr(args, "layers", False):
@@ -362,11 +364,11 @@ def run_bench(args: argparse.Namespace, console) -> int:
                 "M7 code (-Os)"):
         t.add_column(col, justify="left" if col == "model" else "right")
     for r in rows:
-        t.add_row(r["model"], _fmt(r["macs"]), _fmt(r["x86_instructions"]), _fmt(r["tflm_x86_instructions"]),
+        t.add_row(escape(r["model"]), _fmt(r["macs"]), _fmt(r["x86_instructions"]), _fmt(r["tflm_x86_instructions"]),
                   _fmt(r["ratio"], ".1f"), _fmt(r["m4_instructions"]), _fmt(r["m4_per_mac"], ".2f"),
                   _fmt(r["m7_instructions"]), _fmt(r["m7_per_mac"], ".2f"), _fmt(r["m7_code_bytes"]))
     console.print(t)
     for r in rows:
         for note in r["notes"]:
-            console.print(f"{r['model']}: {note}")
+            console.print(f"{r['model']}: {note}", markup=False)
     return 0

@@ -65,8 +65,8 @@ def _quantize(args, console: Console) -> int:
     for role, names in (("input", graph.inputs), ("output", graph.outputs)):
         for name in names:
             t = graph[name]
-            console.print(f"  {role} '{name}' {list(t.shape)} {t.dtype}: scale {t.quant.s:.6g}, "
-                          f"zero point {t.quant.zp}")
+            console.print(f"  {role} {shown(name)} {list(t.shape)} {t.dtype}: scale {t.quant.s:.6g}, "
+                          f"zero point {t.quant.zp}", markup=False)
     print_memory(result.report, console)
     console.print(f"wrote {args.out} ({len(result.tflite):,} bytes)", markup=False)
     if compiled is not None:

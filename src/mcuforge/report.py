@@ -2,10 +2,18 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+
+from .errors import shown
 
 from .pipeline import MemoryReport
 from .verify import VerifyResult
+
+
+def _name(text: str) -> str:
+    """A model's name for a title: escaped for the terminal (no control characters) and for rich markup."""
+    return escape(shown(text)[1:-1])
 
 
 def kib(n: int) -> str:
@@ -15,12 +23,12 @@ def kib(n: int) -> str:
 def print_memory(report: MemoryReport, console: Console) -> None:
     peak = report.peak_layer
     ratio = report.arena_bytes / report.lower_bound_bytes if report.lower_bound_bytes else 1.0
-    t = Table(title=f"{report.model}: memory", show_header=False, title_justify="left")
+    t = Table(title=f"{_name(report.model)}: memory", show_header=False, title_justify="left")
     t.add_row("peak SRAM (arena, scratch included)", kib(report.arena_bytes)
               + ("  (input in your buffer, not counted)" if report.external_inputs else ""))
     t.add_row("lower bound (largest live set)", f"{kib(report.lower_bound_bytes)}  plan/bound = {ratio:.3f}")
-    t.add_row("peak set by", f"layer {peak.index} {peak.kind} '{peak.name}'")
-    t.add_row("execution", report.schedule)
+    t.add_row("peak set by", f"layer {peak.index} {peak.kind} {escape(shown(peak.name))}")
+    t.add_row("execution", escape(report.schedule))
     t.add_row("flash (weights, biases, requant constants)", kib(report.flash_weights_bytes))
     t.add_row("MACs", f"{report.macs:,}" + (f" (+{100 * report.extra_macs_ratio:.1f} % recomputed halos)"
                                             if report.extra_macs_ratio else ""))
@@ -29,7 +37,7 @@ def print_memory(report: MemoryReport, console: Console) -> None:
 
 
 def print_layers(report: MemoryReport, console: Console) -> None:
-    t = Table(title=f"{report.model}: layers", title_justify="left")
+    t = Table(title=f"{_name(report.model)}: layers", title_justify="left")
     for col in ("#", "op", "output shape", "MACs", "params", "live bytes", "note"):
         t.add_column(col, justify="right" if col in ("#", "MACs", "params", "live bytes") else "left")
     for r in report.layers:
@@ -50,4 +58,5 @@ def print_verify(result: VerifyResult, console: Console) -> None:
         return
     console.print(f"[red]MISMATCH[/]: {len(result.mismatches)} difference(s) over {result.samples} inputs ({engines})")
     for m in result.mismatches[:10]:
-        console.print(f"  input {m.sample}: {m.engines}: first differing layer {m.layer}, max |diff| {m.max_abs_diff:g}")
+        console.print(f"  input {m.sample}: {m.engines}: first differing layer {escape(m.layer)}, "
+                      f"max |diff| {m.max_abs_diff:g}")

@@ -12,6 +12,7 @@ from typing import Sequence
 import numpy as np
 
 from .engine.reference import run_all
+from .errors import shown
 from .ir import NUMPY_DTYPES, Graph
 from .engine.schedule import MAX_EXTRA_MACS
 from .pipeline import Compiled, compile_model
@@ -59,7 +60,7 @@ def random_inputs(graph: Graph, count: int, seed: int = 0) -> list[list[np.ndarr
 
 def _layer(graph: Graph, i: int) -> str:
     op = graph.ops[i]
-    return f"#{i} {op.kind} '{op.name}'"
+    return f"#{i} {op.kind} {shown(op.name)}"
 
 
 def _diff(a: np.ndarray, b: np.ndarray) -> float:

@@ -63,7 +63,7 @@ def _options(raw: RawOp, cls_name: str, required: bool = False):
 
 
 def _where(raw: RawOp) -> str:
-    return f"operator #{raw.index} {raw.kind} (output {shown(raw.outputs[0]) if raw.outputs else '?'})"
+    return f"operator #{raw.index} {raw.kind} (output {shown(raw.outputs[0], 32) if raw.outputs else '?'})"
 
 
 def _activation(raw: RawOp, code: int) -> str:

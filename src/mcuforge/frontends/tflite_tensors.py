@@ -88,8 +88,8 @@ def _quant(q, shape: tuple[int, ...], dtype: str, label: str) -> QuantParams | N
     if dtype in ("float32", "float16", "bool"):
         lo, hi = -(1 << 31), (1 << 31) - 1
     if np.any((zp < lo) | (zp > hi)):
-        raise ModelError(f"{label}: zero point {int(zp[(zp < lo) | (zp > hi)][0])} is outside the {dtype} range "
-                         f"[{lo}, {hi}] a zero point must lie in")
+        raise ModelError(f"{label}: zero point {int(zp[(zp < lo) | (zp > hi)][0])} lies outside the {dtype} "
+                         f"range [{lo}, {hi}]")
     if scale.size == 1:
         return QuantParams(scale=scale, zero_point=zp, axis=None)
     axis = int(q.QuantizedDimension())

@@ -10,7 +10,7 @@ from .shapes import check_shapes
 
 _WINDOWED = ("CONV_2D", "DEPTHWISE_CONV_2D")
 _WEIGHTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
-_FIX = "re-convert it with full-integer int8 quantization (float32 only at the model's inputs and outputs)"
+_FIX = "re-convert it with full-integer int8 quantization (float32 only at model inputs/outputs)"
 
 
 def fold_pads(graph: Graph) -> Graph:
@@ -54,12 +54,13 @@ def validate(graph: Graph, allow_float: bool = False) -> None:
     check_structure(graph)
     ready = set(graph.inputs) | {n for n, t in graph.tensors.items() if t.is_const}
     for i, op in enumerate(graph.ops):
-        where = f"operator #{i} {op.kind} (output {shown(op.outputs[0]) if op.outputs else '?'})"
+        where = f"operator #{i} {op.kind} (output {shown(op.outputs[0], 32) if op.outputs else '?'})"
         if op.kind not in SPECS:
             raise ModelError(f"{where}: not a canonical operator")
         for n in op.inputs:
             if n and n not in ready:
                 raise ModelError(f"{where}: input {shown(n)} is used before any operator writes it")
+        _check_constant_operands(graph, op, where)
         check_shapes(op, graph, where)
         if float_graph:
             _check_float_operands(graph, op, where)
@@ -106,6 +107,24 @@ def check_structure(graph: Graph) -> None:
             raise ModelError(f"model output {shown(n)} is also a model input; nothing computes it")
 
 
+_CONSTANT_OPERANDS = ("ADD", "SUB", "MUL", "MAXIMUM", "MINIMUM")  # the kernels read constant operands too
+
+
+def _check_constant_operands(graph: Graph, op: Op, where: str) -> None:
+    """Data operands are activations, except a binary elementwise op's, which may be int8 constants."""
+    data = op.inputs[:1] if op.kind in _WEIGHTED else op.inputs
+    for n in data:
+        t = graph[n] if n else None
+        if t is None or not t.is_const:
+            continue
+        if op.kind not in _CONSTANT_OPERANDS:
+            raise ModelError(f"{where}: its input {shown(n)} is a constant; the engine runs this operator on "
+                             "activations only")
+        if t.dtype != graph[op.outputs[0]].dtype or (t.dtype == "int8" and t.quant is None):
+            raise ModelError(f"{where}: constant operand {shown(n)} is {t.dtype}"
+                             f"{'' if t.quant else ' without quantization'}; {graph[op.outputs[0]].dtype} expected")
+
+
 def _is_float_graph(graph: Graph) -> bool:
     return all(t.dtype == "float32" and t.quant is None for t in graph.tensors.values())
 
@@ -132,8 +151,8 @@ def _check_types(graph: Graph, op: Op, where: str) -> None:
         if float_edge:
             continue
         if t.dtype in ("float32", "float16") and any(graph[w].dtype == "int8" for w in weights):
-            raise ModelError(f"{where}: {t.dtype} activation {shown(n)} with int8 weights is dynamic-range (hybrid) "
-                             f"quantization; {_FIX}")
+            raise ModelError(f"{where}: {t.dtype} activation {shown(n)} with int8 weights (hybrid quantization); "
+                             f"{_FIX}")
         if t.dtype in ("float32", "float16"):
             raise ModelError(f"{where}: {t.dtype} activation {shown(n)}: the model is not int8-quantized; {_FIX}")
         if t.dtype == "int16":
@@ -148,6 +167,8 @@ def _check_types(graph: Graph, op: Op, where: str) -> None:
         raise ModelError(f"{where}: writes {out.dtype}; {op.kind} gives {'float32' if op.kind == 'DEQUANTIZE' else 'int8'}")
     if op.kind in _WEIGHTED:
         w = graph[op.inputs[1]]
+        if not w.is_const:
+            raise ModelError(f"{where}: weights {shown(w.name)} are not constant; the engine needs constant weights")
         if w.dtype != "int8" or w.quant is None:
             raise ModelError(f"{where}: weights {shown(w.name)} are {w.dtype}"
                              f"{'' if w.quant else ' without quantization'}; int8 weights expected")
