@@ -10,6 +10,10 @@ A network is: a 3x3 stride-2 stem conv (RELU6), inverted-residual blocks, an opt
 (RELU6, absent when the expand ratio is 1), a KxK depthwise conv with SAME padding (RELU6) and a linear 1x1
 project conv; it adds its input back (residual ADD) when its stride is 1 and its channels are unchanged.
 Channels are given as built: the caller applies any width multiplier (see `make_divisible`).
+
+Signals (`signal=True`: ECG, activity, audio features) take the same network in one dimension: the input
+is 1 x resolution x channels (NHWC with H = 1, `resolution` the window length), every KxK window becomes
+1xK and every stride s becomes (1, s). `nas.mcunet` builds specs of MCUNet's search space.
 """
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ from dataclasses import dataclass
 from ..ir import Graph
 from ..models.builder import GraphBuilder
 
-EXPAND_RATIOS = (1, 3, 4, 6)
+EXPAND_RATIOS = (1, 3, 4, 5, 6)
 KERNEL_SIZES = (3, 5, 7)
 STRIDES = (1, 2)
 POOLS = ("avg", "max")
@@ -71,7 +75,8 @@ class NetworkSpec:
     head_channels: int = 0  # the final 1x1 conv before pooling; 0: none
     classes: int = 1000
     pool: str = "avg"  # global pooling: "avg" or "max"
-    image_channels: int = 3
+    image_channels: int = 3  # input channels (colour planes, or a signal's sensor channels)
+    signal: bool = False  # 1-D: the input is 1 x resolution x image_channels, windows 1xK
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "stages", tuple(self.stages))
@@ -80,11 +85,23 @@ class NetworkSpec:
         _count("classifier classes", self.classes)
         _count("image channels", self.image_channels)
         _count("head channels (0: no head conv)", self.head_channels, minimum=0)
+        if not isinstance(self.signal, bool):
+            raise ValueError(f"signal must be True or False, not {self.signal!r}")
         if self.pool not in POOLS:
             raise ValueError(f"pooling must be one of {POOLS}, not {self.pool!r}")
         for stage in self.stages:
             if not isinstance(stage, Stage):
                 raise ValueError(f"stages must be Stage values, not {type(stage).__name__}")
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """(H, W, C) of the input."""
+        r = self.resolution
+        return (1, r, self.image_channels) if self.signal else (r, r, self.image_channels)
+
+    def window(self, k: int) -> tuple[int, int]:
+        """A KxK window, or 1xK for signals (also strides: window(s))."""
+        return (1, k) if self.signal else (k, k)
 
     def blocks(self) -> Iterator[Block]:
         """The blocks in execution order, repeats unrolled."""
@@ -110,11 +127,11 @@ def make_divisible(channels: float, divisor: int = 8) -> int:
 def to_graph(spec: NetworkSpec, seed: int = 0) -> Graph:
     """The int8 IR graph of `spec` (random weights from `seed`), built with GraphBuilder."""
     b = GraphBuilder(seed=seed)
-    r = spec.resolution
-    x = b.input((1, r, r, spec.image_channels), scale=1 / 128, zero_point=0)
-    x = b.conv2d(x, spec.stem_channels, kernel=3, stride=2, padding="same", activation="RELU6")
+    x = b.input((1, *spec.input_shape), scale=1 / 128, zero_point=0)
+    x = b.conv2d(x, spec.stem_channels, kernel=spec.window(3), stride=spec.window(2), padding="same",
+                 activation="RELU6")
     for block in spec.blocks():
-        x = _inverted_residual(b, x, block)
+        x = _inverted_residual(b, x, block, spec)
     if spec.head_channels:
         x = b.conv2d(x, spec.head_channels, kernel=1, activation="RELU6")
     size = b.shape(x)[1:3]
@@ -126,12 +143,13 @@ def to_graph(spec: NetworkSpec, seed: int = 0) -> Graph:
     return b.build([x], name="nas_candidate")
 
 
-def _inverted_residual(b: GraphBuilder, x: str, block: Block) -> str:
+def _inverted_residual(b: GraphBuilder, x: str, block: Block, spec: NetworkSpec) -> str:
     in_channels = b.shape(x)[-1]
     y = x
     if block.expand != 1:
         y = b.conv2d(y, in_channels * block.expand, kernel=1, activation="RELU6")
-    y = b.depthwise_conv2d(y, kernel=block.kernel, stride=block.stride, padding="same", activation="RELU6")
+    y = b.depthwise_conv2d(y, kernel=spec.window(block.kernel), stride=spec.window(block.stride), padding="same",
+                           activation="RELU6")
     y = b.conv2d(y, block.channels, kernel=1, activation="NONE")
     if block.stride == 1 and in_channels == block.channels:
         y = b.add(x, y)
