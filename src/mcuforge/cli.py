@@ -233,8 +233,14 @@ def _demo(args, console: Console) -> int:
     return 0 if result.ok else 1
 
 
+def _nas(args, console: Console) -> int:
+    from .nas_cli import run_nas
+
+    return run_nas(args, console)
+
+
 COMMANDS = {"bench": _bench, "compile": _compile, "run": _run, "verify": _verify, "inspect": _inspect, "demo": _demo,
-            "quantize": _quantize}
+            "quantize": _quantize, "nas": _nas}
 
 
 class Interrupted(BaseException):

@@ -198,6 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_bench_arguments(b)
 
     _add_quantize(sub)
+    from .nas_cli import add_nas_parser
+
+    add_nas_parser(sub)
 
     d = sub.add_parser("demo", help="compile, verify and report the built-in example network",
                        description="Build the example int8 MobileNet-style network that ships with mcuforge, "

@@ -101,12 +101,11 @@ class SearchSpace:
     def network(self, arch: Arch) -> NetworkSpec:
         """The NetworkSpec of `arch` in this space."""
         stages = [Stage(1, 3, self.channels_of(FIRST_CHANNELS))]
-        built = 0
         for s, (base, stride) in enumerate(STAGES):
             for i in range(arch.depths[s]):
-                _, kernel, expand = arch.blocks()[built]
-                stages.append(Stage(expand, kernel, self.channels_of(base), stride if i == 0 else 1))
-                built += 1
+                slot = s * MAX_DEPTH + i
+                stages.append(Stage(arch.expands[slot], arch.kernels[slot], self.channels_of(base),
+                                    stride if i == 0 else 1))
         return NetworkSpec(resolution=self.resolution, stem_channels=self.channels_of(STEM_CHANNELS),
                            stages=tuple(stages), head_channels=self.feature_mix, classes=self.classes,
                            image_channels=self.channels, signal=self.signal)

@@ -1,0 +1,94 @@
+"""What a candidate network costs on a board, from its shapes alone: peak SRAM per memory model, flash,
+latency. These are the numbers TinyNAS's stage 1 filters on and stage 2 searches under.
+
+Memory models (`peak_sram(spec, model)`):
+- "layer": mcuforge's planner, layer by layer (nas.cost.estimate: equal to compile_model's arena);
+- "tflm": a model of a TFLM-like runtime for comparison (the co-design argument): no op runs in place (a
+  depthwise conv or an ADD gets its own output buffer), every tensor lives from its writer to its last
+  reader, and the largest kernel scratch the model's convolutions need (our im2col and column buffers,
+  CMSIS-NN-sized) is added on top of the largest live set instead of being planned into its gaps. It is a
+  lower bound for such a runtime: its greedy packing can only add to it.
+
+Flash (`flash_bytes(spec, weights)`): the const data as the code generator stores it (weights, requantization
+rows; `weights="int4"`: the weights two to a byte, a formula until the compression issue makes int4
+deployable), plus the model's code when a code-size model is given (nas.codesize).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from .cost import Estimate, estimate
+from .space import NetworkSpec
+
+MEMORY_MODELS = ("layer", "tflm")
+WEIGHT_FORMATS = ("int8", "int4")
+
+
+def peak_sram(spec: NetworkSpec, model: str = "layer", est: Estimate | None = None) -> int:
+    if model == "layer":
+        return (est or estimate(spec)).peak_sram_bytes
+    if model == "tflm":
+        return tflm_like_peak(spec)
+    raise ValueError(f"unknown memory model {model!r}: choose one of {', '.join(MEMORY_MODELS)}")
+
+
+def const_bytes(est: Estimate, weights: str = "int8") -> int:
+    """Flash of the const data: as stored (int8), or with the weights packed two to a byte (int4)."""
+    if weights == "int8":
+        return est.flash_bytes
+    if weights == "int4":
+        return est.flash_bytes - est.weight_bytes + est.int4_weight_bytes
+    raise ValueError(f"unknown weight format {weights!r}: choose one of {', '.join(WEIGHT_FORMATS)}")
+
+
+CodeModel = Callable[[NetworkSpec], int]
+
+
+def flash_bytes(spec: NetworkSpec, weights: str = "int8", est: Estimate | None = None,
+                code: CodeModel | None = None) -> int:
+    """Const data plus, when `code` is given, the model's code bytes."""
+    return const_bytes(est or estimate(spec), weights) + (code(spec) if code else 0)
+
+
+def _tensor(nbytes: int) -> int:
+    return ((nbytes + 3) & ~3) or 4
+
+
+def tflm_like_peak(spec: NetworkSpec) -> int:
+    """Peak SRAM under the "tflm" memory model (see the module docstring)."""
+    from .cost import _column, _depthwise, _stem  # the same kernel scratch sizes as our planner's
+
+    h, w, c = spec.input_shape
+    x = _tensor(h * w * c)
+    (h, w), stem_variants, _ = _stem((h, w), c, spec.window(3), spec.window(2))
+    y = _tensor(h * w * spec.stem_channels)
+    live = x + y
+    scratch = min(v[1] for v in stem_variants)
+    c = spec.stem_channels
+    for block in spec.blocks():
+        hidden = c * block.expand
+        residual = block.stride == 1 and c == block.channels
+        keep = x if residual else 0
+        e = x
+        if block.expand != 1:
+            e = _tensor(h * w * hidden)
+            live = max(live, x + e)
+            scratch = max(scratch, _column(c)[0][1])
+        (h, w), _, plane = _depthwise((h, w), spec.window(block.kernel), spec.window(block.stride))
+        d = _tensor(h * w * hidden)
+        live = max(live, keep + e + d if block.expand != 1 else x + d)
+        scratch = max(scratch, plane)
+        p = _tensor(h * w * block.channels)
+        live = max(live, keep + d + p)
+        scratch = max(scratch, _column(hidden)[0][1])
+        if residual:
+            live = max(live, x + 2 * p)  # the ADD writes a third buffer
+        c, x = block.channels, p
+    if spec.head_channels:
+        y = _tensor(h * w * spec.head_channels)
+        live = max(live, x + y)
+        scratch = max(scratch, _column(c)[0][1])
+        c, x = spec.head_channels, y
+    pooled, logits = _tensor(c), _tensor(spec.classes)
+    live = max(live, x + pooled, pooled + logits, 2 * logits)
+    return live + scratch

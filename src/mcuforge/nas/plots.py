@@ -1,0 +1,85 @@
+"""Stage-1 figures: the MACs CDF of each space's fitting networks (MCUNet's Fig. 3) and the chosen space
+over a grid of SRAM x flash budgets (MCUNet's Fig. 12). Needs matplotlib."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from ..errors import UsageError
+from ..outdir import check_output_file, write_file_atomically
+from .stage1 import SpaceStats, Stage1Result
+
+PLOT_SUFFIXES = (".png", ".svg", ".pdf")
+
+
+def check_plot_path(path: str | Path, what: str = "the plot") -> Path:
+    return check_output_file(path, PLOT_SUFFIXES, what)
+
+
+def _pyplot():
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise UsageError("plots need matplotlib: pip install matplotlib") from None
+    return plt
+
+
+def _save(fig, plt, path: Path) -> Path:
+    fig.tight_layout()
+    try:
+        write_file_atomically(path, lambda f: fig.savefig(f, format=path.suffix[1:].lower(), dpi=120))
+    finally:
+        plt.close(fig)
+    return path
+
+
+def plot_cdf(result: Stage1Result, path: str | Path, top: int = 10, title: str = "") -> Path:
+    """The cumulative distribution of MACs of the fitting networks of the `top` spaces, one line each,
+    labelled `w{W}-r{R} | {mean MACs}`; the chosen space drawn thicker."""
+    path = check_plot_path(path)
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    for s in [c for c in result.ranked() if c.fits][:top]:
+        macs = [m / 1e6 for m in s.macs]
+        share = [(i + 1) / len(macs) for i in range(len(macs))]
+        chosen = s is result.chosen
+        ax.step(macs, share, where="post", linewidth=2.5 if chosen else 1.2,
+                label=f"{s.name} | {s.mean_macs / 1e6:.1f}M (fit {100 * s.fit_fraction:.0f} %)")
+    ax.set_xlabel("MACs of the fitting networks (millions)")
+    ax.set_ylabel("cumulative probability")
+    ax.set_title(title or f"Stage 1: MACs of the networks that fit ({result.strategy} memory model)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    return _save(fig, plt, path)
+
+
+def plot_grid(cells: Sequence[tuple[int, int, SpaceStats | None]], path: str | Path, title: str = "") -> Path:
+    """One cell per (SRAM, flash) budget: the chosen W and R written in it, coloured by the chosen space's
+    mean MACs (empty where nothing fits)."""
+    path = check_plot_path(path, "the grid plot")
+    plt = _pyplot()
+    srams = sorted({c[0] for c in cells})
+    flashes = sorted({c[1] for c in cells})
+    grid = {(s, f): st for s, f, st in cells}
+    values = [[(grid[(s, f)].mean_macs / 1e6 if grid.get((s, f)) else float("nan")) for s in srams] for f in flashes]
+    fig, ax = plt.subplots(figsize=(1.3 * len(srams) + 2, 0.9 * len(flashes) + 1.5))
+    image = ax.imshow(values, cmap="viridis", origin="lower", aspect="auto")
+    for j, f in enumerate(flashes):
+        for i, s in enumerate(srams):
+            st = grid.get((s, f))
+            ax.text(i, j, f"W{st.width:g}\nR{st.resolution}" if st else "-", ha="center", va="center", fontsize=8,
+                    color="white")
+    ax.set_xticks(range(len(srams)), [f"{s // 1024} KB" for s in srams])
+    ax.set_yticks(range(len(flashes)), [_flash_label(f) for f in flashes])
+    ax.set_xlabel("SRAM budget")
+    ax.set_ylabel("flash budget")
+    ax.set_title(title or "Stage 1: the chosen search space per budget")
+    fig.colorbar(image, ax=ax, label="mean MACs of fitting networks (millions)")
+    return _save(fig, plt, path)
+
+
+def _flash_label(nbytes: int) -> str:
+    return f"{nbytes / (1 << 20):g} MB" if nbytes >= 1 << 20 else f"{nbytes // 1024} KB"

@@ -1,0 +1,204 @@
+"""TinyNAS stage 1: choose the search space (width multiplier W x input resolution R) for a board.
+
+For each (W, R) space, sample networks (seeded), keep those within every budget (peak SRAM under a memory
+model, flash, latency), and compare the distribution of their MACs: the space whose fitting networks carry
+the most compute (the largest mean MACs) wins; the paper (MCUNet, Fig. 3) shows this choice alone is worth
+points of accuracy.
+
+    result = optimize_space(Budgets(sram_bytes=320 << 10, flash_bytes=1 << 20), classes=1000)
+    result.chosen.width, result.chosen.resolution
+
+Each space's sample is drawn once (`sample_space`) and then filtered by any number of budgets (`choose`),
+which is what makes the budget grid (the paper's Fig. 12) cheap.
+"""
+from __future__ import annotations
+
+import random
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+from ..errors import BudgetError
+from .cost import estimate
+from .mcunet import RESOLUTIONS, WIDTHS, SearchSpace
+from .oracles import MEMORY_MODELS, WEIGHT_FORMATS, CodeModel, const_bytes, peak_sram
+
+
+@dataclass(frozen=True)
+class Budgets:
+    sram_bytes: int | None = None
+    flash_bytes: int | None = None
+    latency_ms: float | None = None
+
+    def as_json(self) -> dict:
+        return {"sram_bytes": self.sram_bytes, "flash_bytes": self.flash_bytes, "latency_ms": self.latency_ms}
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One space's sampled networks: MACs, peak SRAM, flash and (when a latency model is given) ms each."""
+
+    space: SearchSpace
+    macs: np.ndarray
+    peak: np.ndarray
+    flash: np.ndarray
+    latency_ms: np.ndarray | None = None
+
+    def fitting(self, budgets: Budgets) -> np.ndarray:
+        ok = np.ones(self.macs.size, bool)
+        if budgets.sram_bytes is not None:
+            ok &= self.peak <= budgets.sram_bytes
+        if budgets.flash_bytes is not None:
+            ok &= self.flash <= budgets.flash_bytes
+        if budgets.latency_ms is not None:
+            if self.latency_ms is None:
+                raise ValueError("a latency budget needs a latency model (sample_space(..., latency=...))")
+            ok &= self.latency_ms <= budgets.latency_ms
+        return ok
+
+
+@dataclass(frozen=True)
+class SpaceStats:
+    """The networks of one space that fit: how many, and their MACs."""
+
+    width: float
+    resolution: int
+    samples: int
+    fits: int
+    mean_macs: float
+    p10_macs: float = 0.0
+    p50_macs: float = 0.0
+    p90_macs: float = 0.0
+    max_macs: int = 0
+    macs: tuple[int, ...] = field(default=(), repr=False)  # the fitting networks' MACs, sorted (for the CDF)
+
+    @property
+    def name(self) -> str:
+        return f"w{self.width:g}-r{self.resolution}"
+
+    @property
+    def fit_fraction(self) -> float:
+        return self.fits / self.samples if self.samples else 0.0
+
+    def as_json(self) -> dict:
+        return {"width": self.width, "resolution": self.resolution, "mean_macs": round(self.mean_macs),
+                "fit_fraction": round(self.fit_fraction, 4), "fits": self.fits, "samples": self.samples,
+                "p10_macs": round(self.p10_macs), "p50_macs": round(self.p50_macs), "p90_macs": round(self.p90_macs),
+                "max_macs": self.max_macs}
+
+
+@dataclass(frozen=True)
+class Stage1Result:
+    chosen: SpaceStats
+    configs: tuple[SpaceStats, ...]  # every space, in the grid's order
+    strategy: str
+    weights: str
+    budgets: Budgets
+    seconds: float
+
+    def ranked(self) -> list[SpaceStats]:
+        """The spaces, best first (largest mean MACs of fitting networks, then the larger fit fraction)."""
+        return sorted(self.configs, key=_rank, reverse=True)
+
+    def as_json(self) -> dict:
+        return {"chosen": self.chosen.as_json(), "configs": [c.as_json() for c in self.configs],
+                "strategy": self.strategy, "weights": self.weights, "budgets": self.budgets.as_json(),
+                "seconds": round(self.seconds, 2)}
+
+
+def _rank(s: SpaceStats) -> tuple[float, float]:
+    return (s.mean_macs if s.fits else -1.0, s.fit_fraction)
+
+
+def sample_space(space: SearchSpace, samples: int = 1000, seed: int = 0, strategy: str = "layer",
+                 weights: str = "int8", code: CodeModel | None = None,
+                 latency: Callable[[object], float] | None = None) -> Sample:
+    """`samples` random networks of `space` (seeded by `seed`, W and R) and what each costs."""
+    if strategy not in MEMORY_MODELS:
+        raise ValueError(f"unknown strategy {strategy!r}: choose one of {', '.join(MEMORY_MODELS)}")
+    if weights not in WEIGHT_FORMATS:
+        raise ValueError(f"unknown weight format {weights!r}: choose one of {', '.join(WEIGHT_FORMATS)}")
+    rng = random.Random(f"{seed}/{space.width:g}/{space.resolution}")
+    macs, peak, flash = (np.zeros(samples, np.int64) for _ in range(3))
+    ms = np.zeros(samples)
+    for i in range(samples):
+        spec = space.network(space.sample(rng))
+        est = estimate(spec)
+        macs[i] = est.macs
+        peak[i] = peak_sram(spec, strategy, est)
+        flash[i] = const_bytes(est, weights) + (code(spec) if code else 0)
+        if latency is not None:
+            ms[i] = latency(spec)
+    return Sample(space, macs, peak, flash, ms if latency is not None else None)
+
+
+def stats(sample: Sample, budgets: Budgets) -> SpaceStats:
+    fit = np.sort(sample.macs[sample.fitting(budgets)])
+    if not fit.size:
+        return SpaceStats(sample.space.width, sample.space.resolution, int(sample.macs.size), 0, 0.0)
+    p10, p50, p90 = np.percentile(fit, (10, 50, 90))
+    return SpaceStats(sample.space.width, sample.space.resolution, int(sample.macs.size), int(fit.size),
+                      float(fit.mean()), float(p10), float(p50), float(p90), int(fit[-1]), tuple(int(m) for m in fit))
+
+
+def choose(samples: Sequence[Sample], budgets: Budgets, *, strategy: str = "layer", weights: str = "int8",
+           min_fit: float = 0.0, seconds: float = 0.0) -> Stage1Result:
+    """The space whose fitting networks have the largest mean MACs, among the spaces where at least
+    `min_fit` of the samples fit (0: any); BudgetError when no network fits."""
+    configs = tuple(stats(s, budgets) for s in samples)
+    eligible = [c for c in configs if c.fits and c.fit_fraction >= min_fit]
+    best = max(eligible or configs, key=_rank)
+    if not best.fits:
+        smallest = min(int(s.peak.min()) for s in samples)
+        lightest = min(int(s.flash.min()) for s in samples)
+        raise BudgetError(f"no sampled network of any space fits the budgets ({_budget_text(budgets)}); the "
+                          f"smallest needs {smallest:,} B of SRAM and the lightest {lightest:,} B of flash")
+    return Stage1Result(best, configs, strategy, weights, budgets, seconds)
+
+
+def _budget_text(b: Budgets) -> str:
+    parts = [f"SRAM {b.sram_bytes:,} B" if b.sram_bytes is not None else "",
+             f"flash {b.flash_bytes:,} B" if b.flash_bytes is not None else "",
+             f"latency {b.latency_ms:g} ms" if b.latency_ms is not None else ""]
+    return ", ".join(p for p in parts if p) or "none"
+
+
+def _sample_one(args: tuple) -> Sample:
+    return sample_space(*args)
+
+
+def sample_spaces(spaces: Sequence[SearchSpace], samples: int = 1000, seed: int = 0, strategy: str = "layer",
+                  weights: str = "int8", code: CodeModel | None = None, latency: Callable | None = None,
+                  jobs: int = 1, progress: Callable[[int], None] | None = None) -> list[Sample]:
+    """sample_space for every space, on `jobs` processes; `progress(done)` after each space."""
+    work = [(sp, samples, seed, strategy, weights, code, latency) for sp in spaces]
+    out: list[Sample] = []
+    if jobs <= 1:
+        for args in work:
+            out.append(_sample_one(args))
+            if progress:
+                progress(len(out))
+        return out
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        for sample in pool.map(_sample_one, work, chunksize=max(1, len(work) // (8 * jobs))):
+            out.append(sample)
+            if progress:
+                progress(len(out))
+    return out
+
+
+def optimize_space(budgets: Budgets, *, channels: int = 3, classes: int = 1000, signal: bool = False,
+                   widths: Iterable[float] = WIDTHS, resolutions: Iterable[int] = RESOLUTIONS,
+                   samples: int = 1000, seed: int = 0, strategy: str = "layer", weights: str = "int8",
+                   code: CodeModel | None = None, latency: Callable | None = None, min_fit: float = 0.0,
+                   jobs: int = 1, progress: Callable[[int], None] | None = None) -> Stage1Result:
+    """Stage 1 over the grid of (W, R) spaces for one task; see the module docstring."""
+    start = time.perf_counter()
+    spaces = [SearchSpace(w, r, channels=channels, classes=classes, signal=signal)
+              for w in widths for r in resolutions]
+    drawn = sample_spaces(spaces, samples, seed, strategy, weights, code, latency, jobs, progress)
+    return choose(drawn, budgets, strategy=strategy, weights=weights, min_fit=min_fit,
+                  seconds=time.perf_counter() - start)
