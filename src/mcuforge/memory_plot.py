@@ -5,17 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from .errors import UsageError
-from .outdir import check_output_file, write_file_atomically
+from .plotting import PLOT_SUFFIXES, check_plot_path, pyplot, save_figure
 
 LABELS = {"layer": "layer by layer", "fused": "fused inverted-residual blocks", "patch": "patch-based first stage",
           "patch+fused": "patch-based first stage + fused blocks (auto)"}
-PLOT_SUFFIXES = (".png", ".svg", ".pdf")
-
-
-def check_plot_path(path: str | Path) -> Path:
-    """UsageError unless `path` can take the plot: a .png, .svg or .pdf file in an existing folder."""
-    return check_output_file(path, PLOT_SUFFIXES, "the plot")
+__all__ = ["LABELS", "PLOT_SUFFIXES", "check_plot_path", "plot_memory"]
 
 
 def plot_memory(model: str, profiles: Mapping[str, Sequence[int]], path: str | Path,
@@ -23,13 +17,7 @@ def plot_memory(model: str, profiles: Mapping[str, Sequence[int]], path: str | P
     """Writes the plot (PNG, SVG or PDF, by the file name; whole or not at all): one line per strategy (live
     bytes at each layer), the peaks marked, the budget dashed."""
     path = check_plot_path(path)
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise UsageError("--plot needs matplotlib: pip install matplotlib") from None
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(9, 4))
     for strategy, live in profiles.items():
         kib = [b / 1024 for b in live]
@@ -45,9 +33,4 @@ def plot_memory(model: str, profiles: Mapping[str, Sequence[int]], path: str | P
     ax.set_title(f"{model}: live memory per layer")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    try:
-        write_file_atomically(path, lambda f: fig.savefig(f, format=path.suffix[1:].lower(), dpi=120))
-    finally:
-        plt.close(fig)
-    return path
+    return save_figure(fig, path)

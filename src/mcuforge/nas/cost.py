@@ -109,15 +109,47 @@ def layers(spec: NetworkSpec) -> list[Layer]:
     return _walk(spec, True)[1]
 
 
-def _walk(spec: NetworkSpec, records: bool) -> tuple[Estimate, list[Layer]]:
-    steps: list[_Step] = []
-    rows: list[Layer | _Step] = []  # with `records`: every op in order (steps get their variant below)
+class _Tally:
+    """The running totals of a walk over a network: steps with scratch, flash and MACs."""
 
-    def add(step: _Step) -> None:
-        steps.append(step)
-        if records:
-            rows.append(step)
-    bare = 0  # the largest live set of the ops without scratch
+    def __init__(self, records: bool) -> None:
+        self.records = records
+        self.steps: list[_Step] = []
+        self.rows: list[Layer | _Step] = []  # with `records`: every op in order (steps get variants later)
+        self.top = 0  # the largest live set of the steps with scratch, with the smallest scratch
+        self.bare = 0  # the largest live set of the ops without scratch
+        self.weights = self.weights4 = self.macs = self.requant_rows = self.ops = 0
+
+    def weighted(self, step: _Step, weight_tensors: tuple[int, ...], requant_rows: int, macs: int,
+                 top: int) -> None:
+        """A conv or depthwise layer: its step (live bytes `top` with the smallest scratch), the values of
+        each weight tensor, its requantization rows and MACs."""
+        self.steps.append(step)
+        if self.records:
+            self.rows.append(step)
+        self.top = max(self.top, top)
+        self.weights += sum(weight_tensors)
+        self.weights4 += sum((n + 1) // 2 for n in weight_tensors)
+        self.requant_rows += requant_rows
+        self.macs += macs
+        self.ops += 1
+
+    def pointwise(self, hw: tuple[int, int], c_in: int, c_out: int, live: int, activation: str) -> None:
+        """A 1x1 conv from c_in to c_out channels with `live` bytes live while it runs."""
+        m = hw[0] * hw[1] * c_in * c_out
+        layer = Layer("CONV_2D", (*hw, c_in), (*hw, c_out), activation=activation, macs=m) if self.records else None
+        self.weighted(_Step(live, 0, "", _column(c_in), 0, layer), (c_in * c_out,), c_out, m, live)
+
+    def other(self, layer: Layer | None, live: int) -> None:
+        """An op without scratch or weights (ADD, pool, reshape, softmax) with `live` bytes live."""
+        self.bare = max(self.bare, live)
+        if self.records and layer is not None:
+            self.rows.append(layer)
+        self.ops += 1
+
+
+def _walk(spec: NetworkSpec, records: bool) -> tuple[Estimate, list[Layer]]:
+    t = _Tally(records)
     h, w, channels = spec.input_shape
     x = _aligned(h * w * channels)
 
@@ -125,15 +157,10 @@ def _walk(spec: NetworkSpec, records: bool) -> tuple[Estimate, list[Layer]]:
     (oh, ow), variants, padded = _stem((h, w), channels, k3, s2)
     stem = spec.stem_channels
     y = _aligned(oh * ow * stem)
-    macs = oh * ow * stem * k3[0] * k3[1] * channels
-    add(_Step(x + y, 0, "", variants, 0, Layer("CONV_2D", (h, w, channels), (oh, ow, stem), k3, s2, "RELU6",
-                                                macs=macs) if records else None))
-    top = x + y  # the largest live set so far of the steps with scratch, with the smallest scratch
-    weights = stem * k3[0] * k3[1] * channels
-    weights4 = (weights + 1) // 2
-    requant_rows = stem  # output channels of conv and depthwise layers
+    m = oh * ow * stem * k3[0] * k3[1] * channels
+    layer = Layer("CONV_2D", (h, w, channels), (oh, ow, stem), k3, s2, "RELU6", macs=m) if records else None
+    t.weighted(_Step(x + y, 0, "", variants, 0, layer), (stem * k3[0] * k3[1] * channels,), stem, m, x + y)
     extra_flash = stem * padded
-    n_ops = 1
     h, w, channels, x = oh, ow, stem, y
 
     for block in spec.blocks():
@@ -142,20 +169,10 @@ def _walk(spec: NetworkSpec, records: bool) -> tuple[Estimate, list[Layer]]:
         hidden = channels * expand
         residual = block.stride == 1 and channels == out_channels
         keep = x if residual else 0  # the block input, live until the ADD
-        area = h * w
+        e = x
         if expand != 1:
-            e = _aligned(area * hidden)
-            m = area * hidden * channels
-            add(_Step(x + e, 0, "", _column(channels), 0, Layer(
-                "CONV_2D", (h, w, channels), (h, w, hidden), activation="RELU6", macs=m) if records else None))
-            top = max(top, x + e)
-            weights += hidden * channels
-            weights4 += (hidden * channels + 1) // 2
-            macs += m
-            requant_rows += hidden
-            n_ops += 1
-        else:
-            e = x
+            e = _aligned(h * w * hidden)
+            t.pointwise((h, w), channels, hidden, x + e, "RELU6")
         (oh, ow), ring_rows, plane = _depthwise((h, w), kernel, stride)
         out_area = oh * ow
         d = _aligned(out_area * hidden)
@@ -167,64 +184,44 @@ def _walk(spec: NetworkSpec, records: bool) -> tuple[Estimate, list[Layer]]:
             live = keep + max(e, d)
             variants = (("rows", max(ring, plane), True), ("rows", ring, False)) if plane else \
                 (("rows", ring, False),)
-            add(_Step(live, out_area, "channels", variants, 12 * hidden, _inplace(layer) if layer else None))
+            step = _Step(live, out_area, "channels", variants, 12 * hidden, _inplace(layer) if layer else None)
             live += _aligned(out_area)
         else:
             live = x + d
-            add(_Step(live, 0, "", (("rows", plane, True),), 0, layer))
-        top = max(top, live)
+            step = _Step(live, 0, "", (("rows", plane, True),), 0, layer)
+        t.weighted(step, (hidden * kernel[0] * kernel[1],), hidden, m, live)
         p = _aligned(out_area * out_channels)
-        live = keep + d + p
-        m2 = out_area * hidden * out_channels
-        add(_Step(live, 0, "", _column(hidden), 0, Layer(
-            "CONV_2D", (oh, ow, hidden), (oh, ow, out_channels), macs=m2) if records else None))
-        top = max(top, live)
+        t.pointwise((oh, ow), hidden, out_channels, keep + d + p, "NONE")
         if residual:  # the ADD, in place over an input
-            bare = max(bare, x + p)
-            if records:
-                rows.append(Layer("ADD", (oh, ow, out_channels), (oh, ow, out_channels), inplace=True))
-        weights += hidden * (kernel[0] * kernel[1] + out_channels)
-        weights4 += (hidden * kernel[0] * kernel[1] + 1) // 2 + (hidden * out_channels + 1) // 2
-        macs += m + m2
-        requant_rows += hidden + out_channels
-        n_ops += 3 if residual else 2
+            t.other(Layer("ADD", (oh, ow, out_channels), (oh, ow, out_channels), inplace=True) if records else None,
+                    x + p)
         h, w, channels, x = oh, ow, out_channels, p
 
-    head = spec.head_channels
-    if head:
-        y = _aligned(h * w * head)
-        m = h * w * head * channels
-        add(_Step(x + y, 0, "", _column(channels), 0, Layer(
-            "CONV_2D", (h, w, channels), (h, w, head), activation="RELU6", macs=m) if records else None))
-        top = max(top, x + y)
-        weights += head * channels
-        weights4 += (head * channels + 1) // 2
-        macs += m
-        requant_rows += head
-        n_ops += 1
-        channels, x = head, y
+    if spec.head_channels:
+        y = _aligned(h * w * spec.head_channels)
+        t.pointwise((h, w), channels, spec.head_channels, x + y, "RELU6")
+        channels, x = spec.head_channels, y
     classes = spec.classes
     pooled, logits = _aligned(channels), _aligned(classes)
-    bare = max(bare, x + pooled, pooled + logits, 2 * logits)  # pool, reshape (an alias), FC, softmax
-    weights += classes * channels
-    weights4 += (classes * channels + 1) // 2
-    macs += classes * channels
-    n_ops += 4
+    pool = "AVERAGE_POOL_2D" if spec.pool == "avg" else "MAX_POOL_2D"
+    t.other(Layer(pool, (h, w, channels), (1, 1, channels), (h, w), (h, w)) if records else None, x + pooled)
+    t.other(Layer("RESHAPE", (1, 1, channels), (1, 1, channels)) if records else None, 0)  # an alias
+    t.other(Layer("FULLY_CONNECTED", (1, 1, channels), (1, 1, classes), macs=classes * channels)
+            if records else None, pooled + logits)
+    t.other(Layer("SOFTMAX", (1, 1, classes), (1, 1, classes)) if records else None, 2 * logits)
+    t.weights += classes * channels
+    t.weights4 += (classes * channels + 1) // 2
+    t.macs += classes * channels
 
-    peak, plain_flash, chosen = _choose(steps, max(top, bare), bare)
-    params = weights + 4 * requant_rows + 4 * classes
-    flash = weights + 16 * requant_rows + 4 * classes + extra_flash + plain_flash
-    est = Estimate(peak, flash, params, macs, n_ops, weights, weights4)
+    peak, plain_flash, chosen = _choose(t.steps, max(t.top, t.bare), t.bare)
+    params = t.weights + 4 * t.requant_rows + 4 * classes
+    flash = t.weights + 16 * t.requant_rows + 4 * classes + extra_flash + plain_flash
+    est = Estimate(peak, flash, params, t.macs, t.ops, t.weights, t.weights4)
     if not records:
         return est, []
-    index = {id(s): i for i, s in enumerate(steps)}
-    out = [_with_variant(r.layer, chosen[index[id(r)]]) if isinstance(r, _Step) else r for r in rows]  # type: ignore[arg-type]
-    pool = "AVERAGE_POOL_2D" if spec.pool == "avg" else "MAX_POOL_2D"
-    out += [Layer(pool, (h, w, channels), (1, 1, channels), (h, w), (h, w)),
-            Layer("RESHAPE", (1, 1, channels), (1, 1, channels)),  # an alias, not an in-place op
-            Layer("FULLY_CONNECTED", (1, 1, channels), (1, 1, classes), macs=classes * channels),
-            Layer("SOFTMAX", (1, 1, classes), (1, 1, classes))]
-    return est, out
+    index = {id(s): i for i, s in enumerate(t.steps)}
+    return est, [_with_variant(r.layer, chosen[index[id(r)]]) if isinstance(r, _Step) else r  # type: ignore[arg-type]
+                 for r in t.rows]
 
 
 def _inplace(layer: Layer) -> Layer:

@@ -5,42 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from ..errors import UsageError
-from ..outdir import check_output_file, write_file_atomically
+from ..plotting import check_plot_path, pyplot, save_figure
 from .stage1 import SpaceStats, Stage1Result
 
-PLOT_SUFFIXES = (".png", ".svg", ".pdf")
-
-
-def check_plot_path(path: str | Path, what: str = "the plot") -> Path:
-    return check_output_file(path, PLOT_SUFFIXES, what)
-
-
-def _pyplot():
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise UsageError("plots need matplotlib: pip install matplotlib") from None
-    return plt
-
-
-def _save(fig, plt, path: Path) -> Path:
-    fig.tight_layout()
-    try:
-        write_file_atomically(path, lambda f: fig.savefig(f, format=path.suffix[1:].lower(), dpi=120))
-    finally:
-        plt.close(fig)
-    return path
+__all__ = ["check_plot_path", "plot_cdf", "plot_grid"]
 
 
 def plot_cdf(result: Stage1Result, path: str | Path, top: int = 10, title: str = "") -> Path:
     """The cumulative distribution of MACs of the fitting networks of the `top` spaces, one line each,
     labelled `w{W}-r{R} | {mean MACs}`; the chosen space drawn thicker."""
     path = check_plot_path(path)
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     for s in [c for c in result.ranked() if c.fits][:top]:
         macs = [m / 1e6 for m in s.macs]
@@ -53,14 +28,14 @@ def plot_cdf(result: Stage1Result, path: str | Path, top: int = 10, title: str =
     ax.set_title(title or f"Stage 1: MACs of the networks that fit ({result.strategy} memory model)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
-    return _save(fig, plt, path)
+    return save_figure(fig, path)
 
 
 def plot_grid(cells: Sequence[tuple[int, int, SpaceStats | None]], path: str | Path, title: str = "") -> Path:
     """One cell per (SRAM, flash) budget: the chosen W and R written in it, coloured by the chosen space's
     mean MACs (empty where nothing fits)."""
     path = check_plot_path(path, "the grid plot")
-    plt = _pyplot()
+    plt = pyplot()
     srams = sorted({c[0] for c in cells})
     flashes = sorted({c[1] for c in cells})
     grid = {(s, f): st for s, f, st in cells}
@@ -78,7 +53,7 @@ def plot_grid(cells: Sequence[tuple[int, int, SpaceStats | None]], path: str | P
     ax.set_ylabel("flash budget")
     ax.set_title(title or "Stage 1: the chosen search space per budget")
     fig.colorbar(image, ax=ax, label="mean MACs of fitting networks (millions)")
-    return _save(fig, plt, path)
+    return save_figure(fig, path)
 
 
 def _flash_label(nbytes: int) -> str:
