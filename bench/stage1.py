@@ -1,0 +1,108 @@
+"""TinyNAS stage 1 benchmark: the chosen (W, R) space per board, the time it takes, and how much more
+compute fits when the engine is better (the co-design argument of MCUNet's Fig. 4/5, with our planner).
+
+    python bench/stage1.py [--samples 1000] [--seed 0] [--jobs 2] [--docs docs]
+
+ImageNet-sized task (1000 classes, RGB): for STM32F412 (256 KB / 1 MB), STM32F746 (320 KB / 1 MB) and
+STM32H743 (512 KB / 2 MB), stage 1 over 108 spaces x `--samples` networks under each memory model
+(mcuforge's planner layer by layer, and the TFLM-like model), next to the spaces of MCUNet's released
+models for those budgets. Draws the CDF figure for STM32F746 and the budget grid (Fig. 3 and Fig. 12), and a
+1-D case (6 x 128 activity windows, 6 classes). Writes docs/nas.md; prints it too.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from mcuforge.errors import BudgetError  # noqa: E402
+from mcuforge.nas.mcunet import RESOLUTIONS, WIDTHS, SearchSpace  # noqa: E402
+from mcuforge.nas.plots import plot_cdf, plot_grid  # noqa: E402
+from mcuforge.nas.stage1 import Budgets, choose, sample_spaces  # noqa: E402
+from mcuforge.nas_cli import GRID_FLASH, GRID_SRAM  # noqa: E402
+from mcuforge.targets.boards import get_board  # noqa: E402
+
+BOARDS = ("stm32f412", "stm32f746", "stm32h743")
+# MCUNet's released ImageNet models for these budgets (the paper's Table / the mcunet repository's zoo),
+# chosen under TinyEngine's memory schedule.
+MCUNET = {"stm32f412": "w0.5-r160", "stm32f746": "w0.5-r176", "stm32h743": "w1-r160"}
+MODELS = ("tflm", "layer")
+LABEL = {"tflm": "TFLM-like", "layer": "mcuforge layer by layer"}
+
+
+def _m(macs: float) -> str:
+    return f"{macs / 1e6:.1f}M"
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--samples", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--docs", type=Path, default=ROOT / "docs")
+    args = p.parse_args()
+    spaces = [SearchSpace(w, r) for w in WIDTHS for r in RESOLUTIONS]
+    lines = ["# TinyNAS stage 1: the search space per board", "",
+             f"`python bench/stage1.py --samples {args.samples} --seed {args.seed} --jobs {args.jobs}`: "
+             f"{len(spaces)} spaces (W {WIDTHS[0]}..{WIDTHS[-1]} x R {RESOLUTIONS[0]}..{RESOLUTIONS[-1]}) x "
+             f"{args.samples} networks each, ImageNet-sized (1000 classes, RGB). Flash counts weights and "
+             "requantization constants (int8), not code.", ""]
+    drawn = {}
+    for model in MODELS:
+        start = time.perf_counter()
+        drawn[model] = sample_spaces(spaces, args.samples, args.seed, model, jobs=args.jobs)
+        seconds = time.perf_counter() - start
+        lines.append(f"- sampling and costing all {len(spaces) * args.samples:,} networks under the {LABEL[model]} "
+                     f"memory model: {seconds:.1f} s on {args.jobs} processes")
+        print(lines[-1], file=sys.stderr)
+    lines += ["", "| board | budgets | MCUNet's model | memory model | chosen space | fit | mean MACs | "
+              "best fitting network |", "|---|---|---|---|---|--:|--:|--:|"]
+    gains = []
+    for name in BOARDS:
+        board = get_board(name)
+        budgets = Budgets(board.sram_bytes, board.flash_bytes)
+        chosen = {}
+        for model in MODELS:
+            c = chosen[model] = choose(drawn[model], budgets, strategy=model).chosen
+            lines.append(f"| {board.mcu} | {board.sram_bytes // 1024} KB / {board.flash_bytes // 1024} KB | "
+                         f"{MCUNET[name]} | {LABEL[model]} | {c.name} | {100 * c.fit_fraction:.1f} % | "
+                         f"{_m(c.mean_macs)} | {_m(c.max_macs)} |")
+        ours, theirs = chosen["layer"], chosen["tflm"]
+        gains.append(f"{board.mcu} {100 * (ours.mean_macs / theirs.mean_macs - 1):+.0f} % mean, "
+                     f"{100 * (ours.max_macs / theirs.max_macs - 1):+.0f} % best")
+    lines += ["", "More compute fits with mcuforge's planner than with the TFLM-like memory model (MACs of the "
+              "chosen space's fitting networks): " + "; ".join(gains) + "."]
+    f746 = get_board("stm32f746")
+    result = choose(drawn["layer"], Budgets(f746.sram_bytes, f746.flash_bytes))
+    cdf = plot_cdf(result, args.docs / "nas_cdf_f746.png",
+                   title="STM32F746 (320 KB / 1 MB): MACs of the fitting networks, top 10 spaces")
+    cells = []
+    for sram in GRID_SRAM:
+        for flash in GRID_FLASH:
+            try:
+                cells.append((sram, flash, choose(drawn["layer"], Budgets(sram, flash)).chosen))
+            except BudgetError:
+                cells.append((sram, flash, None))
+    grid = plot_grid(cells, args.docs / "nas_grid.png", title="The chosen space per SRAM x flash budget "
+                     "(mcuforge layer by layer, 1000 classes)")
+    signal = [SearchSpace(w, r, channels=6, classes=6, signal=True) for w in WIDTHS for r in range(32, 129, 16)]
+    start = time.perf_counter()
+    sampled = sample_spaces(signal, args.samples, args.seed, jobs=args.jobs)
+    sig = choose(sampled, Budgets(64 << 10, 256 << 10))
+    lines += ["", f"![CDF]({cdf.name})", "", f"![grid]({grid.name})", "",
+              "1-D (6 x 128 activity windows, 6 classes, windows of 32..128 samples), 64 KB SRAM / 256 KB flash: "
+              f"chosen {sig.chosen.name} ({100 * sig.chosen.fit_fraction:.1f} % fit, mean "
+              f"{_m(sig.chosen.mean_macs)} MACs), {time.perf_counter() - start:.1f} s for "
+              f"{len(signal)} spaces."]
+    text = "\n".join(lines) + "\n"
+    (args.docs / "nas.md").write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
