@@ -30,6 +30,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 
+from ..engine.codegen.requant import CHANNEL_ROW, PLAIN_CHANNEL_VALUES
+from ..engine.plan.lifetimes import ALIGN, buffer_bytes, round_up
 from ..engine.plan.scratch import (SLACK_MARGIN, dw_plane_bytes, dw_ring_rows, im2col_stride,
                                    pointwise_column_bytes, uses_im2col)
 from ..frontends.tflite_ops import same_pads
@@ -63,10 +65,6 @@ class _Step:
     variants: Variants
     plain_flash: int
     layer: Layer | None
-
-
-def _aligned(nbytes: int) -> int:
-    return ((nbytes + 3) & ~3) or 4  # tensor bytes: aligned to 4, at least 4
 
 
 @cache
@@ -151,12 +149,12 @@ class _Tally:
 def _walk(spec: NetworkSpec, records: bool) -> tuple[Estimate, list[Layer]]:
     t = _Tally(records)
     h, w, channels = spec.input_shape
-    x = _aligned(h * w * channels)
+    x = buffer_bytes(h * w * channels)
 
     k3, s2 = spec.window(3), spec.window(2)
     (oh, ow), variants, padded = _stem((h, w), channels, k3, s2)
     stem = spec.stem_channels
-    y = _aligned(oh * ow * stem)
+    y = buffer_bytes(oh * ow * stem)
     m = oh * ow * stem * k3[0] * k3[1] * channels
     layer = Layer("CONV_2D", (h, w, channels), (oh, ow, stem), k3, s2, "RELU6", macs=m) if records else None
     t.weighted(_Step(x + y, 0, "", variants, 0, layer), (stem * k3[0] * k3[1] * channels,), stem, m, x + y)
@@ -171,11 +169,11 @@ def _walk(spec: NetworkSpec, records: bool) -> tuple[Estimate, list[Layer]]:
         keep = x if residual else 0  # the block input, live until the ADD
         e = x
         if expand != 1:
-            e = _aligned(h * w * hidden)
+            e = buffer_bytes(h * w * hidden)
             t.pointwise((h, w), channels, hidden, x + e, "RELU6")
         (oh, ow), ring_rows, plane = _depthwise((h, w), kernel, stride)
         out_area = oh * ow
-        d = _aligned(out_area * hidden)
+        d = buffer_bytes(out_area * hidden)
         m = out_area * hidden * kernel[0] * kernel[1]
         layer = Layer("DEPTHWISE_CONV_2D", (h, w, hidden), (oh, ow, hidden), kernel, stride, "RELU6",
                       macs=m) if records else None
@@ -184,13 +182,14 @@ def _walk(spec: NetworkSpec, records: bool) -> tuple[Estimate, list[Layer]]:
             live = keep + max(e, d)
             variants = (("rows", max(ring, plane), True), ("rows", ring, False)) if plane else \
                 (("rows", ring, False),)
-            step = _Step(live, out_area, "channels", variants, 12 * hidden, _inplace(layer) if layer else None)
-            live += _aligned(out_area)
+            step = _Step(live, out_area, "channels", variants, 4 * PLAIN_CHANNEL_VALUES * hidden,
+                         _inplace(layer) if layer else None)
+            live += buffer_bytes(out_area)
         else:
             live = x + d
             step = _Step(live, 0, "", (("rows", plane, True),), 0, layer)
         t.weighted(step, (hidden * kernel[0] * kernel[1],), hidden, m, live)
-        p = _aligned(out_area * out_channels)
+        p = buffer_bytes(out_area * out_channels)
         t.pointwise((oh, ow), hidden, out_channels, keep + d + p, "NONE")
         if residual:  # the ADD, in place over an input
             t.other(Layer("ADD", (oh, ow, out_channels), (oh, ow, out_channels), inplace=True) if records else None,
@@ -198,11 +197,11 @@ def _walk(spec: NetworkSpec, records: bool) -> tuple[Estimate, list[Layer]]:
         h, w, channels, x = oh, ow, out_channels, p
 
     if spec.head_channels:
-        y = _aligned(h * w * spec.head_channels)
+        y = buffer_bytes(h * w * spec.head_channels)
         t.pointwise((h, w), channels, spec.head_channels, x + y, "RELU6")
         channels, x = spec.head_channels, y
     classes = spec.classes
-    pooled, logits = _aligned(channels), _aligned(classes)
+    pooled, logits = buffer_bytes(channels), buffer_bytes(classes)
     pool = "AVERAGE_POOL_2D" if spec.pool == "avg" else "MAX_POOL_2D"
     t.other(Layer(pool, (h, w, channels), (1, 1, channels), (h, w), (h, w)) if records else None, x + pooled)
     t.other(Layer("RESHAPE", (1, 1, channels), (1, 1, channels)) if records else None, 0)  # an alias
@@ -215,7 +214,7 @@ def _walk(spec: NetworkSpec, records: bool) -> tuple[Estimate, list[Layer]]:
 
     peak, plain_flash, chosen = _choose(t.steps, max(t.top, t.bare), t.bare)
     params = t.weights + 4 * t.requant_rows + 4 * classes
-    flash = t.weights + 16 * t.requant_rows + 4 * classes + extra_flash + plain_flash
+    flash = t.weights + 4 * CHANNEL_ROW * t.requant_rows + 4 * classes + extra_flash + plain_flash
     est = Estimate(peak, flash, params, t.macs, t.ops, t.weights, t.weights4)
     if not records:
         return est, []
@@ -244,13 +243,13 @@ def _choose(steps: list[_Step], top: int, bare: int) -> tuple[int, int, list[tup
     for step in steps:
         nbytes, pick = step.smallest, (step.minimal, False)
         for variant, size, plane in step.variants:
-            if size <= step.smallest or step.live + ((step.smallest + 3) & ~3) + size - step.smallest <= limit:
+            if size <= step.smallest or step.live + round_up(step.smallest, ALIGN) + size - step.smallest <= limit:
                 nbytes, pick = size, (variant, plane)
                 break
         else:
             plain_flash += step.plain_flash
         chosen.append(pick)
-        live = step.live + ((nbytes + 3) & ~3)
+        live = step.live + round_up(nbytes, ALIGN)
         if live > peak:
             peak = live
     return peak, plain_flash, chosen

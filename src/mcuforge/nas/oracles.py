@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+from ..engine.plan.lifetimes import buffer_bytes
 from .cost import Estimate, estimate
 from .space import NetworkSpec
 
@@ -50,18 +51,14 @@ def flash_bytes(spec: NetworkSpec, weights: str = "int8", est: Estimate | None =
     return const_bytes(est or estimate(spec), weights) + (code(spec) if code else 0)
 
 
-def _tensor(nbytes: int) -> int:
-    return ((nbytes + 3) & ~3) or 4
-
-
 def tflm_like_peak(spec: NetworkSpec) -> int:
     """Peak SRAM under the "tflm" memory model (see the module docstring)."""
     from .cost import _column, _depthwise, _stem  # the same kernel scratch sizes as our planner's
 
     h, w, c = spec.input_shape
-    x = _tensor(h * w * c)
+    x = buffer_bytes(h * w * c)
     (h, w), stem_variants, _ = _stem((h, w), c, spec.window(3), spec.window(2))
-    y = _tensor(h * w * spec.stem_channels)
+    y = buffer_bytes(h * w * spec.stem_channels)
     live = x + y
     scratch = min(v[1] for v in stem_variants)
     c = spec.stem_channels
@@ -71,24 +68,24 @@ def tflm_like_peak(spec: NetworkSpec) -> int:
         keep = x if residual else 0
         e = x
         if block.expand != 1:
-            e = _tensor(h * w * hidden)
+            e = buffer_bytes(h * w * hidden)
             live = max(live, x + e)
             scratch = max(scratch, _column(c)[0][1])
         (h, w), _, plane = _depthwise((h, w), spec.window(block.kernel), spec.window(block.stride))
-        d = _tensor(h * w * hidden)
+        d = buffer_bytes(h * w * hidden)
         live = max(live, keep + e + d if block.expand != 1 else x + d)
         scratch = max(scratch, plane)
-        p = _tensor(h * w * block.channels)
+        p = buffer_bytes(h * w * block.channels)
         live = max(live, keep + d + p)
         scratch = max(scratch, _column(hidden)[0][1])
         if residual:
             live = max(live, x + 2 * p)  # the ADD writes a third buffer
         c, x = block.channels, p
     if spec.head_channels:
-        y = _tensor(h * w * spec.head_channels)
+        y = buffer_bytes(h * w * spec.head_channels)
         live = max(live, x + y)
         scratch = max(scratch, _column(c)[0][1])
         c, x = spec.head_channels, y
-    pooled, logits = _tensor(c), _tensor(spec.classes)
+    pooled, logits = buffer_bytes(c), buffer_bytes(spec.classes)
     live = max(live, x + pooled, pooled + logits, 2 * logits)
     return live + scratch

@@ -20,6 +20,8 @@ from .context import EmitContext
 from .literals import c_struct
 
 NULL_I32 = "(const int32_t *)0"
+CHANNEL_ROW = 4  # int32 values per output channel of the per-channel table: bias, multiplier, shift, rounding
+PLAIN_CHANNEL_VALUES = 3  # int32 arrays of a plain kernel: bias, multipliers and shifts (requant_arrays)
 FOLDED_RIGHT = (2, 23)  # right shifts mcu_requantize_folded takes (the rounding constant fits in int32)
 
 
@@ -157,8 +159,9 @@ def requant_params(op: Op, ctx: EmitContext, q: ConvQuant, per_channel: bool = T
     uniform = all(np.all(np.asarray(c) == np.asarray(c).reshape(-1)[0]) for c in columns)
     if per_channel or not uniform:  # per-tensor weights with constant channels still need per-channel constants
         table = np.stack([np.asarray(bias, np.int64), *columns], axis=1)
+        assert table.shape[1] == CHANNEL_ROW
         fields.update(channel=ctx.const(f"requant_{op.name}", table.reshape(-1).astype(np.int32), "int32_t"),
-                      stride=4, multiplier_all=0, shift_all=0, round_all=0)
+                      stride=CHANNEL_ROW, multiplier_all=0, shift_all=0, round_all=0)
     else:
         fields.update(channel=ctx.const(f"bias_folded_{op.name}", np.asarray(bias).astype(np.int32), "int32_t"),
                       stride=1, multiplier_all=int(columns[0][0]), shift_all=int(columns[1][0]),

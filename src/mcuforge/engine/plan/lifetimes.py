@@ -23,8 +23,18 @@ class Lifetime:
         return self.start <= other.end and other.start <= self.end
 
 
+ALIGN = 4  # the arena's default alignment: every buffer's offset and size is a multiple of it
+
+
 def round_up(nbytes: int, align: int) -> int:
     return -(-nbytes // align) * align
+
+
+def buffer_bytes(nbytes: int, align: int = ALIGN) -> int:
+    """The arena bytes a tensor of `nbytes` takes: rounded up to `align`, at least `align` (an empty
+    tensor still gets an address of its own). The planner, the scheduler and the NAS cost model all size
+    buffers with it."""
+    return max(round_up(nbytes, align), align)
 
 
 def element_bytes(graph: Graph, name: str) -> int:

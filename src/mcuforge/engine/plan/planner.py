@@ -8,7 +8,7 @@ from .blocks import Block, build_blocks, live_bytes
 from .errors import PlanError
 from .exact import exact_pack
 from .inplace import Sharing, share_buffers
-from .lifetimes import Lifetime, activation_lifetimes, round_up
+from .lifetimes import Lifetime, activation_lifetimes, buffer_bytes
 from .memory_plan import MemoryPlan
 from .packing import Packing, pack
 from .scratch import scratch_bytes
@@ -38,7 +38,7 @@ def plan_memory(graph: Graph, *, align: int = 4, inplace: bool = True, search: i
         raise PlanError(f"alignment must be a positive number of bytes, not {align}")
     lifetimes = activation_lifetimes(graph)
     tensors = graph.tensors
-    sizes = {n: max(round_up(tensors[n].nbytes, align), align) for n in lifetimes}
+    sizes = {n: buffer_bytes(tensors[n].nbytes, align) for n in lifetimes}
     if exact_time <= 0:
         raise PlanError(f"exact_time must be a positive number of seconds, not {exact_time}")
     plan = _plan(graph, lifetimes, sizes, align, inplace, search, exact, exact_time)
@@ -52,7 +52,7 @@ def plan_memory(graph: Graph, *, align: int = 4, inplace: bool = True, search: i
 def plan_blocks(graph: Graph, *, align: int = 4, inplace: bool = True) -> list[Block]:
     """The blocks plan_memory packs for `graph` (its first try, with in place as given): for benchmarks."""
     lifetimes = activation_lifetimes(graph)
-    sizes = {n: max(round_up(graph.tensors[n].nbytes, align), align) for n in lifetimes}
+    sizes = {n: buffer_bytes(graph.tensors[n].nbytes, align) for n in lifetimes}
     return _blocks(graph, lifetimes, sizes, align, inplace)[1]
 
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 
 from ...ir import ALIAS_KINDS, Graph
 from .inplace import inplace_candidates
-from .lifetimes import activation_lifetimes, round_up
+from .lifetimes import activation_lifetimes, buffer_bytes, round_up
 from .memory_plan import MemoryPlan
 from .planner import plan_memory
 from .scratch import peak_scratch
@@ -90,7 +90,7 @@ class _Schedule:
         names = list(activation_lifetimes(graph))  # the tensors in the arena
         index = {n: i for i, n in enumerate(names)}
         self.n = len(ops)
-        self.size = [max(round_up(tensors[n].nbytes, align), align) for n in names]
+        self.size = [buffer_bytes(tensors[n].nbytes, align) for n in names]
         writer = {n: k for k in reversed(range(self.n)) for n in ops[k].outputs if n}
         self.writes = [[index[n] for n in dict.fromkeys(op.outputs) if n in index] for op in ops]
         self.touches = [list(dict.fromkeys(index[n] for n in (*op.inputs, *op.outputs) if n in index))

@@ -221,10 +221,10 @@ def _base_live(graph: Graph, inplace: bool) -> tuple[list[int], int, frozenset[i
     if key not in cache:
         from .blocks import Block, buffer_block, live_bytes
         from .inplace import share_buffers
-        from .lifetimes import activation_lifetimes, round_up
+        from .lifetimes import activation_lifetimes, buffer_bytes, round_up
 
         lifetimes = activation_lifetimes(graph)
-        sizes = {n: max(round_up(graph.tensors[n].nbytes, 4), 4) for n in lifetimes}
+        sizes = {n: buffer_bytes(graph.tensors[n].nbytes) for n in lifetimes}
         sharing = share_buffers(graph, lifetimes, sizes, inplace)
         blocks = [buffer_block(members, lifetimes, sizes) for members in sharing.buffers]
         for i, op in enumerate(graph.ops):
