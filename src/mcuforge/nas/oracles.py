@@ -15,10 +15,13 @@ deployable), plus the model's code when a code-size model is given (nas.codesize
 """
 from __future__ import annotations
 
-from typing import Callable
+from functools import partial
+from typing import Callable, Sequence
 
 from ..engine.plan.lifetimes import buffer_bytes
-from .cost import Estimate, estimate
+from ..targets.boards import Board
+from .cost import Estimate, estimate, layers
+from .layers import Layer
 from .space import NetworkSpec
 
 MEMORY_MODELS = ("layer", "tflm")
@@ -42,13 +45,28 @@ def const_bytes(est: Estimate, weights: str = "int8") -> int:
     raise ValueError(f"unknown weight format {weights!r}: choose one of {', '.join(WEIGHT_FORMATS)}")
 
 
-CodeModel = Callable[[NetworkSpec], int]
+CodeModel = Callable[[Sequence[Layer]], int]  # the model's code bytes from its layers
+LatencyModel = Callable[[Sequence[Layer]], float]  # milliseconds from its layers
+
+
+def code_model(core: str, opt: str = "Os") -> CodeModel:
+    """The code-size model (nas.codesize) for `core` at `opt`, as stage 1 takes it (picklable)."""
+    from . import codesize
+
+    return partial(codesize.code_bytes, core=core, opt=opt)
+
+
+def latency_model(board: Board) -> LatencyModel:
+    """The latency model (nas.latency) for `board`: instructions counted on its core / its clock."""
+    from . import latency
+
+    return partial(latency.estimate_ms, board=board)
 
 
 def flash_bytes(spec: NetworkSpec, weights: str = "int8", est: Estimate | None = None,
                 code: CodeModel | None = None) -> int:
     """Const data plus, when `code` is given, the model's code bytes."""
-    return const_bytes(est or estimate(spec), weights) + (code(spec) if code else 0)
+    return const_bytes(est or estimate(spec), weights) + (code(layers(spec)) if code else 0)
 
 
 def tflm_like_peak(spec: NetworkSpec) -> int:

@@ -22,9 +22,9 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from ..errors import BudgetError
-from .cost import estimate
+from .cost import estimate, layers
 from .mcunet import RESOLUTIONS, WIDTHS, SearchSpace
-from .oracles import MEMORY_MODELS, WEIGHT_FORMATS, CodeModel, const_bytes, peak_sram
+from .oracles import MEMORY_MODELS, WEIGHT_FORMATS, CodeModel, LatencyModel, const_bytes, peak_sram
 
 
 @dataclass(frozen=True)
@@ -115,8 +115,10 @@ def _rank(s: SpaceStats) -> tuple[float, float]:
 
 def sample_space(space: SearchSpace, samples: int = 1000, seed: int = 0, strategy: str = "layer",
                  weights: str = "int8", code: CodeModel | None = None,
-                 latency: Callable[[object], float] | None = None) -> Sample:
-    """`samples` random networks of `space` (seeded by `seed`, W and R) and what each costs."""
+                 latency: LatencyModel | None = None) -> Sample:
+    """`samples` random networks of `space` (seeded by `seed`, W and R) and what each costs: MACs, peak SRAM
+    under the memory model `strategy`, flash (const data in `weights`' format, plus `code(layers)` bytes)
+    and, with a latency model, `latency(layers)` milliseconds (see oracles.code_model, latency_model)."""
     if strategy not in MEMORY_MODELS:
         raise ValueError(f"unknown strategy {strategy!r}: choose one of {', '.join(MEMORY_MODELS)}")
     if weights not in WEIGHT_FORMATS:
@@ -129,9 +131,10 @@ def sample_space(space: SearchSpace, samples: int = 1000, seed: int = 0, strateg
         est = estimate(spec)
         macs[i] = est.macs
         peak[i] = peak_sram(spec, strategy, est)
-        flash[i] = const_bytes(est, weights) + (code(spec) if code else 0)
+        rows = layers(spec) if code is not None or latency is not None else []
+        flash[i] = const_bytes(est, weights) + (code(rows) if code is not None else 0)
         if latency is not None:
-            ms[i] = latency(spec)
+            ms[i] = latency(rows)
     return Sample(space, macs, peak, flash, ms if latency is not None else None)
 
 
@@ -171,7 +174,7 @@ def _sample_one(args: tuple) -> Sample:
 
 
 def sample_spaces(spaces: Sequence[SearchSpace], samples: int = 1000, seed: int = 0, strategy: str = "layer",
-                  weights: str = "int8", code: CodeModel | None = None, latency: Callable | None = None,
+                  weights: str = "int8", code: CodeModel | None = None, latency: LatencyModel | None = None,
                   jobs: int = 1, progress: Callable[[int], None] | None = None) -> list[Sample]:
     """sample_space for every space, on `jobs` processes; `progress(done)` after each space."""
     work = [(sp, samples, seed, strategy, weights, code, latency) for sp in spaces]
@@ -193,7 +196,7 @@ def sample_spaces(spaces: Sequence[SearchSpace], samples: int = 1000, seed: int 
 def optimize_space(budgets: Budgets, *, channels: int = 3, classes: int = 1000, signal: bool = False,
                    widths: Iterable[float] = WIDTHS, resolutions: Iterable[int] = RESOLUTIONS,
                    samples: int = 1000, seed: int = 0, strategy: str = "layer", weights: str = "int8",
-                   code: CodeModel | None = None, latency: Callable | None = None, min_fit: float = 0.0,
+                   code: CodeModel | None = None, latency: LatencyModel | None = None, min_fit: float = 0.0,
                    jobs: int = 1, progress: Callable[[int], None] | None = None) -> Stage1Result:
     """Stage 1 over the grid of (W, R) spaces for one task; see the module docstring."""
     start = time.perf_counter()
