@@ -20,11 +20,11 @@ never are identical in a layer-by-layer build, so every layer counts.
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from collections.abc import Sequence
+from functools import cache
 from importlib import resources
-from typing import Sequence
 
-from .latency import PLANE_BLOCK, THREE_PX_MIN_DEPTH, GEMM_UNROLL, _plane_loads, kernel_path
+from .latency import GEMM_UNROLL, PLANE_BLOCK, kernel_path, plane_loads, pointwise_runs, spent_flags
 from .layers import Layer
 
 TABLE = "codesize_table.json"
@@ -33,10 +33,11 @@ PATHS = ("conv1x1", "im2col", "dw_plane", "dw_rows", "dw_channels", "add", "pool
          "generic")
 # per-layer features at -O2, beyond the layer itself ("one"), by path
 O2_FEATURES: dict[str, tuple[str, ...]] = {
-    "conv1x1": ("one", "three_px", "four_px", "depth_tail_steps", "borrowed_column"),
-    "im2col": ("one", "four_px", "window_values"),
+    "conv1x1": ("one", "no_activation", "three_px_loops", "four_px_loops", "column_pair_loops", "int8_pair_loops",
+                "three_px_tail_steps", "four_px_steps", "four_px_peeled_loop"),
+    "im2col": ("one", "window_rows"),
     "dw_plane": ("one", "block_code", "window_rows"),
-    "dw_rows": ("one", "taps", "in_place"),
+    "dw_rows": ("one", "taps"),
 }
 
 
@@ -47,58 +48,69 @@ def _opt(opt: str) -> str:
     return o
 
 
-def _o2_layer(layer: Layer, path: str) -> list[float]:
-    if path == "conv1x1":
-        depth = layer.in_shape[2]
-        groups = depth // 4
-        quads = depth % 4 == 0
-        three = quads and depth >= THREE_PX_MIN_DEPTH
-        return [1, int(three), int(quads and not three), groups % GEMM_UNROLL if quads else 0,
-                int(layer.variant != "column")]
+def _o2_layer(layer: Layer, path: str, spent: bool) -> list[float]:
+    if path == "conv1x1":  # the pixel loops that run at all: the compiler drops the others (literal counts)
+        groups = layer.in_shape[2] // 4
+        rows = pointwise_runs(layer, spent)
+        live = [0, 0, 0, 0]
+        for k in range(len(rows[0])):  # each run call is a copy of the loops
+            for j, index in enumerate((0, 1, 2, 4)):
+                live[j] += any(runs[k][index] > 0 for runs in rows)
+        three, four, pairs, int8 = live
+        return [1, int(layer.activation == "NONE"), three, four, pairs, int8, three * (groups % GEMM_UNROLL),
+                four * groups, four * (GEMM_UNROLL <= groups < 2 * GEMM_UNROLL)]
     if path == "im2col":
-        (kh, kw), c = layer.kernel, layer.in_shape[2]
-        return [1, int(layer.variant == "im2col4"), kh * kw * c]
+        return [1, layer.kernel[0]]
     if path == "dw_plane":
         ow, (kh, kw), sw = layer.out_shape[1], layer.kernel, layer.stride[1]
         pairs = (kw + 1) // 2
         nblocks = -(-ow // PLANE_BLOCK)
         block = -(-ow // nblocks)
         sizes = {block} | ({ow % block} if ow % block else set())
-        return [1, sum(kh * (_plane_loads(n, sw, pairs) + n * pairs) + n for n in sizes), kh]
+        return [1, sum(kh * (plane_loads(n, sw, pairs) + n * pairs) + n for n in sizes), kh]
     if path == "dw_rows":
         kh, kw = layer.kernel
-        return [1, kh * kw, int(layer.inplace)]
+        return [1, kh * kw]
     return [1]
 
 
 def feature_names(opt: str) -> list[str]:
     """Names of the network features code_bytes is linear in."""
     o = _opt(opt)
-    names = ["one"] + [f"uses {p}" for p in PATHS]
+    names = ["one", *(f"uses {p} once" for p in PATHS), *(f"uses {p} more than once" for p in PATHS)]
     for p in PATHS:
         names += [f"{p}: {f}" for f in (O2_FEATURES.get(p, ("one",)) if o == "O2" else ("one",))]
-    return names
+    return names + ["a pointwise conv over its spent input", "a pointwise conv with a borrowed column"]
 
 
 def network_features(layers: Sequence[Layer], opt: str = "Os") -> list[float]:
-    """The network's features: a constant, which kernel paths it uses, and per path the sum of its
-    layers' features (-Os: the layer count; -O2: also what the specialised copies unroll)."""
+    """The network's features: a constant; which kernel paths it uses once (a kernel called once is
+    inlined and specialised even at -Os) and more than once (then one shared copy); per path the sum of
+    its layers' features (-Os: the layer count; -O2: also what the specialised copies unroll); whether
+    any pointwise convolution takes the spent-input or the borrowed-column loops (code that a shared copy
+    keeps only when some call needs it)."""
     o = _opt(opt)
     sums: dict[str, list[float]] = {}
-    for layer in layers:
+    counts: dict[str, int] = {}
+    spent_any = borrowed_any = 0.0
+    for layer, spent in zip(layers, spent_flags(layers)):
         path = kernel_path(layer)
-        f = _o2_layer(layer, path) if o == "O2" else [1]
+        f = _o2_layer(layer, path, spent) if o == "O2" else [1]
         acc = sums.setdefault(path, [0.0] * len(f))
         for i, v in enumerate(f):
             acc[i] += v
-    out: list[float] = [1.0] + [float(p in sums) for p in PATHS]
+        counts[path] = counts.get(path, 0) + 1
+        if path == "conv1x1" and layer.variant != "column":
+            spent_any, borrowed_any = max(spent_any, float(spent)), max(borrowed_any, float(not spent))
+    out: list[float] = [1.0, *(float(counts.get(p) == 1) for p in PATHS),
+                        *(float(counts.get(p, 0) > 1) for p in PATHS)]
     for p in PATHS:
         width = len(O2_FEATURES.get(p, ("one",))) if o == "O2" else 1
         out += sums.get(p, [0.0] * width)
-    return out
+    return out + [spent_any, borrowed_any]
 
 
-@lru_cache(maxsize=None)
+@cache
 def table() -> dict:
     """The fitted coefficients (src/mcuforge/nas/codesize_table.json, written by bench/latency.py fit)."""
     return json.loads(resources.files(__package__).joinpath(TABLE).read_text())
@@ -113,4 +125,8 @@ def code_bytes(layers: Sequence[Layer], core: str, opt: str = "Os") -> int:
     except KeyError:
         raise ValueError(f"no code-size coefficients for {core!r} at -{o} "
                          f"(fitted: {', '.join(table()['cores'])})") from None
-    return round(sum(a * b for a, b in zip(coef, network_features(layers, o))))
+    feats = network_features(layers, o)
+    if len(coef) != len(feats):
+        raise ValueError(f"{TABLE} was fitted for other features ({len(coef)}, not {len(feats)}): "
+                         "run python bench/latency.py fit")
+    return round(sum(a * b for a, b in zip(coef, feats)))

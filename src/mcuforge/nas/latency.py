@@ -21,15 +21,16 @@ not instructions: estimate_ms takes one cycle per instruction, as the CLI's boar
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from collections.abc import Sequence
+from functools import cache, lru_cache
 from importlib import resources
-from typing import Sequence
 
 from ..engine.plan.scratch import im2col_stride
 from .layers import Layer
 
 TABLE = "latency_table.json"
 PLANE_BLOCK = 8  # MCU_DW_PLANE_BLOCK
+BIG_BLOCK = 7  # plane blocks of this many outputs or more cost more per tap (measured: register pressure)
 GEMM_UNROLL = 8  # MCU_4PX_UNROLL: depth groups per inner-loop iteration
 THREE_PX_MIN_DEPTH = 8 * GEMM_UNROLL  # MCU_3PX_MIN_DEPTH
 POOL_BLOCK = 16  # MCU_POOL_BLOCK
@@ -42,7 +43,8 @@ FEATURES: dict[str, tuple[str, ...]] = {
                "quad_border_values", "pairs", "pair_filters", "pair_steps", "pair_px", "pair_border_px",
                "direct_px", "direct_filters", "direct_taps"),
     "dw_plane": ("one", "pad_values", "pad_rows", "channels", "fill_rows", "fill_pairs", "weight_pairs",
-                 "out_rows", "blocks", "block_weight_loads", "plane_loads", "smlad", "outputs"),
+                 "out_rows", "blocks", "block_weight_loads", "plane_loads", "smlad", "outputs",
+                 "big_block_loads", "big_block_smlad", "one_block_row_smlad"),
     "dw_rows": ("one", "rows", "quad_rows", "quads", "quad_taps", "border_quads", "border_taps",
                 "copy_rows", "copy_bytes"),
     "dw_channels": ("one", "channels", "points", "row_iters", "valid_rows", "valid_taps", "copy"),
@@ -100,9 +102,44 @@ def class_keys(layer: Layer) -> tuple[str, ...]:
     return (f"{path}|{act}|k{kh}x{kw}|s{sh}x{sw}", f"{path}|{act}", path)
 
 
-def _conv1x1(layer: Layer) -> list[float]:
+def _pixel_run(start: int, end: int, fits: int, quads: bool, three: bool, column: bool) -> list[int]:
+    """mcu_conv_s8_1x1_run over pixels [start, end) of a row: (triples, quads, pairs through the column,
+    pixels in those pairs, pairs from the int8 input). `fits`: the pixels from the row's start whose outputs
+    end at or below the column's start (the column, when there is one, may serve them)."""
+    n3 = n4 = 0
+    col = start
+    if quads and column:
+        if three:
+            n3 = max(min(end, fits) - col, 0) // 3
+            col += 3 * n3
+        else:
+            n4 = max(min(end, fits) - col, 0) // 4
+            col += 4 * n4
+    iters = (end - col + 1) // 2
+    fast = max(min(end, fits) - col, 0) // 2 if column else 0
+    if column and (end - col) % 2 and end <= fits:
+        fast += 1
+    fast = min(fast, iters)
+    return [n3, n4, fast, min(2 * fast, end - col), iters - fast]
+
+
+def spent_input(layer: Layer, input_dies: bool) -> bool:
+    """Whether the code generator lets a pointwise convolution without the planner's column put its column
+    over the input pixels it has read (emit_conv._input_spent): the input dies at this layer, its depth is
+    a multiple of 4, and more than 1 % of the pixels would otherwise run without a column."""
+    depth, out_c = layer.in_shape[2], layer.out_shape[2]
+    pixels = layer.out_shape[0] * layer.out_shape[1]
+    blocked = -(-(8 * depth + 3) // max(out_c, 1))
+    return input_dies and layer.variant != "column" and depth % 4 == 0 and 100 * blocked > pixels
+
+
+def pointwise_runs(layer: Layer, spent: bool) -> list[list[list[int]]]:
+    """Per output row of a pointwise convolution, its calls of mcu_conv_s8_1x1_run (one, or two over a spent
+    input), each as _pixel_run's counts."""
     (h, w, depth), (oh, ow, out_c) = layer.in_shape, layer.out_shape
-    rows, cols = (1, oh * ow) if layer.stride == (1, 1) and (h, w) == (oh, ow) else (oh, ow)
+    one_run = layer.stride == (1, 1) and (h, w) == (oh, ow)
+    rows, cols = (1, oh * ow) if one_run else (oh, ow)
+    row_step, col_step = (0, depth) if one_run else (layer.stride[0] * w * depth, layer.stride[1] * depth)
     quads = depth % 4 == 0
     three = quads and depth >= THREE_PX_MIN_DEPTH
     column_bytes = (4 * depth if quads else 2 * (depth + depth % 2)) * 2
@@ -111,23 +148,27 @@ def _conv1x1(layer: Layer) -> list[float]:
         column, limit = True, out_bytes
     else:  # the column borrows the output's unwritten end
         column, limit = out_bytes >= column_bytes + 3, (out_bytes - column_bytes) & ~3
-    n3 = n4 = col_pairs = col_px = s8_pairs = 0
+    spent = spent and quads and layer.variant != "column"
+    out = []
     for row in range(rows):
-        fits = (limit - row * cols * out_c) // out_c if column else 0  # pixels whose outputs end below it
-        col = 0
-        if quads and column:
-            if three:
-                t = max(min(cols, fits), 0) // 3
-                n3, col = n3 + t, 3 * t
-            else:
-                q = max(min(cols, fits), 0) // 4
-                n4, col = n4 + q, 4 * q
-        iters = (cols - col + 1) // 2
-        fast = max(min(cols, fits) - col, 0) // 2 if column else 0
-        if column and (cols - col) % 2 and cols <= fits:
-            fast += 1
-        fast = min(fast, iters)
-        col_pairs, col_px, s8_pairs = col_pairs + fast, col_px + min(2 * fast, cols - col), s8_pairs + iters - fast
+        base = row * cols * out_c
+        fits = (limit - base) // out_c if column else 0
+        if spent:  # pixels [first, cols) take a column over the input already read, below no output
+            ahead = column_bytes - row * row_step
+            first = 0 if ahead <= 0 else min(-(-ahead // col_step), cols)
+            out.append([_pixel_run(0, first, fits, quads, three, column),
+                        _pixel_run(first, cols, (out_bytes - base) // out_c, quads, three, True)])
+        else:
+            out.append([_pixel_run(0, cols, fits, quads, three, column)])
+    return out
+
+
+def _conv1x1(layer: Layer, spent: bool) -> list[float]:
+    rows = pointwise_runs(layer, spent)
+    counts = [sum(run[k] for runs in rows for run in runs) for k in range(5)]
+    n3, n4, col_pairs, col_px, s8_pairs = counts
+    depth, out_c = layer.in_shape[2], layer.out_shape[2]
+    rows = len(rows)
     groups, filter_pairs = depth // 4, (out_c + 1) // 2
     per3 = filter_pairs * groups
     per4 = out_c * groups
@@ -171,7 +212,7 @@ def _im2col(layer: Layer) -> list[float]:
             pair_border, direct, direct * out_c, direct * out_c * kh * kw * c]
 
 
-def _plane_loads(n: int, stride: int, pairs: int) -> int:
+def plane_loads(n: int, stride: int, pairs: int) -> int:
     """Plane words one window row of an n-output block loads (mcu_dw_plane_outputs)."""
     span = (n - 1) * stride + 2 * (pairs - 1) + 1
     return sum(1 for j in range(span)
@@ -194,11 +235,14 @@ def _dw_plane(layer: Layer) -> list[float]:
     nblocks = -(-ow // PLANE_BLOCK)
     block = -(-ow // nblocks)
     sizes = [block] * (ow // block) + ([ow % block] if ow % block else [])
-    loads = sum(_plane_loads(n, sw, pairs) for n in sizes)
+    loads = sum(plane_loads(n, sw, pairs) for n in sizes)
+    big = [n for n in sizes if n >= BIG_BLOCK]  # blocks whose sums no longer all stay in registers
     per_row = c * oh
     return [1, pad_values, rows, c, c * fill_rows, c * fill_rows * (inside // 2 + inside % 2), c * kh * pairs,
             per_row, per_row * len(sizes), per_row * len(sizes) * kh * pairs, per_row * kh * loads,
-            per_row * ow * kh * pairs, per_row * ow]
+            per_row * ow * kh * pairs, per_row * ow,
+            per_row * kh * sum(plane_loads(n, sw, pairs) for n in big), per_row * kh * pairs * sum(big),
+            per_row * kh * pairs * ow if len(sizes) == 1 else 0]
 
 
 def _dw_rows(layer: Layer) -> list[float]:
@@ -245,11 +289,12 @@ def _elements(shape: tuple[int, int, int]) -> int:
     return shape[0] * shape[1] * shape[2]
 
 
-def features(layer: Layer) -> tuple[str, list[float]]:
-    """(kernel path, its work counts in FEATURES[path] order) of one layer."""
+def features(layer: Layer, spent: bool = False) -> tuple[str, list[float]]:
+    """(kernel path, its work counts in FEATURES[path] order) of one layer. `spent`: a pointwise
+    convolution may put its column over its spent input (spent_input)."""
     path = kernel_path(layer)
     if path == "conv1x1":
-        return path, _conv1x1(layer)
+        return path, _conv1x1(layer, spent)
     if path == "im2col":
         return path, _im2col(layer)
     if path == "dw_plane":
@@ -279,7 +324,7 @@ class UnknownCore(ValueError):
     """No fitted latency coefficients for this core."""
 
 
-@lru_cache(maxsize=None)
+@cache
 def table() -> dict:
     """The fitted coefficients (src/mcuforge/nas/latency_table.json, written by bench/latency.py fit)."""
     return json.loads(resources.files(__package__).joinpath(TABLE).read_text())
@@ -300,26 +345,63 @@ def _dot(coef: Sequence[float], feats: Sequence[float]) -> float:
     return sum(a * b for a, b in zip(coef, feats))
 
 
-def layer_prediction(layer: Layer, core: str) -> float:
+def layer_prediction(layer: Layer, core: str, spent: bool = False) -> float:
     """Predicted instructions of one layer (unrounded, before the trace-to-normal build scale)."""
     models = _core_table(core)["classes"]
-    path, feats = features(layer)
+    _, feats = features(layer, spent)
     for key in class_keys(layer):
         if key in models:
-            return _dot(models[key], feats)
-    return _dot(models["generic"], generic_features(layer))
+            coef = models[key]
+            break
+    else:
+        coef, feats = models["generic"], generic_features(layer)
+    if len(coef) != len(feats):
+        raise ValueError(f"{TABLE} was fitted for other features ({len(coef)}, not {len(feats)}): "
+                         "run python bench/latency.py fit")
+    return _dot(coef, feats)
+
+
+@lru_cache(maxsize=1 << 16)
+def _scaled(layer: Layer, core: str, spent: bool) -> float:
+    """A layer's prediction in counts of the normal build (memoised: a search meets the same layers often)."""
+    return _core_table(core)["scale"] * layer_prediction(layer, core, spent)
+
+
+def input_dies(layers: Sequence[Layer]) -> list[bool]:
+    """Per layer of a chain (each layer reads the previous one's output), whether its data input dies there:
+    not when a later ADD adds it back, i.e. it is the input of a residual block. A residual ADD's other
+    operand is the input of the earliest of the three layers before it that takes the ADD's shape (the
+    expand conv, or the depthwise conv of a block without one)."""
+    dies = [True] * len(layers)
+    for j, layer in enumerate(layers):
+        if layer.kind in ("ADD", "SUB"):
+            for k in range(max(j - 3, 0), j):
+                if layers[k].in_shape == layer.out_shape:
+                    dies[k] = False
+                    break
+    return dies
+
+
+def spent_flags(layers: Sequence[Layer]) -> list[bool]:
+    """Per layer, spent_input for the pointwise convolutions of a chain (False for every other layer)."""
+    return [kernel_path(layer) == "conv1x1" and spent_input(layer, dies)
+            for layer, dies in zip(layers, input_dies(layers))]
+
+
+def clear_caches() -> None:
+    """Forget the loaded table and the memoised predictions (after a new fit)."""
+    table.cache_clear()
+    _scaled.cache_clear()
 
 
 def layer_instructions(layers: Sequence[Layer], core: str) -> list[int]:
     """Predicted instructions of each layer of one inference on `core` ('cortex-m4', 'cortex-m7')."""
-    scale = _core_table(core)["scale"]
-    return [round(scale * layer_prediction(layer, core)) for layer in layers]
+    return [round(_scaled(layer, core, spent)) for layer, spent in zip(layers, spent_flags(layers))]
 
 
 def predict_instructions(layers: Sequence[Layer], core: str) -> int:
     """Predicted instructions of one inference (`<name>_invoke()`, -O2 build) on `core`."""
-    scale = _core_table(core)["scale"]
-    return round(scale * sum(layer_prediction(layer, core) for layer in layers))
+    return round(sum(_scaled(layer, core, spent) for layer, spent in zip(layers, spent_flags(layers))))
 
 
 def estimate_ms(layers: Sequence[Layer], board) -> float:
