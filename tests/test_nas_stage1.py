@@ -149,3 +149,25 @@ def test_cli_mistakes_exit_2(args, mention, capsys):
 def test_cli_needs_a_budget(capsys):
     assert main(["nas", "space", "--samples", "5"]) == 2
     assert "give a budget" in capsys.readouterr().err
+
+
+def test_cli_latency_budget_and_code_in_flash(capsys):
+    assert main(["nas", "space", "--board", "stm32f746", "--latency-ms", "20", "--samples", "20", "--jobs", "1",
+                 "--input", "96x96x3", "--classes", "10", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["budgets"]["latency_ms"] == 20
+    assert main(["nas", "space", "--sram", "64K", "--latency-ms", "20", "--samples", "5"]) == 2
+    assert "needs --board" in capsys.readouterr().err
+
+
+def test_code_and_latency_models_enter_the_sample():
+    from mcuforge.nas.oracles import code_model, latency_model
+    from mcuforge.targets.boards import get_board
+
+    space = SearchSpace(0.3, 64, classes=10)
+    plain = sample_space(space, 10, seed=3)
+    full = sample_space(space, 10, seed=3, code=code_model("cortex-m7"), latency=latency_model(get_board("stm32f746")))
+    assert np.array_equal(plain.macs, full.macs) and np.all(full.flash > plain.flash)
+    assert full.latency_ms is not None and np.all(full.latency_ms > 0)
+    skipped = sample_space(space, 10, seed=3, code=code_model("cortex-m7"), within=Budgets(sram_bytes=1))
+    assert np.all(skipped.flash == np.iinfo(np.int64).max)

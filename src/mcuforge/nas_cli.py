@@ -16,12 +16,15 @@ TinyNAS stage 1: choose the search space (width multiplier W x input resolution 
 of the 108 (W, R) spaces of MCUNet's MobileNetV2 backbone (W 0.2..1.0, R 48..224) it samples networks,
 keeps those that fit the SRAM (peak under the memory model of --strategy) and flash budgets, and picks the
 space whose fitting networks have the largest mean MACs (more compute, more accuracy: MCUNet's Fig. 3).
-Flash counts the weights and requantization constants as the code generator stores them.
+Flash counts the weights and requantization constants as the code generator stores them and the model's
+code (a model fitted on arm-none-eabi-size, for the board's core at -Os); --latency-ms adds a latency
+budget (instructions of our kernels predicted per layer, fitted on QEMU counts, at the board's clock).
 
   mcuforge nas space --board stm32f746
   mcuforge nas space --board stm32f412 --classes 10 --input 96x96x3 --plot cdf.png
   mcuforge nas space --sram 64K --flash 512K --signal 6x128 --classes 6 --json
   mcuforge nas space --board stm32h743 --grid grid.png      # the choice over SRAM x flash budgets
+  mcuforge nas space --board stm32f746 --latency-ms 500      # and at most 500 ms per inference
 Exit 3 when no sampled network fits the budgets."""
 
 GRID_SRAM = tuple(k << 10 for k in (128, 192, 256, 320, 384, 448, 512))
@@ -49,11 +52,18 @@ def add_nas_parser(sub) -> None:
                    "(a TFLM-like runtime: nothing in place, kernel scratch on top; for comparison)")
     s.add_argument("--weights", choices=("int8", "int4"), default="int8",
                    help="weight format for the flash budget (int4: a formula until int4 is deployable)")
+    s.add_argument("--opt", choices=("Os", "O2"), default="Os",
+                   help="optimisation level of the firmware build, for the model's code in the flash budget "
+                   "(default Os)")
+    s.add_argument("--no-code", action="store_true", help="leave the model's code out of the flash budget")
+    s.add_argument("--latency-ms", type=parse_milliseconds, metavar="MS",
+                   help="latency budget per inference in ms on the board (needs --board; estimated from "
+                   "instruction counts of our kernels, one instruction per cycle)")
     s.add_argument("--samples", type=parse_positive, default=1000, help="networks sampled per space (default 1000)")
     s.add_argument("--seed", type=parse_count, default=0, help="sampling seed (default 0)")
-    s.add_argument("--min-fit", type=parse_fraction, default=0.0, metavar="FRACTION",
-                   help="only choose spaces where at least this fraction of the samples fits (default 0: the "
-                   "paper's rule, the largest mean MACs whatever the fraction)")
+    s.add_argument("--min-fit", type=parse_fraction, default=0.01, metavar="FRACTION",
+                   help="only choose spaces where at least this fraction of the samples fits (default 0.01: a "
+                   "mean over 10 or more of 1000 networks; 0: the paper's rule, whatever the fraction)")
     s.add_argument("--jobs", type=parse_positive, default=os.cpu_count() or 1,
                    help="worker processes (default: all cores)")
     s.add_argument("--top", type=parse_positive, default=10, help="spaces to print and plot (default 10)")
@@ -85,6 +95,13 @@ def parse_task(args) -> dict:
     return {"channels": c, "signal": False, "resolutions": resolutions}
 
 
+def parse_milliseconds(text: str) -> float:
+    value = parse_fraction(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of milliseconds, not {shown(text)}")
+    return value
+
+
 def _budgets(args):
     from .nas.stage1 import Budgets
     from .targets.boards import get_board
@@ -92,9 +109,29 @@ def _budgets(args):
     board = get_board(args.board) if args.board else None
     sram = args.sram or (board.sram_bytes if board else None)
     flash = args.flash or (board.flash_bytes if board else None)
-    if sram is None and flash is None:
+    if sram is None and flash is None and args.latency_ms is None:
         raise UsageError("give a budget: --board NAME, or --sram and/or --flash")
-    return Budgets(sram, flash), board
+    if args.latency_ms is not None and board is None:
+        raise UsageError("--latency-ms needs --board: the latency comes from its core and clock")
+    return Budgets(sram, flash, args.latency_ms), board
+
+
+def _models(args, board):
+    """The code-size and latency models stage 1 uses, and a line saying which core they are for."""
+    from .nas import latency as latency_tables
+    from .nas.oracles import code_model, latency_model
+
+    cores = latency_tables.cores()
+    core = board.core if board is not None and board.core in cores else "cortex-m7"
+    if args.latency_ms is not None and (board is None or board.core not in cores):
+        raise UsageError(f"--latency-ms: no latency model for {board.core if board else 'this board'}'s core "
+                         f"(models: {', '.join(cores)})")
+    code = None if args.no_code else code_model(core, args.opt)
+    latency = latency_model(board) if args.latency_ms is not None else None
+    note = [] if args.no_code else [f"code for {core} at -{args.opt}"]
+    if latency is not None:
+        note.append(f"latency on {board.mcu} at {board.clock_hz / 1e6:g} MHz (estimate)")
+    return code, latency, ", ".join(note)
 
 
 def run_space(args, console) -> int:
@@ -105,6 +142,7 @@ def run_space(args, console) -> int:
     from .nas.mcunet import WIDTHS, SearchSpace
 
     budgets, board = _budgets(args)
+    code, latency, note = _models(args, board)
     task = parse_task(args)
     for path, what in ((args.plot, "the plot"), (args.grid, "the grid plot")):
         if path:
@@ -117,11 +155,13 @@ def run_space(args, console) -> int:
     with Progress(TextColumn("sampling spaces"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=True, disable=args.json) as bar:
         job = bar.add_task("spaces", total=len(spaces))
-        drawn = sample_spaces(spaces, args.samples, args.seed, args.strategy, args.weights, jobs=args.jobs,
-                              progress=lambda done: bar.update(job, completed=done))
+        within = Budgets(max(GRID_SRAM + (budgets.sram_bytes or 0,)), max(GRID_FLASH + (budgets.flash_bytes or 0,)),
+                         budgets.latency_ms) if args.grid else budgets
+        drawn = sample_spaces(spaces, args.samples, args.seed, args.strategy, args.weights, code, latency, within,
+                              jobs=args.jobs, progress=lambda done: bar.update(job, completed=done))
     result = choose(drawn, budgets, strategy=args.strategy, weights=args.weights, min_fit=args.min_fit,
                     seconds=time.perf_counter() - start)
-    _print_result(result, board, task, args, console)
+    _print_result(result, board, task, args, console, note)
     if args.plot:
         console.print(f"wrote {plot_cdf(result, args.plot, args.top)}", markup=False)
     if args.grid:
@@ -129,7 +169,8 @@ def run_space(args, console) -> int:
         for sram in GRID_SRAM:
             for flash in GRID_FLASH:
                 try:
-                    cells.append((sram, flash, choose(drawn, Budgets(sram, flash), min_fit=args.min_fit).chosen))
+                    cell = Budgets(sram, flash, budgets.latency_ms)
+                    cells.append((sram, flash, choose(drawn, cell, min_fit=args.min_fit).chosen))
                 except BudgetError:  # nothing fits this cell
                     cells.append((sram, flash, None))
         console.print(f"wrote {plot_grid(cells, args.grid)}", markup=False)
@@ -138,10 +179,11 @@ def run_space(args, console) -> int:
     return 0
 
 
-def _print_result(result, board, task, args, console) -> None:
+def _print_result(result, board, task, args, console, note: str) -> None:
     from rich.table import Table
 
     what = f"{task['channels']}-channel {'signal' if task['signal'] else 'image'}, {args.classes} classes"
+    what += f"; {note}" if note else ""
     where = f"{board.mcu}: " if board else ""
     t = Table(title=f"{where}stage 1 over {len(result.configs)} spaces x {args.samples} networks ({what}; "
                     f"{result.strategy} memory model, {result.weights} weights; {result.seconds:.1f} s)",

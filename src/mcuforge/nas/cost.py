@@ -28,7 +28,8 @@ int8 weights and int32 biases only (analyze's flash_weights_bytes). MACs count a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
+from typing import Callable
 
 from ..engine.codegen.requant import CHANNEL_ROW, PLAIN_CHANNEL_VALUES
 from ..engine.plan.lifetimes import ALIGN, buffer_bytes, round_up
@@ -64,7 +65,7 @@ class _Step:
     minimal: str
     variants: Variants
     plain_flash: int
-    layer: Layer | None
+    layer: Callable[..., Layer] | None  # the Layer, given its variant and plane
 
 
 @cache
@@ -135,7 +136,8 @@ class _Tally:
     def pointwise(self, hw: tuple[int, int], c_in: int, c_out: int, live: int, activation: str) -> None:
         """A 1x1 conv from c_in to c_out channels with `live` bytes live while it runs."""
         m = hw[0] * hw[1] * c_in * c_out
-        layer = Layer("CONV_2D", (*hw, c_in), (*hw, c_out), activation=activation, macs=m) if self.records else None
+        layer = partial(Layer, "CONV_2D", (*hw, c_in), (*hw, c_out), activation=activation, macs=m) \
+            if self.records else None
         self.weighted(_Step(live, 0, "", _column(c_in), 0, layer), (c_in * c_out,), c_out, m, live)
 
     def other(self, layer: Layer | None, live: int) -> None:
@@ -156,7 +158,7 @@ def _walk(spec: NetworkSpec, records: bool) -> tuple[Estimate, list[Layer]]:
     stem = spec.stem_channels
     y = buffer_bytes(oh * ow * stem)
     m = oh * ow * stem * k3[0] * k3[1] * channels
-    layer = Layer("CONV_2D", (h, w, channels), (oh, ow, stem), k3, s2, "RELU6", macs=m) if records else None
+    layer = partial(Layer, "CONV_2D", (h, w, channels), (oh, ow, stem), k3, s2, "RELU6", macs=m) if records else None
     t.weighted(_Step(x + y, 0, "", variants, 0, layer), (stem * k3[0] * k3[1] * channels,), stem, m, x + y)
     extra_flash = stem * padded
     h, w, channels, x = oh, ow, stem, y
@@ -175,15 +177,15 @@ def _walk(spec: NetworkSpec, records: bool) -> tuple[Estimate, list[Layer]]:
         out_area = oh * ow
         d = buffer_bytes(out_area * hidden)
         m = out_area * hidden * kernel[0] * kernel[1]
-        layer = Layer("DEPTHWISE_CONV_2D", (h, w, hidden), (oh, ow, hidden), kernel, stride, "RELU6",
-                      macs=m) if records else None
-        if expand != 1 or not residual:  # the depthwise input dies here: in place
+        in_place = expand != 1 or not residual  # the depthwise input dies here: in place
+        layer = partial(Layer, "DEPTHWISE_CONV_2D", (h, w, hidden), (oh, ow, hidden), kernel, stride, "RELU6",
+                        inplace=in_place, macs=m) if records else None
+        if in_place:
             ring = ring_rows * ow * hidden
             live = keep + max(e, d)
             variants = (("rows", max(ring, plane), True), ("rows", ring, False)) if plane else \
                 (("rows", ring, False),)
-            step = _Step(live, out_area, "channels", variants, 4 * PLAIN_CHANNEL_VALUES * hidden,
-                         _inplace(layer) if layer else None)
+            step = _Step(live, out_area, "channels", variants, 4 * PLAIN_CHANNEL_VALUES * hidden, layer)
             live += buffer_bytes(out_area)
         else:
             live = x + d
@@ -219,16 +221,8 @@ def _walk(spec: NetworkSpec, records: bool) -> tuple[Estimate, list[Layer]]:
     if not records:
         return est, []
     index = {id(s): i for i, s in enumerate(t.steps)}
-    return est, [_with_variant(r.layer, chosen[index[id(r)]]) if isinstance(r, _Step) else r  # type: ignore[arg-type]
-                 for r in t.rows]
-
-
-def _inplace(layer: Layer) -> Layer:
-    return Layer(**{**layer.__dict__, "inplace": True})
-
-
-def _with_variant(layer: Layer, variant: tuple[str, bool]) -> Layer:
-    return Layer(**{**layer.__dict__, "variant": variant[0], "plane": variant[1]})
+    return est, [r.layer(variant=chosen[index[id(r)]][0], plane=chosen[index[id(r)]][1])  # type: ignore[misc]
+                 if isinstance(r, _Step) else r for r in t.rows]
 
 
 def _choose(steps: list[_Step], top: int, bare: int) -> tuple[int, int, list[tuple[str, bool]]]:

@@ -115,10 +115,12 @@ def _rank(s: SpaceStats) -> tuple[float, float]:
 
 def sample_space(space: SearchSpace, samples: int = 1000, seed: int = 0, strategy: str = "layer",
                  weights: str = "int8", code: CodeModel | None = None,
-                 latency: LatencyModel | None = None) -> Sample:
+                 latency: LatencyModel | None = None, within: Budgets | None = None) -> Sample:
     """`samples` random networks of `space` (seeded by `seed`, W and R) and what each costs: MACs, peak SRAM
     under the memory model `strategy`, flash (const data in `weights`' format, plus `code(layers)` bytes)
-    and, with a latency model, `latency(layers)` milliseconds (see oracles.code_model, latency_model)."""
+    and, with a latency model, `latency(layers)` milliseconds (see oracles.code_model, latency_model).
+    `within`: the largest budgets that will be asked; a network already over its SRAM or flash (const data
+    alone) skips the code and latency models, its flash and latency recorded as infinite."""
     if strategy not in MEMORY_MODELS:
         raise ValueError(f"unknown strategy {strategy!r}: choose one of {', '.join(MEMORY_MODELS)}")
     if weights not in WEIGHT_FORMATS:
@@ -131,11 +133,20 @@ def sample_space(space: SearchSpace, samples: int = 1000, seed: int = 0, strateg
         est = estimate(spec)
         macs[i] = est.macs
         peak[i] = peak_sram(spec, strategy, est)
-        rows = layers(spec) if code is not None or latency is not None else []
-        flash[i] = const_bytes(est, weights) + (code(rows) if code is not None else 0)
-        if latency is not None:
-            ms[i] = latency(rows)
+        flash[i] = const_bytes(est, weights)
+        if code is None and latency is None:
+            continue
+        if within is not None and ((within.sram_bytes is not None and peak[i] > within.sram_bytes)
+                                   or (within.flash_bytes is not None and flash[i] > within.flash_bytes)):
+            flash[i], ms[i] = _NEVER, np.inf
+            continue
+        rows = layers(spec)
+        flash[i] += code(rows) if code is not None else 0
+        ms[i] = latency(rows) if latency is not None else 0.0
     return Sample(space, macs, peak, flash, ms if latency is not None else None)
+
+
+_NEVER = np.iinfo(np.int64).max  # the flash of a network the expensive models skipped (it fits no budget asked)
 
 
 def stats(sample: Sample, budgets: Budgets) -> SpaceStats:
@@ -147,18 +158,23 @@ def stats(sample: Sample, budgets: Budgets) -> SpaceStats:
                       float(fit.mean()), float(p10), float(p50), float(p90), int(fit[-1]), tuple(int(m) for m in fit))
 
 
+MIN_FIT = 0.01  # a space's mean is a mean of 10 networks or more (of 1000), not of one lucky network
+
+
 def choose(samples: Sequence[Sample], budgets: Budgets, *, strategy: str = "layer", weights: str = "int8",
-           min_fit: float = 0.0, seconds: float = 0.0) -> Stage1Result:
+           min_fit: float = MIN_FIT, seconds: float = 0.0) -> Stage1Result:
     """The space whose fitting networks have the largest mean MACs, among the spaces where at least
-    `min_fit` of the samples fit (0: any); BudgetError when no network fits."""
+    `min_fit` of the samples fit (0: any space with one fitting network, the paper's rule; when no space
+    reaches `min_fit`, the best of those with any); BudgetError when no network fits."""
     configs = tuple(stats(s, budgets) for s in samples)
     eligible = [c for c in configs if c.fits and c.fit_fraction >= min_fit]
     best = max(eligible or configs, key=_rank)
     if not best.fits:
         smallest = min(int(s.peak.min()) for s in samples)
         lightest = min(int(s.flash.min()) for s in samples)
+        flash = f" and the lightest {lightest:,} B of flash" if lightest < _NEVER else ""
         raise BudgetError(f"no sampled network of any space fits the budgets ({_budget_text(budgets)}); the "
-                          f"smallest needs {smallest:,} B of SRAM and the lightest {lightest:,} B of flash")
+                          f"smallest needs {smallest:,} B of SRAM{flash}")
     return Stage1Result(best, configs, strategy, weights, budgets, seconds)
 
 
@@ -175,9 +191,10 @@ def _sample_one(args: tuple) -> Sample:
 
 def sample_spaces(spaces: Sequence[SearchSpace], samples: int = 1000, seed: int = 0, strategy: str = "layer",
                   weights: str = "int8", code: CodeModel | None = None, latency: LatencyModel | None = None,
-                  jobs: int = 1, progress: Callable[[int], None] | None = None) -> list[Sample]:
+                  within: Budgets | None = None, jobs: int = 1,
+                  progress: Callable[[int], None] | None = None) -> list[Sample]:
     """sample_space for every space, on `jobs` processes; `progress(done)` after each space."""
-    work = [(sp, samples, seed, strategy, weights, code, latency) for sp in spaces]
+    work = [(sp, samples, seed, strategy, weights, code, latency, within) for sp in spaces]
     out: list[Sample] = []
     if jobs <= 1:
         for args in work:
@@ -196,12 +213,12 @@ def sample_spaces(spaces: Sequence[SearchSpace], samples: int = 1000, seed: int 
 def optimize_space(budgets: Budgets, *, channels: int = 3, classes: int = 1000, signal: bool = False,
                    widths: Iterable[float] = WIDTHS, resolutions: Iterable[int] = RESOLUTIONS,
                    samples: int = 1000, seed: int = 0, strategy: str = "layer", weights: str = "int8",
-                   code: CodeModel | None = None, latency: LatencyModel | None = None, min_fit: float = 0.0,
+                   code: CodeModel | None = None, latency: LatencyModel | None = None, min_fit: float = MIN_FIT,
                    jobs: int = 1, progress: Callable[[int], None] | None = None) -> Stage1Result:
     """Stage 1 over the grid of (W, R) spaces for one task; see the module docstring."""
     start = time.perf_counter()
     spaces = [SearchSpace(w, r, channels=channels, classes=classes, signal=signal)
               for w in widths for r in resolutions]
-    drawn = sample_spaces(spaces, samples, seed, strategy, weights, code, latency, jobs, progress)
+    drawn = sample_spaces(spaces, samples, seed, strategy, weights, code, latency, budgets, jobs, progress)
     return choose(drawn, budgets, strategy=strategy, weights=weights, min_fit=min_fit,
                   seconds=time.perf_counter() - start)
