@@ -171,3 +171,22 @@ def test_code_and_latency_models_enter_the_sample():
     assert full.latency_ms is not None and np.all(full.latency_ms > 0)
     skipped = sample_space(space, 10, seed=3, code=code_model("cortex-m7"), within=Budgets(sram_bytes=1))
     assert np.all(skipped.flash == np.iinfo(np.int64).max)
+
+
+def test_auto_stand_in_peaks_decide_every_budget_like_the_exact_ones():
+    space = SearchSpace(0.5, 96, classes=10)
+    exact = sample_space(space, 12, 4, "auto")  # peaks 47..63 KB; layer by layer 72..126 KB
+    for kib in ((72, 100), (20, 30)):  # stand-ins: the layer peak (it fits), a lower bound (nothing fits)
+        budgets = [Budgets(sram_bytes=k << 10) for k in kib]
+        quick = sample_space(space, 12, 4, "auto", within=Budgets.covering(budgets))
+        assert not np.array_equal(exact.peak, quick.peak)
+        for b in budgets:
+            assert np.array_equal(exact.fitting(b), quick.fitting(b))
+    layer = sample_space(space, 12, 4, "layer")
+    assert np.all(exact.peak <= layer.peak) and np.any(exact.peak < layer.peak)
+
+
+def test_cli_auto_strategy(capsys):
+    assert main(["nas", "space", "--sram", "96K", "--flash", "1M", "--strategy", "auto", "--samples", "4",
+                 "--jobs", "1", "--input", "96x96x3", "--classes", "10", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["strategy"] == "auto"

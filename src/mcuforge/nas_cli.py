@@ -47,8 +47,9 @@ def add_nas_parser(sub) -> None:
                       "resolutions up to min(H, W)")
     task.add_argument("--signal", metavar="CxL", help="1-D signal input, e.g. 6x128: C channels, windows of "
                       "up to L samples (the 1-D space: 1xK windows)")
-    s.add_argument("--strategy", choices=("layer", "tflm"), default="layer",
-                   help="memory model for peak SRAM: layer (mcuforge's planner, layer by layer; default) or tflm "
+    s.add_argument("--strategy", choices=("layer", "auto", "tflm"), default="layer",
+                   help="memory model for peak SRAM: layer (mcuforge's planner, layer by layer; default), auto "
+                   "(its auto strategy: patch-based first layers and fused blocks; about 10x slower) or tflm "
                    "(a TFLM-like runtime: nothing in place, kernel scratch on top; for comparison)")
     s.add_argument("--weights", choices=("int8", "int4"), default="int8",
                    help="weight format for the flash budget (int4: a formula until int4 is deployable)")
@@ -155,8 +156,8 @@ def run_space(args, console) -> int:
     with Progress(TextColumn("sampling spaces"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=True, disable=args.json) as bar:
         job = bar.add_task("spaces", total=len(spaces))
-        within = Budgets(max(GRID_SRAM + (budgets.sram_bytes or 0,)), max(GRID_FLASH + (budgets.flash_bytes or 0,)),
-                         budgets.latency_ms) if args.grid else budgets
+        grid = [Budgets(sram, flash, budgets.latency_ms) for sram in GRID_SRAM for flash in GRID_FLASH]
+        within = Budgets.covering([budgets, *grid] if args.grid else [budgets])
         drawn = sample_spaces(spaces, args.samples, args.seed, args.strategy, args.weights, code, latency, within,
                               jobs=args.jobs, progress=lambda done: bar.update(job, completed=done))
     result = choose(drawn, budgets, strategy=args.strategy, weights=args.weights, min_fit=args.min_fit,

@@ -115,6 +115,7 @@ class _Tally:
         self.records = records
         self.steps: list[_Step] = []
         self.rows: list[Layer | _Step] = []  # with `records`: every op in order (steps get variants later)
+        self.order: list[_Step] = []  # every op in order, those without scratch as steps without variants
         self.top = 0  # the largest live set of the steps with scratch, with the smallest scratch
         self.bare = 0  # the largest live set of the ops without scratch
         self.weights = self.weights4 = self.macs = self.requant_rows = self.ops = 0
@@ -124,6 +125,7 @@ class _Tally:
         """A conv or depthwise layer: its step (live bytes `top` with the smallest scratch), the values of
         each weight tensor, its requantization rows and MACs."""
         self.steps.append(step)
+        self.order.append(step)
         if self.records:
             self.rows.append(step)
         self.top = max(self.top, top)
@@ -143,12 +145,24 @@ class _Tally:
     def other(self, layer: Layer | None, live: int) -> None:
         """An op without scratch or weights (ADD, pool, reshape, softmax) with `live` bytes live."""
         self.bare = max(self.bare, live)
+        self.order.append(_Step(live, 0, "", (), 0, None))
         if self.records and layer is not None:
             self.rows.append(layer)
         self.ops += 1
 
 
 def _walk(spec: NetworkSpec, records: bool) -> tuple[Estimate, list[Layer]]:
+    return _run(spec, records)[:2]
+
+
+def layer_steps(spec: NetworkSpec) -> tuple[list[_Step], list[Layer]]:
+    """Every op of `to_graph(spec)` in order, as a step (bytes live without scratch, smallest scratch, fast
+    variants), and the Layer records: what nas.auto rewrites."""
+    _, rows, t = _run(spec, True)
+    return t.order, rows
+
+
+def _run(spec: NetworkSpec, records: bool) -> tuple[Estimate, list[Layer], _Tally]:
     t = _Tally(records)
     h, w, channels = spec.input_shape
     x = buffer_bytes(h * w * channels)
@@ -206,7 +220,7 @@ def _walk(spec: NetworkSpec, records: bool) -> tuple[Estimate, list[Layer]]:
     pooled, logits = buffer_bytes(channels), buffer_bytes(classes)
     pool = "AVERAGE_POOL_2D" if spec.pool == "avg" else "MAX_POOL_2D"
     t.other(Layer(pool, (h, w, channels), (1, 1, channels), (h, w), (h, w)) if records else None, x + pooled)
-    t.other(Layer("RESHAPE", (1, 1, channels), (1, 1, channels)) if records else None, 0)  # an alias
+    t.other(Layer("RESHAPE", (1, 1, channels), (1, 1, channels)) if records else None, pooled)  # an alias
     t.other(Layer("FULLY_CONNECTED", (1, 1, channels), (1, 1, classes), macs=classes * channels)
             if records else None, pooled + logits)
     t.other(Layer("SOFTMAX", (1, 1, classes), (1, 1, classes)) if records else None, 2 * logits)
@@ -219,10 +233,10 @@ def _walk(spec: NetworkSpec, records: bool) -> tuple[Estimate, list[Layer]]:
     flash = t.weights + 4 * CHANNEL_ROW * t.requant_rows + 4 * classes + extra_flash + plain_flash
     est = Estimate(peak, flash, params, t.macs, t.ops, t.weights, t.weights4)
     if not records:
-        return est, []
+        return est, [], t
     index = {id(s): i for i, s in enumerate(t.steps)}
     return est, [r.layer(variant=chosen[index[id(r)]][0], plane=chosen[index[id(r)]][1])  # type: ignore[misc]
-                 if isinstance(r, _Step) else r for r in t.rows]
+                 if isinstance(r, _Step) else r for r in t.rows], t
 
 
 def _choose(steps: list[_Step], top: int, bare: int) -> tuple[int, int, list[tuple[str, bool]]]:

@@ -3,6 +3,8 @@ latency. These are the numbers TinyNAS's stage 1 filters on and stage 2 searches
 
 Memory models (`peak_sram(spec, model)`):
 - "layer": mcuforge's planner, layer by layer (nas.cost.estimate: equal to compile_model's arena);
+- "auto": mcuforge's auto strategy: patch-based first layers and fused inverted-residual blocks where they
+  lower the peak (nas.auto: the live-set bound of the graph the engine's scheduler chooses);
 - "tflm": a model of a TFLM-like runtime for comparison (the co-design argument): no op runs in place (a
   depthwise conv or an ADD gets its own output buffer), every tensor lives from its writer to its last
   reader, and the largest kernel scratch the model's convolutions need (our im2col and column buffers,
@@ -24,13 +26,17 @@ from .cost import Estimate, estimate, layers
 from .layers import Layer
 from .space import NetworkSpec
 
-MEMORY_MODELS = ("layer", "tflm")
+MEMORY_MODELS = ("layer", "auto", "tflm")
 WEIGHT_FORMATS = ("int8", "int4")
 
 
 def peak_sram(spec: NetworkSpec, model: str = "layer", est: Estimate | None = None) -> int:
     if model == "layer":
         return (est or estimate(spec)).peak_sram_bytes
+    if model == "auto":
+        from .auto import auto_estimate
+
+        return auto_estimate(spec).peak_sram_bytes
     if model == "tflm":
         return tflm_like_peak(spec)
     raise ValueError(f"unknown memory model {model!r}: choose one of {', '.join(MEMORY_MODELS)}")

@@ -32,6 +32,18 @@ class Budgets:
     sram_bytes: int | None = None
     flash_bytes: int | None = None
     latency_ms: float | None = None
+    sram_low: int = 0  # as the `within` of sample_space: the smallest SRAM budget that will be asked
+
+    @staticmethod
+    def covering(budgets: Sequence["Budgets"]) -> "Budgets":
+        """The `within` of sample_space for networks that will be checked against each of `budgets`."""
+        def largest(values: list) -> object:
+            return None if any(v is None for v in values) else max(values)
+
+        srams = [b.sram_bytes for b in budgets]
+        return Budgets(largest(srams), largest([b.flash_bytes for b in budgets]),
+                       largest([b.latency_ms for b in budgets]),
+                       0 if any(v is None for v in srams) else min(srams))  # type: ignore[arg-type]
 
     def as_json(self) -> dict:
         return {"sram_bytes": self.sram_bytes, "flash_bytes": self.flash_bytes, "latency_ms": self.latency_ms}
@@ -132,7 +144,7 @@ def sample_space(space: SearchSpace, samples: int = 1000, seed: int = 0, strateg
         spec = space.network(space.sample(rng))
         est = estimate(spec)
         macs[i] = est.macs
-        peak[i] = peak_sram(spec, strategy, est)
+        peak[i] = _auto_peak(spec, est, within) if strategy == "auto" else peak_sram(spec, strategy, est)
         flash[i] = const_bytes(est, weights)
         if code is None and latency is None:
             continue
@@ -144,6 +156,21 @@ def sample_space(space: SearchSpace, samples: int = 1000, seed: int = 0, strateg
         flash[i] += code(rows) if code is not None else 0
         ms[i] = latency(rows) if latency is not None else 0.0
     return Sample(space, macs, peak, flash, ms if latency is not None else None)
+
+
+def _auto_peak(spec, est, within: Budgets | None) -> int:
+    """The auto strategy's peak, or a stand-in that decides every SRAM budget up to `within`'s the same way:
+    the layer-by-layer peak when it fits already (auto's is never higher), a lower bound when even that is
+    over the budget; the exact figure only in between (nas.auto is ~100x slower than the layer estimate)."""
+    from .auto import auto_estimate, auto_lower_bound
+
+    if within is not None and within.sram_bytes is not None:
+        if est.peak_sram_bytes <= within.sram_low:
+            return est.peak_sram_bytes
+        low = auto_lower_bound(spec)
+        if low > within.sram_bytes:
+            return low
+    return auto_estimate(spec).peak_sram_bytes
 
 
 _NEVER = np.iinfo(np.int64).max  # the flash of a network the expensive models skipped (it fits no budget asked)
@@ -219,6 +246,7 @@ def optimize_space(budgets: Budgets, *, channels: int = 3, classes: int = 1000, 
     start = time.perf_counter()
     spaces = [SearchSpace(w, r, channels=channels, classes=classes, signal=signal)
               for w in widths for r in resolutions]
-    drawn = sample_spaces(spaces, samples, seed, strategy, weights, code, latency, budgets, jobs, progress)
+    drawn = sample_spaces(spaces, samples, seed, strategy, weights, code, latency, Budgets.covering([budgets]), jobs,
+                          progress)
     return choose(drawn, budgets, strategy=strategy, weights=weights, min_fit=min_fit,
                   seconds=time.perf_counter() - start)
