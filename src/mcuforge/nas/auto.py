@@ -89,16 +89,7 @@ def _profile(steps: list[_Step]) -> list[int]:
 
 def _bound(steps: list[_Step]) -> int:
     """The live-set bound with each kernel's scratch chosen as engine.plan.scratch chooses it."""
-    limit = max(s.live + round_up(s.smallest, ALIGN) for s in steps) - SLACK_MARGIN
-    peak = 0
-    for s in steps:
-        nbytes = s.smallest
-        for _, size, _ in s.variants:
-            if size <= s.smallest or s.live + round_up(s.smallest, ALIGN) + size - s.smallest <= limit:
-                nbytes = size
-                break
-        peak = max(peak, s.live + round_up(nbytes, ALIGN))
-    return peak
+    return max(_layer_live(steps))
 
 
 def _conv_step(live: int, in_hw: tuple[int, int], out_hw: tuple[int, int], c_in: int, kernel: tuple[int, int],
@@ -311,7 +302,8 @@ def _patched(steps: list[_Step], ops: list[_Op], stage: _Stage) -> list[_Step]:
 
 
 def _layer_live(steps: list[_Step]) -> list[int]:
-    """Live bytes per step of the layer-by-layer plan (each kernel with its chosen scratch)."""
+    """Live bytes per step, each kernel with the scratch engine.plan.scratch chooses for it: a fast variant
+    when it needs no more than the smallest or stays SLACK_MARGIN under the largest live set."""
     limit = max(s.live + round_up(s.smallest, ALIGN) for s in steps) - SLACK_MARGIN
     out = []
     for s in steps:
