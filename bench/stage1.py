@@ -39,25 +39,15 @@ def _m(macs: float) -> str:
     return f"{macs / 1e6:.1f}M"
 
 
-def _oracle_speed(seed: int, n: int = 300) -> str:
-    """Networks per second of each peak oracle on one core, on networks of the w0.5-r160 space."""
-    import random
+def _oracle_speed(seed: int) -> str:
+    """Networks per second of each peak oracle on one core (bench/oracles.py measures them)."""
+    from oracles import speed
 
-    from mcuforge.nas import estimate
-    from mcuforge.nas.auto import auto_estimate, auto_lower_bound
-
-    space = SearchSpace(0.5, 160)
-    rng = random.Random(seed)
-    specs = [space.network(space.sample(rng)) for _ in range(n)]
-    rates = []
-    for name, fn in (("layer", estimate), ("auto lower bound", auto_lower_bound), ("auto", auto_estimate)):
-        start = time.perf_counter()
-        for spec in specs:
-            fn(spec)
-        rates.append(f"{name} {n / (time.perf_counter() - start):,.0f}")
-    return ("Peak oracles on one core (networks/s, w0.5-r160 space): " + ", ".join(rates) + ". Stage 1 under "
-            "auto runs the exact oracle only where the layer peak (it fits) and the lower bound (it does not) "
-            "leave the budget undecided.")
+    rates = ", ".join(f"{name} {rate:,.0f}" for space, name, rate in speed(seed) if space == "w0.5-r160")
+    return (f"Peak oracles on one core (networks/s, w0.5-r160 space, best of 5): {rates} (docs/oracles.md: "
+            "other spaces, and the oracles against the engine on random networks). Stage 1 under auto runs the "
+            "auto oracle only where the layer peak (it fits) and the lower bound (it does not) leave the "
+            "budget undecided.")
 
 
 def main() -> int:

@@ -90,11 +90,15 @@ def _compile(args, console: Console) -> int:
         args.flash = args.flash or board.flash_bytes
         if args.target == "host" and board.target:
             args.target = board.target
+    if args.objective == "latency" and args.sram is None:
+        raise UsageError("--objective latency needs an SRAM budget: give --sram or --board")
     check_output_folder(args.out)
     graph = _load(args)
     pause_for_tests("compile")
-    compiled = compile_model(graph, args.name, sram=args.sram, flash=args.flash,
-                             strategy=args.strategy, max_extra_macs=args.max_extra_macs)
+    core = board.core if board is not None and board.target else (args.target if args.target != "host"
+                                                                   else "cortex-m7")
+    compiled = compile_model(graph, args.name, sram=args.sram, flash=args.flash, strategy=args.strategy,
+                             max_extra_macs=args.max_extra_macs, objective=args.objective, core=core)
     files = write_library(compiled.lib, args.out, target=args.target, opt=f"-{args.opt}")
     print_memory(compiled.report, console)
     console.print(f"wrote {len(files)} files to {args.out}/ ({compiled.lib.name}.h is the API)", markup=False)

@@ -154,6 +154,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--flash", type=parse_bytes, help="flash budget for the weights, e.g. 1M")
     c.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     _add_strategy(c)
+    c.add_argument("--objective", choices=("memory", "latency"),
+                   help="what --strategy auto optimises: latency (the default with --sram or --board: of the "
+                   "plans that fit the SRAM budget, the one with the fewest predicted instructions on the "
+                   "board's core, Cortex-M7 otherwise) or memory (the default without a budget: the lowest "
+                   "peak SRAM)")
     _add_target(c, "also build <name>_<core>.elf into the output folder and print its code size")
     c.add_argument("--board", help="board profile (stm32f412, stm32f746, stm32f765, stm32h743, nrf52840, "
                    "rp2040): sets the target and the SRAM/flash budgets, and estimates latency")

@@ -17,6 +17,7 @@ from .errors import BudgetError, UsageError, shown
 from .frontends.tflite_reader import read_tflite_file
 from .ir import Graph
 from .outdir import replaced_folder
+from .plan_choice import PlanChoice, choose_plan
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class MemoryReport:
     blocks: tuple[dict, ...] = ()  # the parts not run layer by layer: strategy, layers, MAC overhead
     extra_macs_ratio: float = 0.0  # MACs computed beyond layer by layer (halos), a fraction of `macs`
     external_inputs: bool = False  # the inputs are read from the caller's buffers (not in the arena)
+    plan_choice: dict | None = None  # auto: the objective, why this plan, the plans weighed (PlanChoice)
 
     @property
     def peak_layer(self) -> LayerRow:
@@ -56,7 +58,8 @@ class MemoryReport:
                 "macs": self.macs, "ops": len(self.layers), "peak_layer": self.peak_layer.name,
                 "inplace_ops": sum(r.inplace for r in self.layers), "strategy": self.strategy,
                 "schedule": self.schedule, "blocks": list(self.blocks),
-                "extra_macs_ratio": round(self.extra_macs_ratio, 6), "external_inputs": self.external_inputs}
+                "extra_macs_ratio": round(self.extra_macs_ratio, 6), "external_inputs": self.external_inputs,
+                "plan_choice": self.plan_choice}
 
 
 @dataclass(frozen=True)
@@ -79,9 +82,10 @@ def load_model(path: str | os.PathLike) -> Graph:
     return read_tflite_file(path)
 
 
-def memory_report(graph: Graph, plan: MemoryPlan, flash_bytes: int, chosen: Schedule | None = None
-                  ) -> MemoryReport:
-    """Report of `graph` run with `plan`; `chosen`: the schedule that rewrote the model into `graph`."""
+def memory_report(graph: Graph, plan: MemoryPlan, flash_bytes: int, chosen: Schedule | None = None,
+                  choice: PlanChoice | None = None) -> MemoryReport:
+    """Report of `graph` run with `plan`; `chosen`: the schedule that rewrote the model into `graph`;
+    `choice`: why auto took it."""
     rows = tuple(LayerRow(i, op.kind, op.name, graph[op.outputs[0]].shape, macs(op, graph), params(op, graph),
                           plan.live_bytes[i], i in plan.inplace_ops) for i, op in enumerate(graph.ops))
     extra = chosen.extra_macs_ratio if chosen else 0.0
@@ -89,7 +93,7 @@ def memory_report(graph: Graph, plan: MemoryPlan, flash_bytes: int, chosen: Sche
     return MemoryReport(graph.name, plan.arena_bytes, plan.lower_bound, flash_bytes, model_macs, rows,
                         plan.peak_step, chosen.strategy if chosen else "layer",
                         chosen.describe() if chosen else "layer by layer", tuple(chosen.blocks()) if chosen else (),
-                        extra, bool(graph.external))
+                        extra, bool(graph.external), choice.as_json() if choice else None)
 
 
 def analyze(graph: Graph, *, strategy: str = "layer", max_extra_macs: float = MAX_EXTRA_MACS) -> MemoryReport:
@@ -102,17 +106,24 @@ def analyze(graph: Graph, *, strategy: str = "layer", max_extra_macs: float = MA
 
 def compile_model(graph: Graph, name: str | None = None, *, sram: int | None = None,
                   flash: int | None = None, strategy: str = "layer",
-                  max_extra_macs: float = MAX_EXTRA_MACS) -> Compiled:
+                  max_extra_macs: float = MAX_EXTRA_MACS, objective: str | None = None,
+                  core: str = "cortex-m7") -> Compiled:
     """Plans and generates the C library; raises BudgetError if it exceeds `sram` or `flash` bytes.
 
     `strategy`: "layer" (layer by layer), "fused" (inverted-residual blocks in channel slices), "patch"
-    (the first layers patch by patch) or "auto" (per block, the lowest peak SRAM), computing at most
-    `max_extra_macs` (a fraction) more MACs; see engine.schedule.
-    The CLI's default is "auto"."""
+    (the first layers patch by patch) or "auto", computing at most `max_extra_macs` (a fraction) more
+    MACs; see engine.schedule. Under "auto", `objective` "memory" takes the lowest peak SRAM and "latency"
+    the plan with the fewest predicted `core` instructions that fits `sram` (the default when `sram` is
+    given; plan_choice). The CLI's default is "auto"."""
     prefix = check_c_name(name) if name is not None else graph.name  # an explicit name must be a C identifier
-    chosen = schedule(graph, strategy, max_extra_macs)
+    choice = None
+    if strategy == "auto":
+        choice = choose_plan(graph, sram=sram, objective=objective, core=core, max_extra_macs=max_extra_macs)
+        chosen = choice.schedule
+    else:
+        chosen = schedule(graph, strategy, max_extra_macs)
     lib = compile_graph(chosen.graph, prefix, plan=chosen.plan)  # checks the plan
-    report = memory_report(chosen.graph, chosen.plan, lib.flash_weights_bytes, chosen)
+    report = memory_report(chosen.graph, chosen.plan, lib.flash_weights_bytes, chosen, choice)
     check_budget(report, sram, flash)
     return Compiled(chosen.graph, chosen.plan, lib, report)
 

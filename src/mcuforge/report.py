@@ -29,6 +29,8 @@ def print_memory(report: MemoryReport, console: Console) -> None:
     t.add_row("lower bound (largest live set)", f"{kib(report.lower_bound_bytes)}  plan/bound = {ratio:.3f}")
     t.add_row("peak set by", f"layer {peak.index} {peak.kind} {escape(shown(peak.name))}")
     t.add_row("execution", escape(report.schedule))
+    if report.plan_choice:
+        t.add_row("plan chosen for", escape(report.plan_choice["reason"]))
     t.add_row("flash (weights, biases, requant constants)", kib(report.flash_weights_bytes))
     t.add_row("MACs", f"{report.macs:,}" + (f" (+{100 * report.extra_macs_ratio:.1f} % recomputed halos)"
                                             if report.extra_macs_ratio else ""))

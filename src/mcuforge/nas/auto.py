@@ -13,14 +13,15 @@ bound: the planner's packing reaches it on these chain-like graphs (tests/test_n
 """
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 
-from ..engine.plan.lifetimes import ALIGN, buffer_bytes, round_up
+from ..engine.plan.lifetimes import ALIGN, buffer_bytes
 from ..engine.plan.scratch import (DW_PLANE_MAX_K, SLACK_MARGIN, dw_plane_bytes, dw_ring_rows, im2col_stride,
                                    pointwise_column_bytes, uses_im2col)
 from ..engine.schedule.choose import MAX_EXTRA_MACS, MAX_GRID, SHORTLIST
-from ..engine.schedule.fuse import slice_widths
+from ..engine.schedule.fuse import slice_widths as _slice_widths
 from ..frontends.tflite_ops import same_pads
 from .cost import _Step, layer_steps
 from .layers import Layer
@@ -78,13 +79,18 @@ def _ops(spec: NetworkSpec) -> tuple[list[_Step], list[_Op]]:
 # ------------------------------------------------------------------ scratch and live sets
 
 
-def _peak_scratch(step: _Step) -> int:
-    return next((size for _, size, _ in step.variants if size <= step.smallest), step.smallest)
-
-
 def _profile(steps: list[_Step]) -> list[int]:
-    """Live bytes per step, each op with the scratch it gets at a peak step (choose.live_profile)."""
-    return [s.live + round_up(_peak_scratch(s), ALIGN) for s in steps]
+    """Live bytes per step, each op with the scratch it gets at a peak step (choose.live_profile): its
+    first variant that needs no more than the smallest, else the smallest."""
+    out = []
+    for s in steps:
+        scratch = s.smallest
+        for _, size, _ in s.variants:
+            if size <= scratch:
+                scratch = size
+                break
+        out.append(s.live - (-scratch // ALIGN) * ALIGN)
+    return out
 
 
 def _bound(steps: list[_Step]) -> int:
@@ -142,34 +148,42 @@ def _chains(ops: list[_Op], max_first: int = 3) -> list[tuple[int, int]]:
 Span = tuple[int, int]  # [lo, hi)
 
 
-def _cuts(size: int, parts: int) -> list[Span]:
-    step = -(-size // parts)
-    return [(lo, min(lo + step, size)) for lo in range(0, size, step)]
+Walk = tuple[list[tuple[Span, int, int]], list[Span], list[int]]  # per op: (output span, pads), input span, size
 
 
-def _span(op: _Op, out: Span, axis: int) -> tuple[Span, int, int]:
-    """The input span an output span of `op` reads along `axis` (0: rows, 1: columns), clipped to the
-    tensor, and the pads left at each end (patch._input_span)."""
-    layer = op.layer
-    eff, stride, pad, size = layer.kernel[axis], layer.stride[axis], op.pads[2 * axis], layer.in_shape[axis]
-    lo = out[0] * stride - pad
-    hi = (out[1] - 1) * stride - pad + eff
-    return (max(lo, 0), min(hi, size)), max(-lo, 0), max(hi - size, 0)
+class _Walks:
+    """patch.chain_spans for every cut of one output axis, walked once from op `last` back to op 0 and shared
+    by every chain ending at `last` (a chain first..last reads the input span of its first op): per cut,
+    per op k <= last, its output span and pads (before, after), its input span and its output span's size;
+    and per op the sum over the cuts of its output span's size (the patched MACs' factor along the axis).
+    `geometry` is per op (kernel, stride, leading pad, input size) along the axis (_geometry)."""
+
+    def __init__(self, geometry: tuple[tuple[int, int, int, int], ...], size: int, step: int) -> None:
+        self.cuts: list[Walk] = []
+        for out in ((lo, min(lo + step, size)) for lo in range(0, size, step)):  # patch: cuts of `step`
+            spans: list[tuple[Span, int, int]] = []
+            inputs: list[Span] = []
+            for eff, stride, pad, extent in reversed(geometry):  # patch._input_span, clipped
+                lo = out[0] * stride - pad
+                hi = (out[1] - 1) * stride - pad + eff
+                spans.append((out, -lo if lo < 0 else 0, hi - extent if hi > extent else 0))
+                out = (lo if lo > 0 else 0, hi if hi < extent else extent)
+                inputs.append(out)
+            spans.reverse()
+            inputs.reverse()
+            self.cuts.append((spans, inputs, [hi - lo for (lo, hi), _, _ in spans]))
+        self.total = [sum(sizes) for sizes in zip(*(cut[2] for cut in self.cuts))]
+
+    def sizes(self, first: int, last: int) -> list[tuple[int, ...]]:
+        """Per cut: the span of the chain's input (X), then each chain op's output span, as sizes."""
+        return [(inputs[first][1] - inputs[first][0], *out[first:last + 1]) for _, inputs, out in self.cuts]
 
 
-def _spans(chain: list[_Op], out: Span, axis: int, memo: dict) -> tuple[Span, list[tuple[Span, int, int]]]:
-    """patch.chain_spans: the chain's input span, and per op its output span and pads (before, after).
-    `memo`: (op, output span, axis) -> _span, shared by the chains of one network (they share their ends)."""
-    spans = []
-    for op in reversed(chain):
-        key = (id(op), out, axis)
-        if key not in memo:
-            memo[key] = _span(op, out, axis)
-        source, before, after = memo[key]
-        spans.append((out, before, after))
-        out = source
-    spans.reverse()
-    return out, spans
+@lru_cache(maxsize=4096)
+def _walks(geometry: tuple[tuple[int, int, int, int], ...], size: int, step: int) -> _Walks:
+    """The walks of one axis cut in steps of `step`, shared by the rows and columns of a square input and
+    by the networks of one space (their first layers, where patch stages lie, vary little)."""
+    return _Walks(geometry, size, step)
 
 
 @dataclass(frozen=True)
@@ -177,50 +191,29 @@ class _Stage:
     first: int
     last: int
     grid: tuple[int, int]
-    rows: list  # per row cut: (X's row span, per op (span, before, after))
-    cols: list
+    rows: list[Walk]  # per row cut of Y: the walk (ops 0..last)
+    cols: list[Walk]
     extra: float
-    row_sizes: list[tuple[int, ...]]  # per row cut: _sizes
+    row_sizes: list[tuple[int, ...]]  # per row cut: X's rows, then each chain op's output rows
     col_sizes: list[tuple[int, ...]]
 
-
-def _stage(ops: list[_Op], first: int, last: int, grid: tuple[int, int], total_macs: int, memo: dict) -> _Stage:
-    chain = ops[first:last + 1]
-    h, w = chain[-1].layer.out_shape[:2]
-    rows = [_spans(chain, r, 0, memo) for r in _cuts(h, grid[0])]
-    cols = [_spans(chain, c, 1, memo) for c in _cuts(w, grid[1])]
-    row_sizes, col_sizes = [_sizes(r) for r in rows], [_sizes(c) for c in cols]
-    patched = 0
-    for k, op in enumerate(chain):
-        area = op.layer.out_shape[0] * op.layer.out_shape[1]
-        per_pixel = op.layer.macs // max(area, 1)
-        patched += per_pixel * sum(r[k + 1] for r in row_sizes) * sum(c[k + 1] for c in col_sizes)
-    extra = (patched - sum(op.layer.macs for op in chain)) / total_macs if total_macs else 0.0
-    return _Stage(first, last, grid, rows, cols, extra, row_sizes, col_sizes)
+    def cut(self, walk: Walk) -> tuple[Span, list[tuple[Span, int, int]]]:
+        """(X's span, per chain op (output span, pads)) of one cut (patch.chain_spans)."""
+        spans, inputs, _ = walk
+        return inputs[self.first], spans[self.first:self.last + 1]
 
 
 def _nbytes(shape: tuple[int, int, int]) -> int:
     return shape[0] * shape[1] * shape[2]
 
 
-def _sizes(cut: tuple[Span, list[tuple[Span, int, int]]]) -> tuple[int, ...]:
-    """A patch cut's extent in the chain's input, then in each op's output (one axis)."""
-    x, spans = cut
-    return (x[1] - x[0], *(s[1] - s[0] for s, _, _ in spans))
-
-
 def _rough_peak(ops: list[_Op], stage: _Stage, outside: int) -> int:
     """choose._rough_peak: `outside` (the largest layer-by-layer live set outside the stage), or X + Y + the
     largest (input + output) of an op of the chain on one patch."""
     chain = ops[stage.first:stage.last + 1]
-    rows = set(stage.row_sizes)  # interior patches repeat: their distinct sizes suffice
-    cols = set(stage.col_sizes)
-    local = 0
-    for k, op in enumerate(chain):
-        cin, cout = op.layer.in_shape[2], op.layer.out_shape[2]
-        for r in rows:
-            for c in cols:
-                local = max(local, r[k] * c[k] * cin + r[k + 1] * c[k + 1] * cout)
+    ends = [(k, op.layer.in_shape[2], op.layer.out_shape[2]) for k, op in enumerate(chain)]
+    local = max(r[k] * c[k] * cin + r[k + 1] * c[k + 1] * cout  # interior patches repeat: distinct sizes suffice
+                for r in set(stage.row_sizes) for c in set(stage.col_sizes) for k, cin, cout in ends)
     return max(outside, _nbytes(chain[0].layer.in_shape) + _nbytes(chain[-1].layer.out_shape) + local)
 
 
@@ -231,16 +224,18 @@ def _stage_steps(ops: list[_Op], stage: _Stage) -> list[_Step]:
     chain = ops[stage.first:stage.last + 1]
     x_shape, y_shape = chain[0].layer.in_shape, chain[-1].layer.out_shape
     big_x, big_y = buffer_bytes(_nbytes(x_shape)), buffer_bytes(_nbytes(y_shape))
+    row_cuts, col_cuts = [stage.cut(r) for r in stage.rows], [stage.cut(c) for c in stage.cols]
+    row_kinds = [(size, tuple(p[1:] for p in cut[1])) for size, cut in zip(stage.row_sizes, row_cuts)]
+    col_kinds = [(size, tuple(p[1:] for p in cut[1])) for size, cut in zip(stage.col_sizes, col_cuts)]
     patches = [(i, j) for i in range(len(stage.rows)) for j in range(len(stage.cols))]
     steps: list[_Step] = []
     seen: set[tuple] = set()
     for k, (i, j) in enumerate(patches):
-        key = (k == 0, k == len(patches) - 1, stage.row_sizes[i], stage.col_sizes[j],
-               tuple(p[1:] for p in stage.rows[i][1]), tuple(p[1:] for p in stage.cols[j][1]))
+        key = (k == 0, k == len(patches) - 1, row_kinds[i], col_kinds[j])
         if key in seen:  # the same steps as an earlier patch: the bound and the profile's maxima are unchanged
             continue
         seen.add(key)
-        (x_rows, rows), (x_cols, cols) = stage.rows[i], stage.cols[j]
+        (x_rows, rows), (x_cols, cols) = row_cuts[i], col_cuts[j]
         region = (x_rows[1] - x_rows[0], x_cols[1] - x_cols[0])
         last_patch = k == len(patches) - 1
         y_live = big_y if k else 0
@@ -270,57 +265,85 @@ def _stage_steps(ops: list[_Op], stage: _Stage) -> list[_Step]:
     return steps
 
 
-def patch_stages(ops: list[_Op], steps: list[_Step], max_extra_macs: float, total_macs: int) -> list[tuple[int, _Stage]]:
-    """choose.patch_candidates: (live-set bound of the patched graph, stage) of the shortlisted stages."""
-    layer_live = _layer_live(steps)
+def patch_stages(ops: list[_Op], layer_live: list[int], max_extra_macs: float, total_macs: int) -> list[_Stage]:
+    """choose.patch_candidates' shortlist: the stages within the MAC cap with the lowest rough peaks
+    (`layer_live`: the graph's _layer_live)."""
     before = [0]
     for b in layer_live:
         before.append(max(before[-1], b))
     after = [0]
     for b in reversed(layer_live):
         after.append(max(after[-1], b))
-    stages: dict[tuple, tuple[int, float, _Stage]] = {}
-    memo: dict = {}
+    per_pixel = [op.layer.macs // max(op.layer.out_shape[0] * op.layer.out_shape[1], 1) for op in ops]
+    macs_before = [0]
+    for op in ops:
+        macs_before.append(macs_before[-1] + op.layer.macs)
+    geometry = [tuple((op.layer.kernel[a], op.layer.stride[a], op.pads[2 * a], op.layer.in_shape[a]) for op in ops)
+                for a in (0, 1)]
+
+    def walked(last: int, axis: int, size: int, parts: int) -> _Walks:
+        return _walks(geometry[axis][:last + 1], size, -(-size // parts))  # the cuts depend on the step only
+
+    # every stage, with a floor of its rough peak (`outside`, or X + Y) that needs no walk; the rough peaks are
+    # then computed lowest floor first until the shortlist is full (an unwalked stage sorts before a walked
+    # one of equal peak, so the order equals sorting all of them by (rough peak, extra MACs, enumeration))
+    queue: list[tuple] = []
+    seen: set[tuple] = set()
     for first, last in _chains(ops):
         outside = max(before[first], after[len(layer_live) - last - 1])
+        ends = _nbytes(ops[first].layer.in_shape) + _nbytes(ops[last].layer.out_shape)
         h, w = ops[last].layer.out_shape[:2]
         for n in range(2, MAX_GRID + 1):
             grid = (min(n, h), min(n, w))
             key = (first, last, -(-h // grid[0]), -(-w // grid[1]))
-            if key in stages or grid == (1, 1):
-                continue
-            stage = _stage(ops, first, last, grid, total_macs, memo)
-            if stage.extra <= max_extra_macs:
-                stages[key] = (_rough_peak(ops, stage, outside), stage.extra, stage)
-    ranked = sorted(stages.values(), key=lambda c: (c[0], c[1]))[:SHORTLIST]
-    found = [(_bound(_patched(steps, ops, s)), s) for _, _, s in ranked]
-    return sorted(found, key=lambda c: (c[0], c[1].extra))
-
-
-def _patched(steps: list[_Step], ops: list[_Op], stage: _Stage) -> list[_Step]:
-    return steps[:stage.first] + _stage_steps(ops, stage) + steps[stage.last + 1:]
+            if key not in seen and grid != (1, 1):
+                seen.add(key)
+                queue.append((max(outside, ends), 0, len(queue), (first, last, grid, outside)))
+    heapq.heapify(queue)
+    shortlist: list[_Stage] = []
+    while queue and len(shortlist) < SHORTLIST:
+        item = heapq.heappop(queue)
+        if item[1]:
+            shortlist.append(item[-1])
+            continue
+        first, last, grid, outside = item[-1]
+        (h, w), order = ops[last].layer.out_shape[:2], item[2]
+        rows, cols = walked(last, 0, h, grid[0]), walked(last, 1, w, grid[1])
+        patched = sum(per_pixel[k] * rows.total[k] * cols.total[k] for k in range(first, last + 1))
+        extra = (patched - macs_before[last + 1] + macs_before[first]) / total_macs if total_macs else 0.0
+        if extra <= max_extra_macs:
+            stage = _Stage(first, last, grid, rows.cuts, cols.cuts, extra, rows.sizes(first, last),
+                           cols.sizes(first, last))
+            heapq.heappush(queue, (_rough_peak(ops, stage, outside), 1, extra, order, stage))
+    return shortlist
 
 
 def _layer_live(steps: list[_Step]) -> list[int]:
     """Live bytes per step, each kernel with the scratch engine.plan.scratch chooses for it: a fast variant
     when it needs no more than the smallest or stays SLACK_MARGIN under the largest live set."""
-    limit = max(s.live + round_up(s.smallest, ALIGN) for s in steps) - SLACK_MARGIN
+    base = [s.live - (-s.smallest // ALIGN) * ALIGN for s in steps]  # with the smallest scratch
+    limit = max(base) - SLACK_MARGIN
     out = []
-    for s in steps:
+    for s, least in zip(steps, base):
         nbytes = s.smallest
         for _, size, _ in s.variants:
-            if size <= s.smallest or s.live + round_up(s.smallest, ALIGN) + size - s.smallest <= limit:
+            if size <= s.smallest or least + size - s.smallest <= limit:
                 nbytes = size
                 break
-        out.append(s.live + round_up(nbytes, ALIGN))
+        out.append(s.live - (-nbytes // ALIGN) * ALIGN)
     return out
 
 
 # ------------------------------------------------------------------ fused blocks (engine.schedule.fuse)
 
 
+slice_widths = cache(_slice_widths)
+
+
 def _fused_steps(step_in: _Step, ops: list[_Op], i: int, width: int) -> list[_Step]:
-    """The steps of the block whose expand is ops[i] in slices of `width` expanded channels (fuse.fuse)."""
+    """The steps of the block whose expand is ops[i] in slices of `width` expanded channels (fuse.fuse), of
+    the first, second and last slice: the slices between repeat the second's steps, which changes no
+    maximum (nor the scratch each step gets, which depends on the step and the largest live set only)."""
     expand, dw, project = ops[i].layer, ops[i + 1].layer, ops[i + 2].layer
     expanded, residual = ops[i].block  # type: ignore[misc]
     x = buffer_bytes(_nbytes(expand.in_shape))
@@ -330,7 +353,8 @@ def _fused_steps(step_in: _Step, ops: list[_Op], i: int, width: int) -> list[_St
     pad_top = same_pads(h, oh, dw.kernel[0], dw.stride[0], 1)[0]
     slices = list(range(0, expanded, width))
     steps = []
-    for n, lo in enumerate(slices):
+    for n in sorted({0, min(1, len(slices) - 1), len(slices) - 1}):  # the slices between repeat slice 1's steps
+        lo = slices[n]
         c = min(lo + width, expanded) - lo
         e, d = buffer_bytes(h * w * c), buffer_bytes(oh * ow * c)
         held = acc if n else 0
@@ -344,14 +368,14 @@ def _fused_steps(step_in: _Step, ops: list[_Op], i: int, width: int) -> list[_St
     return steps
 
 
-def _fuse(steps: list[_Step], ops: list[_Op], start: int, shift: int, peaks: dict[tuple[int, int, int], int]
-          ) -> tuple[list[_Step], list[tuple[int, int]]]:
-    """choose.choose_fusion on a graph whose steps are `steps` and whose op k is ops[k - shift] from
-    `start` on: the steps with the chosen blocks fused, and (expand op index in the model, width) of each."""
+def _fuse(steps: list[_Step], live: list[int], ops: list[_Op], start: int, shift: int,
+          peaks: dict[tuple[int, int, int], int]) -> tuple[list[_Step], list[tuple[int, int]]]:
+    """choose.choose_fusion on a graph whose steps are `steps` (`live`: their _profile) and whose op k is
+    ops[k - shift] from `start` on: the steps with the chosen blocks fused, and (expand op index in the
+    model, width) of each."""
     found = [k for k in range(start, len(steps) - 2) if ops[k - shift].block is not None]
     if not found:
         return steps, []
-    live = _profile(steps)
     inside = {k for i in found for k in range(i, i + 3)}
     target = max((b for k, b in enumerate(live) if k not in inside), default=0)
     widths: dict[int, list[int]] = {}
@@ -382,24 +406,81 @@ def _fuse(steps: list[_Step], ops: list[_Op], start: int, shift: int, peaks: dic
 # ------------------------------------------------------------------ the choice (choose.schedule, "auto")
 
 
+def _floor(steps: list[_Step], profile: list[int], ops: list[_Op], start: int, shift: int) -> int:
+    """A lower bound of the live-set bound over steps start.. once _fuse(steps, ops, start, shift) has fused
+    what it chooses: each step with the least scratch it can get (`profile`, the steps' _profile: the
+    scratch chooser never gives less), where a block that could run fused counts the lower of its
+    layer-by-layer steps and a floor of its fused steps."""
+    bound = 0
+    k = start
+    while k < len(steps):
+        op = ops[k - shift]
+        if op.block is None or k + 2 >= len(steps):
+            bound = max(bound, profile[k])
+            k += 1
+            continue
+        expanded, residual = op.block
+        (h, w, _), x = op.layer.out_shape, buffer_bytes(_nbytes(op.layer.in_shape))
+        other = steps[k].live - x - buffer_bytes(_nbytes(op.layer.out_shape))
+        acc = buffer_bytes(_nbytes(ops[k - shift + 2].layer.out_shape) * 4)
+        # every slicing ends with the accumulator (and a residual block's input) live, and its second slice's
+        # expand runs with X, the accumulator and at least ceil(C/16) expanded channels live (fuse.slice_widths)
+        fused = max(other + (x if residual else 0) + acc, other + x + acc + buffer_bytes(h * w * -(-expanded // 16)))
+        bound = max(bound, min(max(profile[k:k + 3]), fused))
+        k += 3
+    return bound
+
+
 def auto_estimate(spec: NetworkSpec, max_extra_macs: float = MAX_EXTRA_MACS) -> AutoEstimate:
-    """The peak SRAM of `compile_model(to_graph(spec), strategy="auto", max_extra_macs=...)`."""
+    """The peak SRAM of `compile_model(to_graph(spec), strategy="auto", max_extra_macs=...)`.
+
+    choose.schedule fuses the graph as it is and after each shortlisted patch stage and keeps the lowest
+    (bound, extra MACs, blocks fused), ties going to the earlier option (no stage first, then by the
+    patched graph's bound and extra MACs, then the shortlist's order). The same options are tried here
+    lowest floor first (_floor; before a stage's patches are laid out, the floor of the steps around it):
+    one whose floor lies above the best bound found (or equals it with more extra MACs), or at the
+    layer-by-layer peak, cannot win and is neither laid out nor fused."""
     steps, ops = _ops(spec)
     total = sum(op.layer.macs for op in ops)
-    layer_peak = max(_layer_live(steps))
-    options = []
+    layer_live = _layer_live(steps)
+    layer_peak = max(layer_live)
+    profile = _profile(steps)
+    before = [0]
+    for b in profile:
+        before.append(max(before[-1], b))
+    queue: list[tuple[int, int, _Stage | None, list[_Step] | None]] = [(_floor(steps, profile, ops, 0, 0), 0, None,
+                                                                        steps)]
+    for n, stage in enumerate(patch_stages(ops, layer_live, max_extra_macs, total), 1):
+        queue.append((max(before[stage.first], _floor(steps, profile, ops, stage.last + 1, 0)), n, stage, None))
+    heapq.heapify(queue)
     peaks: dict[tuple[int, int, int], int] = {}
-    fused, blocks = _fuse(steps, ops, 0, 0, peaks)
-    options.append((_bound(fused), 0.0, len(blocks), None, blocks))
-    for _, stage in patch_stages(ops, steps, max_extra_macs, total):
-        patched = _patched(steps, ops, stage)
-        shift = len(patched) - len(steps)
-        fused, blocks = _fuse(patched, ops, stage.last + 1 + shift, shift, peaks)
-        options.append((_bound(fused), stage.extra, len(blocks), stage, blocks))
-    options.sort(key=lambda o: o[:3])
-    bound, extra, _, stage, blocks = options[0]
-    if bound >= layer_peak:
+    best: tuple | None = None  # ((bound, extra MACs, blocks fused, tie order), stage, blocks)
+    while queue:
+        floor, n, stage, candidate = heapq.heappop(queue)
+        if floor >= layer_peak or best and floor > best[0][0]:
+            break
+        if best and floor == best[0][0] and stage is not None and stage.extra > best[0][1]:
+            continue  # at best a tie on the bound, lost on the extra MACs
+        if stage is None:
+            fused, blocks = _fuse(steps, profile, ops, 0, 0, peaks)
+            option = ((_bound(fused), 0.0, len(blocks), ()), stage, blocks)
+        elif candidate is None:  # lay the stage's patches out, then queue it again with its exact floor
+            candidate = steps[:stage.first] + _stage_steps(ops, stage) + steps[stage.last + 1:]
+            end = len(candidate) - len(steps) + stage.last + 1
+            inside = _profile(candidate[stage.first:end])
+            heapq.heappush(queue, (max(floor, *inside), n, stage, candidate))
+            continue
+        else:
+            shift = len(candidate) - len(steps)
+            live = profile[:stage.first] + _profile(candidate[stage.first:stage.last + 1 + shift]) + \
+                profile[stage.last + 1:]
+            fused, blocks = _fuse(candidate, live, ops, stage.last + 1 + shift, shift, peaks)
+            option = ((_bound(fused), stage.extra, len(blocks), (_bound(candidate), stage.extra, n)), stage, blocks)
+        if best is None or option[0] < best[0]:
+            best = option
+    if best is None or best[0][0] >= layer_peak:
         return AutoEstimate(layer_peak, layer_peak, "layer", None, (), 0.0)
+    (bound, extra, _, _), stage, blocks = best
     name = "+".join(n for n, used in (("patch", stage is not None), ("fused", bool(blocks))) if used) or "layer"
     return AutoEstimate(bound, layer_peak, name, (stage.first, stage.last, stage.grid) if stage else None,
                         tuple(blocks), extra)
@@ -409,26 +490,8 @@ __all__ = ["AutoEstimate", "auto_estimate"]
 
 
 def auto_lower_bound(spec: NetworkSpec) -> int:
-    """A cheap lower bound of auto_estimate(spec).peak_sram_bytes: the live bytes, with the least scratch a
-    kernel can get, of the ops no rewrite touches (outside every chain a patch stage could cover), where a
-    block that could run fused counts the lower of its layer-by-layer peak and its accumulator step (every
-    slicing of the block ends with the int32 accumulator and, for a residual block, its input live)."""
+    """A cheap lower bound of auto_estimate(spec).peak_sram_bytes: _floor over the ops no rewrite touches
+    (outside every chain a patch stage could cover)."""
     steps, ops = _ops(spec)
     reach = max((last for _, last in _chains(ops)), default=-1)
-    profile = _profile(steps)
-    bound = 0
-    i = reach + 1
-    while i < len(ops):
-        op = ops[i]
-        if op.block is None:
-            bound = max(bound, profile[i])
-            i += 1
-            continue
-        _, residual = op.block
-        project = ops[i + 2].layer
-        x = buffer_bytes(_nbytes(op.layer.in_shape))
-        other = steps[i].live - x - buffer_bytes(_nbytes(op.layer.out_shape))
-        acc = other + (x if residual else 0) + buffer_bytes(_nbytes(project.out_shape) * 4)
-        bound = max(bound, min(max(profile[i:i + 3]), acc))
-        i += 3
-    return bound
+    return _floor(steps, _profile(steps), ops, reach + 1, 0)

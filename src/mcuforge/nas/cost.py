@@ -54,7 +54,7 @@ class Estimate:
     int4_weight_bytes: int = 0  # the same weights as int4: two per byte, each tensor rounded up to a byte
 
 
-@dataclass
+@dataclass(slots=True)
 class _Step:
     """One op with kernel scratch: the bytes live without scratch, its smallest scratch (and variant), its
     fast variants, the extra flash of the plain kernel that runs when it keeps the smallest scratch, and

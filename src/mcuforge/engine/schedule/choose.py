@@ -15,7 +15,7 @@ packed arena is no larger than the next candidate's bound.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 from ...errors import ModelError
@@ -46,6 +46,9 @@ class Schedule:
     extra_macs_ratio: float = 0.0
     reordering: Reordering | None = None  # set when the ops run in another order than the model's
     fused: tuple[FusedBlock, ...] = ()  # the blocks run in channel slices (no extra MACs)
+    # auto: the options ranked (live-set bound, extra MACs, patch stage, fused blocks), lowest bound first;
+    # they were packed in this order and the smallest arena won (a packing can land above its bound)
+    considered: tuple[tuple[int, float, PatchStage | None, tuple[FusedBlock, ...]], ...] = ()
 
     def describe(self) -> str:
         parts = []
@@ -186,6 +189,23 @@ def _stage_end(graph: Graph, stage: PatchStage, patched: Graph) -> int:
     return stage.first + len(patched.ops) - (len(graph.ops) - (stage.last - stage.first + 1))
 
 
+Option = tuple[int, float, int, PatchStage | None, tuple[FusedBlock, ...], Graph]
+
+
+def auto_options(graph: Graph, candidates: list[tuple[int, float, PatchStage, Graph]]) -> list[Option]:
+    """The auto strategy's options, best first: (live-set bound, extra MACs, blocks fused, patch stage,
+    fused blocks, graph) of the graph with its blocks fused, and of each candidate patch stage
+    (patch_candidates) with the blocks after it fused. schedule() packs them in this order and keeps the
+    smallest arena (the packing can land above a bound); nas.auto replays the ranking from shapes."""
+    fused, blocks = choose_fusion(graph)
+    options: list[Option] = [(live_set_bound(fused), 0.0, len(blocks), None, blocks, fused)]
+    for _, extra, stage, patched in candidates:
+        end = _stage_end(graph, stage, patched)
+        fused, blocks = choose_fusion(patched, end, shift=end - stage.last - 1)
+        options.append((live_set_bound(fused), extra, len(blocks), stage, blocks, fused))
+    return sorted(options, key=lambda o: o[:3])
+
+
 def schedule(graph: Graph, strategy: str = "auto", max_extra_macs: float = MAX_EXTRA_MACS) -> Schedule:
     """The graph to run and its memory plan under `strategy` (see the module docstring)."""
     if strategy not in STRATEGIES:
@@ -212,18 +232,11 @@ def schedule(graph: Graph, strategy: str = "auto", max_extra_macs: float = MAX_E
         raise ModelError(f"{graph.name}: no patch stage within +{100 * max_extra_macs:.0f} % MACs (the first "
                          "layers must be a chain of convolutions, pools or elementwise ops on NHWC int8 "
                          "tensors); use --strategy layer or raise --max-extra-macs")
-    options: list[tuple[int, float, int, PatchStage | None, tuple[FusedBlock, ...], Graph]] = []
     if strategy == "patch":
-        options = [(bound, extra, 0, stage, (), patched) for bound, extra, stage, patched in candidates]
+        options: list[Option] = [(bound, extra, 0, stage, (), patched) for bound, extra, stage, patched in candidates]
         best = None  # "patch" returns the best patched graph, whatever its peak
     else:
-        fused, blocks = choose_fusion(graph)
-        options.append((live_set_bound(fused), 0.0, len(blocks), None, blocks, fused))
-        for _, extra, stage, patched in candidates:
-            end = _stage_end(graph, stage, patched)
-            fused, blocks = choose_fusion(patched, end, shift=end - stage.last - 1)
-            options.append((live_set_bound(fused), extra, len(blocks), stage, blocks, fused))
-        options.sort(key=lambda o: o[:3])
+        options = auto_options(graph, candidates)
         best = layer
     for bound, extra, _, stage, blocks, g in options:
         if best is not None and bound >= best.plan.arena_bytes:
@@ -232,6 +245,8 @@ def schedule(graph: Graph, strategy: str = "auto", max_extra_macs: float = MAX_E
         if best is None or plan.arena_bytes < best.plan.arena_bytes:
             best = Schedule(_strategy(stage, blocks), g, plan, model_macs, stage, extra, reordered, blocks)
     assert best is not None
+    if strategy == "auto":
+        best = replace(best, considered=tuple((o[0], o[1], o[3], o[4]) for o in options))
     return best
 
 
