@@ -16,8 +16,9 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass
 from functools import cache, lru_cache
+from itertools import accumulate
 
-from ..engine.plan.lifetimes import ALIGN, buffer_bytes
+from ..engine.plan.lifetimes import ALIGN, buffer_bytes, round_up
 from ..engine.plan.scratch import (DW_PLANE_MAX_K, SLACK_MARGIN, dw_plane_bytes, dw_ring_rows, im2col_stride,
                                    pointwise_column_bytes, uses_im2col)
 from ..engine.schedule.choose import MAX_EXTRA_MACS, MAX_GRID, SHORTLIST
@@ -89,7 +90,7 @@ def _profile(steps: list[_Step]) -> list[int]:
             if size <= scratch:
                 scratch = size
                 break
-        out.append(s.live - (-scratch // ALIGN) * ALIGN)
+        out.append(s.live + round_up(scratch, ALIGN))
     return out
 
 
@@ -268,16 +269,10 @@ def _stage_steps(ops: list[_Op], stage: _Stage) -> list[_Step]:
 def patch_stages(ops: list[_Op], layer_live: list[int], max_extra_macs: float, total_macs: int) -> list[_Stage]:
     """choose.patch_candidates' shortlist: the stages within the MAC cap with the lowest rough peaks
     (`layer_live`: the graph's _layer_live)."""
-    before = [0]
-    for b in layer_live:
-        before.append(max(before[-1], b))
-    after = [0]
-    for b in reversed(layer_live):
-        after.append(max(after[-1], b))
+    before = list(accumulate(layer_live, max, initial=0))  # largest live set before op k
+    after = list(accumulate(reversed(layer_live), max, initial=0))
     per_pixel = [op.layer.macs // max(op.layer.out_shape[0] * op.layer.out_shape[1], 1) for op in ops]
-    macs_before = [0]
-    for op in ops:
-        macs_before.append(macs_before[-1] + op.layer.macs)
+    macs_before = list(accumulate((op.layer.macs for op in ops), initial=0))
     geometry = [tuple((op.layer.kernel[a], op.layer.stride[a], op.pads[2 * a], op.layer.in_shape[a]) for op in ops)
                 for a in (0, 1)]
 
@@ -321,7 +316,7 @@ def patch_stages(ops: list[_Op], layer_live: list[int], max_extra_macs: float, t
 def _layer_live(steps: list[_Step]) -> list[int]:
     """Live bytes per step, each kernel with the scratch engine.plan.scratch chooses for it: a fast variant
     when it needs no more than the smallest or stays SLACK_MARGIN under the largest live set."""
-    base = [s.live - (-s.smallest // ALIGN) * ALIGN for s in steps]  # with the smallest scratch
+    base = [s.live + round_up(s.smallest, ALIGN) for s in steps]  # with the smallest scratch
     limit = max(base) - SLACK_MARGIN
     out = []
     for s, least in zip(steps, base):
@@ -330,7 +325,7 @@ def _layer_live(steps: list[_Step]) -> list[int]:
             if size <= s.smallest or least + size - s.smallest <= limit:
                 nbytes = size
                 break
-        out.append(s.live - (-nbytes // ALIGN) * ALIGN)
+        out.append(s.live + round_up(nbytes, ALIGN))
     return out
 
 
@@ -445,9 +440,7 @@ def auto_estimate(spec: NetworkSpec, max_extra_macs: float = MAX_EXTRA_MACS) -> 
     layer_live = _layer_live(steps)
     layer_peak = max(layer_live)
     profile = _profile(steps)
-    before = [0]
-    for b in profile:
-        before.append(max(before[-1], b))
+    before = list(accumulate(profile, max, initial=0))
     queue: list[tuple[int, int, _Stage | None, list[_Step] | None]] = [(_floor(steps, profile, ops, 0, 0), 0, None,
                                                                         steps)]
     for n, stage in enumerate(patch_stages(ops, layer_live, max_extra_macs, total), 1):
