@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .engine.schedule import MAX_EXTRA_MACS, Schedule, schedule
-from .errors import ModelError, UsageError
+from .engine.schedule import MAX_EXTRA_MACS, Schedule, schedule, schedules
+from .errors import UsageError
 from .ir import Graph
 
 OBJECTIVES = ("memory", "latency")
@@ -51,21 +51,18 @@ def choose_plan(graph: Graph, *, sram: int | None = None, objective: str | None 
         objective = "latency" if sram is not None else "memory"
     if objective not in OBJECTIVES:
         raise UsageError(f"unknown objective {objective!r}: choose one of {', '.join(OBJECTIVES)}")
-    smallest = schedule(graph, "auto", max_extra_macs)
     if objective == "memory":
-        return PlanChoice(smallest, objective, "the smallest peak SRAM (objective memory)")
+        return PlanChoice(schedule(graph, "auto", max_extra_macs), objective,
+                          "the smallest peak SRAM (objective memory)")
     if sram is None:
         raise UsageError("objective latency needs an SRAM budget (--sram or --board): the fastest plan is the "
                          "one that fits it")
-    plans = {smallest.strategy: smallest}
-    for strategy in CANDIDATES:
-        if strategy in plans:
-            continue
-        try:
-            planned = schedule(graph, strategy, max_extra_macs)
-        except ModelError:  # no block to fuse, no patch stage within the MAC cap
-            continue
-        plans.setdefault(planned.strategy, planned)
+    every = schedules(graph, ("auto", *CANDIDATES), max_extra_macs, skip_missing=True)
+    smallest = every["auto"]
+    plans: dict[str, Schedule] = {}
+    for name in ("auto", *CANDIDATES):  # auto's own choice first: a strategy's plan once
+        if name in every:
+            plans.setdefault(every[name].strategy, every[name])
     counts = {name: predicted_instructions(s, core) for name, s in plans.items()}
     predicted = tuple((name, s.plan.arena_bytes, counts[name]) for name, s in plans.items())
     fits = [name for name, s in plans.items() if s.plan.arena_bytes <= sram]

@@ -192,12 +192,14 @@ def _stage_end(graph: Graph, stage: PatchStage, patched: Graph) -> int:
 Option = tuple[int, float, int, PatchStage | None, tuple[FusedBlock, ...], Graph]
 
 
-def auto_options(graph: Graph, candidates: list[tuple[int, float, PatchStage, Graph]]) -> list[Option]:
+def auto_options(graph: Graph, candidates: list[tuple[int, float, PatchStage, Graph]],
+                 fusion: tuple[Graph, tuple[FusedBlock, ...]] | None = None) -> list[Option]:
     """The auto strategy's options, best first: (live-set bound, extra MACs, blocks fused, patch stage,
-    fused blocks, graph) of the graph with its blocks fused, and of each candidate patch stage
-    (patch_candidates) with the blocks after it fused. schedule() packs them in this order and keeps the
-    smallest arena (the packing can land above a bound); nas.auto replays the ranking from shapes."""
-    fused, blocks = choose_fusion(graph)
+    fused blocks, graph) of the graph with its blocks fused (`fusion`: choose_fusion(graph), when known),
+    and of each candidate patch stage (patch_candidates) with the blocks after it fused. schedule() packs
+    them in this order and keeps the smallest arena (the packing can land above a bound); nas.auto
+    replays the ranking from shapes."""
+    fused, blocks = fusion or choose_fusion(graph)
     options: list[Option] = [(live_set_bound(fused), 0.0, len(blocks), None, blocks, fused)]
     for _, extra, stage, patched in candidates:
         end = _stage_end(graph, stage, patched)
@@ -208,45 +210,68 @@ def auto_options(graph: Graph, candidates: list[tuple[int, float, PatchStage, Gr
 
 def schedule(graph: Graph, strategy: str = "auto", max_extra_macs: float = MAX_EXTRA_MACS) -> Schedule:
     """The graph to run and its memory plan under `strategy` (see the module docstring)."""
-    if strategy not in STRATEGIES:
-        raise ModelError(f"unknown strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}")
+    return schedules(graph, (strategy,), max_extra_macs)[strategy]
+
+
+def schedules(graph: Graph, strategies: tuple[str, ...] = STRATEGIES, max_extra_macs: float = MAX_EXTRA_MACS,
+              *, skip_missing: bool = False) -> dict[str, Schedule]:
+    """The schedule of `graph` under each of `strategies`, sharing the reordering, the fusion and the patch
+    candidates between them. A strategy the model cannot run ("fused" without an inverted-residual block,
+    "patch" without a stage within the MAC cap) raises ModelError, or is left out with `skip_missing`."""
+    for strategy in strategies:
+        if strategy not in STRATEGIES:
+            raise ModelError(f"unknown strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}")
     if max_extra_macs < 0:
         raise ModelError(f"the cap on extra MACs must be >= 0, not {max_extra_macs}")
     model_macs = total_macs(graph)
     reordering = reorder_for_memory(graph)
     reordered = reordering if reordering.improved else None
     graph = reordering.graph
-    if strategy == "fused":
-        if not fusable_blocks(graph):
+    out: dict[str, Schedule] = {}
+    fusion = choose_fusion(graph) if "fused" in strategies or "auto" in strategies else None
+    if "fused" in strategies:
+        if fusable_blocks(graph):
+            assert fusion is not None
+            fused, blocks = fusion
+            plan = plan_memory(fused) if blocks else reordering.plan
+            out["fused"] = Schedule(_strategy(None, blocks), fused, plan, model_macs, reordering=reordered,
+                                    fused=blocks)
+        elif not skip_missing:
             raise ModelError(f"{graph.name}: no inverted-residual block to fuse (a pointwise conv, a depthwise "
                              "conv and a pointwise conv in a row, int8, nothing else reading between them); "
                              "use --strategy layer or auto")
-        fused, blocks = choose_fusion(graph)
-        plan = plan_memory(fused) if blocks else reordering.plan
-        return Schedule(_strategy(None, blocks), fused, plan, model_macs, reordering=reordered, fused=blocks)
     layer = Schedule("layer", graph, reordering.plan, model_macs, reordering=reordered)
-    if strategy == "layer":
-        return layer
+    if "layer" in strategies:
+        out["layer"] = layer
+    if "patch" not in strategies and "auto" not in strategies:
+        return out
     candidates = patch_candidates(graph, max_extra_macs, layer.plan.live_bytes)
-    if strategy == "patch" and not candidates:
-        raise ModelError(f"{graph.name}: no patch stage within +{100 * max_extra_macs:.0f} % MACs (the first "
-                         "layers must be a chain of convolutions, pools or elementwise ops on NHWC int8 "
-                         "tensors); use --strategy layer or raise --max-extra-macs")
-    if strategy == "patch":
-        options: list[Option] = [(bound, extra, 0, stage, (), patched) for bound, extra, stage, patched in candidates]
-        best = None  # "patch" returns the best patched graph, whatever its peak
-    else:
-        options = auto_options(graph, candidates)
-        best = layer
+    if "patch" in strategies:
+        if candidates:  # the best patched graph, whatever its peak
+            out["patch"] = _pack([(bound, extra, 0, stage, (), patched) for bound, extra, stage, patched
+                                  in candidates], None, layer, reordered)
+        elif not skip_missing:
+            raise ModelError(f"{graph.name}: no patch stage within +{100 * max_extra_macs:.0f} % MACs (the first "
+                             "layers must be a chain of convolutions, pools or elementwise ops on NHWC int8 "
+                             "tensors); use --strategy layer or raise --max-extra-macs")
+    if "auto" in strategies:
+        options = auto_options(graph, candidates, fusion)
+        out["auto"] = replace(_pack(options, layer, layer, reordered),
+                              considered=tuple((o[0], o[1], o[3], o[4]) for o in options))
+    return out
+
+
+def _pack(options: list[Option], best: Schedule | None, layer: Schedule, reordered: Reordering | None
+          ) -> Schedule:
+    """The option with the smallest arena, packed best bound first until a bound reaches the best arena
+    (starting from `best`; `layer`: the layer-by-layer schedule, whose plan its graph reuses)."""
     for bound, extra, _, stage, blocks, g in options:
         if best is not None and bound >= best.plan.arena_bytes:
             break
-        plan = layer.plan if g is graph else plan_memory(g, exact=False)  # the exact search is slow
+        plan = layer.plan if g is layer.graph else plan_memory(g, exact=False)  # the exact search is slow
         if best is None or plan.arena_bytes < best.plan.arena_bytes:
-            best = Schedule(_strategy(stage, blocks), g, plan, model_macs, stage, extra, reordered, blocks)
+            best = Schedule(_strategy(stage, blocks), g, plan, layer.model_macs, stage, extra, reordered, blocks)
     assert best is not None
-    if strategy == "auto":
-        best = replace(best, considered=tuple((o[0], o[1], o[3], o[4]) for o in options))
     return best
 
 
