@@ -8,8 +8,11 @@ the first layers (engine.schedule.patch) with the inverted-residual blocks after
 makes the same decisions with the same rules on the per-op steps of nas.cost (bytes live without scratch,
 smallest scratch, fast variants): patch spans, extra MACs, the rough ranking and its shortlist, each
 patched graph's live-set bound, the fusion target and slice widths, and the final live-set bound with
-each kernel's scratch chosen as engine.plan.scratch chooses it. The peak is the chosen graph's live-set
-bound: the planner's packing reaches it on these chain-like graphs (tests/test_nas_auto.py measures it).
+each kernel's scratch chosen as engine.plan.scratch chooses it. The result is the option the scheduler
+ranks first (Schedule.considered[0], tests/test_nas_auto.py) and its live-set bound. The scheduler then
+packs its options in that order and keeps the smallest arena; the packing can land above a bound, so the
+peak is a lower bound of the engine's auto arena, equal to it on most networks (bench/oracles.py measures
+how often and by how much: docs/oracles.md).
 """
 from __future__ import annotations
 
@@ -427,7 +430,8 @@ def _floor(steps: list[_Step], profile: list[int], ops: list[_Op], start: int, s
 
 
 def auto_estimate(spec: NetworkSpec, max_extra_macs: float = MAX_EXTRA_MACS) -> AutoEstimate:
-    """The peak SRAM of `compile_model(to_graph(spec), strategy="auto", max_extra_macs=...)`.
+    """The live-set bound of the plan `compile_model(to_graph(spec), strategy="auto", max_extra_macs=...)`
+    ranks first: its peak SRAM, or a little below it where the packing lands above the bound.
 
     choose.schedule fuses the graph as it is and after each shortlisted patch stage and keeps the lowest
     (bound, extra MACs, blocks fused), ties going to the earlier option (no stage first, then by the

@@ -4,7 +4,8 @@ latency. These are the numbers TinyNAS's stage 1 filters on and stage 2 searches
 Memory models (`peak_sram(spec, model)`):
 - "layer": mcuforge's planner, layer by layer (nas.cost.estimate: equal to compile_model's arena);
 - "auto": mcuforge's auto strategy: patch-based first layers and fused inverted-residual blocks where they
-  lower the peak (nas.auto: the live-set bound of the graph the engine's scheduler chooses);
+  lower the peak (nas.auto: the live-set bound of the option the engine's scheduler ranks first, a lower
+  bound of its arena, equal on most networks: docs/oracles.md);
 - "tflm": a model of a TFLM-like runtime for comparison (the co-design argument): no op runs in place (a
   depthwise conv or an ADD gets its own output buffer), every tensor lives from its writer to its last
   reader, and the largest kernel scratch the model's convolutions need (our im2col and column buffers,
