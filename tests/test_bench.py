@@ -62,7 +62,8 @@ def test_bench_counts_cortex_m4_and_m7_when_the_toolchain_is_present():
         pytest.skip(cortex_m.toolchain_missing())
     result = bench.bench_graph(load_model(HELLO), None, name="hello")
     assert result.m4_instructions > 0 and result.m7_instructions > 0
-    assert 0 < result.m7_code_bytes < 20 * 1024
+    assert 0 < result.m7_code_bytes < 20 * 1024 and 0 < result.m7_code_bytes_o2 < 20 * 1024
+    assert result.m7_instructions_os > 0 and result.m7_instructions_o0 > 0
     assert result.as_json()["m7_per_mac"] == result.m7_instructions / 288
 
 

@@ -37,7 +37,8 @@ TFLM_INVOKES = 2
 SPEED_OPT = "-O2"
 SIZE_OPT = "-Os"
 JSON_FIELDS = ("model", "macs", "x86_instructions", "tflm_x86_instructions", "ratio", "m4_instructions",
-               "m7_instructions", "m4_per_mac", "m7_per_mac", "m7_code_bytes")
+               "m7_instructions", "m4_per_mac", "m7_per_mac", "m7_instructions_os", "m7_instructions_o0",
+               "m7_os_ratio", "m7_o0_ratio", "m7_code_bytes", "m7_code_bytes_o2")
 
 
 class BenchError(McuforgeError):
@@ -240,8 +241,11 @@ class BenchResult:
     x86_instructions: int | None = None
     tflm_x86_instructions: int | None = None
     m4_instructions: int | None = None
-    m7_instructions: int | None = None
-    m7_code_bytes: int | None = None
+    m7_instructions: int | None = None  # at SPEED_OPT (-O2), as every count above
+    m7_instructions_os: int | None = None  # the same build at -Os
+    m7_instructions_o0: int | None = None  # and at -O0
+    m7_code_bytes: int | None = None  # at SIZE_OPT (-Os)
+    m7_code_bytes_o2: int | None = None
     notes: list[str] = field(default_factory=list)  # why a field is None
 
     @property
@@ -258,8 +262,14 @@ class BenchResult:
         d = asdict(self)
         d.update(ratio=self.ratio, x86_per_mac=self.per_mac(self.x86_instructions),
                  tflm_x86_per_mac=self.per_mac(self.tflm_x86_instructions),
-                 m4_per_mac=self.per_mac(self.m4_instructions), m7_per_mac=self.per_mac(self.m7_instructions))
+                 m4_per_mac=self.per_mac(self.m4_instructions), m7_per_mac=self.per_mac(self.m7_instructions),
+                 m7_os_ratio=_over(self.m7_instructions_os, self.m7_instructions),
+                 m7_o0_ratio=_over(self.m7_instructions_o0, self.m7_instructions))
         return d
+
+
+def _over(a: int | None, b: int | None) -> float | None:
+    return a / b if a is not None and b else None
 
 
 def _measure(result: BenchResult, key: str, fn, *args) -> None:
@@ -283,7 +293,10 @@ def bench_graph(graph: Graph, tflite_bytes: bytes | None = None, *, name: str | 
     if cortex_m:
         _measure(result, "m4_instructions", cortex_m_instructions, compiled.lib, inputs, "cortex-m4")
         _measure(result, "m7_instructions", cortex_m_instructions, compiled.lib, inputs, "cortex-m7")
+        _measure(result, "m7_instructions_os", cortex_m_instructions, compiled.lib, inputs, "cortex-m7", SIZE_OPT)
+        _measure(result, "m7_instructions_o0", cortex_m_instructions, compiled.lib, inputs, "cortex-m7", "-O0")
         _measure(result, "m7_code_bytes", cortex_m_code_bytes, compiled.lib, "cortex-m7")
+        _measure(result, "m7_code_bytes_o2", cortex_m_code_bytes, compiled.lib, "cortex-m7", SPEED_OPT)
     return result
 
 
@@ -360,13 +373,14 @@ def run_bench(args: argparse.Namespace, console) -> int:
         return 0
     t = Table(title="instructions per inference (exact counts: callgrind on x86, QEMU plugin on Cortex-M)",
               title_justify="left")
-    for col in ("model", "MACs", "x86 ours", "x86 TFLM", "TFLM/ours", "M4", "M4/MAC", "M7", "M7/MAC",
-                "M7 code (-Os)"):
+    for col in ("model", "MACs", "x86 ours -O2", "x86 TFLM", "TFLM/ours", "M4 -O2", "M4/MAC", "M7 -O2", "M7/MAC",
+                "M7 -Os/-O2", "M7 -O0/-O2", "M7 code -Os", "M7 code -O2"):
         t.add_column(col, justify="left" if col == "model" else "right")
     for r in rows:
         t.add_row(escape(r["model"]), _fmt(r["macs"]), _fmt(r["x86_instructions"]), _fmt(r["tflm_x86_instructions"]),
                   _fmt(r["ratio"], ".1f"), _fmt(r["m4_instructions"]), _fmt(r["m4_per_mac"], ".2f"),
-                  _fmt(r["m7_instructions"]), _fmt(r["m7_per_mac"], ".2f"), _fmt(r["m7_code_bytes"]))
+                  _fmt(r["m7_instructions"]), _fmt(r["m7_per_mac"], ".2f"), _fmt(r["m7_os_ratio"], ".2f"),
+                  _fmt(r["m7_o0_ratio"], ".2f"), _fmt(r["m7_code_bytes"]), _fmt(r["m7_code_bytes_o2"]))
     console.print(t)
     for r in rows:
         for note in r["notes"]:

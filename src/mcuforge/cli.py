@@ -77,6 +77,7 @@ def _quantize(args, console: Console) -> int:
 
 
 def _compile(args, console: Console) -> int:
+    from .engine.codegen import CodeOptions
     from .outdir import check_output_folder
     from .pipeline import compile_model, write_library
     from .report import print_memory
@@ -92,13 +93,15 @@ def _compile(args, console: Console) -> int:
             args.target = board.target
     if args.objective == "latency" and args.sram is None:
         raise UsageError("--objective latency needs an SRAM budget: give --sram or --board")
+    options = CodeOptions(args.arena, args.arena_section, args.weights_section)
     check_output_folder(args.out)
     graph = _load(args)
     pause_for_tests("compile")
     core = board.core if board is not None and board.target else (args.target if args.target != "host"
                                                                    else "cortex-m7")
     compiled = compile_model(graph, args.name, sram=args.sram, flash=args.flash, strategy=args.strategy,
-                             max_extra_macs=args.max_extra_macs, objective=args.objective, core=core)
+                             max_extra_macs=args.max_extra_macs, objective=args.objective, core=core,
+                             options=options)
     files = write_library(compiled.lib, args.out, target=args.target, opt=f"-{args.opt}")
     print_memory(compiled.report, console)
     console.print(f"wrote {len(files)} files to {args.out}/ ({compiled.lib.name}.h is the API)", markup=False)

@@ -162,6 +162,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_target(c, "also build <name>_<core>.elf into the output folder and print its code size")
     c.add_argument("--board", help="board profile (stm32f412, stm32f746, stm32f765, stm32h743, nrf52840, "
                    "rp2040): sets the target and the SRAM/flash budgets, and estimates latency")
+    c.add_argument("--arena", choices=("static", "external"), default="static",
+                   help="static (default): the library's own static buffer, the fastest; external: your buffer, "
+                   "handed over with <name>_set_arena(buf, size) before the first invoke (it checks size and "
+                   "alignment), so that several models can share one arena sized for the largest")
+    c.add_argument("--arena-section", metavar="NAME", help="linker section of the static arena, e.g. .sram2 "
+                   "(a GCC/clang section attribute)")
+    c.add_argument("--weights-section", metavar="NAME", help="linker section of the weights and other const data, "
+                   "e.g. .ext_flash")
 
     r = sub.add_parser("run", help="run a model on inputs from a .npy file",
                        description="Run MODEL on X (one input, or a stack of inputs along a new leading axis) "
@@ -197,7 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("bench", help="exact instruction counts per inference vs TFLM; Cortex-M4/M7; code size",
                        description="Count instructions per inference exactly: our generated C on x86 and TFLM "
-                       "(callgrind), Cortex-M4/M7 in QEMU (our plugin); and the M7 model code size at -Os.")
+                       "(callgrind), Cortex-M4/M7 in QEMU (our plugin), all built at -O2; Cortex-M7 also at -Os and "
+                       "-O0 (ratios to -O2); the M7 model code size at -Os and -O2.")
     from .bench import add_bench_arguments
 
     add_bench_arguments(b)

@@ -8,7 +8,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .engine.codegen import CLibrary, check_c_name
+from .engine.codegen import CLibrary, CodeOptions, check_c_name
 from .engine.compiler import compile_graph
 from .engine.opinfo import macs, params
 from .engine.plan import MemoryPlan, check_plan
@@ -107,14 +107,15 @@ def analyze(graph: Graph, *, strategy: str = "layer", max_extra_macs: float = MA
 def compile_model(graph: Graph, name: str | None = None, *, sram: int | None = None,
                   flash: int | None = None, strategy: str = "layer",
                   max_extra_macs: float = MAX_EXTRA_MACS, objective: str | None = None,
-                  core: str = "cortex-m7") -> Compiled:
+                  core: str = "cortex-m7", options: CodeOptions = CodeOptions()) -> Compiled:
     """Plans and generates the C library; raises BudgetError if it exceeds `sram` or `flash` bytes.
 
     `strategy`: "layer" (layer by layer), "fused" (inverted-residual blocks in channel slices), "patch"
     (the first layers patch by patch) or "auto", computing at most `max_extra_macs` (a fraction) more
     MACs; see engine.schedule. Under "auto", `objective` "memory" takes the lowest peak SRAM and "latency"
     the plan with the fewest predicted `core` instructions that fits `sram` (the default when `sram` is
-    given; plan_choice). The CLI's default is "auto"."""
+    given; plan_choice). The CLI's default is "auto". `options`: whose arena, which linker sections
+    (engine.codegen.CodeOptions)."""
     prefix = check_c_name(name) if name is not None else graph.name  # an explicit name must be a C identifier
     choice = None
     if strategy == "auto":
@@ -122,7 +123,7 @@ def compile_model(graph: Graph, name: str | None = None, *, sram: int | None = N
         chosen = choice.schedule
     else:
         chosen = schedule(graph, strategy, max_extra_macs)
-    lib = compile_graph(chosen.graph, prefix, plan=chosen.plan)  # checks the plan
+    lib = compile_graph(chosen.graph, prefix, plan=chosen.plan, options=options)  # checks the plan
     report = memory_report(chosen.graph, chosen.plan, lib.flash_weights_bytes, chosen, choice)
     check_budget(report, sram, flash)
     return Compiled(chosen.graph, chosen.plan, lib, report)

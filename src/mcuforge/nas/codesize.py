@@ -6,12 +6,12 @@
 The quantity is SizeReport.code_bytes (targets/cortex_m/size.py): the .text that arm-none-eabi-size
 reports for the model's objects of a Cortex-M build (the <name>.c invoke function with its layer bodies
 and the kernels it pulls in; the weights, the model's small .rodata tables, the harness and libc are not
-in it). The two builds differ in kind:
-- at -Os the compiler keeps one shared copy of a kernel (MCU_SPECIALIZE does not force inlining there):
-  a fixed part, a part per kernel path the network uses at all, and a call per layer;
-- at -O2 every kernel is inlined into each layer's call and specialised by its literal shapes: each layer
-  brings its own copy, whose size follows what the compiler unrolls (the depthwise plane kernel's output
-  blocks and window rows, the pointwise GEMM's depth remainder, ...).
+in it). At -O2 and at -Os alike every kernel is inlined into each layer's call and specialised by its
+literal shapes (runtime/mcu_build.h): each layer brings its own copy, whose size follows what the compiler
+unrolls (the depthwise plane kernel's output blocks and window rows, the pointwise GEMM's depth remainder,
+...); -Os compiles the same copies for size. (-DMCU_SMALL_CODE, one shared copy per kernel, is not
+modelled.)
+
 Both are linear in counts from nas.latency's kernel paths, with non-negative coefficients fitted by
 least squares on measured networks (bench/latency.py, docs/latency.md). Identical layer bodies would be
 shared as one static function (engine/codegen/shared_layers.py), but layers with weights of their own
@@ -31,7 +31,7 @@ TABLE = "codesize_table.json"
 OPTS = ("Os", "O2")
 PATHS = ("conv1x1", "im2col", "dw_plane", "dw_rows", "dw_channels", "add", "pool", "fc", "softmax", "alias",
          "generic")
-# per-layer features at -O2, beyond the layer itself ("one"), by path
+# per-layer features, beyond the layer itself ("one"), by path
 O2_FEATURES: dict[str, tuple[str, ...]] = {
     "conv1x1": ("one", "no_activation", "three_px_loops", "four_px_loops", "column_pair_loops", "int8_pair_loops",
                 "three_px_tail_steps", "four_px_steps", "four_px_peeled_loop"),
@@ -76,26 +76,24 @@ def _o2_layer(layer: Layer, path: str, spent: bool) -> list[float]:
 
 def feature_names(opt: str) -> list[str]:
     """Names of the network features code_bytes is linear in."""
-    o = _opt(opt)
+    _opt(opt)
     names = ["one", *(f"uses {p} once" for p in PATHS), *(f"uses {p} more than once" for p in PATHS)]
     for p in PATHS:
-        names += [f"{p}: {f}" for f in (O2_FEATURES.get(p, ("one",)) if o == "O2" else ("one",))]
+        names += [f"{p}: {f}" for f in O2_FEATURES.get(p, ("one",))]
     return names + ["a pointwise conv over its spent input", "a pointwise conv with a borrowed column"]
 
 
 def network_features(layers: Sequence[Layer], opt: str = "Os") -> list[float]:
-    """The network's features: a constant; which kernel paths it uses once (a kernel called once is
-    inlined and specialised even at -Os) and more than once (then one shared copy); per path the sum of
-    its layers' features (-Os: the layer count; -O2: also what the specialised copies unroll); whether
-    any pointwise convolution takes the spent-input or the borrowed-column loops (code that a shared copy
-    keeps only when some call needs it)."""
-    o = _opt(opt)
+    """The network's features, the same at both levels: a constant; which kernel paths it uses once and
+    more than once; per path the sum of its layers' features (the layer count and what the specialised
+    copies unroll); whether any pointwise convolution takes the spent-input or the borrowed-column loops."""
+    _opt(opt)
     sums: dict[str, list[float]] = {}
     counts: dict[str, int] = {}
     spent_any = borrowed_any = 0.0
     for layer, spent in zip(layers, spent_flags(layers)):
         path = kernel_path(layer)
-        f = _o2_layer(layer, path, spent) if o == "O2" else [1]
+        f = _o2_layer(layer, path, spent)
         acc = sums.setdefault(path, [0.0] * len(f))
         for i, v in enumerate(f):
             acc[i] += v
@@ -105,8 +103,7 @@ def network_features(layers: Sequence[Layer], opt: str = "Os") -> list[float]:
     out: list[float] = [1.0, *(float(counts.get(p) == 1) for p in PATHS),
                         *(float(counts.get(p, 0) > 1) for p in PATHS)]
     for p in PATHS:
-        width = len(O2_FEATURES.get(p, ("one",))) if o == "O2" else 1
-        out += sums.get(p, [0.0] * width)
+        out += sums.get(p, [0.0] * len(O2_FEATURES.get(p, ("one",))))
     return out + [spent_any, borrowed_any]
 
 

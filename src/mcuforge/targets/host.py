@@ -40,12 +40,21 @@ def compiler() -> str:
 
 
 def harness_source(name: str) -> str:
-    """main(): read every input's bytes from stdin, invoke, write every output's bytes to stdout."""
+    """main(): read every input's bytes from stdin, invoke, write every output's bytes to stdout. A model
+    compiled with an external arena gets a static buffer of the harness's."""
+    up = name.upper()
     return f"""#include <stdio.h>
 #include "{name}.h"
 
+#ifdef {up}_ARENA_EXTERNAL
+static union {{ unsigned char b[{up}_ARENA_BYTES > 0 ? {up}_ARENA_BYTES : 1]; long long i; double d; }} harness_arena;
+#endif
+
 int main(void) {{
     int i;
+#ifdef {up}_ARENA_EXTERNAL
+    if ({name}_set_arena(harness_arena.b, sizeof harness_arena.b) != 0) return 4;
+#endif
     for (i = 0; i < {name.upper()}_NUM_INPUTS; ++i) {{
         size_t n = (size_t){name}_input_bytes(i);
         if (fread({name}_input(i), 1, n, stdin) != n) {{
@@ -146,6 +155,7 @@ class HostModel:
     lib: CLibrary
     path: Path
     _dll: ctypes.CDLL
+    _arena: object = None  # the buffer handed to <name>_set_arena (external-arena libraries)
 
     @classmethod
     def build(cls, lib: CLibrary, opt: str = "-O2", trace: bool = False) -> "HostModel":
@@ -156,7 +166,13 @@ class HostModel:
             getattr(dll, f"{lib.name}_{fn}").restype = ctypes.c_void_p
             getattr(dll, f"{lib.name}_{fn}").argtypes = [ctypes.c_int]
         getattr(dll, f"{lib.name}_invoke").restype = ctypes.c_int
-        return cls(lib, path, dll)
+        model = cls(lib, path, dll)
+        if lib.options.arena == "external":  # the model's arena: a buffer of ours, alive as long as the model
+            model._arena = (ctypes.c_double * max(1, -(-lib.arena_bytes // 8)))()
+            status = getattr(dll, f"{lib.name}_set_arena")(model._arena, ctypes.c_size_t(ctypes.sizeof(model._arena)))
+            if status != 0:
+                raise BuildError(f"{lib.name}_set_arena returned {status}")
+        return model
 
     def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         """One inference: copy the inputs into the arena, invoke, copy the outputs out."""

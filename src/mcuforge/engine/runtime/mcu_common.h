@@ -4,6 +4,7 @@
 #ifndef MCU_COMMON_H
 #define MCU_COMMON_H
 
+#include "mcu_build.h" /* first: it may set how the functions below are compiled */
 #include <stdint.h>
 #include <string.h>
 

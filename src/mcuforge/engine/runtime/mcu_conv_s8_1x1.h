@@ -18,7 +18,7 @@
 
 /* The column over the spent input (mcu_conv_s8_1x1's input_spent): a second copy of the pixel loops, so
  * only where the compiler optimizes (and drops the copy where input_spent is 0). */
-#if MCU_GEMM_DSP && defined(__OPTIMIZE__)
+#if MCU_GEMM_DSP && (MCU_SPEED || defined(__OPTIMIZE__))
 #define MCU_1X1_SPENT 1
 #else
 #define MCU_1X1_SPENT 0

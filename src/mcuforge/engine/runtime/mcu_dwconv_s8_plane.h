@@ -40,8 +40,8 @@ MCU_SPECIALIZE int32_t mcu_dw_plane_rows(const mcu_dwconv_shape *s) {
 #define MCU_DW_PAIRS ((MCU_DW_PLANE_MAX_K + 1) / 2) /* weight pairs of a window row, at most */
 
 /* Loops whose trip counts are literals up to 2 * MCU_DW_PLANE_MAX_K + 2 * MCU_DW_PLANE_BLOCK: unrolled
- * whole (their bodies test literal conditions), where speed is what is being optimized. */
-#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 8 && !defined(__OPTIMIZE_SIZE__)
+ * whole (their bodies test literal conditions), where the kernels are specialised (MCU_SPEED). */
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 8 && MCU_SPEED
 #define MCU_DW_UNROLL _Pragma("GCC unroll 32")
 #else
 #define MCU_DW_UNROLL MCU_UNROLL

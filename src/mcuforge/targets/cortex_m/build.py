@@ -125,9 +125,10 @@ def symbol_addresses(elf: Path, names: Sequence[str]) -> dict[str, int]:
 def _compile_all(lib: CLibrary, c: Core, opt: str, work: Path, trace: bool) -> None:
     gcc = tool(GCC)
     traced = (TRACE_DEFINE,) if trace else ()
-    model_flags = (*TARGET_FLAGS, *c.cflags, *MODEL_WARNINGS, opt, *traced)
+    model_flags = (*TARGET_FLAGS, *c.cflags, *MODEL_WARNINGS, *opt.split(), *traced)
     defines = (f"-DMCU_MODEL={lib.name}", f'-DMCU_MODEL_HEADER="{lib.name}.h"',
-               f"-DMCU_NUM_INPUTS={len(lib.inputs)}", f"-DMCU_NUM_OUTPUTS={len(lib.outputs)}")
+               f"-DMCU_NUM_INPUTS={len(lib.inputs)}", f"-DMCU_NUM_OUTPUTS={len(lib.outputs)}",
+               *([f"-DMCU_ARENA_BYTES={lib.arena_bytes}"] if lib.options.arena == "external" else []))
     for src in lib.sources:
         _run([gcc, *model_flags, "-I.", "-c", src, "-o", Path(src).stem + ".o"], work, f"{GCC} on '{src}'")
     support_flags = (*TARGET_FLAGS, *c.cflags, *MODEL_WARNINGS, HARNESS_OPT, "-I.", *traced)
@@ -140,7 +141,8 @@ def _compile_all(lib: CLibrary, c: Core, opt: str, work: Path, trace: bool) -> N
 
 
 def build(lib: CLibrary, core_name: str = "cortex-m7", opt: str = "-O2", trace: bool = False) -> Build:
-    """Builds (or finds in the cache) the ELF of `lib` for a core. `trace`: the model calls the harness's
+    """Builds (or finds in the cache) the ELF of `lib` for a core; `opt`: the model's optimisation flags
+    (e.g. "-Os", or "-Os -DMCU_SMALL_CODE"). `trace`: the model calls the harness's
     mcu_layer_mark after every layer (-DMCUFORGE_TRACE), for per-layer instruction counts."""
     c = core(core_name)
     support = {f: support_source(f) for f in SUPPORT_FILES}

@@ -10,7 +10,8 @@
  * callgrind's inclusive cost of the function on the host. Trace builds (-DMCUFORGE_TRACE) set the model's
  * layer hook to mcu_layer_mark, which does nothing: the plugin notes the count each time it is reached.
  *
- * Built with -DMCU_MODEL=<name> -DMCU_MODEL_HEADER="<name>.h" -DMCU_NUM_INPUTS=n -DMCU_NUM_OUTPUTS=m. */
+ * Built with -DMCU_MODEL=<name> -DMCU_MODEL_HEADER="<name>.h" -DMCU_NUM_INPUTS=n -DMCU_NUM_OUTPUTS=m, and
+ * -DMCU_ARENA_BYTES=n for a model compiled with an external arena (the harness hands it a static buffer). */
 #include <stdint.h>
 
 #include "mcu_semihost.h"
@@ -60,11 +61,22 @@ static int read_record(int32_t handle) {
     return 1;
 }
 
+#ifdef MCU_ARENA_BYTES
+static union {
+    uint8_t bytes[MCU_ARENA_BYTES > 0 ? MCU_ARENA_BYTES : 1];
+    int64_t align_i;
+    double align_d;
+} mcu_harness_arena;
+#endif
+
 int main(void) {
     const int32_t in = mcu_sh_open("mcu_in.bin", MCU_SH_MODE_RB);
     const int32_t out = mcu_sh_open("mcu_out.bin", MCU_SH_MODE_WB);
     int status = 0;
     if (in < 0 || out < 0) return 10;
+#ifdef MCU_ARENA_BYTES
+    if (MODEL_FN(_set_arena)(mcu_harness_arena.bytes, sizeof mcu_harness_arena.bytes) != 0) return 12;
+#endif
 #ifdef MCUFORGE_TRACE
     MODEL_FN(_trace_hook) = mcu_layer_mark;
 #endif
