@@ -63,7 +63,7 @@ def _check(spec: NetworkSpec, est: Estimate) -> tuple[bool, bool, bool, bool, fl
     compiled = compile_model(graph)
     report = analyze(graph)
     peak = est.peak_sram_bytes == plan.arena_bytes == plan.lower_bound == compiled.report.arena_bytes
-    rest = (est.macs, est.ops, est.param_bytes) == (report.macs, len(graph.ops), report.flash_weights_bytes)
+    rest = (est.macs, est.ops, est.param_bytes) == (report.macs, len(graph.ops), report.param_bytes)
     return (peak, est.flash_bytes == compiled.report.flash_weights_bytes, rest,
             plan.arena_bytes > plan.lower_bound, planned - built, built - start)
 

@@ -30,7 +30,7 @@ def test_estimate_equals_full_planner_on_mobilenet_v2_sized_specs(seed):
     report = analyze(graph)  # plans and checks the plan
     est = estimate(spec)
     assert est.peak_sram_bytes == report.arena_bytes == report.lower_bound_bytes
-    assert est.param_bytes == report.flash_weights_bytes
+    assert est.param_bytes == report.param_bytes
     assert est.macs == report.macs
     assert est.ops == len(graph.ops)
 

@@ -101,7 +101,7 @@ def _compile(args, console: Console) -> int:
                                                                    else "cortex-m7")
     compiled = compile_model(graph, args.name, sram=args.sram, flash=args.flash, strategy=args.strategy,
                              max_extra_macs=args.max_extra_macs, objective=args.objective, core=core,
-                             options=options)
+                             options=options, target=args.target, opt=f"-{args.opt}")
     files = write_library(compiled.lib, args.out, target=args.target, opt=f"-{args.opt}")
     print_memory(compiled.report, console)
     console.print(f"wrote {len(files)} files to {args.out}/ ({compiled.lib.name}.h is the API)", markup=False)

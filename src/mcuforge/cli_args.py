@@ -151,7 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "by a .mcuforge file); replaced whole, or left as it was if anything fails")
     c.add_argument("--name", help="C name prefix (default: the model file's name)")
     c.add_argument("--sram", type=parse_bytes, help="SRAM budget for the arena, e.g. 320K")
-    c.add_argument("--flash", type=parse_bytes, help="flash budget for the weights, e.g. 1M")
+    c.add_argument("--flash", type=parse_bytes, help="flash budget, e.g. 1M: the weights and constants, and the "
+                   "model's code too when built for a Cortex-M --target (or a --board with one)")
     c.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     _add_strategy(c)
     c.add_argument("--objective", choices=("memory", "latency"),

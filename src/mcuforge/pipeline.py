@@ -11,7 +11,7 @@ import numpy as np
 from .engine.codegen import CLibrary, CodeOptions, check_c_name
 from .engine.compiler import compile_graph
 from .engine.opinfo import macs, params
-from .engine.plan import MemoryPlan, check_plan
+from .engine.plan import MemoryPlan
 from .engine.schedule import MAX_EXTRA_MACS, Schedule, schedule
 from .errors import BudgetError, UsageError, shown
 from .frontends.tflite_reader import read_tflite_file
@@ -37,7 +37,7 @@ class MemoryReport:
     model: str
     arena_bytes: int  # peak SRAM: the one arena holds every activation and all kernel scratch
     lower_bound_bytes: int
-    flash_weights_bytes: int
+    flash_weights_bytes: int  # the generated const data: weights, biases, requantization constants
     macs: int
     layers: tuple[LayerRow, ...]  # the executed graph's layers (a patch stage's layers once per patch)
     peak_step: int
@@ -47,10 +47,18 @@ class MemoryReport:
     extra_macs_ratio: float = 0.0  # MACs computed beyond layer by layer (halos), a fraction of `macs`
     external_inputs: bool = False  # the inputs are read from the caller's buffers (not in the arena)
     plan_choice: dict | None = None  # auto: the objective, why this plan, the plans weighed (PlanChoice)
+    param_bytes: int = 0  # the model's weights and biases as the .tflite stores them
+    flash_code_bytes: int | None = None  # the model's code, its constant tables and .data on a Cortex-M build
+    flash_code_build: str = ""  # which build: e.g. "cortex-m7 -O2" (arm-none-eabi-size)
 
     @property
     def peak_layer(self) -> LayerRow:
         return self.layers[self.peak_step]
+
+    @property
+    def flash_bytes(self) -> int:
+        """Flash the model takes: its const data, and its code where a Cortex-M build measured it."""
+        return self.flash_weights_bytes + (self.flash_code_bytes or 0)
 
     def as_json(self) -> dict:
         return {"model": self.model, "peak_sram_bytes": self.arena_bytes, "arena_bytes": self.arena_bytes,
@@ -59,7 +67,9 @@ class MemoryReport:
                 "inplace_ops": sum(r.inplace for r in self.layers), "strategy": self.strategy,
                 "schedule": self.schedule, "blocks": list(self.blocks),
                 "extra_macs_ratio": round(self.extra_macs_ratio, 6), "external_inputs": self.external_inputs,
-                "plan_choice": self.plan_choice}
+                "plan_choice": self.plan_choice, "param_bytes": self.param_bytes,
+                "flash_code_bytes": self.flash_code_bytes, "flash_code_build": self.flash_code_build or None,
+                "flash_bytes": self.flash_bytes}
 
 
 @dataclass(frozen=True)
@@ -82,10 +92,16 @@ def load_model(path: str | os.PathLike) -> Graph:
     return read_tflite_file(path)
 
 
+def param_bytes(graph: Graph) -> int:
+    """Bytes of the model's constant tensors (weights, biases) as the model file stores them."""
+    return sum(t.nbytes for t in graph.tensors.values() if t.is_const)
+
+
 def memory_report(graph: Graph, plan: MemoryPlan, flash_bytes: int, chosen: Schedule | None = None,
-                  choice: PlanChoice | None = None) -> MemoryReport:
-    """Report of `graph` run with `plan`; `chosen`: the schedule that rewrote the model into `graph`;
-    `choice`: why auto took it."""
+                  choice: PlanChoice | None = None, params_bytes: int | None = None) -> MemoryReport:
+    """Report of `graph` run with `plan`; `flash_bytes`: the generated const data; `chosen`: the schedule
+    that rewrote the model into `graph`; `choice`: why auto took it; `params_bytes`: the model's weights
+    and biases (default: `graph`'s)."""
     rows = tuple(LayerRow(i, op.kind, op.name, graph[op.outputs[0]].shape, macs(op, graph), params(op, graph),
                           plan.live_bytes[i], i in plan.inplace_ops) for i, op in enumerate(graph.ops))
     extra = chosen.extra_macs_ratio if chosen else 0.0
@@ -93,21 +109,23 @@ def memory_report(graph: Graph, plan: MemoryPlan, flash_bytes: int, chosen: Sche
     return MemoryReport(graph.name, plan.arena_bytes, plan.lower_bound, flash_bytes, model_macs, rows,
                         plan.peak_step, chosen.strategy if chosen else "layer",
                         chosen.describe() if chosen else "layer by layer", tuple(chosen.blocks()) if chosen else (),
-                        extra, bool(graph.external), choice.as_json() if choice else None)
+                        extra, bool(graph.external), choice.as_json() if choice else None,
+                        param_bytes(graph) if params_bytes is None else params_bytes)
 
 
 def analyze(graph: Graph, *, strategy: str = "layer", max_extra_macs: float = MAX_EXTRA_MACS) -> MemoryReport:
-    """The memory report without generating code (flash counts weights and biases only)."""
+    """The memory report of `compile_model` without writing anything: the same plan and flash figures
+    (the C is generated to count its const data)."""
     chosen = schedule(graph, strategy, max_extra_macs)
-    check_plan(chosen.graph, chosen.plan)
-    flash = sum(t.nbytes for t in graph.tensors.values() if t.is_const)
-    return memory_report(chosen.graph, chosen.plan, flash, chosen)
+    lib = compile_graph(chosen.graph, plan=chosen.plan)  # checks the plan
+    return memory_report(chosen.graph, chosen.plan, lib.flash_weights_bytes, chosen, params_bytes=param_bytes(graph))
 
 
 def compile_model(graph: Graph, name: str | None = None, *, sram: int | None = None,
                   flash: int | None = None, strategy: str = "layer",
                   max_extra_macs: float = MAX_EXTRA_MACS, objective: str | None = None,
-                  core: str = "cortex-m7", options: CodeOptions = CodeOptions()) -> Compiled:
+                  core: str = "cortex-m7", options: CodeOptions = CodeOptions(),
+                  target: str = "host", opt: str = "-O2") -> Compiled:
     """Plans and generates the C library; raises BudgetError if it exceeds `sram` or `flash` bytes.
 
     `strategy`: "layer" (layer by layer), "fused" (inverted-residual blocks in channel slices), "patch"
@@ -115,7 +133,9 @@ def compile_model(graph: Graph, name: str | None = None, *, sram: int | None = N
     MACs; see engine.schedule. Under "auto", `objective` "memory" takes the lowest peak SRAM and "latency"
     the plan with the fewest predicted `core` instructions that fits `sram` (the default when `sram` is
     given; plan_choice). The CLI's default is "auto". `options`: whose arena, which linker sections
-    (engine.codegen.CodeOptions)."""
+    (engine.codegen.CodeOptions). `target` "cortex-m4"/"cortex-m7" builds the library at `opt` with
+    arm-none-eabi-gcc (cached) to measure its code, which the report and the flash budget then include;
+    for "host" the flash is the const data alone."""
     prefix = check_c_name(name) if name is not None else graph.name  # an explicit name must be a C identifier
     choice = None
     if strategy == "auto":
@@ -124,9 +144,21 @@ def compile_model(graph: Graph, name: str | None = None, *, sram: int | None = N
     else:
         chosen = schedule(graph, strategy, max_extra_macs)
     lib = compile_graph(chosen.graph, prefix, plan=chosen.plan, options=options)  # checks the plan
-    report = memory_report(chosen.graph, chosen.plan, lib.flash_weights_bytes, chosen, choice)
+    report = memory_report(chosen.graph, chosen.plan, lib.flash_weights_bytes, chosen, choice, param_bytes(graph))
+    if target != "host":
+        report = with_code_size(report, lib, target, opt)
     check_budget(report, sram, flash)
     return Compiled(chosen.graph, chosen.plan, lib, report)
+
+
+def with_code_size(report: MemoryReport, lib: CLibrary, core: str, opt: str) -> MemoryReport:
+    """`report` with the model's code measured on a Cortex-M build (arm-none-eabi-size)."""
+    from dataclasses import replace
+
+    from .targets.cortex_m import CortexMModel
+
+    size = CortexMModel.build(lib, core, opt).size_report()
+    return replace(report, flash_code_bytes=size.model_code_bytes, flash_code_build=f"{core} {opt}")
 
 
 def check_budget(report: MemoryReport, sram: int | None, flash: int | None) -> None:
@@ -135,11 +167,13 @@ def check_budget(report: MemoryReport, sram: int | None, flash: int | None) -> N
         raise BudgetError(f"{report.model}: peak SRAM {report.arena_bytes} B exceeds the budget of {sram} B "
                           f"by {report.arena_bytes - sram} B; the peak is at layer {peak.index} {peak.kind} "
                           f"'{peak.name}' ({peak.live_bytes} B live)")
-    if flash is not None and report.flash_weights_bytes > flash:
+    if flash is not None and report.flash_bytes > flash:
         big = max(report.layers, key=lambda r: r.params)
-        raise BudgetError(f"{report.model}: weights need {report.flash_weights_bytes} B of flash, over the "
-                          f"budget of {flash} B by {report.flash_weights_bytes - flash} B; the largest layer is "
-                          f"{big.index} {big.kind} '{big.name}' ({big.params} parameters)")
+        what = (f"code and weights need {report.flash_bytes} B of flash ({report.flash_code_bytes} B code on "
+                f"{report.flash_code_build}, {report.flash_weights_bytes} B weights)"
+                if report.flash_code_bytes is not None else f"weights need {report.flash_weights_bytes} B of flash")
+        raise BudgetError(f"{report.model}: {what}, over the budget of {flash} B by {report.flash_bytes - flash} "
+                          f"B; the largest layer is {big.index} {big.kind} '{big.name}' ({big.params} parameters)")
 
 
 def write_library(lib: CLibrary, outdir: str | os.PathLike, *, target: str = "host", opt: str = "-O2"

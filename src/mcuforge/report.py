@@ -31,7 +31,13 @@ def print_memory(report: MemoryReport, console: Console) -> None:
     t.add_row("execution", escape(report.schedule))
     if report.plan_choice:
         t.add_row("plan chosen for", escape(report.plan_choice["reason"]))
-    t.add_row("flash (weights, biases, requant constants)", kib(report.flash_weights_bytes))
+    t.add_row("flash: weights, biases, requant constants", kib(report.flash_weights_bytes))
+    if report.flash_code_bytes is not None:
+        t.add_row("flash: model code and its tables", f"{kib(report.flash_code_bytes)}  ({report.flash_code_build}, "
+                  "arm-none-eabi-size)")
+        t.add_row("flash in all", kib(report.flash_bytes))
+    else:
+        t.add_row("flash: model code", "not counted (compile --target cortex-m7, or --board, measures it)")
     t.add_row("MACs", f"{report.macs:,}" + (f" (+{100 * report.extra_macs_ratio:.1f} % recomputed halos)"
                                             if report.extra_macs_ratio else ""))
     t.add_row("layers", f"{len(report.layers)} ({sum(r.inplace for r in report.layers)} in place)")

@@ -23,7 +23,7 @@ folded bias, for an in-place depthwise conv left with the smallest scratch (plai
 multipliers and shifts too, and for the im2col stem whose filter rows need padding to a multiple of 4 both
 the padded rows and the unpadded ones (emit_conv stores both). The code generator stores identical arrays
 once, so it could come out lower if two layers had the same multipliers or shifts. `param_bytes` counts
-int8 weights and int32 biases only (analyze's flash_weights_bytes). MACs count as engine/opinfo.py does.
+int8 weights and int32 biases only (MemoryReport.param_bytes). MACs count as engine/opinfo.py does.
 """
 from __future__ import annotations
 
