@@ -174,7 +174,7 @@ def test_quantize_without_torch_says_how_to_install(scratch, capsys, monkeypatch
     assert snapshot(scratch) == before
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")
+@pytest.mark.skipif(os.geteuid() == 0, reason="not applicable: root may write anywhere")
 def test_unwritable_output_folder(scratch, capsys):
     (scratch / "locked").mkdir(mode=0o555)
     before = snapshot(scratch)

@@ -28,14 +28,20 @@ from .quant.ptq import quantize_input
 NPY_MAGIC = b"\x93NUMPY"
 
 
+def existing_file(given: str, what: str) -> Path:
+    """`given` as a Path; UsageError if it is a folder (not `what`, e.g. "a .npy file") or missing."""
+    p = Path(given)
+    if p.is_dir():
+        raise UsageError(f"{shown(given)} is a folder, not {what}")
+    if not p.exists():
+        raise UsageError(f"{shown(given)}: no such file")
+    return p
+
+
 def load_array(path: str | os.PathLike) -> np.ndarray:
     """The array in a .npy file (numpy.save); UsageError if it is missing, a folder or not a .npy array."""
     given = os.fspath(path)
-    p = Path(given)
-    if p.is_dir():
-        raise UsageError(f"{shown(given)} is a folder, not a .npy file")
-    if not p.exists():
-        raise UsageError(f"{shown(given)}: no such file")
+    p = existing_file(given, "a .npy file")
     if p.suffix.lower() != ".npy":
         raise UsageError(f"{shown(given)}: expected a .npy file (written with numpy.save)")
     try:

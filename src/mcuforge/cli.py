@@ -95,6 +95,10 @@ def _compile(args, console: Console) -> int:
         raise UsageError("--objective latency needs an SRAM budget: give --sram or --board")
     options = CodeOptions(args.arena, args.arena_section, args.weights_section)
     check_output_folder(args.out)
+    if args.report:
+        from .report_file import check_report_path
+
+        check_report_path(args.report)
     graph = _load(args)
     pause_for_tests("compile")
     core = board.core if board is not None and board.target else (args.target if args.target != "host"
@@ -106,6 +110,7 @@ def _compile(args, console: Console) -> int:
     print_memory(compiled.report, console)
     console.print(f"wrote {len(files)} files to {args.out}/ ({compiled.lib.name}.h is the API)", markup=False)
     summary = compiled.report.as_json()
+    size = None
     if args.target != "host":
         from .targets.cortex_m import CortexMModel
 
@@ -115,9 +120,29 @@ def _compile(args, console: Console) -> int:
         summary["code_size"] = size.as_json()
     if board is not None:
         summary.update(_board_estimate(board, compiled, args, console))
+    if args.report:
+        _write_compile_report(args, compiled, size, summary, console)
     if args.json:
         print(json.dumps(summary))
     return 0
+
+
+def _write_compile_report(args, compiled, size, summary: dict, console: Console) -> None:
+    from .report_file import ReportContent, board_rows, layer_predictions, write_report
+
+    predicted = layer_predictions(compiled.report, compiled.graph, compiled.plan, ("cortex-m4", "cortex-m7"))
+    counted = {summary["board"]: summary["instructions"]} if "instructions" in summary else {}
+    notes = [f"Predicted instructions: nas.latency's per-layer model of our kernels at -O2 (docs/latency.md); "
+             f"a board's time takes one cycle per instruction, an estimate. Built at -{args.opt}."]
+    if compiled.report.strategy != "layer":
+        notes.append("The latency model is fitted on layer-by-layer networks: it overestimates patch stages and "
+                     "fused blocks (MLPerf VWW's patch plan: 20.8 M predicted, 13.1 M counted on Cortex-M7).")
+    content = ReportContent(compiled.report, title=f"{compiled.lib.name}: compile report",
+                            layer_instructions=predicted, boards=board_rows(predicted, counted),
+                            code_size=size.lines() if size is not None else [], sram_budget=args.sram,
+                            flash_budget=args.flash, notes=notes)
+    for path in write_report(args.report, content):
+        console.print(f"wrote {path}", markup=False)
 
 
 def _board_estimate(board, compiled, args, console: Console) -> dict:
@@ -191,7 +216,7 @@ def _verify(args, console: Console) -> int:
 def _inspect(args, console: Console) -> int:
     from .memory_plot import check_plot_path
     from .pipeline import analyze
-    from .report import print_layers, print_memory
+    from .report import print_layers, print_memory, print_ops
 
     if args.plot:
         check_plot_path(args.plot)
@@ -204,9 +229,10 @@ def _inspect(args, console: Console) -> int:
         path = plot_memory(graph.name, layer_profiles(graph, args.max_extra_macs), args.plot, args.sram)
         console.print(f"wrote {path}", markup=False)
     if args.json:
-        print(json.dumps({**report.as_json(), "layers": [r.__dict__ for r in report.layers]}))
+        print(json.dumps({**report.as_json(), "layers": [r.__dict__ for r in report.model_layers],
+                          "ops_run": [{**r.__dict__, "layer": report.source[r.index]} for r in report.layers]}))
         return 0
-    print_layers(report, console)
+    (print_ops if args.ops else print_layers)(report, console)
     print_memory(report, console)
     return 0
 
@@ -246,8 +272,38 @@ def _nas(args, console: Console) -> int:
     return run_nas(args, console)
 
 
+def _validate(args, console: Console) -> int:
+    from .validate import validate
+
+    if args.report:
+        from .report_file import check_report_path
+
+        check_report_path(args.report)
+    result = validate(args.model, args.data, float_model=args.float_model, float_layout=args.float_layout,
+                      target=args.target, opt=f"-{args.opt}", samples=args.samples, strategy=args.strategy,
+                      max_extra_macs=args.max_extra_macs, progress=console.is_terminal)
+    console.print("\n".join(result.lines()), markup=False, soft_wrap=True)
+    if args.report:
+        _write_validate_report(args, result, console)
+    if args.json:
+        print(json.dumps(result.as_json()))
+    return 0 if result.ok else 1
+
+
+def _write_validate_report(args, result, console: Console) -> None:
+    from .pipeline import compile_model, load_model
+    from .report_file import ReportContent, board_rows, layer_predictions, write_report
+
+    compiled = compile_model(load_model(args.model), strategy=args.strategy, max_extra_macs=args.max_extra_macs)
+    predicted = layer_predictions(compiled.report, compiled.graph, compiled.plan, ("cortex-m4", "cortex-m7"))
+    content = ReportContent(compiled.report, title=f"{compiled.lib.name}: validation report",
+                            layer_instructions=predicted, boards=board_rows(predicted), validation=result.lines())
+    for path in write_report(args.report, content):
+        console.print(f"wrote {path}", markup=False)
+
+
 COMMANDS = {"bench": _bench, "compile": _compile, "run": _run, "verify": _verify, "inspect": _inspect, "demo": _demo,
-            "quantize": _quantize, "nas": _nas}
+            "quantize": _quantize, "nas": _nas, "validate": _validate}
 
 
 class Interrupted(BaseException):

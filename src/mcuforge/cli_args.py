@@ -99,6 +99,7 @@ EXAMPLES = """examples:
   mcuforge compile model.tflite -o out/ --board stm32f746      target, budgets and a latency estimate
   mcuforge bench model.tflite --json                            instruction counts vs TFLM, Cortex-M, code size
   mcuforge quantize model.pt2 --calib x.npy -o model.tflite     PyTorch (torch.export) -> int8 .tflite
+  mcuforge validate model.tflite --data data.npz --float model_float.tflite   C vs TFLM int8 and the float model
 """
 
 
@@ -163,6 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_target(c, "also build <name>_<core>.elf into the output folder and print its code size")
     c.add_argument("--board", help="board profile (stm32f412, stm32f746, stm32f765, stm32h743, nrf52840, "
                    "rp2040): sets the target and the SRAM/flash budgets, and estimates latency")
+    c.add_argument("--report", metavar="FILE", help="also write a report: FILE.html (one self-contained page) or "
+                   "FILE.md (with FILE_memory.svg): the model's layers, memory plot, plan, flash, latency estimates")
     c.add_argument("--arena", choices=("static", "external"), default="static",
                    help="static (default): the library's own static buffer, the fastest; external: your buffer, "
                    "handed over with <name>_set_arena(buf, size) before the first invoke (it checks size and "
@@ -202,6 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--plot", metavar="FILE", help="also plot live memory per layer under each strategy "
                    "(.png, .svg or .pdf, in an existing folder)")
     i.add_argument("--sram", type=parse_bytes, help="SRAM budget to draw on the plot, e.g. 64K")
+    i.add_argument("--ops", action="store_true", help="list every op run (a patch stage's layers once per patch, "
+                   "a fused block's slices) instead of the model's layers")
     _add_strategy(i)
 
     b = sub.add_parser("bench", help="exact instruction counts per inference vs TFLM; Cortex-M4/M7; code size",
@@ -213,6 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_bench_arguments(b)
 
     _add_quantize(sub)
+    _add_validate(sub)
     from .nas_cli import add_nas_parser
 
     add_nas_parser(sub)
@@ -237,6 +243,45 @@ DATA.npy holds calibration inputs in the torch model's own layout (NCHW images, 
 features), batch first. The .tflite is laid out as TFLite expects: images NHWC, 1-D signals [N, L, C];
 its input and output are int8 (the report gives their scale and zero point).
 """
+
+
+VALIDATE_DESCRIPTION = """\
+Run the generated C of the int8 MODEL on your samples and compare it with TFLM running the same model
+(bit for bit: exit 1 on any difference, a bug of mcuforge) and, with --float, with the float model it was
+made from (per output: RMSE, cosine similarity, largest error; the C's int8 outputs dequantized). With
+labels: top-1 accuracy. Exit 0 when the validation ran: the numbers are a report, not a pass/fail.
+
+DATA: an .npz with x (or x_test) and optional labels y (or y_test), or an .npy with x. Samples along the
+first axis, each in the int8 model's input shape and layout (NHWC; axes of size 1 may be left out).
+Floats are real values, quantized with the input's scale and zero point as TFLite's QUANTIZE does;
+integers are taken as int8 codes already quantized (-128..127).
+"""
+
+
+def _add_validate(sub) -> None:
+    v = sub.add_parser("validate", help="generated C on your data vs TFLM int8 and the float model: accuracy, "
+                       "RMSE, cosine", description=VALIDATE_DESCRIPTION,
+                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog="example:\n"
+                       "  mcuforge validate model.tflite --data data.npz --float model_float.tflite --samples 500")
+    v.add_argument("model", help="int8 .tflite model")
+    v.add_argument("--data", required=True, metavar="DATA", help=".npz (x or x_test, optional y or y_test) or "
+                   ".npy (x): samples first, in the model's layout")
+    v.add_argument("--float", dest="float_model", metavar="FLOAT_MODEL",
+                   help="the float model: a float32 .tflite (run in TFLM; int8 'hybrid' weights are dequantized) "
+                   "or a torch.export program (.pt2)")
+    v.add_argument("--float-layout", choices=("nchw", "nhwc"),
+                   help="the float model's input layout (default nchw for a .pt2, nhwc for a .tflite): the "
+                   "samples' channel axis is moved to match, and back on its outputs")
+    v.add_argument("--samples", type=parse_positive, metavar="N",
+                   help="use the first N samples (default all, at most 1000)")
+    v.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    v.add_argument("--strategy", choices=("auto", "layer", "fused", "patch"), default="auto",
+                   help="how the C runs the model, as in compile (default auto)")
+    v.add_argument("--max-extra-macs", type=parse_fraction, default=0.15, metavar="FRACTION",
+                   help="cap on the MACs a strategy may add (default 15%%)")
+    v.add_argument("--report", metavar="FILE", help="also write a report with the results: FILE.html, or FILE.md "
+                   "(with FILE_memory.svg)")
+    _add_target(v, "run the generated C bare-metal in QEMU (MPS2 AN386 / AN500)")
 
 
 def _add_quantize(sub) -> None:

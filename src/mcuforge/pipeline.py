@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -33,6 +33,47 @@ class LayerRow:
 
 
 @dataclass(frozen=True)
+class ModelLayerRow:
+    """One of the model's own layers (numbered as load_model reads the model), whatever ran for it."""
+
+    index: int
+    kind: str
+    name: str
+    out_shape: tuple[int, ...]
+    macs: int  # as run: the halos a patch stage computes again included
+    params: int
+    live_bytes: int  # the largest live set while any of its ops runs
+    ops: int  # the ops run for it: 1 layer by layer; patches, slices, window copies, pastes
+    how: str = ""  # "", "in place", "patch: 16 patches", "fused: 4 slices"
+
+
+def model_layer_rows(model: Graph, chosen: Schedule, plan: MemoryPlan) -> tuple[tuple[ModelLayerRow, ...],
+                                                                               tuple[int, ...]]:
+    """The model's layers with what ran for each, and for each op run the model layer it belongs to."""
+    from .engine.schedule.choose import source_layers
+
+    run = chosen.graph
+    source = tuple(source_layers(model, chosen))
+    rows = []
+    members: dict[int, list[int]] = {}
+    for k, layer in enumerate(source):
+        members.setdefault(layer, []).append(k)
+    for i, op in enumerate(model.ops):
+        ks = members.get(i, [])
+        tags = {run.ops[k].name.rsplit("@", 1)[1] for k in ks if "@" in run.ops[k].name}
+        tags = {tag for tag in tags if not tag.startswith("paste")}
+        if any(tag[:1] == "p" and tag[1:].isdigit() for tag in tags):
+            how = f"patch: {len(tags)} patches"
+        elif tags:
+            how = f"fused: {len(tags)} slices"
+        else:
+            how = "in place" if any(k in plan.inplace_ops for k in ks) else ""
+        rows.append(ModelLayerRow(i, op.kind, op.name, model[op.outputs[0]].shape, sum(macs(run.ops[k], run) for k in ks),
+                                  params(op, model), max((plan.live_bytes[k] for k in ks), default=0), len(ks), how))
+    return tuple(rows), source
+
+
+@dataclass(frozen=True)
 class MemoryReport:
     model: str
     arena_bytes: int  # peak SRAM: the one arena holds every activation and all kernel scratch
@@ -50,10 +91,18 @@ class MemoryReport:
     param_bytes: int = 0  # the model's weights and biases as the .tflite stores them
     flash_code_bytes: int | None = None  # the model's code, its constant tables and .data on a Cortex-M build
     flash_code_build: str = ""  # which build: e.g. "cortex-m7 -O2" (arm-none-eabi-size)
+    model_layers: tuple[ModelLayerRow, ...] = ()  # the model's own layers, numbered as the model is
+    source: tuple[int, ...] = ()  # for each op run (`layers`), its index in `model_layers`
 
     @property
     def peak_layer(self) -> LayerRow:
+        """The op run where the live set peaks."""
         return self.layers[self.peak_step]
+
+    @property
+    def peak_model_layer(self) -> ModelLayerRow | LayerRow:
+        """The model's layer that op belongs to (the op itself when the model's layers are not known)."""
+        return self.model_layers[self.source[self.peak_step]] if self.model_layers else self.peak_layer
 
     @property
     def flash_bytes(self) -> int:
@@ -63,7 +112,8 @@ class MemoryReport:
     def as_json(self) -> dict:
         return {"model": self.model, "peak_sram_bytes": self.arena_bytes, "arena_bytes": self.arena_bytes,
                 "lower_bound_bytes": self.lower_bound_bytes, "flash_weights_bytes": self.flash_weights_bytes,
-                "macs": self.macs, "ops": len(self.layers), "peak_layer": self.peak_layer.name,
+                "macs": self.macs, "ops": len(self.layers), "model_layers": len(self.model_layers) or len(self.layers),
+                "peak_layer": self.peak_model_layer.name, "peak_layer_index": self.peak_model_layer.index,
                 "inplace_ops": sum(r.inplace for r in self.layers), "strategy": self.strategy,
                 "schedule": self.schedule, "blocks": list(self.blocks),
                 "extra_macs_ratio": round(self.extra_macs_ratio, 6), "external_inputs": self.external_inputs,
@@ -98,19 +148,23 @@ def param_bytes(graph: Graph) -> int:
 
 
 def memory_report(graph: Graph, plan: MemoryPlan, flash_bytes: int, chosen: Schedule | None = None,
-                  choice: PlanChoice | None = None, params_bytes: int | None = None) -> MemoryReport:
+                  choice: PlanChoice | None = None, model: Graph | None = None) -> MemoryReport:
     """Report of `graph` run with `plan`; `flash_bytes`: the generated const data; `chosen`: the schedule
-    that rewrote the model into `graph`; `choice`: why auto took it; `params_bytes`: the model's weights
-    and biases (default: `graph`'s)."""
+    that rewrote `model` into `graph`; `choice`: why auto took it. With `model` and `chosen` the report also
+    has the model's own layers."""
     rows = tuple(LayerRow(i, op.kind, op.name, graph[op.outputs[0]].shape, macs(op, graph), params(op, graph),
                           plan.live_bytes[i], i in plan.inplace_ops) for i, op in enumerate(graph.ops))
     extra = chosen.extra_macs_ratio if chosen else 0.0
     model_macs = chosen.model_macs if chosen else sum(r.macs for r in rows)
-    return MemoryReport(graph.name, plan.arena_bytes, plan.lower_bound, flash_bytes, model_macs, rows,
+    report = MemoryReport(graph.name, plan.arena_bytes, plan.lower_bound, flash_bytes, model_macs, rows,
                         plan.peak_step, chosen.strategy if chosen else "layer",
                         chosen.describe() if chosen else "layer by layer", tuple(chosen.blocks()) if chosen else (),
                         extra, bool(graph.external), choice.as_json() if choice else None,
-                        param_bytes(graph) if params_bytes is None else params_bytes)
+                        param_bytes(model if model is not None else graph))
+    if model is not None and chosen is not None:
+        layers, source = model_layer_rows(model, chosen, plan)
+        report = replace(report, model_layers=layers, source=source)
+    return report
 
 
 def analyze(graph: Graph, *, strategy: str = "layer", max_extra_macs: float = MAX_EXTRA_MACS) -> MemoryReport:
@@ -118,7 +172,7 @@ def analyze(graph: Graph, *, strategy: str = "layer", max_extra_macs: float = MA
     (the C is generated to count its const data)."""
     chosen = schedule(graph, strategy, max_extra_macs)
     lib = compile_graph(chosen.graph, plan=chosen.plan)  # checks the plan
-    return memory_report(chosen.graph, chosen.plan, lib.flash_weights_bytes, chosen, params_bytes=param_bytes(graph))
+    return memory_report(chosen.graph, chosen.plan, lib.flash_weights_bytes, chosen, model=graph)
 
 
 def compile_model(graph: Graph, name: str | None = None, *, sram: int | None = None,
@@ -144,7 +198,7 @@ def compile_model(graph: Graph, name: str | None = None, *, sram: int | None = N
     else:
         chosen = schedule(graph, strategy, max_extra_macs)
     lib = compile_graph(chosen.graph, prefix, plan=chosen.plan, options=options)  # checks the plan
-    report = memory_report(chosen.graph, chosen.plan, lib.flash_weights_bytes, chosen, choice, param_bytes(graph))
+    report = memory_report(chosen.graph, chosen.plan, lib.flash_weights_bytes, chosen, choice, graph)
     if target != "host":
         report = with_code_size(report, lib, target, opt)
     check_budget(report, sram, flash)
@@ -153,8 +207,6 @@ def compile_model(graph: Graph, name: str | None = None, *, sram: int | None = N
 
 def with_code_size(report: MemoryReport, lib: CLibrary, core: str, opt: str) -> MemoryReport:
     """`report` with the model's code measured on a Cortex-M build (arm-none-eabi-size)."""
-    from dataclasses import replace
-
     from .targets.cortex_m import CortexMModel
 
     size = CortexMModel.build(lib, core, opt).size_report()
@@ -163,12 +215,12 @@ def with_code_size(report: MemoryReport, lib: CLibrary, core: str, opt: str) -> 
 
 def check_budget(report: MemoryReport, sram: int | None, flash: int | None) -> None:
     if sram is not None and report.arena_bytes > sram:
-        peak = report.peak_layer
+        peak = report.peak_model_layer
         raise BudgetError(f"{report.model}: peak SRAM {report.arena_bytes} B exceeds the budget of {sram} B "
                           f"by {report.arena_bytes - sram} B; the peak is at layer {peak.index} {peak.kind} "
                           f"'{peak.name}' ({peak.live_bytes} B live)")
     if flash is not None and report.flash_bytes > flash:
-        big = max(report.layers, key=lambda r: r.params)
+        big = max(report.model_layers or report.layers, key=lambda r: r.params)
         what = (f"code and weights need {report.flash_bytes} B of flash ({report.flash_code_bytes} B code on "
                 f"{report.flash_code_build}, {report.flash_weights_bytes} B weights)"
                 if report.flash_code_bytes is not None else f"weights need {report.flash_weights_bytes} B of flash")
@@ -190,6 +242,7 @@ def write_library(lib: CLibrary, outdir: str | os.PathLike, *, target: str = "ho
     with replaced_folder(outdir) as stage:
         try:
             for fname, text in lib.files.items():
+                (stage / fname).parent.mkdir(parents=True, exist_ok=True)  # zephyr/, examples/
                 (stage / fname).write_text(text)
         except OSError as e:
             raise UsageError(f"cannot write the C library to {shown(os.fspath(outdir))}: {e.strerror or e}") from None

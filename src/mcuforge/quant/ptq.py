@@ -131,10 +131,10 @@ def _edge_quant(graph: Graph, names: Sequence[str], i: int, role: str) -> QuantP
 def quantize_input(graph: Graph, x: np.ndarray, i: int = 0) -> np.ndarray:
     """Real values -> the int8 codes of the graph's input i (float32 division, halves away from zero,
     as TFLite's QUANTIZE)."""
+    from ..engine.reference.ops_elementwise import quantize_f32_values
+
     q = _edge_quant(graph, graph.inputs, i, "input")
-    v = np.asarray(x, np.float32) / np.float32(q.s)
-    rounded = np.sign(v) * np.floor(np.abs(v) + np.float32(0.5))
-    return np.clip(rounded + q.zp, -128, 127).astype(np.int8)
+    return quantize_f32_values(q.s, q.zp, x)
 
 
 def dequantize_output(graph: Graph, y: np.ndarray, i: int = 0) -> np.ndarray:

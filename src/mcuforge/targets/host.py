@@ -74,11 +74,12 @@ int main(void) {{
 def write_sources(lib: CLibrary, folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for fname, text in lib.files.items():
+        (folder / fname).parent.mkdir(parents=True, exist_ok=True)  # zephyr/, examples/
         (folder / fname).write_text(text)
 
 
 def _build(lib: CLibrary, kind: str, flags: Sequence[str], extra: dict[str, str]) -> Path:
-    files = dict(lib.files, **extra)
+    files = dict(lib.code, **extra)  # the C only: no build-system files, no example main()
     cc = compiler()
     key = hashlib.sha256("\0".join([kind, cc, *flags, *(f"{k}\0{v}" for k, v in sorted(files.items()))])
                          .encode()).hexdigest()[:20]

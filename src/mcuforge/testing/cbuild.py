@@ -123,8 +123,9 @@ class Builder:
 
     def _objects(self, lib: CLibrary) -> list[Path]:
         """Object files of the library and its harness, compiling those not in the cache."""
-        headers = "".join(f"{n}\0{t}" for n, t in sorted(lib.files.items()) if not n.endswith(".c"))
-        units = {n: t for n, t in lib.files.items() if n.endswith(".c")}
+        code = lib.code  # the C only: no build-system files, no example main()
+        headers = "".join(f"{n}\0{t}" for n, t in sorted(code.items()) if not n.endswith(".c"))
+        units = {n: t for n, t in code.items() if n.endswith(".c")}
         units["fuzz_main.c"] = harness(lib.name)
         flags = "\0".join(self.flags)
         objs = {n: self.root / "obj" / f"{_key(flags, self.cc, headers, n, t)}.o" for n, t in units.items()}
@@ -133,7 +134,7 @@ class Builder:
         if todo:
             work = Path(tempfile.mkdtemp(prefix="src-", dir=self.root))
             try:
-                for fname, text in lib.files.items():
+                for fname, text in code.items():
                     (work / fname).write_text(text, encoding="utf-8", errors="surrogateescape")
                 (work / "fuzz_main.c").write_text(units["fuzz_main.c"])
                 cmd = [self.cc, *self.flags, "-I.", "-c", *todo]

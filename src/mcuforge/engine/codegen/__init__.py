@@ -20,6 +20,8 @@ from . import (  # noqa: F401  (register emitters)
     emit_accumulate, emit_conv, emit_elementwise, emit_pool, emit_shape, emit_softmax)
 from .context import CTYPES, EMITTERS, ConstPool, EmitContext, c_float
 from .files import weights_source
+from .io_helpers import QUANTIZE_HEADER, helper_declarations, helper_definitions, needs_quantize_header
+from .packaging import project_files
 from .shared_layers import share_repeated_layers
 
 _INCLUDE = re.compile(r'^#include "(mcu_[a-z0-9_]+\.h)"', re.M)
@@ -75,7 +77,14 @@ class CLibrary:
 
     @property
     def sources(self) -> list[str]:
-        return [f for f in self.files if f.endswith(".c")]
+        """The library's C sources: every .c file at the top level (examples/example_main.c, which has its own
+        main(), is not one)."""
+        return [f for f in self.files if f.endswith(".c") and "/" not in f]
+
+    @property
+    def code(self) -> dict[str, str]:
+        """What a compiler needs: the library's sources and headers, without the build-system and example files."""
+        return {f: t for f, t in self.files.items() if "/" not in f and f.endswith((".c", ".h"))}
 
 
 _IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
@@ -128,6 +137,8 @@ def generate(graph: Graph, plan: MemoryPlan, name: str, options: CodeOptions = C
     arena = f"{name}_arena.bytes" if options.arena == "static" else "mcu_arena"  # a local of invoke
     ctx = EmitContext(graph=graph, plan=plan, consts=consts, arena=arena, external=_external_pointers(graph, name))
     ctx.use("mcu_common.h")
+    if needs_quantize_header(graph):
+        ctx.use(QUANTIZE_HEADER)  # <name>_quantize_input / _dequantize_output
     calls: list[str] = []
     bodies: list[str] = []
     for i, op in enumerate(graph.ops):
@@ -155,8 +166,10 @@ def generate(graph: Graph, plan: MemoryPlan, name: str, options: CodeOptions = C
     for header in sorted(with_dependencies(ctx.headers)):
         files[header] = runtime_source(header)
     io = {n: IOSpec(n, graph[n].shape, graph[n].dtype) for n in (*graph.inputs, *graph.outputs)}
-    return CLibrary(name, files, plan.arena_bytes, consts.flash_bytes(),
-                    tuple(io[n] for n in graph.inputs), tuple(io[n] for n in graph.outputs), options)
+    inputs, outputs = tuple(io[n] for n in graph.inputs), tuple(io[n] for n in graph.outputs)
+    files.update(project_files(name, [f for f in files if f.endswith(".c")], inputs, outputs,
+                               external_arena=options.arena == "external"))
+    return CLibrary(name, files, plan.arena_bytes, consts.flash_bytes(), inputs, outputs, options)
 
 
 def _external_pointers(graph: Graph, name: str) -> dict[str, str]:
@@ -209,6 +222,7 @@ def _header(graph: Graph, plan: MemoryPlan, name: str, options: CodeOptions) -> 
               f"void *{name}_output(int i);",
               "/* Bytes of input / output i (0 if i is out of range). */",
               f"int {name}_input_bytes(int i);", f"int {name}_output_bytes(int i);",
+              *helper_declarations(graph, name, external),
               *_arena_api(name, external),
               f"int {name}_invoke(void);", "",
               "#ifdef __cplusplus", "}", "#endif", "", f"#endif /* {upper}_H */", ""]
@@ -321,7 +335,7 @@ def _model_source(graph: Graph, plan: MemoryPlan, name: str, ctx: EmitContext, c
              f"{len(graph.ops)} layers. */",
              f'#include "{name}.h"', *kernels, "", *externs, "", *_arena_lines(plan, name, options), "",
              *_input_buffers(graph, name), *table("input", graph.inputs), *_input_setter(graph, name),
-             *table("output", graph.outputs), "",
+             *table("output", graph.outputs), *helper_definitions(graph, name), "",
              "/* Debug builds (-DMCUFORGE_TRACE) call a hook after every layer, e.g. to compare layers. */",
              "#ifdef MCUFORGE_TRACE", f"void (*{name}_trace_hook)(int layer) = 0;",
              f"void *{name}_trace_arena(void) {{ return {base}; }}",

@@ -146,7 +146,7 @@ def build(lib: CLibrary, core_name: str = "cortex-m7", opt: str = "-O2", trace: 
     mcu_layer_mark after every layer (-DMCUFORGE_TRACE), for per-layer instruction counts."""
     c = core(core_name)
     support = {f: support_source(f) for f in SUPPORT_FILES}
-    files = dict(lib.files, **support)
+    files = dict(lib.code, **support)  # the C only: no build-system files, no example main()
     key = hashlib.sha256("\0".join(["cortex-m-v1", c.name, *c.cflags, opt, str(trace), gcc_version(),
                                     *(f"{k}\0{v}" for k, v in sorted(files.items()))]).encode()).hexdigest()[:20]
     out = cache_dir() / key

@@ -1,0 +1,35 @@
+"""Under CI (the CI environment variable set) a skipped test fails: CI must run every oracle (TFLM, the
+Arm toolchain, QEMU, valgrind, ../shared), and a green run that skipped one would prove nothing. Only a
+test that cannot apply on this machine may skip there, with a reason starting "not applicable:"."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+APPLIES_ALWAYS = "not applicable:"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if not os.environ.get("CI") or not report.skipped or hasattr(report, "wasxfail"):
+        return
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    if reason.removeprefix("Skipped: ").startswith(APPLIES_ALWAYS):
+        return
+    report.outcome = "failed"
+    report.longrepr = f"CI must not skip this test (set up what it needs): {reason}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    """A whole module skipped at import (pytest.skip(..., allow_module_level=True)) fails under CI too."""
+    outcome = yield
+    report = outcome.get_result()
+    if os.environ.get("CI") and report.skipped:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        if not reason.removeprefix("Skipped: ").startswith(APPLIES_ALWAYS):
+            report.outcome = "failed"
+            report.longrepr = f"CI must not skip these tests (set up what they need): {reason}"
