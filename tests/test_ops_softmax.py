@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from mcuforge.engine import compile_graph, reference
-from mcuforge.engine.codegen import emit_softmax
+from mcuforge.engine.codegen import emit_softmax, with_dependencies
 from mcuforge.errors import ModelError
 from mcuforge.frontends.tflite_reader import read_tflite
 from mcuforge.frontends.tflite_writer import write_tflite
@@ -311,7 +311,7 @@ int main(void) {
 def fp_harness(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("fixedpoint")
     runtime = resources.files("mcuforge.engine.runtime")
-    for header in ("mcu_common.h", "mcu_fixedpoint.h"):
+    for header in with_dependencies({"mcu_fixedpoint.h"}):
         (folder / header).write_text(runtime.joinpath(header).read_text())
     (folder / "main.c").write_text(_FP_HARNESS)
     cmd = [compiler(), *WARNINGS, "-O1", *SANITIZE, "-I.", "-o", "fp", "main.c"]

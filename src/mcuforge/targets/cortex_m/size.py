@@ -1,7 +1,9 @@
-"""Code-size report of a Cortex-M build from arm-none-eabi-size -A, per object file: the model's code
-(generated C and the inlined kernels) apart from its weights, and the linked image as a whole."""
+"""Code-size report of a Cortex-M build: the model's code (generated C and the inlined kernels) apart from
+its weights, as linked (the input sections the linker map places, so that functions the linker drops with
+--gc-sections, e.g. unused API helpers, do not count), and the linked image as a whole (arm-none-eabi-size)."""
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -22,6 +24,47 @@ class Sections:
                         self.bss + other.bss)
 
 
+_KINDS = (("text", (".text", ".vectors")), ("rodata", (".rodata", ".ARM.exidx")), ("data", (".data",)),
+          ("bss", (".bss", "COMMON")))
+
+
+def _kind(section: str) -> str | None:
+    for kind, prefixes in _KINDS:
+        if section.startswith(prefixes):
+            return kind
+    return None
+
+
+NOT_LOADED = (".comment", ".ARM.attributes", ".debug", ".note", ".stab", ".gnu")  # no flash, no RAM
+_MAP_LINE = re.compile(r"^ (\S+)?\s+0x([0-9a-fA-F]+)\s+0x([0-9a-fA-F]+)\s+(\S+\.o)\s*$")
+_MAP_NAME = re.compile(r"^ (\S+)\s*$")
+
+
+def linked_sizes(map_path: Path) -> dict[str, Sections]:
+    """Per object file, the sizes of its input sections the linker placed (GNU ld map, after "Linker script
+    and memory map": the discarded sections are listed before it). Sections of other kinds (a custom
+    section name) count as `other`: returned under the key "<object>:other" as rodata."""
+    text = map_path.read_text(errors="replace")
+    start = text.find("Linker script and memory map")
+    out: dict[str, dict[str, int]] = {}
+    pending = None
+    for line in text[start:].splitlines():
+        m = _MAP_LINE.match(line)
+        if m:
+            name, size, obj = m.group(1) or pending, int(m.group(3), 16), m.group(4)
+            pending = None
+            if not name or not size or name.startswith(NOT_LOADED):
+                continue
+            kind = _kind(name)
+            key = obj if kind else obj + ":other"
+            sizes = out.setdefault(key, {"text": 0, "rodata": 0, "data": 0, "bss": 0})
+            sizes[kind or "rodata"] += size
+            continue
+        n = _MAP_NAME.match(line)
+        pending = n.group(1) if n and not n.group(1).startswith("*") else None
+    return {obj: Sections(**sizes) for obj, sizes in out.items()}
+
+
 def section_sizes(path: Path) -> Sections:
     """Sizes by kind of section, summing .text.*, .rodata.* etc. (-ffunction-sections/-fdata-sections)."""
     out = _run([tool("arm-none-eabi-size"), "-A", "-d", str(path)], path.parent, "arm-none-eabi-size")
@@ -31,11 +74,9 @@ def section_sizes(path: Path) -> Sections:
         if len(parts) < 2 or not parts[1].isdigit():
             continue
         name, size = parts[0], int(parts[1])
-        for kind, prefixes in (("text", (".text", ".vectors")), ("rodata", (".rodata", ".ARM.exidx")),
-                               ("data", (".data",)), ("bss", (".bss", "COMMON"))):
-            if name.startswith(prefixes):
-                sizes[kind] += size
-                break
+        kind = _kind(name)
+        if kind:
+            sizes[kind] += size
     return Sections(**sizes)
 
 
@@ -75,9 +116,11 @@ class SizeReport:
 
 def size_report(build: Build, model: str) -> SizeReport:
     weights_obj = f"{model}_weights.o"
-    model_objs = [o for o in build.objects() if o.name not in HARNESS_OBJECTS and o.name != weights_obj]
-    code = sum((section_sizes(o) for o in model_objs), Sections())
-    weights = section_sizes(build.folder / weights_obj)
+    linked = linked_sizes(build.folder / "model.map")
+    model_objs = [o.name for o in build.objects() if o.name not in HARNESS_OBJECTS and o.name != weights_obj]
+    code = sum((linked.get(o, Sections()) for o in model_objs), Sections())
+    weights = linked.get(weights_obj, Sections()) + linked.get(weights_obj + ":other", Sections())
+    code = code + Sections(bss=sum(linked.get(o + ":other", Sections()).rodata for o in model_objs))  # a placed arena
     image = section_sizes(build.elf)
     return SizeReport(model=model, core=build.core.name, opt=build.opt, code_bytes=code.text,
                       const_bytes=code.rodata, weights_bytes=weights.rodata + weights.text + weights.data,
