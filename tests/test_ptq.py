@@ -455,6 +455,17 @@ def test_torch_model_end_to_end(tiny_float_graph, observer):
     assert error.max() <= 3 * graph[graph.outputs[0]].quant.s
 
 
+@needs_torch
+def test_calibration_in_channels_first_layout_gives_the_same_model(tiny_float_graph):
+    x = _calibration(tiny_float_graph[tiny_float_graph.inputs[0]].shape, n=24, seed=2)  # NHWC
+    nhwc = quantize(tiny_float_graph, x, batch_size=8, progress=False)
+    nchw = quantize(tiny_float_graph, np.ascontiguousarray(x.transpose(0, 3, 1, 2)), batch_size=8, progress=False,
+                    layout="nchw")
+    assert write_tflite(nhwc) == write_tflite(nchw)
+    with pytest.raises(ValueError, match="layout"):
+        quantize(tiny_float_graph, x, progress=False, layout="hwc")
+
+
 def test_weights_shared_by_two_ops():
     f = FloatNet(4)
     x = f.input((1, 4, 4, 3))

@@ -110,8 +110,16 @@ def calibrate(float_graph: Graph, data: Calibration, observer: ObserverChoice = 
 
 
 def quantize(float_graph: Graph, calibration: Calibration, *, observer: ObserverChoice = "minmax",
-             batch_size: int = 64, progress: bool = True) -> Graph:
-    """The int8 graph of `float_graph`, with activation ranges calibrated on `calibration` (IR layout)."""
+             batch_size: int = 64, progress: bool = True, layout: str = "nhwc") -> Graph:
+    """The int8 graph of `float_graph`, with activation ranges calibrated on `calibration`, samples first.
+    `layout`: "nhwc" (channels last, the IR's layout, as from_torch lays the graph out) or "nchw" (channels
+    first, as the torch model and `mcuforge quantize --calib` take them: an array is moved to channels last)."""
+    if layout.lower() in ("nchw", "ncl", "channels_first"):
+        if not isinstance(calibration, np.ndarray):
+            raise ValueError("layout='nchw' takes the calibration data as one array, samples first")
+        calibration = np.moveaxis(calibration, 1, -1) if calibration.ndim >= 3 else calibration
+    elif layout.lower() not in ("nhwc", "nlc", "channels_last"):
+        raise ValueError(f"layout {layout!r}: choose nhwc (channels last) or nchw (channels first)")
     ranges = calibrate(float_graph, calibration, observer, batch_size=batch_size, progress=progress)
     return quantize_with_ranges(float_graph, ranges)
 
