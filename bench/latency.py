@@ -447,7 +447,7 @@ def _markdown(records: list[dict], result: dict, train: list[dict] | None) -> st
         "clock (one cycle per instruction: an estimate, as the CLI's board estimate says).",
         "- `nas.codesize.code_bytes(layers, core, opt='Os')`: `.text` of the model's code (`SizeReport.code_bytes`: "
         "the `<name>.c` invoke function with its layer bodies and the kernels it pulls in; not the weights) "
-        "as arm-none-eabi-size reports it, at -Os (what firmware builds use) or -O2.",
+        "as linked (the linker map), at -Os (what firmware builds often use) or -O2.",
         "",
         "## How",
         "",
@@ -468,14 +468,15 @@ def _markdown(records: list[dict], result: dict, train: list[dict] | None) -> st
         "normal build's total to the trace build's, 0.996 to 1.004 per network) turns them into counts of "
         "the normal build. Predicting a network takes about a millisecond in Python (layers memoised).",
         "",
-        "Code size: at -Os the compiler keeps one shared copy of each kernel called more than once (a kernel "
-        "called once is inlined and specialised), so the model is a fixed part, a part per kernel path used "
-        "once or more than once, a part per layer of each path, and the pointwise kernel's spent-input and "
-        "borrowed-column loops when some layer needs them; at -O2 every layer gets its own inlined, "
-        "shape-specialised copy, so each layer's part also follows what the compiler keeps and unrolls: "
-        "which of the pointwise kernel's pixel loops run at all (literal trip counts let it drop the "
-        "others), its depth remainder, the depthwise plane kernel's distinct output blocks and window "
-        "rows. Fitted by non-negative least squares on the networks' totals, relative errors.",
+        "Code size: at -O2 and at -Os alike every layer gets its own inlined, shape-specialised copy of its "
+        "kernels (runtime/mcu_build.h keeps them specialised at -Os; -Os compiles the copies for size), so the "
+        "model is a fixed part, a part per kernel path used once or more than once, and per layer a part that "
+        "follows what the compiler keeps and unrolls: which of the pointwise kernel's pixel loops run at all "
+        "(literal trip counts let it drop the others), its depth remainder, the depthwise plane kernel's "
+        "distinct output blocks and window rows; and the pointwise kernel's spent-input and borrowed-column "
+        "loops when some layer needs them. The size is what the linker keeps (the map's input sections). "
+        "Fitted by non-negative least squares on the networks' totals, relative errors, one set of "
+        "coefficients per level. (-DMCU_SMALL_CODE, one shared copy of each kernel, is not modelled.)",
         "",
         "Networks: random architectures of MCUNet's search space (`nas.mcunet.SearchSpace.sample`): two "
         "thirds 2-D images (W in 0.2..1.0, R in 48..224, 1000 or 10 classes), one third 1-D signals (W in "
