@@ -1,0 +1,155 @@
+"""Training the stage-2 supernet with the sandwich rule and in-place distillation (BigNAS), with
+checkpoints that a killed run resumes from exactly.
+
+    state = train_supernet(net, x_train, y_train, TrainConfig(epochs=3), checkpoint="run/supernet.pt")
+    state = train_supernet(net, x_train, y_train, TrainConfig(epochs=3), checkpoint="run/supernet.pt",
+                           resume=True)          # after a kill or Ctrl-C: continues after the last checkpoint
+    acc = subnet_accuracy(net, arch, x_val, y_val, x_train)   # BN recalibrated for `arch`, then scored
+
+Every step trains, on one batch, the largest subnet on the labels, then `subnets` random subnets and the
+smallest on the largest's softened outputs (in-place distillation), and takes one SGD step on the summed
+gradients. Why the sandwich rule rather than once-for-all's progressive shrinking: it trains every part
+of the supernet from the first step, in one phase, which suits short runs on small data; progressive
+shrinking's four phases (full, kernel, depth, expand) each need epochs of their own. The measured
+comparison is still to do (issue 15).
+
+Determinism: the batch order of epoch e is a permutation drawn from (seed, e), the subnets of step s from
+(seed, s), the learning rate is a cosine of the step, so a run resumed from a checkpoint (weights,
+optimizer, step) continues exactly as the uninterrupted run would (one torch thread).
+"""
+from __future__ import annotations
+
+import math
+import os
+import random
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import UsageError, shown
+from .mcunet import Arch
+from .supernet import Supernet, recalibrate_bn
+
+CHECKPOINT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 5
+    batch_size: int = 64
+    lr: float = 0.05  # peak learning rate (cosine decay to 0 over the run)
+    momentum: float = 0.9
+    weight_decay: float = 3e-5
+    subnets: int = 2  # random subnets per step between the largest and the smallest
+    seed: int = 0
+    checkpoint_every: int = 50  # steps
+
+
+@dataclass
+class TrainState:
+    step: int  # steps done
+    steps: int  # steps in the whole run
+    loss: float  # the last step's loss of the largest subnet
+    resumed_from: int = 0  # the step the run resumed after (0: a fresh run)
+
+
+def _batches(n: int, config: TrainConfig, epoch: int) -> list[np.ndarray]:
+    order = np.random.default_rng((config.seed, epoch)).permutation(n)
+    return [order[i:i + config.batch_size] for i in range(0, n - config.batch_size + 1, config.batch_size)]
+
+
+def _save(path: Path, net: Supernet, optimizer: torch.optim.Optimizer, step: int, config: TrainConfig) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save({"version": CHECKPOINT_VERSION, "step": step, "config": asdict(config), "model": net.state_dict(),
+                "optimizer": optimizer.state_dict()}, tmp)
+    os.replace(tmp, path)  # a kill during the save leaves the previous checkpoint
+
+
+def _load(path: Path, net: Supernet, optimizer: torch.optim.Optimizer, config: TrainConfig) -> int:
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=False)
+    except (OSError, RuntimeError, EOFError, ValueError) as e:
+        raise UsageError(f"cannot resume from {shown(str(path))}: {e}; start without --resume") from None
+    if saved.get("version") != CHECKPOINT_VERSION or saved.get("config") != asdict(config):
+        raise UsageError(f"{shown(str(path))} was written by a run with other settings: resume with the same "
+                         "settings, or start without --resume")
+    net.load_state_dict(saved["model"])
+    optimizer.load_state_dict(saved["optimizer"])
+    return int(saved["step"])
+
+
+def train_supernet(net: Supernet, x: np.ndarray, y: np.ndarray, config: TrainConfig = TrainConfig(), *,
+                   checkpoint: str | os.PathLike | None = None, resume: bool = False,
+                   on_step: Callable[[int, float], None] | None = None) -> TrainState:
+    """Trains `net` on x (NCHW or NCL float32) and y (int labels); see the module docstring. `on_step(step,
+    loss)` is called after every step (progress bars; a test raises from it to simulate a kill)."""
+    n = len(x)
+    if n < config.batch_size:
+        raise UsageError(f"{n} training samples are fewer than one batch of {config.batch_size}: lower the batch size")
+    per_epoch = len(_batches(n, config, 0))
+    steps = per_epoch * config.epochs
+    optimizer = torch.optim.SGD(net.parameters(), lr=config.lr, momentum=config.momentum,
+                                weight_decay=config.weight_decay, nesterov=True)
+    path = Path(checkpoint) if checkpoint is not None else None
+    start = 0
+    if resume:
+        if path is None or not path.exists():
+            raise UsageError("nothing to resume: no checkpoint yet; start without --resume")
+        start = _load(path, net, optimizer, config)
+    space = net.space
+    xt, yt = torch.from_numpy(np.ascontiguousarray(x, np.float32)), torch.from_numpy(np.asarray(y, np.int64))
+    net.train()
+    loss_value = math.nan
+    step = start
+    for epoch in range(start // per_epoch, config.epochs):
+        for k, idx in enumerate(_batches(n, config, epoch)):
+            if epoch * per_epoch + k < start:
+                continue
+            lr = 0.5 * config.lr * (1 + math.cos(math.pi * step / steps))
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            xb, yb = xt[idx], yt[idx]
+            optimizer.zero_grad(set_to_none=True)
+            net.set_active(space.largest())
+            logits = net(xb)
+            loss = F.cross_entropy(logits, yb)
+            loss.backward()
+            loss_value = float(loss.detach())
+            soft = F.softmax(logits.detach(), dim=1)
+            rng = random.Random(config.seed * 1_000_003 + step)
+            for arch in [space.sample(rng) for _ in range(config.subnets)] + [space.smallest()]:
+                net.set_active(arch)
+                distill = F.kl_div(F.log_softmax(net(xb), dim=1), soft, reduction="batchmean")
+                distill.backward()
+            optimizer.step()
+            step += 1
+            if path is not None and (step % config.checkpoint_every == 0 or step == steps):
+                _save(path, net, optimizer, step, config)
+            if on_step is not None:
+                on_step(step, loss_value)
+    net.set_active(space.largest())
+    return TrainState(step, steps, loss_value, start)
+
+
+def subnet_accuracy(net: Supernet, arch: Arch, x_val: np.ndarray, y_val: np.ndarray, x_calib: np.ndarray,
+                    calib_batches: int = 4, batch_size: int = 64) -> float:
+    """Top-1 accuracy of subnet `arch` on (x_val, y_val), its batch norms recalibrated on the first
+    `calib_batches` batches of x_calib (training data, never the validation split)."""
+    net.set_active(arch)
+    calib = torch.from_numpy(np.ascontiguousarray(x_calib[:calib_batches * batch_size], np.float32))
+    recalibrate_bn(net, calib.split(batch_size))
+    net.eval()
+    correct = 0
+    with torch.no_grad():
+        for i in range(0, len(x_val), batch_size):
+            xb = torch.from_numpy(np.ascontiguousarray(x_val[i:i + batch_size], np.float32))
+            correct += int((net(xb).argmax(1).numpy() == np.asarray(y_val[i:i + batch_size])).sum())
+    net.train()
+    return correct / max(len(x_val), 1)
+
+
+__all__ = ["TrainConfig", "TrainState", "subnet_accuracy", "train_supernet"]
