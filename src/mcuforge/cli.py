@@ -266,6 +266,12 @@ def _demo(args, console: Console) -> int:
     return 0 if result.ok else 1
 
 
+def _search(args, console: Console) -> int:
+    from .nas_cli import run_search
+
+    return run_search(args, console)
+
+
 def _nas(args, console: Console) -> int:
     from .nas_cli import run_nas
 
@@ -303,7 +309,8 @@ def _write_validate_report(args, result, console: Console) -> None:
 
 
 COMMANDS = {"bench": _bench, "compile": _compile, "run": _run, "verify": _verify, "inspect": _inspect, "demo": _demo,
-            "quantize": _quantize, "nas": _nas, "validate": _validate}
+            "quantize": _quantize, "nas": _nas, "validate": _validate,
+            "search": _search}
 
 
 class Interrupted(BaseException):

@@ -219,9 +219,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_quantize(sub)
     _add_validate(sub)
-    from .nas_cli import add_nas_parser
+    from .nas_cli import add_nas_parser, add_search_parser
 
     add_nas_parser(sub)
+    add_search_parser(sub)
 
     d = sub.add_parser("demo", help="compile, verify and report the built-in example network",
                        description="Build the example int8 MobileNet-style network that ships with mcuforge, "

@@ -205,3 +205,52 @@ def run_nas(args, console) -> int:
     if args.nas_command == "space":
         return run_space(args, console)
     raise UsageError(f"unknown nas command {shown(args.nas_command)}")
+
+
+SEARCH_DESCRIPTION = """TinyNAS end to end: stage 1 picks the (width, resolution) space for the budgets, a
+weight-sharing supernet is trained on DATA (sandwich rule, checkpointed; --resume continues after a kill),
+evolution searches it under the budgets (random search at equal evaluations beside it), and the winner is
+fine-tuned, quantized to int8, compiled, checked against the budgets on the exact compile, verified bit-exact
+(C = reference = TFLM) and scored on the test split. DATA: 'digits' (built in) or an .npz with x_train,
+y_train, x_test, y_test (images (N,H,W) or (N,H,W,C); signals (N,C,L) with --signal). OUT gets the C library
+(c/), model_int8.tflite, report.json, search.png and search.log."""
+
+
+def add_search_parser(sub) -> None:
+    s = sub.add_parser("search", help="TinyNAS: from a dataset and a board to the most accurate network that fits, "
+                       "as verified C", description=SEARCH_DESCRIPTION)
+    s.add_argument("--data", required=True, help="'digits' or an .npz with x_train, y_train, x_test, y_test")
+    s.add_argument("--board", help="board profile (sets the budgets and the core of the code and latency models)")
+    s.add_argument("--sram", type=parse_bytes, help="SRAM budget, e.g. 64K (overrides the board's)")
+    s.add_argument("--flash", type=parse_bytes, help="flash budget, e.g. 256K (overrides the board's)")
+    s.add_argument("--latency-ms", type=parse_milliseconds, metavar="MS", help="latency budget on --board (estimate)")
+    s.add_argument("-o", "--out", required=True, help="output folder: new, empty, or a search's (with --resume)")
+    s.add_argument("--preset", choices=("quick", "default", "full"), default="default",
+                   help="quick: minutes on 2 cores (8 epochs, population 16, 4 generations, at most 4000 training "
+                   "samples); default: 30 epochs, population 100, 500 generations; full: 120 epochs")
+    s.add_argument("--epochs", type=parse_positive, help="supernet epochs (overrides the preset)")
+    s.add_argument("--signal", action="store_true", help="the samples are 1-D signals (N, channels, length)")
+    s.add_argument("--strategy", choices=("layer", "auto"), default="layer",
+                   help="memory model of the budgets and execution strategy of the winner (default layer)")
+    s.add_argument("--seed", type=parse_count, default=0, help="seed of every random choice (default 0)")
+    s.add_argument("--resume", action="store_true", help="continue the search in OUT after a kill or Ctrl-C")
+    s.add_argument("--json", action="store_true", help="print report.json's object as the last line")
+
+
+def run_search(args, console) -> int:
+    import dataclasses
+    import json
+
+    from .nas.search import PRESETS, load_search_data, search
+
+    budgets, board = _budgets(args)
+    preset = PRESETS[args.preset]
+    if args.epochs:
+        preset = dataclasses.replace(preset, epochs=args.epochs)
+    data = load_search_data(args.data, signal=args.signal)
+    report = search(data, budgets, args.out, preset, board=board, strategy=args.strategy, seed=args.seed,
+                    resume=args.resume, progress=lambda msg: console.print(msg, markup=False))
+    console.print(f"wrote {args.out}/ (report.json, c/, model_int8.tflite)", markup=False)
+    if args.json:
+        print(json.dumps(report))
+    return 0

@@ -1,0 +1,69 @@
+"""`mcuforge search` end to end on the built-in digits (tiny settings): the winner fits the budgets on the
+exact compile, its C is bit-exact, and its reported test accuracy is what the reference interpreter gives
+on the written model; bad data and folders are refused in one line."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+
+from mcuforge.cli import main  # noqa: E402
+from mcuforge.engine.reference import run  # noqa: E402
+from mcuforge.nas.search import Preset, load_search_data, resize, search  # noqa: E402
+from mcuforge.nas.stage1 import Budgets  # noqa: E402
+from mcuforge.pipeline import load_model  # noqa: E402
+from mcuforge.quant.ptq import quantize_input  # noqa: E402
+
+TINY = Preset(epochs=1, finetune_epochs=1, population=4, generations=1, stage1_samples=50, batch_size=32,
+              max_train=600)
+
+
+def test_search_on_digits_gives_verified_c_within_budget(tmp_path):
+    data = load_search_data("digits")
+    budgets = Budgets(sram_bytes=32 * 1024, flash_bytes=192 * 1024)  # stage 1: w0.2-r64
+    report = search(data, budgets, tmp_path / "out", TINY)
+    found = report["searched"]
+    assert found["bit_exact"] and found["peak_sram_bytes"] <= budgets.sram_bytes
+    assert found["flash_bytes"] <= budgets.flash_bytes
+    assert report["search"]["evaluations"] == len(report["search"]["random_history"])
+    out = tmp_path / "out"
+    for name in ("report.json", "model_int8.tflite", "search.png", "search.log", "c/model.h", "c/model.c"):
+        assert (out / name).exists(), name
+    assert json.loads((out / "report.json").read_text()) == json.loads(json.dumps(report))
+    graph = load_model(out / "model_int8.tflite")  # the reported accuracy, recomputed by the reference
+    resolution = int(report["space"].split("-r")[1])
+    x = np.moveaxis(resize(data.x_test, resolution, False), 1, -1)
+    predicted = [int(np.argmax(run(graph, [quantize_input(graph, s[None])])[0])) for s in x]
+    assert found["test_accuracy"] == pytest.approx(np.mean(np.array(predicted) == data.y_test))
+    assert found["test_accuracy"] > 0.3  # well above chance (0.1) even after one epoch
+
+
+@pytest.mark.parametrize("arrays, message", [
+    ({"x_train": np.zeros((10, 8, 8))}, "has no y_train, x_test, y_test"),
+    ({"x_train": np.zeros((10, 8, 8)), "y_train": np.arange(10) % 2, "x_test": np.zeros((4, 8, 8)),
+      "y_test": np.array([0, 1, 2, 0])}, "labels must be 0..1"),
+    ({"x_train": np.zeros((10, 8, 8)), "y_train": np.r_[np.zeros(9), 1].astype(int), "x_test": np.zeros((4, 8, 8)),
+      "y_test": np.zeros(4, int)}, "at least 2 training samples"),
+    ({"x_train": np.zeros((10, 8, 8)), "y_train": np.arange(10) % 2, "x_test": np.zeros((4, 9, 9)),
+      "y_test": np.zeros(4, int)}, "differ"),
+])
+def test_bad_data_is_refused_in_one_line(tmp_path, capsys, arrays, message):
+    path = tmp_path / "d.npz"
+    np.savez(path, **arrays)
+    out = tmp_path / "out"
+    assert main(["search", "--data", str(path), "--sram", "32K", "-o", str(out), "--preset", "quick"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err and not out.exists()
+
+
+def test_output_folder_rules(tmp_path, capsys):
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "mine.txt").write_text("keep")
+    assert main(["search", "--data", "digits", "--sram", "32K", "-o", str(busy)]) == 2
+    assert "not empty" in capsys.readouterr().err and (busy / "mine.txt").read_text() == "keep"
+    assert main(["search", "--data", "digits", "--sram", "32K", "-o", str(tmp_path / "new"), "--resume"]) == 2
+    assert "no search to resume" in capsys.readouterr().err
