@@ -17,11 +17,11 @@ from mcuforge.nas.stage1 import Budgets  # noqa: E402
 from mcuforge.pipeline import load_model  # noqa: E402
 from mcuforge.quant.ptq import quantize_input  # noqa: E402
 
-TINY = Preset(epochs=1, finetune_epochs=1, population=4, generations=1, stage1_samples=50, batch_size=32,
-              max_train=600)
+TINY = Preset(epochs=2, finetune_epochs=2, population=4, generations=1, stage1_samples=50, batch_size=32,
+              max_train=600, qat_epochs=1)
 
 
-def test_search_on_digits_gives_verified_c_within_budget(tmp_path):
+def test_search_on_digits_gives_verified_c_within_budget(tmp_path, monkeypatch):
     data = load_search_data("digits")
     budgets = Budgets(sram_bytes=32 * 1024, flash_bytes=192 * 1024)  # stage 1: w0.2-r64
     report = search(data, budgets, tmp_path / "out", TINY)
@@ -39,6 +39,21 @@ def test_search_on_digits_gives_verified_c_within_budget(tmp_path):
     predicted = [int(np.argmax(run(graph, [quantize_input(graph, s[None])])[0])) for s in x]
     assert found["test_accuracy"] == pytest.approx(np.mean(np.array(predicted) == data.y_test))
     assert found["test_accuracy"] > 0.3  # well above chance (0.1) even after one epoch
+
+    (base,) = report["baselines"]  # S-MbV2, trained from scratch, deployed the same way
+    assert base["name"].startswith("S-MbV2 w") and base["bit_exact"]
+    assert base["peak_sram_bytes"] <= budgets.sram_bytes and base["flash_bytes"] <= budgets.flash_bytes
+
+    # resume: the supernet, the evaluations and the trainings come from the folder, nothing is redone
+    import mcuforge.nas.search as search_module
+
+    def no_more(*args, **kwargs):
+        raise AssertionError("a resumed search evaluated an architecture again")
+
+    monkeypatch.setattr(search_module, "subnet_accuracy", no_more)
+    again = search(data, budgets, tmp_path / "out", TINY, resume=True)
+    assert again["searched"]["arch"] == found["arch"] and again["search"] == report["search"]
+    assert "resumed" in (out / "search.log").read_text()
 
 
 @pytest.mark.parametrize("arrays, message", [

@@ -210,8 +210,9 @@ def run_nas(args, console) -> int:
 SEARCH_DESCRIPTION = """TinyNAS end to end: stage 1 picks the (width, resolution) space for the budgets, a
 weight-sharing supernet is trained on DATA (sandwich rule, checkpointed; --resume continues after a kill),
 evolution searches it under the budgets (random search at equal evaluations beside it), and the winner is
-fine-tuned, quantized to int8, compiled, checked against the budgets on the exact compile, verified bit-exact
-(C = reference = TFLM) and scored on the test split. DATA: 'digits' (built in) or an .npz with x_train,
+fine-tuned, quantized to int8 (QAT), compiled, checked against the budgets on the exact compile, verified
+bit-exact (C = reference = TFLM) and scored on the test split, beside the S-MbV2 baseline (MobileNetV2 scaled to
+the same budgets, trained as long and deployed the same way). DATA: 'digits' (built in) or an .npz with x_train,
 y_train, x_test, y_test (images (N,H,W) or (N,H,W,C); signals (N,C,L) with --signal). OUT gets the C library
 (c/), model_int8.tflite, report.json, search.png and search.log."""
 

@@ -8,17 +8,23 @@
 3. The space's supernet is trained with the sandwich rule (nas.train; checkpointed in the output folder,
    `resume=True` continues after a kill).
 4. Evolution searches it under the budgets (nas.evolution; fitness: the subnet's validation accuracy with
-   its batch norms recalibrated); random search with the same number of evaluations runs beside it.
-5. The winner is extracted, fine-tuned from its inherited weights, quantized (PTQ, int8), compiled, checked
-   against the budgets on the exact compile, verified bit for bit (C = reference = TFLM), and its int8 C
-   code is scored on the test split.
+   its batch norms recalibrated); random search with the same number of evaluations runs beside it. Every
+   evaluation is saved (`evaluations.json`), so a resumed search replays both without evaluating again.
+5. The winner is extracted, fine-tuned from its inherited weights, quantized (PTQ, then QAT), compiled,
+   checked against the budgets on the exact compile, verified bit for bit (C = reference = TFLM), and its
+   int8 C code is scored on the test split (nas.deploy).
+6. The baseline S-MbV2 (nas.baseline: MobileNetV2 scaled to the largest width and resolution that fit the
+   same budgets under the same oracles) is trained from scratch for the epochs the winner's weights saw
+   (supernet + fine-tuning), with the fine-tuning recipe, and deployed the same way.
 The output folder gets the C library (`c/`), `model_int8.tflite`, `report.json`, `search.png` (the search
-curves) and `search.log`.
+curves) and `search.log`; `--resume` continues after a kill from the checkpoints there (supernet.pt every
+50 steps, finetune.pt and baseline.pt every epoch, evaluations.json after every evaluation).
 
-Not yet (issue 15): the S-MbV2 baseline, QAT for the winner, the audio front-end, Ray and DDP.
+Not yet (issue 15): the audio front-end, Ray and DDP.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -31,7 +37,7 @@ import numpy as np
 
 from ..errors import UsageError, shown
 from ..targets.boards import Board
-from .evolution import EvolutionConfig, budget_check, evolve, random_search
+from .evolution import EvolutionConfig, budget_check, evolve, random_search, spec_check
 from .mcunet import Arch, SearchSpace
 from .stage1 import Budgets
 from .train import TrainConfig, subnet_accuracy, train_supernet
@@ -49,12 +55,16 @@ class Preset:
     stage1_samples: int
     batch_size: int = 64
     max_train: int | None = None  # train on at most this many samples (quick runs on large data)
+    qat_epochs: int = 1  # quantization-aware fine-tuning of the winner and the baselines (0: PTQ only)
+    baselines: bool = True  # train and deploy the S-MbV2 baseline under the same budgets
 
 
 PRESETS = {"quick": Preset(epochs=8, finetune_epochs=8, population=16, generations=4, stage1_samples=200,
                            batch_size=32, max_train=4000),
-           "default": Preset(epochs=30, finetune_epochs=10, population=100, generations=500, stage1_samples=1000),
-           "full": Preset(epochs=120, finetune_epochs=30, population=100, generations=500, stage1_samples=1000)}
+           "default": Preset(epochs=30, finetune_epochs=10, population=100, generations=500, stage1_samples=1000,
+                             qat_epochs=2),
+           "full": Preset(epochs=120, finetune_epochs=30, population=100, generations=500, stage1_samples=1000,
+                          qat_epochs=5)}
 
 
 @dataclass(frozen=True, eq=False)
@@ -154,25 +164,27 @@ def check_output_folder(out: Path, resume: bool) -> None:
         raise UsageError(f"--out {shown(str(out))} is not empty and not a search's folder: choose a new or empty one")
 
 
-def _fine_tune(model, x: np.ndarray, y: np.ndarray, epochs: int, batch_size: int, seed: int) -> None:
-    import torch
-    import torch.nn.functional as F
+class Evaluations:
+    """Memoised fitness, saved in the output folder after every new evaluation: a resumed search replays
+    evolution and random search (same seeds) without evaluating an architecture twice."""
 
-    torch.manual_seed(seed)
-    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True, weight_decay=3e-5)
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-    steps = max(1, epochs * (len(x) // batch_size))
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
-    model.train()
-    for epoch in range(epochs):
-        order = np.random.default_rng((seed, 1000 + epoch)).permutation(len(x))
-        for i in range(0, len(x) - batch_size + 1, batch_size):
-            idx = order[i:i + batch_size]
-            opt.zero_grad(set_to_none=True)
-            F.cross_entropy(model(xt[idx]), yt[idx]).backward()
-            opt.step()
-            sched.step()
-    model.eval()
+    def __init__(self, path: Path, fitness: Callable[[Arch], float], resume: bool) -> None:
+        self.path, self.fitness = path, fitness
+        self.scores: dict[str, float] = {}
+        if resume and path.exists():
+            try:
+                self.scores = {str(k): float(v) for k, v in json.loads(path.read_text()).items()}
+            except (ValueError, AttributeError) as e:
+                raise UsageError(f"cannot resume from {shown(str(path))}: {e}; start without --resume") from None
+
+    def __call__(self, arch: Arch) -> float:
+        key = json.dumps(asdict(arch), separators=(",", ":"))
+        if key not in self.scores:
+            self.scores[key] = self.fitness(arch)
+            tmp = self.path.with_name(f".{self.path.name}.tmp")
+            tmp.write_text(json.dumps(self.scores))
+            os.replace(tmp, self.path)
+        return self.scores[key]
 
 
 def _plot(path: Path, evo: list[float], rnd: list[float], evo_evals: int) -> None:
@@ -195,15 +207,13 @@ def search(data: SearchData, budgets: Budgets, out: str | os.PathLike, preset: P
     """Runs the whole search (see the module docstring); returns the report written to report.json."""
     import torch
 
-    from ..frontends.tflite_writer import write_tflite
-    from ..frontends.torch_capture import from_torch
-    from ..pipeline import compile_model, write_library
-    from ..quant.ptq import quantize, quantize_input
-    from ..targets.host import HostModel
-    from ..verify import verify
+    from ..pipeline import write_library
+    from .baseline import scale_to_fit
+    from .cost import layers
+    from .deploy import Recipe, deploy, train_network
     from .oracles import code_model, latency_model
     from .stage1 import optimize_space
-    from .supernet import Supernet
+    from .supernet import Supernet, build_network
 
     out = Path(out)
     check_output_folder(out, resume)
@@ -219,11 +229,13 @@ def search(data: SearchData, budgets: Budgets, out: str | os.PathLike, preset: P
     t0 = time.perf_counter()
     try:
         core = board.core if board is not None and board.target else "cortex-m7"
+        latency = latency_model(board) if board is not None else None
         channels = data.x_train.shape[1]
+        resolutions = resolutions_for(data)
         chosen = optimize_space(budgets, channels=channels, classes=data.classes, signal=data.signal,
-                                resolutions=resolutions_for(data), samples=preset.stage1_samples, seed=seed,
+                                resolutions=resolutions, samples=preset.stage1_samples, seed=seed,
                                 strategy=strategy, code=code_model(core),
-                                latency=latency_model(board) if board is not None and budgets.latency_ms else None)
+                                latency=latency if budgets.latency_ms else None)
         if not chosen.chosen.fits:
             raise UsageError("no network of any space fits the budgets: give a larger --sram/--flash/--latency-ms")
         space = SearchSpace(chosen.chosen.width, chosen.chosen.resolution, channels, data.classes, data.signal)
@@ -236,16 +248,23 @@ def search(data: SearchData, budgets: Budgets, out: str | os.PathLike, preset: P
             order = order[:preset.max_train]
         n_val = max(data.classes, len(order) // 10)
         val, train = order[:n_val], order[n_val:]
-        x_train = resize(data.x_train[train], space.resolution, data.signal)
-        x_val = resize(data.x_train[val], space.resolution, data.signal)
-        y_train, y_val = data.y_train[train], data.y_train[val]
-        x_test = resize(data.x_test, space.resolution, data.signal)
+        split = (data.x_train[train], data.y_train[train], data.x_train[val], data.y_train[val])
+
+        def at(resolution: int) -> tuple[np.ndarray, ...]:
+            """Train, validation and test samples at `resolution`."""
+            return (resize(split[0], resolution, data.signal), resize(split[2], resolution, data.signal),
+                    resize(data.x_test, resolution, data.signal))
+
+        x_train, x_val, x_test = at(space.resolution)
+        y_train, y_val = split[1], split[3]
 
         t = time.perf_counter()
         torch.manual_seed(seed)
         net = Supernet(space)
         config = TrainConfig(epochs=preset.epochs, batch_size=min(preset.batch_size, len(x_train)), seed=seed)
-        state = train_supernet(net, x_train, y_train, config, checkpoint=out / "supernet.pt", resume=resume,
+        checkpoint = out / "supernet.pt"
+        state = train_supernet(net, x_train, y_train, config, checkpoint=checkpoint,
+                               resume=resume and checkpoint.exists(),
                                on_step=lambda s, loss: log.info(f"supernet step {s}: loss {loss:.4f}"))
         net.sort_channels()
         times["train_supernet"] = time.perf_counter() - t
@@ -254,7 +273,8 @@ def search(data: SearchData, budgets: Budgets, out: str | os.PathLike, preset: P
 
         t = time.perf_counter()
         fits = budget_check(space, budgets, strategy=strategy, board=board, code_core=core)
-        fitness = lambda arch: subnet_accuracy(net, arch, x_val, y_val, x_train)  # noqa: E731
+        fitness = Evaluations(out / "evaluations.json",
+                              lambda arch: subnet_accuracy(net, arch, x_val, y_val, x_train), resume)
         evo = evolve(space, fitness, fits, EvolutionConfig(population=preset.population,
                                                            generations=preset.generations, seed=seed),
                      on_generation=lambda g, best: log.info(f"generation {g}: best {best:.4f}"))
@@ -266,47 +286,57 @@ def search(data: SearchData, budgets: Budgets, out: str | os.PathLike, preset: P
             f"({evo.evaluations} evaluations each)")
 
         t = time.perf_counter()
+        target = board.target if board is not None and board.target else "host"
         best: Arch = evo.best
         net.set_active(best)
         model = net.extract(best)
-        _fine_tune(model, x_train, y_train, preset.finetune_epochs, config.batch_size, seed)
-        example = torch.zeros(1, *x_train.shape[1:])
-        float_graph = from_torch(model, example)
-        calib = np.moveaxis(x_train[:512], 1, -1)
-        int8 = quantize(float_graph, calib.reshape(len(calib), *float_graph[float_graph.inputs[0]].shape[1:]),
-                        progress=False)
-        target = board.target if board is not None and board.target else "host"
-        compiled = compile_model(int8, "model", sram=budgets.sram_bytes, flash=budgets.flash_bytes,
-                                 strategy=strategy, target=target)  # the exact budget check (BudgetError)
-        tflite = write_tflite(int8)
-        check = verify(int8, samples=5, tflite_bytes=tflite, compiled=compiled)
-        host = HostModel.build(compiled.lib)
-        x_test_ir = np.moveaxis(x_test, 1, -1).reshape(len(x_test), *int8[int8.inputs[0]].shape[1:])
-        predictions = np.array([int(np.argmax(host.run([quantize_input(int8, x[None])])[0])) for x in x_test_ir])
-        test_accuracy = float(np.mean(predictions == data.y_test))
+        finetune = Recipe(epochs=preset.finetune_epochs, batch_size=config.batch_size, qat_epochs=preset.qat_epochs,
+                          seed=seed)
+        train_network(model, x_train, y_train, finetune, checkpoint=out / "finetune.pt", resume=resume)
+        estimate_ms = (lambda spec: float(latency(layers(spec))) if latency is not None else None)  # noqa: E731
+        searched = deploy(model, "searched", x_train, y_train, x_test, data.y_test, budgets, finetune,
+                          strategy=strategy, target=target, latency_ms=estimate_ms(space.network(best)))
         times["deploy"] = time.perf_counter() - t
-        write_library(compiled.lib, out / "c")
-        (out / "model_int8.tflite").write_bytes(tflite)
+        write_library(searched.compiled.lib, out / "c")
+        (out / "model_int8.tflite").write_bytes(searched.tflite)
+        say(f"int8 C: test accuracy {searched.test_accuracy:.4f}, peak SRAM {searched.peak_sram_bytes:,} B, "
+            f"flash {searched.flash_bytes:,} B, bit-exact {searched.bit_exact}")
+
+        baselines = []
+        if preset.baselines:
+            t = time.perf_counter()
+            base = scale_to_fit(spec_check(budgets, strategy=strategy, board=board, code_core=core), resolutions,
+                                channels=channels, classes=data.classes, signal=data.signal)
+            if base is None:
+                say("S-MbV2: no MobileNetV2 of the grid fits the budgets")
+            else:
+                bx_train, _, bx_test = at(base.resolution)
+                torch.manual_seed(seed)
+                bmodel = build_network(base.spec)
+                recipe = dataclasses.replace(finetune, epochs=preset.epochs + preset.finetune_epochs)
+                train_network(bmodel, bx_train, y_train, recipe, checkpoint=out / "baseline.pt", resume=resume,
+                              on_epoch=lambda e, loss: log.info(f"{base.name} epoch {e}: loss {loss:.4f}"))
+                deployed = deploy(bmodel, base.name, bx_train, y_train, bx_test, data.y_test, budgets, recipe,
+                                  strategy=strategy, target=target, latency_ms=estimate_ms(base.spec))
+                baselines.append(deployed.report() | {"width": base.width, "resolution": base.resolution})
+                say(f"{base.name}: test accuracy {deployed.test_accuracy:.4f}, peak SRAM "
+                    f"{deployed.peak_sram_bytes:,} B, flash {deployed.flash_bytes:,} B")
+            times["baselines"] = time.perf_counter() - t
+
         report = {
             "data": data.source, "space": space.name, "budgets": budgets.as_json(),
             "board": board.name if board is not None else None, "strategy": strategy, "seed": seed,
             "preset": asdict(preset),
-            "searched": {"arch": asdict(best), "validation_accuracy": evo.best_fitness,
-                         "test_accuracy": test_accuracy, "peak_sram_bytes": compiled.report.arena_bytes,
-                         "flash_bytes": compiled.report.flash_bytes,
-                         "flash_includes_code": compiled.report.flash_code_bytes is not None,
-                         "macs": compiled.report.macs, "bit_exact": bool(check.ok and check.tflm_checked)},
+            "searched": searched.report() | {"arch": asdict(best), "validation_accuracy": evo.best_fitness},
             "search": {"evolution_history": evo.history, "random_history": rnd.history,
                        "evaluations": evo.evaluations, "random_best": rnd.best_fitness},
-            "baselines": [],
+            "baselines": baselines,
             "seconds": {k: round(v, 1) for k, v in times.items()} | {"total": round(time.perf_counter() - t0, 1)}}
         (out / "report.json").write_text(json.dumps(report, indent=1))
         try:
             _plot(out / "search.png", evo.history, rnd.history, evo.evaluations)
         except UsageError as e:  # matplotlib missing: the report stands without the plot
             say(f"no plot: {e}")
-        say(f"int8 C: test accuracy {test_accuracy:.4f}, peak SRAM {compiled.report.arena_bytes:,} B, "
-            f"flash {compiled.report.flash_bytes:,} B, bit-exact {report['searched']['bit_exact']}")
         return report
     finally:
         log.removeHandler(handler)

@@ -29,6 +29,7 @@ from torch import nn
 
 from .mcunet import (EXPANDS, FIRST_CHANNELS, KERNELS, LAST_DEPTH, MAX_DEPTH, STAGES, STEM_CHANNELS, Arch,
                      SearchSpace)
+from .space import NetworkSpec
 
 MAX_KERNEL, MAX_EXPAND = max(KERNELS), max(EXPANDS)
 BN_EPS = 1e-5
@@ -236,6 +237,26 @@ class Supernet(nn.Module):
                 block.sort_channels()
 
 
+def build_network(spec: NetworkSpec) -> Subnet:
+    """A freshly initialised network of plain layers with the shapes of `spec` (any NetworkSpec, e.g. the
+    S-MbV2 baselines): the same modules `Supernet.extract` builds."""
+    signal = spec.signal
+    conv, _, _, avg = _layers(signal)
+    stem = ConvBN(signal, spec.image_channels, spec.stem_channels, 3, 2)
+    blocks: list[nn.Module] = []
+    cin = spec.stem_channels
+    for block in spec.blocks():
+        blocks.append(InvertedResidual(signal, cin, block.channels, block.kernel, block.expand, block.stride))
+        cin = block.channels
+    head = ConvBN(signal, cin, spec.head_channels, 1) if spec.head_channels else None
+    pool = avg(1) if spec.pool == "avg" else (nn.AdaptiveMaxPool1d(1) if signal else nn.AdaptiveMaxPool2d(1))
+    net = Subnet(stem, blocks, head, pool, nn.Linear(spec.head_channels or cin, spec.classes))
+    for m in net.modules():
+        if isinstance(m, conv):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out")
+    return net
+
+
 def recalibrate_bn(net: nn.Module, batches: Iterable[torch.Tensor]) -> None:
     """Replaces every batch norm's running statistics by those of the active subnet on `batches` (a
     cumulative average over them), as once-for-all does before scoring a subnet."""
@@ -256,4 +277,4 @@ def recalibrate_bn(net: nn.Module, batches: Iterable[torch.Tensor]) -> None:
         net.train(was_training)
 
 
-__all__ = ["ElasticBlock", "InvertedResidual", "Subnet", "Supernet", "recalibrate_bn"]
+__all__ = ["ElasticBlock", "InvertedResidual", "Subnet", "Supernet", "build_network", "recalibrate_bn"]

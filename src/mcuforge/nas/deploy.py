@@ -1,0 +1,178 @@
+"""From a trained float network to verified C: what `mcuforge search` does with its winner and with the
+baselines, the same way for both.
+
+    train_network(model, x_train, y_train, Recipe(epochs=10), checkpoint="run/baseline.pt")  # resumable
+    result = deploy(model, "model", x_train, y_train, x_test, y_test, budgets, recipe)
+    result.report()      # test accuracy of the int8 C, peak SRAM, flash, bit-exact, ...
+
+`train_network` is plain SGD with Nesterov momentum and a cosine learning rate per step, one checkpoint per
+epoch (a kill loses at most the current epoch; the batch order of epoch e is drawn from (seed, e), so a
+resumed run continues as the uninterrupted one would). `deploy` quantizes with quantization-aware
+fine-tuning (`Recipe.qat_epochs`; 0: post-training quantization only), compiles under the budgets (the
+exact check: BudgetError when the compiled model does not fit), verifies C = reference = TFLM, and scores
+the int8 C on the test split. Samples are channels first (NCHW images, NCL signals), float32.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import UsageError, shown
+from .stage1 import Budgets
+
+CHECKPOINT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Recipe:
+    epochs: int
+    batch_size: int = 64
+    lr: float = 0.05  # peak (cosine decay to 0)
+    momentum: float = 0.9
+    weight_decay: float = 3e-5
+    qat_epochs: int = 1
+    qat_lr: float = 1e-4  # Adam, constant: the folded weights move little
+    seed: int = 0
+
+
+def _order(n: int, recipe: Recipe, epoch: int) -> list[np.ndarray]:
+    order = np.random.default_rng((recipe.seed, 7, epoch)).permutation(n)
+    return [order[i:i + recipe.batch_size] for i in range(0, n - recipe.batch_size + 1, recipe.batch_size)]
+
+
+def _save(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, epoch: int, recipe: Recipe) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save({"version": CHECKPOINT_VERSION, "epoch": epoch, "recipe": asdict(recipe),
+                "model": model.state_dict(), "optimizer": optimizer.state_dict()}, tmp)
+    os.replace(tmp, path)
+
+
+def _load(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, recipe: Recipe) -> int:
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=False)
+        if saved.get("version") != CHECKPOINT_VERSION or saved.get("recipe") != asdict(recipe):
+            raise ValueError("it was written with other settings")
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+    except (OSError, RuntimeError, EOFError, ValueError, KeyError) as e:
+        raise UsageError(f"cannot resume from {shown(str(path))}: {e}; start without --resume") from None
+    return int(saved["epoch"])
+
+
+def train_network(model: nn.Module, x: np.ndarray, y: np.ndarray, recipe: Recipe, *,
+                  checkpoint: str | os.PathLike | None = None, resume: bool = False,
+                  on_epoch: Callable[[int, float], None] | None = None) -> None:
+    """Trains `model` in place (see the module docstring); resumes from `checkpoint` when it exists and
+    `resume` is set. `on_epoch(epoch, mean loss)` after every epoch."""
+    if len(x) < recipe.batch_size:
+        raise UsageError(f"{len(x)} training samples are fewer than one batch of {recipe.batch_size}")
+    per_epoch = len(_order(len(x), recipe, 0))
+    steps = per_epoch * recipe.epochs
+    optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum, nesterov=True,
+                                weight_decay=recipe.weight_decay)
+    path = Path(checkpoint) if checkpoint is not None else None
+    start = _load(path, model, optimizer, recipe) if resume and path is not None and path.exists() else 0
+    xt, yt = torch.from_numpy(np.ascontiguousarray(x, np.float32)), torch.from_numpy(np.asarray(y, np.int64))
+    model.train()
+    for epoch in range(start, recipe.epochs):
+        total = 0.0
+        for k, idx in enumerate(_order(len(x), recipe, epoch)):
+            for group in optimizer.param_groups:
+                group["lr"] = 0.5 * recipe.lr * (1 + math.cos(math.pi * (epoch * per_epoch + k) / steps))
+            optimizer.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(model(xt[idx]), yt[idx])
+            loss.backward()
+            optimizer.step()
+            total += float(loss.detach())
+        if path is not None:
+            _save(path, model, optimizer, epoch + 1, recipe)
+        if on_epoch is not None:
+            on_epoch(epoch + 1, total / per_epoch)
+    model.eval()
+
+
+def ir_layout(x: np.ndarray) -> np.ndarray:
+    """Channels first (torch) -> channels last, as the IR takes samples (NHWC; signals (N, 1, L, C))."""
+    x = np.moveaxis(x, 1, -1)
+    return x[:, None] if x.ndim == 3 else x
+
+
+def quantize_network(model: nn.Module, x: np.ndarray, y: np.ndarray, recipe: Recipe):
+    """The int8 graph of `model`: PTQ calibrated on x, then `recipe.qat_epochs` of QAT on (x, y)."""
+    from ..frontends.torch_capture import from_torch
+    from ..quant import qat
+    from ..quant.ptq import quantize
+
+    model.eval()
+    example = torch.from_numpy(np.ascontiguousarray(x[:1], np.float32))
+    calib = ir_layout(x[:512])
+    if recipe.qat_epochs == 0:
+        float_graph = from_torch(model, example)
+        return quantize(float_graph, calib.reshape(len(calib), *float_graph[float_graph.inputs[0]].shape[1:]),
+                        progress=False)
+    q = qat.prepare_qat(model, example, calibration=calib, observer="ema")
+    xq = torch.from_numpy(np.ascontiguousarray(ir_layout(x), np.float32))
+    xq = xq.reshape(len(x), *q.graph[q.graph.inputs[0]].shape[1:])
+    yt = torch.from_numpy(np.asarray(y, np.int64))
+    optimizer = torch.optim.Adam(q.parameters(), lr=recipe.qat_lr)
+    q.train()
+    for epoch in range(recipe.qat_epochs):
+        for idx in _order(len(x), recipe, 10_000 + epoch):
+            optimizer.zero_grad(set_to_none=True)
+            F.cross_entropy(q(xq[idx]), yt[idx]).backward()
+            optimizer.step()
+    return qat.convert(q.eval())
+
+
+@dataclass
+class Deployed:
+    name: str
+    test_accuracy: float  # of the int8 C on the test split
+    peak_sram_bytes: int
+    flash_bytes: int
+    flash_includes_code: bool
+    macs: int
+    bit_exact: bool  # C = reference = TFLM on random inputs
+    latency_ms: float | None  # estimated on the board (nas.oracles.latency_model), None without a board
+    compiled: Any = None  # pipeline.Compiled
+    tflite: bytes = b""
+
+    def report(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("compiled", "tflite")}
+
+
+def deploy(model: nn.Module, name: str, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
+           y_test: np.ndarray, budgets: Budgets, recipe: Recipe, *, strategy: str = "layer", target: str = "host",
+           latency_ms: float | None = None) -> Deployed:
+    """Quantizes, compiles under `budgets`, verifies and scores `model` (see the module docstring).
+    `latency_ms`: the board's latency estimate, carried into the result."""
+    from ..frontends.tflite_writer import write_tflite
+    from ..pipeline import compile_model
+    from ..quant.ptq import quantize_input
+    from ..targets.host import HostModel
+    from ..verify import verify
+
+    int8 = quantize_network(model, x_train, y_train, recipe)
+    compiled = compile_model(int8, "model", sram=budgets.sram_bytes, flash=budgets.flash_bytes, strategy=strategy,
+                             target=target)
+    tflite = write_tflite(int8)
+    check = verify(int8, samples=5, tflite_bytes=tflite, compiled=compiled)
+    host = HostModel.build(compiled.lib)
+    shape = int8[int8.inputs[0]].shape[1:]
+    predictions = [int(np.argmax(host.run([quantize_input(int8, s.reshape(1, *shape))])[0]))
+                   for s in ir_layout(x_test)]
+    report = compiled.report
+    return Deployed(name, float(np.mean(np.array(predictions) == y_test)), report.arena_bytes, report.flash_bytes,
+                    report.flash_code_bytes is not None, report.macs, bool(check.ok and check.tflm_checked),
+                    latency_ms, compiled, tflite)
+
+
+__all__ = ["Deployed", "Recipe", "deploy", "ir_layout", "quantize_network", "train_network"]
