@@ -24,7 +24,15 @@ TINY = Preset(epochs=2, finetune_epochs=2, population=4, generations=1, stage1_s
 def test_search_on_digits_gives_verified_c_within_budget(tmp_path, monkeypatch):
     data = load_search_data("digits")
     budgets = Budgets(sram_bytes=32 * 1024, flash_bytes=192 * 1024)  # stage 1: w0.2-r64
-    report = search(data, budgets, tmp_path / "out", TINY)
+    bars: dict[str, list[int]] = {}  # description -> [total, done]
+
+    def bar(description, total):
+        bars[description] = [total, 0]
+        return lambda n: bars[description].__setitem__(1, bars[description][1] + n)
+
+    report = search(data, budgets, tmp_path / "out", TINY, bars=bar)
+    assert {d.split(" ")[0] for d in bars} == {"supernet", "evolution", "fine-tuning", "S-MbV2"}
+    assert all(total == done > 0 for total, done in bars.values()), bars  # every bar ran to its end
     found = report["searched"]
     assert found["bit_exact"] and found["peak_sram_bytes"] <= budgets.sram_bytes
     assert found["flash_bytes"] <= budgets.flash_bytes
@@ -82,3 +90,18 @@ def test_output_folder_rules(tmp_path, capsys):
     assert "not empty" in capsys.readouterr().err and (busy / "mine.txt").read_text() == "keep"
     assert main(["search", "--data", "digits", "--sram", "32K", "-o", str(tmp_path / "new"), "--resume"]) == 2
     assert "no search to resume" in capsys.readouterr().err
+
+
+def test_a_folder_of_images_per_class_is_data(tmp_path):
+    image = pytest.importorskip("PIL.Image")
+    rng = np.random.default_rng(0)
+    for name, level in (("cat", 40), ("dog", 200)):
+        (tmp_path / name).mkdir()
+        for i in range(10):
+            pixels = np.clip(rng.normal(level, 10, (20, 30, 3)), 0, 255).astype(np.uint8)
+            image.fromarray(pixels).save(tmp_path / name / f"{i}.png")
+    data = load_search_data(str(tmp_path))
+    assert data.classes == 2 and len(data.x_train) + len(data.x_test) == 20 and len(data.x_test) == 4
+    assert data.x_train.shape[1:] == (3, 64, 64)
+    bright = data.x_train.mean(axis=(1, 2, 3)) > 0.5  # the labels follow the folders
+    assert np.array_equal(bright, data.y_train == 1)

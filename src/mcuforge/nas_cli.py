@@ -213,14 +213,16 @@ evolution searches it under the budgets (random search at equal evaluations besi
 fine-tuned, quantized to int8 (QAT), compiled, checked against the budgets on the exact compile, verified
 bit-exact (C = reference = TFLM) and scored on the test split, beside the S-MbV2 baseline (MobileNetV2 scaled to
 the same budgets, trained as long and deployed the same way). DATA: 'digits' (built in) or an .npz with x_train,
-y_train, x_test, y_test (images (N,H,W) or (N,H,W,C); signals (N,C,L) with --signal). OUT gets the C library
+y_train, x_test, y_test (images (N,H,W) or (N,H,W,C); signals (N,C,L) with --signal), or a folder of images
+per class. OUT gets the C library
 (c/), model_int8.tflite, report.json, search.png and search.log."""
 
 
 def add_search_parser(sub) -> None:
     s = sub.add_parser("search", help="TinyNAS: from a dataset and a board to the most accurate network that fits, "
                        "as verified C", description=SEARCH_DESCRIPTION)
-    s.add_argument("--data", required=True, help="'digits' or an .npz with x_train, y_train, x_test, y_test")
+    s.add_argument("--data", required=True, help="'digits', an .npz with x_train, y_train, x_test, y_test, or a "
+                   "folder with one sub-folder of images per class (resized to 64x64, a fifth held back for test)")
     s.add_argument("--board", help="board profile (sets the budgets and the core of the code and latency models)")
     s.add_argument("--sram", type=parse_bytes, help="SRAM budget, e.g. 64K (overrides the board's)")
     s.add_argument("--flash", type=parse_bytes, help="flash budget, e.g. 256K (overrides the board's)")
@@ -243,14 +245,16 @@ def run_search(args, console) -> int:
     import json
 
     from .nas.search import PRESETS, load_search_data, search
+    from .progress import phase_bars
 
     budgets, board = _budgets(args)
     preset = PRESETS[args.preset]
     if args.epochs:
         preset = dataclasses.replace(preset, epochs=args.epochs)
     data = load_search_data(args.data, signal=args.signal)
-    report = search(data, budgets, args.out, preset, board=board, strategy=args.strategy, seed=args.seed,
-                    resume=args.resume, progress=lambda msg: console.print(msg, markup=False))
+    with phase_bars(not args.json, console) as bars:
+        report = search(data, budgets, args.out, preset, board=board, strategy=args.strategy, seed=args.seed,
+                        resume=args.resume, progress=lambda msg: console.print(msg, markup=False), bars=bars)
     console.print(f"wrote {args.out}/ (report.json, c/, model_int8.tflite)", markup=False)
     if args.json:
         print(json.dumps(report))

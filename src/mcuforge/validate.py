@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from .errors import UsageError, shown
+from .progress import phase_bars
 from .ir import Graph
 
 DEFAULT_MAX_SAMPLES = 1000  # without --samples, at most this many of the data's samples
@@ -253,23 +253,6 @@ class Validation:
 # ---------------------------------------------------------------- running
 
 
-@contextmanager
-def _progress(enabled: bool) -> Iterator[Callable[[str, int], Callable[[int], None]]]:
-    """task(description, total) -> advance(n): one bar per phase, erased when done."""
-    if not enabled:
-        yield lambda description, total: (lambda n: None)
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  transient=True) as bar:
-        def task(description: str, total: int) -> Callable[[int], None]:
-            tid = bar.add_task(description, total=total)
-            return lambda n: bar.advance(tid, n)
-
-        yield task
-
-
 def _run_c(graph: Graph, inputs: np.ndarray, target: str, opt: str, strategy: str, max_extra_macs: float,
            advance: Callable[[int], None]) -> list[list[np.ndarray]]:
     from .pipeline import compile_model
@@ -379,7 +362,7 @@ def validate(model: str | os.PathLike, data: str | os.PathLike, *, float_model: 
         f"{total} samples in the data; the first {count} were used (--samples N for more)"]
     model_what = shown(os.fspath(model))
     tflm_runtime()  # before the long runs: TFLM is the oracle
-    with _progress(progress) as task:
+    with phase_bars(progress) as task:
         ref = None if float_model is None else _float_outputs(float_model, real, graph, float_layout, task)
         ours = _run_c(graph, inputs, target, opt, strategy, max_extra_macs,
                       task("C on " + ("host" if target == "host" else target), count))

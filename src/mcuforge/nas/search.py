@@ -36,6 +36,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import UsageError, shown
+from ..progress import Task
 from ..targets.boards import Board
 from .evolution import EvolutionConfig, budget_check, evolve, random_search, spec_check
 from .mcunet import Arch, SearchSpace
@@ -97,13 +98,30 @@ def _as_samples(x: np.ndarray, signal: bool, what: str) -> np.ndarray:
     raise UsageError(f"{what} has shape {list(x.shape)}: images are (N, H, W) or (N, H, W, C)")
 
 
+FOLDER_SIZE = (64, 64)  # images of a class-folder dataset are resized to this (height, width)
+FOLDER_TEST_FRACTION = 0.2
+
+
 def load_search_data(source: str, signal: bool = False) -> SearchData:
-    """"digits" (scikit-learn's, built in) or an .npz with x_train, y_train, x_test, y_test."""
+    """"digits" (scikit-learn's, built in), an .npz with x_train, y_train, x_test, y_test, or a folder with
+    one sub-folder of images per class (resized to FOLDER_SIZE; a seeded fifth held back as the test split)."""
     if source == "digits":
         from ..data import load_digits
 
         d = load_digits()
         arrays = {"x_train": d.x_train, "y_train": d.y_train, "x_test": d.x_test, "y_test": d.y_test}
+    elif Path(source).is_dir() and not signal:
+        from ..data import load_image_folder, split_indices
+
+        try:
+            folder = load_image_folder(source, FOLDER_SIZE)
+        except ImportError as e:
+            raise UsageError(str(e)) from None
+        if len(folder.y) < 2:
+            raise UsageError(f"--data {shown(source)}: {len(folder.y)} image(s); a search needs many per class")
+        train, test = split_indices(len(folder.y), FOLDER_TEST_FRACTION, seed=0)
+        arrays = {"x_train": folder.x[train], "y_train": folder.y[train], "x_test": folder.x[test],
+                  "y_test": folder.y[test]}
     else:
         path = Path(source)
         if not path.is_file() or path.suffix.lower() != ".npz":
@@ -203,8 +221,9 @@ def _plot(path: Path, evo: list[float], rnd: list[float], evo_evals: int) -> Non
 
 def search(data: SearchData, budgets: Budgets, out: str | os.PathLike, preset: Preset, *, board: Board | None = None,
            strategy: str = "layer", seed: int = 0, resume: bool = False,
-           progress: Callable[[str], None] | None = None) -> dict:
-    """Runs the whole search (see the module docstring); returns the report written to report.json."""
+           progress: Callable[[str], None] | None = None, bars: Task | None = None) -> dict:
+    """Runs the whole search (see the module docstring); returns the report written to report.json.
+    `progress(message)` after each phase; `bars(description, total) -> advance(n)` for progress bars."""
     import torch
 
     from ..pipeline import write_library
@@ -225,6 +244,7 @@ def search(data: SearchData, budgets: Budgets, out: str | os.PathLike, preset: P
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
     log.addHandler(handler)
     say = lambda msg: (log.info(msg), progress(msg) if progress else None)  # noqa: E731
+    bar = bars or (lambda description, total: (lambda n: None))
     times: dict[str, float] = {}
     t0 = time.perf_counter()
     try:
@@ -263,9 +283,16 @@ def search(data: SearchData, budgets: Budgets, out: str | os.PathLike, preset: P
         net = Supernet(space)
         config = TrainConfig(epochs=preset.epochs, batch_size=min(preset.batch_size, len(x_train)), seed=seed)
         checkpoint = out / "supernet.pt"
+        steps = bar("supernet steps", (len(x_train) // config.batch_size) * config.epochs)
+        done = [0]
+
+        def on_step(step: int, loss: float) -> None:
+            log.info(f"supernet step {step}: loss {loss:.4f}")
+            steps(step - done[0])
+            done[0] = step
+
         state = train_supernet(net, x_train, y_train, config, checkpoint=checkpoint,
-                               resume=resume and checkpoint.exists(),
-                               on_step=lambda s, loss: log.info(f"supernet step {s}: loss {loss:.4f}"))
+                               resume=resume and checkpoint.exists(), on_step=on_step)
         net.sort_channels()
         times["train_supernet"] = time.perf_counter() - t
         say(f"supernet: {state.steps} steps" + (f" (resumed after step {state.resumed_from})" if state.resumed_from
@@ -275,9 +302,10 @@ def search(data: SearchData, budgets: Budgets, out: str | os.PathLike, preset: P
         fits = budget_check(space, budgets, strategy=strategy, board=board, code_core=core)
         fitness = Evaluations(out / "evaluations.json",
                               lambda arch: subnet_accuracy(net, arch, x_val, y_val, x_train), resume)
+        generation = bar("evolution generations", preset.generations)
         evo = evolve(space, fitness, fits, EvolutionConfig(population=preset.population,
                                                            generations=preset.generations, seed=seed),
-                     on_generation=lambda g, best: log.info(f"generation {g}: best {best:.4f}"))
+                     on_generation=lambda g, best: (log.info(f"generation {g}: best {best:.4f}"), generation(1)))
         times["evolution"] = time.perf_counter() - t
         t = time.perf_counter()
         rnd = random_search(space, fitness, fits, evaluations=evo.evaluations, seed=seed + 1)
@@ -292,7 +320,9 @@ def search(data: SearchData, budgets: Budgets, out: str | os.PathLike, preset: P
         model = net.extract(best)
         finetune = Recipe(epochs=preset.finetune_epochs, batch_size=config.batch_size, qat_epochs=preset.qat_epochs,
                           seed=seed)
-        train_network(model, x_train, y_train, finetune, checkpoint=out / "finetune.pt", resume=resume)
+        epoch = bar("fine-tuning epochs", finetune.epochs)
+        train_network(model, x_train, y_train, finetune, checkpoint=out / "finetune.pt", resume=resume,
+                      on_epoch=lambda e, loss: (log.info(f"fine-tuning epoch {e}: loss {loss:.4f}"), epoch(1)))
         estimate_ms = (lambda spec: float(latency(layers(spec))) if latency is not None else None)  # noqa: E731
         searched = deploy(model, "searched", x_train, y_train, x_test, data.y_test, budgets, finetune,
                           strategy=strategy, target=target, latency_ms=estimate_ms(space.network(best)))
@@ -314,8 +344,10 @@ def search(data: SearchData, budgets: Budgets, out: str | os.PathLike, preset: P
                 torch.manual_seed(seed)
                 bmodel = build_network(base.spec)
                 recipe = dataclasses.replace(finetune, epochs=preset.epochs + preset.finetune_epochs)
+                epoch = bar(f"{base.name} epochs", recipe.epochs)
                 train_network(bmodel, bx_train, y_train, recipe, checkpoint=out / "baseline.pt", resume=resume,
-                              on_epoch=lambda e, loss: log.info(f"{base.name} epoch {e}: loss {loss:.4f}"))
+                              on_epoch=lambda e, loss: (log.info(f"{base.name} epoch {e}: loss {loss:.4f}"),
+                                                        epoch(1)))
                 deployed = deploy(bmodel, base.name, bx_train, y_train, bx_test, data.y_test, budgets, recipe,
                                   strategy=strategy, target=target, latency_ms=estimate_ms(base.spec))
                 baselines.append(deployed.report() | {"width": base.width, "resolution": base.resolution})
