@@ -142,6 +142,8 @@ class Deployed:
     macs: int
     bit_exact: bool  # C = reference = TFLM on random inputs
     latency_ms: float | None  # estimated on the board (nas.oracles.latency_model), None without a board
+    instructions: dict[str, int]  # core -> instructions of one inference counted in QEMU (-O2), when asked
+    measured_ms: float | None  # instructions on the board's core / its clock, when measured
     compiled: Any = None  # pipeline.Compiled
     tflite: bytes = b""
 
@@ -151,9 +153,11 @@ class Deployed:
 
 def deploy(model: nn.Module, name: str, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
            y_test: np.ndarray, budgets: Budgets, recipe: Recipe, *, strategy: str = "layer", target: str = "host",
-           latency_ms: float | None = None) -> Deployed:
+           latency_ms: float | None = None, cores: tuple[str, ...] = (), board=None) -> Deployed:
     """Quantizes, compiles under `budgets`, verifies and scores `model` (see the module docstring).
-    `latency_ms`: the board's latency estimate, carried into the result."""
+    `latency_ms`: the board's latency estimate, carried into the result. `cores` ("cortex-m4", "cortex-m7"):
+    counts one inference on the first test sample in QEMU on each, checking its outputs against the host's;
+    with `board`, measured_ms is the count on its core at its clock."""
     from ..frontends.tflite_writer import write_tflite
     from ..pipeline import compile_model
     from ..quant.ptq import quantize_input
@@ -167,12 +171,22 @@ def deploy(model: nn.Module, name: str, x_train: np.ndarray, y_train: np.ndarray
     check = verify(int8, samples=5, tflite_bytes=tflite, compiled=compiled)
     host = HostModel.build(compiled.lib)
     shape = int8[int8.inputs[0]].shape[1:]
-    predictions = [int(np.argmax(host.run([quantize_input(int8, s.reshape(1, *shape))])[0]))
-                   for s in ir_layout(x_test)]
+    samples = [quantize_input(int8, s.reshape(1, *shape)) for s in ir_layout(x_test)]
+    predictions = [int(np.argmax(host.run([x])[0])) for x in samples]
+    instructions = {}
+    for core in cores:
+        from ..targets.cortex_m import CortexMModel
+
+        counts, outs = CortexMModel.build(compiled.lib, core).count_instructions_batch([[samples[0]]])
+        if not all(np.array_equal(a, b) for a, b in zip(outs[0], host.run([samples[0]]))):
+            raise AssertionError(f"{name}: the {core} build's outputs differ from the host's")
+        instructions[core] = counts[0]
+    measured = (board.cycles_to_ms(instructions[board.core]) if board is not None and board.core in instructions
+                else None)
     report = compiled.report
     return Deployed(name, float(np.mean(np.array(predictions) == y_test)), report.arena_bytes, report.flash_bytes,
                     report.flash_code_bytes is not None, report.macs, bool(check.ok and check.tflm_checked),
-                    latency_ms, compiled, tflite)
+                    latency_ms, instructions, measured, compiled, tflite)
 
 
 __all__ = ["Deployed", "Recipe", "deploy", "ir_layout", "quantize_network", "train_network"]

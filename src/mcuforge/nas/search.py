@@ -43,6 +43,7 @@ from .mcunet import Arch, SearchSpace
 from .stage1 import Budgets
 from .train import TrainConfig, subnet_accuracy, train_supernet
 
+CORES = ("cortex-m4", "cortex-m7")  # with a board, the deployed networks are counted in QEMU on both
 MARKER = ".mcuforge-search"  # an output folder search wrote (and may resume in)
 MIN_PER_CLASS = 2
 
@@ -324,8 +325,9 @@ def search(data: SearchData, budgets: Budgets, out: str | os.PathLike, preset: P
         train_network(model, x_train, y_train, finetune, checkpoint=out / "finetune.pt", resume=resume,
                       on_epoch=lambda e, loss: (log.info(f"fine-tuning epoch {e}: loss {loss:.4f}"), epoch(1)))
         estimate_ms = (lambda spec: float(latency(layers(spec))) if latency is not None else None)  # noqa: E731
+        measure = dict(cores=CORES if board is not None else (), board=board)
         searched = deploy(model, "searched", x_train, y_train, x_test, data.y_test, budgets, finetune,
-                          strategy=strategy, target=target, latency_ms=estimate_ms(space.network(best)))
+                          strategy=strategy, target=target, latency_ms=estimate_ms(space.network(best)), **measure)
         times["deploy"] = time.perf_counter() - t
         write_library(searched.compiled.lib, out / "c")
         (out / "model_int8.tflite").write_bytes(searched.tflite)
@@ -349,7 +351,7 @@ def search(data: SearchData, budgets: Budgets, out: str | os.PathLike, preset: P
                               on_epoch=lambda e, loss: (log.info(f"{base.name} epoch {e}: loss {loss:.4f}"),
                                                         epoch(1)))
                 deployed = deploy(bmodel, base.name, bx_train, y_train, bx_test, data.y_test, budgets, recipe,
-                                  strategy=strategy, target=target, latency_ms=estimate_ms(base.spec))
+                                  strategy=strategy, target=target, latency_ms=estimate_ms(base.spec), **measure)
                 baselines.append(deployed.report() | {"width": base.width, "resolution": base.resolution})
                 say(f"{base.name}: test accuracy {deployed.test_accuracy:.4f}, peak SRAM "
                     f"{deployed.peak_sram_bytes:,} B, flash {deployed.flash_bytes:,} B")
