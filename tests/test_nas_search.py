@@ -72,6 +72,10 @@ def test_search_on_digits_gives_verified_c_within_budget(tmp_path, monkeypatch):
       "y_test": np.zeros(4, int)}, "at least 2 training samples"),
     ({"x_train": np.zeros((10, 8, 8)), "y_train": np.arange(10) % 2, "x_test": np.zeros((4, 9, 9)),
       "y_test": np.zeros(4, int)}, "differ"),
+    ({"x_train": np.zeros((10, 16000)), "y_train": np.arange(10) % 2, "x_test": np.zeros((4, 16000)),
+      "y_test": np.zeros(4, int)}, "give int16 samples"),
+    ({"x_train": np.zeros((10, 4000), np.int16), "y_train": np.arange(10) % 2, "x_test": np.zeros((4, 4000), np.int16),
+      "y_test": np.zeros(4, int)}, "at least 10720 samples"),
 ])
 def test_bad_data_is_refused_in_one_line(tmp_path, capsys, arrays, message):
     path = tmp_path / "d.npz"
@@ -105,3 +109,31 @@ def test_a_folder_of_images_per_class_is_data(tmp_path):
     assert data.x_train.shape[1:] == (3, 64, 64)
     bright = data.x_train.mean(axis=(1, 2, 3)) > 0.5  # the labels follow the folders
     assert np.array_equal(bright, data.y_train == 1)
+
+
+def test_raw_audio_is_searched_through_the_c_front_end(tmp_path):
+    """Raw int16 clips: the network trains on the fixed-point front-end's features, and the output folder's C
+    (front-end + quantization + network) predicts the same classes from the raw test clips."""
+    rng = np.random.default_rng(0)
+    t = np.arange(11_000) / 16_000
+
+    def clips(n):
+        y = rng.integers(0, 3, n)
+        tone = np.sin(2 * np.pi * np.array([300.0, 1000.0, 2500.0])[y][:, None] * t)
+        x = 8000 * tone + rng.normal(0, 2000, (n, len(t)))
+        return np.clip(np.round(x), -32768, 32767).astype(np.int16), y
+
+    (x_train, y_train), (x_test, y_test) = clips(120), clips(30)
+    np.savez(tmp_path / "tones.npz", x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test,
+             sample_rate=16_000)
+    data = load_search_data(str(tmp_path / "tones.npz"))
+    assert data.signal and data.x_train.shape == (120, 40, 33)  # (N, mels, frames)
+    preset = Preset(epochs=2, finetune_epochs=2, population=4, generations=1, stage1_samples=30, batch_size=16,
+                    qat_epochs=1, baselines=False)
+    report = search(data, Budgets(sram_bytes=32 * 1024, flash_bytes=128 * 1024), tmp_path / "out", preset)
+    audio = report["audio"]
+    assert audio["same_predictions"] and audio["test_accuracy"] == report["searched"]["test_accuracy"]
+    assert audio["total_sram_bytes"] <= 32 * 1024 and report["network_budgets"]["sram_bytes"] < 32 * 1024
+    c = tmp_path / "out" / "c"
+    assert {"model_frontend.c", "model_audio.c", "model_audio.h"} <= {p.name for p in c.iterdir()}
+    assert "model_audio.c" in (c / "CMakeLists.txt").read_text()

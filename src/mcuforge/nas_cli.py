@@ -213,8 +213,8 @@ evolution searches it under the budgets (random search at equal evaluations besi
 fine-tuned, quantized to int8 (QAT), compiled, checked against the budgets on the exact compile, verified
 bit-exact (C = reference = TFLM) and scored on the test split, beside the S-MbV2 baseline (MobileNetV2 scaled to
 the same budgets, trained as long and deployed the same way). DATA: 'digits' (built in) or an .npz with x_train,
-y_train, x_test, y_test (images (N,H,W) or (N,H,W,C); signals (N,C,L) with --signal), or a folder of images
-per class. OUT gets the C library
+y_train, x_test, y_test (images (N,H,W) or (N,H,W,C); signals (N,C,L) with --signal; raw int16 audio (N,samples),
+fed through the fixed-point log-mel front-end that OUT's C also gets), or a folder of images per class. OUT gets the C library
 (c/), model_int8.tflite, report.json, search.png and search.log."""
 
 

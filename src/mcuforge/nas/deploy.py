@@ -100,9 +100,8 @@ def train_network(model: nn.Module, x: np.ndarray, y: np.ndarray, recipe: Recipe
 
 
 def ir_layout(x: np.ndarray) -> np.ndarray:
-    """Channels first (torch) -> channels last, as the IR takes samples (NHWC; signals (N, 1, L, C))."""
-    x = np.moveaxis(x, 1, -1)
-    return x[:, None] if x.ndim == 3 else x
+    """Channels first (torch) -> channels last, as the IR takes samples (NHWC; signals (N, L, C))."""
+    return np.ascontiguousarray(np.moveaxis(x, 1, -1))
 
 
 def quantize_network(model: nn.Module, x: np.ndarray, y: np.ndarray, recipe: Recipe):
@@ -146,9 +145,11 @@ class Deployed:
     measured_ms: float | None  # instructions on the board's core / its clock, when measured
     compiled: Any = None  # pipeline.Compiled
     tflite: bytes = b""
+    predictions: Any = None  # the int8 C's class per test sample
 
     def report(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("compiled", "tflite")}
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if f.name not in ("compiled", "tflite", "predictions")}
 
 
 def deploy(model: nn.Module, name: str, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
@@ -172,7 +173,7 @@ def deploy(model: nn.Module, name: str, x_train: np.ndarray, y_train: np.ndarray
     host = HostModel.build(compiled.lib)
     shape = int8[int8.inputs[0]].shape[1:]
     samples = [quantize_input(int8, s.reshape(1, *shape)) for s in ir_layout(x_test)]
-    predictions = [int(np.argmax(host.run([x])[0])) for x in samples]
+    predictions = np.array([int(np.argmax(host.run([x])[0])) for x in samples])
     instructions = {}
     for core in cores:
         from ..targets.cortex_m import CortexMModel
@@ -184,9 +185,37 @@ def deploy(model: nn.Module, name: str, x_train: np.ndarray, y_train: np.ndarray
     measured = (board.cycles_to_ms(instructions[board.core]) if board is not None and board.core in instructions
                 else None)
     report = compiled.report
-    return Deployed(name, float(np.mean(np.array(predictions) == y_test)), report.arena_bytes, report.flash_bytes,
+    return Deployed(name, float(np.mean(predictions == y_test)), report.arena_bytes, report.flash_bytes,
                     report.flash_code_bytes is not None, report.macs, bool(check.ok and check.tflm_checked),
-                    latency_ms, instructions, measured, compiled, tflite)
+                    latency_ms, instructions, measured, compiled, tflite, predictions)
 
 
-__all__ = ["Deployed", "Recipe", "deploy", "ir_layout", "quantize_network", "train_network"]
+def deploy_audio(result: Deployed, config, clips: np.ndarray, y_test: np.ndarray, *, cores: tuple[str, ...] = (),
+                 board=None) -> dict:
+    """The deployed network behind the audio front-end, as the firmware runs it (audio.glue): raw test clips
+    -> front-end -> quantization -> network, in C on the host; its predictions must be the network's on the
+    numpy features (`same_predictions`). With `cores`, the whole path is counted in QEMU on the first clip."""
+    from ..audio.emit import scratch_bytes, table_bytes
+    from ..audio.glue import audio_model_library, glue_scratch_bytes
+    from ..targets.host import HostModel
+
+    lib = audio_model_library(result.compiled.lib, config, clips.shape[1])
+    host = HostModel.build(lib)
+    predictions = np.array([int(np.argmax(host.run([c])[0])) for c in clips])
+    instructions = {}
+    for core in cores:
+        from ..targets.cortex_m import CortexMModel
+
+        instructions[core] = CortexMModel.build(lib, core).count_instructions_batch([[clips[0]]])[0][0]
+    frontend_sram = scratch_bytes(config) + glue_scratch_bytes(config)
+    return {"frontend": asdict(config), "test_accuracy": float(np.mean(predictions == y_test)),
+            "same_predictions": bool(np.array_equal(predictions, result.predictions)),
+            "frontend_sram_bytes": frontend_sram, "frontend_flash_tables_bytes": table_bytes(config),
+            "total_sram_bytes": result.peak_sram_bytes + frontend_sram, "instructions": instructions,
+            "frontend_instructions": {c: n - result.instructions[c] for c, n in instructions.items()
+                                      if c in result.instructions},
+            "measured_ms": (board.cycles_to_ms(instructions[board.core])
+                            if board is not None and board.core in instructions else None)}
+
+
+__all__ = ["Deployed", "Recipe", "deploy", "deploy_audio", "ir_layout", "quantize_network", "train_network"]

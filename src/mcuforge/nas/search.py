@@ -40,12 +40,12 @@ from ..progress import Task
 from ..targets.boards import Board
 from .evolution import EvolutionConfig, budget_check, evolve, random_search, spec_check
 from .mcunet import Arch, SearchSpace
+from .search_data import SearchData, load_search_data, resize, resolutions_for
 from .stage1 import Budgets
 from .train import TrainConfig, subnet_accuracy, train_supernet
 
 CORES = ("cortex-m4", "cortex-m7")  # with a board, the deployed networks are counted in QEMU on both
 MARKER = ".mcuforge-search"  # an output folder search wrote (and may resume in)
-MIN_PER_CLASS = 2
 
 
 @dataclass(frozen=True)
@@ -69,107 +69,18 @@ PRESETS = {"quick": Preset(epochs=8, finetune_epochs=8, population=16, generatio
                           qat_epochs=5)}
 
 
-@dataclass(frozen=True, eq=False)
-class SearchData:
-    """Samples channels first (NCHW images, NCL signals), float32; int64 labels."""
+def network_budgets(budgets: Budgets, data: SearchData) -> Budgets:
+    """The budgets left to the network: for audio, less the front-end's scratch (SRAM) and tables (flash);
+    the front-end's code (about 1.7 KB) and time are not subtracted."""
+    if data.frontend is None:
+        return budgets
+    from ..audio.emit import scratch_bytes, table_bytes
+    from ..audio.glue import glue_scratch_bytes
 
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-    signal: bool
-    classes: int
-    source: str
-
-
-def _as_samples(x: np.ndarray, signal: bool, what: str) -> np.ndarray:
-    x = np.asarray(x)
-    if x.dtype.kind not in "uif":
-        raise UsageError(f"{what} holds {x.dtype} values: give numbers")
-    scale = np.float32(255.0) if x.dtype == np.uint8 else np.float32(1.0)
-    x = x.astype(np.float32) / scale
-    if signal:
-        if x.ndim != 3:
-            raise UsageError(f"{what} has shape {list(x.shape)}: signals are (N, channels, length)")
-        return x
-    if x.ndim == 3:
-        return x[:, None]
-    if x.ndim == 4:
-        return np.ascontiguousarray(x.transpose(0, 3, 1, 2))  # (N, H, W, C) -> NCHW
-    raise UsageError(f"{what} has shape {list(x.shape)}: images are (N, H, W) or (N, H, W, C)")
-
-
-FOLDER_SIZE = (64, 64)  # images of a class-folder dataset are resized to this (height, width)
-FOLDER_TEST_FRACTION = 0.2
-
-
-def load_search_data(source: str, signal: bool = False) -> SearchData:
-    """"digits" (scikit-learn's, built in), an .npz with x_train, y_train, x_test, y_test, or a folder with
-    one sub-folder of images per class (resized to FOLDER_SIZE; a seeded fifth held back as the test split)."""
-    if source == "digits":
-        from ..data import load_digits
-
-        d = load_digits()
-        arrays = {"x_train": d.x_train, "y_train": d.y_train, "x_test": d.x_test, "y_test": d.y_test}
-    elif Path(source).is_dir() and not signal:
-        from ..data import load_image_folder, split_indices
-
-        try:
-            folder = load_image_folder(source, FOLDER_SIZE)
-        except ImportError as e:
-            raise UsageError(str(e)) from None
-        if len(folder.y) < 2:
-            raise UsageError(f"--data {shown(source)}: {len(folder.y)} image(s); a search needs many per class")
-        train, test = split_indices(len(folder.y), FOLDER_TEST_FRACTION, seed=0)
-        arrays = {"x_train": folder.x[train], "y_train": folder.y[train], "x_test": folder.x[test],
-                  "y_test": folder.y[test]}
-    else:
-        path = Path(source)
-        if not path.is_file() or path.suffix.lower() != ".npz":
-            raise UsageError(f"--data {shown(source)}: give an .npz with x_train, y_train, x_test, y_test, or 'digits'")
-        with np.load(path, allow_pickle=False) as f:
-            missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in f.files]
-            if missing:
-                raise UsageError(f"{shown(source)} has no {', '.join(missing)}: save x_train, y_train, x_test, y_test")
-            arrays = {k: f[k] for k in ("x_train", "y_train", "x_test", "y_test")}
-    x_train = _as_samples(arrays["x_train"], signal, "x_train")
-    x_test = _as_samples(arrays["x_test"], signal, "x_test")
-    if x_train.shape[1:] != x_test.shape[1:]:
-        raise UsageError(f"x_train samples {list(x_train.shape[1:])} and x_test samples {list(x_test.shape[1:])} differ")
-    ys = []
-    for name, y, x in (("y_train", arrays["y_train"], x_train), ("y_test", arrays["y_test"], x_test)):
-        y = np.asarray(y)
-        if y.ndim != 1 or len(y) != len(x) or y.dtype.kind not in "iu":
-            raise UsageError(f"{name} must hold one integer label per sample ({len(x)}), not {y.dtype} "
-                             f"{list(y.shape)}")
-        ys.append(y.astype(np.int64))
-    classes = int(ys[0].max()) + 1
-    if ys[0].min() < 0 or ys[1].min() < 0 or ys[1].max() >= classes:
-        raise UsageError(f"labels must be 0..{classes - 1} (from y_train), in y_train and y_test")
-    counts = np.bincount(ys[0], minlength=classes)
-    if classes < 2 or counts.min() < MIN_PER_CLASS:
-        raise UsageError(f"every class needs at least {MIN_PER_CLASS} training samples; class {int(counts.argmin())} "
-                         f"has {int(counts.min())}")
-    return SearchData(x_train, ys[0], x_test, ys[1], signal, classes, source)
-
-
-def resolutions_for(data: SearchData) -> tuple[int, ...]:
-    """Input resolutions stage 1 may pick: from 32 up to twice the data's own size (at least 64)."""
-    size = data.x_train.shape[-1]
-    top = max(64, 2 * size)
-    return tuple(r for r in range(32, top + 1, 16))
-
-
-def resize(x: np.ndarray, resolution: int, signal: bool) -> np.ndarray:
-    import torch
-    import torch.nn.functional as F
-
-    t = torch.from_numpy(x)
-    if signal:
-        out = F.interpolate(t, size=resolution, mode="linear", align_corners=False)
-    else:
-        out = F.interpolate(t, size=(resolution, resolution), mode="bilinear", align_corners=False)
-    return out.numpy().astype(np.float32)
+    sram = scratch_bytes(data.frontend) + glue_scratch_bytes(data.frontend)
+    flash = table_bytes(data.frontend)
+    return Budgets(budgets.sram_bytes - sram if budgets.sram_bytes is not None else None,
+                   budgets.flash_bytes - flash if budgets.flash_bytes is not None else None, budgets.latency_ms)
 
 
 def check_output_folder(out: Path, resume: bool) -> None:
@@ -230,7 +141,7 @@ def search(data: SearchData, budgets: Budgets, out: str | os.PathLike, preset: P
     from ..pipeline import write_library
     from .baseline import scale_to_fit
     from .cost import layers
-    from .deploy import Recipe, deploy, train_network
+    from .deploy import Recipe, deploy, deploy_audio, train_network
     from .oracles import code_model, latency_model
     from .stage1 import optimize_space
     from .supernet import Supernet, build_network
@@ -253,6 +164,7 @@ def search(data: SearchData, budgets: Budgets, out: str | os.PathLike, preset: P
         latency = latency_model(board) if board is not None else None
         channels = data.x_train.shape[1]
         resolutions = resolutions_for(data)
+        user_budgets, budgets = budgets, network_budgets(budgets, data)
         chosen = optimize_space(budgets, channels=channels, classes=data.classes, signal=data.signal,
                                 resolutions=resolutions, samples=preset.stage1_samples, seed=seed,
                                 strategy=strategy, code=code_model(core),
@@ -333,6 +245,14 @@ def search(data: SearchData, budgets: Budgets, out: str | os.PathLike, preset: P
         (out / "model_int8.tflite").write_bytes(searched.tflite)
         say(f"int8 C: test accuracy {searched.test_accuracy:.4f}, peak SRAM {searched.peak_sram_bytes:,} B, "
             f"flash {searched.flash_bytes:,} B, bit-exact {searched.bit_exact}")
+        audio = None
+        if data.frontend is not None:
+            from ..audio import write_frontend
+
+            write_frontend(out / "c", data.frontend, "model", samples=data.test_clips.shape[1])
+            audio = deploy_audio(searched, data.frontend, data.test_clips, data.y_test, **measure)
+            say(f"raw audio through the C front-end: test accuracy {audio['test_accuracy']:.4f} (same predictions: "
+                f"{audio['same_predictions']}), SRAM with the front-end {audio['total_sram_bytes']:,} B")
 
         baselines = []
         if preset.baselines:
@@ -358,10 +278,12 @@ def search(data: SearchData, budgets: Budgets, out: str | os.PathLike, preset: P
             times["baselines"] = time.perf_counter() - t
 
         report = {
-            "data": data.source, "space": space.name, "budgets": budgets.as_json(),
+            "data": data.source, "space": space.name,
             "board": board.name if board is not None else None, "strategy": strategy, "seed": seed,
             "preset": asdict(preset),
+            "network_budgets": budgets.as_json(), "budgets": user_budgets.as_json(),
             "searched": searched.report() | {"arch": asdict(best), "validation_accuracy": evo.best_fitness},
+            "audio": audio,
             "search": {"evolution_history": evo.history, "random_history": rnd.history,
                        "evaluations": evo.evaluations, "random_best": rnd.best_fitness},
             "baselines": baselines,
