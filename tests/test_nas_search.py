@@ -38,7 +38,8 @@ def test_search_on_digits_gives_verified_c_within_budget(tmp_path, monkeypatch):
     assert found["flash_bytes"] <= budgets.flash_bytes
     assert report["search"]["evaluations"] == len(report["search"]["random_history"])
     out = tmp_path / "out"
-    for name in ("report.json", "model_int8.tflite", "search.png", "search.log", "c/model.h", "c/model.c"):
+    for name in ("report.json", "report.html", "model_int8.tflite", "search.png", "search.log", "c/model.h",
+                 "c/model.c"):
         assert (out / name).exists(), name
     assert json.loads((out / "report.json").read_text()) == json.loads(json.dumps(report))
     graph = load_model(out / "model_int8.tflite")  # the reported accuracy, recomputed by the reference
@@ -47,6 +48,7 @@ def test_search_on_digits_gives_verified_c_within_budget(tmp_path, monkeypatch):
     predicted = [int(np.argmax(run(graph, [quantize_input(graph, s[None])])[0])) for s in x]
     assert found["test_accuracy"] == pytest.approx(np.mean(np.array(predicted) == data.y_test))
     assert found["test_accuracy"] > 0.3  # well above chance (0.1) even after one epoch
+    assert "S-MbV2 w" in (out / "report.html").read_text()  # the accuracy table
 
     (base,) = report["baselines"]  # S-MbV2, trained from scratch, deployed the same way
     assert base["name"].startswith("S-MbV2 w") and base["bit_exact"]

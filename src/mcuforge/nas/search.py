@@ -16,11 +16,15 @@
 6. The baseline S-MbV2 (nas.baseline: MobileNetV2 scaled to the largest width and resolution that fit the
    same budgets under the same oracles) is trained from scratch for the epochs the winner's weights saw
    (supernet + fine-tuning), with the fine-tuning recipe, and deployed the same way.
-The output folder gets the C library (`c/`), `model_int8.tflite`, `report.json`, `search.png` (the search
+The output folder gets the C library (`c/`), `model_int8.tflite`, `report.json`, `report.html` (the
+searched network's layers, memory profile and flash, and the accuracy table), `search.png` (the search
 curves) and `search.log`; `--resume` continues after a kill from the checkpoints there (supernet.pt every
 50 steps, finetune.pt and baseline.pt every epoch, evaluations.json after every evaluation).
 
-Not yet (issue 15): the audio front-end, Ray and DDP.
+Raw audio (search_data): the network trains on the fixed-point front-end's features; `c/` also gets the front-end
+and `model_input_from_audio`, and the raw test clips are run through that C (report.json "audio").
+
+Not yet (issue 15): Ray and DDP in this pipeline.
 """
 from __future__ import annotations
 
@@ -129,6 +133,26 @@ def _plot(path: Path, evo: list[float], rnd: list[float], evo_evals: int) -> Non
     ax.grid(alpha=0.3)
     ax.legend()
     save_figure(fig, path)
+
+
+def _write_html(path: Path, searched, rows: list[dict], budgets: Budgets, board: Board | None,
+                audio: dict | None) -> None:
+    """The compile report of the searched network (its layers, memory profile, flash, predicted and
+    counted instructions per board) with the accuracy table of the searched network and the baselines."""
+    from ..report_file import ReportContent, board_rows, layer_predictions, write_report
+
+    compiled = searched.compiled
+    predicted = layer_predictions(compiled.report, compiled.graph, compiled.plan, CORES)
+    counted = {board.name: searched.instructions[board.core]} if board is not None and searched.instructions else {}
+    notes = ["Accuracy: the int8 C on the test split. " + "; ".join(
+        f"{r['name']}: {100 * r['test_accuracy']:.2f} % ({r['peak_sram_bytes']:,} B SRAM, {r['flash_bytes']:,} B "
+        f"flash, {r['macs'] / 1e6:.2f} M MACs)" for r in rows) + "."]
+    if audio is not None:
+        notes.append(f"Raw audio through the C front-end: {100 * audio['test_accuracy']:.2f} %; SRAM with the "
+                     f"front-end {audio['total_sram_bytes']:,} B.")
+    write_report(path, ReportContent(compiled.report, title="mcuforge search: the searched network",
+                                     layer_instructions=predicted, boards=board_rows(predicted, counted),
+                                     sram_budget=budgets.sram_bytes, flash_budget=budgets.flash_bytes, notes=notes))
 
 
 def search(data: SearchData, budgets: Budgets, out: str | os.PathLike, preset: Preset, *, board: Board | None = None,
@@ -289,6 +313,7 @@ def search(data: SearchData, budgets: Budgets, out: str | os.PathLike, preset: P
             "baselines": baselines,
             "seconds": {k: round(v, 1) for k, v in times.items()} | {"total": round(time.perf_counter() - t0, 1)}}
         (out / "report.json").write_text(json.dumps(report, indent=1))
+        _write_html(out / "report.html", searched, [searched.report(), *baselines], user_budgets, board, audio)
         try:
             _plot(out / "search.png", evo.history, rnd.history, evo.evaluations)
         except UsageError as e:  # matplotlib missing: the report stands without the plot
