@@ -33,3 +33,14 @@ def pytest_make_collect_report(collector):
         if not reason.removeprefix("Skipped: ").startswith(APPLIES_ALWAYS):
             report.outcome = "failed"
             report.longrepr = f"CI must not skip these tests (set up what they need): {reason}"
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Torch on one thread for the test: float sums in a fixed order, so runs compare bit for bit."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

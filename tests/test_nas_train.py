@@ -30,12 +30,7 @@ def _net(seed: int = 0) -> Supernet:
     return Supernet(SPACE)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_resume_after_a_kill_continues_exactly(tmp_path):

@@ -192,5 +192,5 @@ def random_search(space: SearchSpace, fitness: Fitness | None, fits: Constraint,
     return SearchResult(best, score(best), history, len(score.cache))
 
 
-__all__ = ["EvaluateMany", "EvolutionConfig", "NoFeasibleArch", "SearchResult", "budget_check", "crossover", "evolve", "mutate",
-           "random_search", "spec_check"]
+__all__ = ["EvaluateMany", "EvolutionConfig", "NoFeasibleArch", "SearchResult", "budget_check", "crossover", "evolve",
+           "mutate", "random_search", "spec_check"]

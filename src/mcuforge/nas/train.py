@@ -16,6 +16,9 @@ comparison is still to do (issue 15).
 Determinism: the batch order of epoch e is a permutation drawn from (seed, e), the subnets of step s from
 (seed, s), the learning rate is a cosine of the step, so a run resumed from a checkpoint (weights,
 optimizer, step) continues exactly as the uninterrupted run would (one torch thread).
+
+The same training on several processes (torch.distributed, each step's batch split among them):
+nas.ddp_train, built from this module's step functions (step_batches, step_archs, sandwich_step).
 """
 from __future__ import annotations
 
@@ -24,14 +27,14 @@ import os
 import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ..errors import UsageError, shown
-from .mcunet import Arch
+from .mcunet import Arch, SearchSpace
 from .supernet import Supernet, recalibrate_bn
 
 CHECKPOINT_VERSION = 1
@@ -69,7 +72,9 @@ def _save(path: Path, net: Supernet, optimizer: torch.optim.Optimizer, step: int
     os.replace(tmp, path)  # a kill during the save leaves the previous checkpoint
 
 
-def _load(path: Path, net: Supernet, optimizer: torch.optim.Optimizer, config: TrainConfig) -> int:
+def read_checkpoint(path: Path, config: TrainConfig) -> dict:
+    """The checkpoint at `path` (step, model, optimizer), refused in one line when it is unreadable or was
+    written with other settings."""
     try:
         saved = torch.load(path, map_location="cpu", weights_only=False)
     except (OSError, RuntimeError, EOFError, ValueError) as e:
@@ -77,9 +82,71 @@ def _load(path: Path, net: Supernet, optimizer: torch.optim.Optimizer, config: T
     if saved.get("version") != CHECKPOINT_VERSION or saved.get("config") != asdict(config):
         raise UsageError(f"{shown(str(path))} was written by a run with other settings: resume with the same "
                          "settings, or start without --resume")
+    return saved
+
+
+def _load(path: Path, net: Supernet, optimizer: torch.optim.Optimizer, config: TrainConfig) -> int:
+    saved = read_checkpoint(path, config)
     net.load_state_dict(saved["model"])
     optimizer.load_state_dict(saved["optimizer"])
     return int(saved["step"])
+
+
+def make_optimizer(net: Supernet, config: TrainConfig) -> torch.optim.Optimizer:
+    return torch.optim.SGD(net.parameters(), lr=config.lr, momentum=config.momentum,
+                           weight_decay=config.weight_decay, nesterov=True)
+
+
+def schedule(n: int, config: TrainConfig) -> tuple[int, int]:
+    """(steps per epoch, steps in the run) for n training samples."""
+    if config.batch_size < 1 or config.epochs < 0:
+        raise UsageError(f"batch size {config.batch_size}, epochs {config.epochs}: give a batch size of at least 1 "
+                         "and epochs of at least 0")
+    if n < config.batch_size:
+        raise UsageError(f"{n} training samples are fewer than one batch of {config.batch_size}: lower the batch size")
+    per_epoch = len(_batches(n, config, 0))
+    return per_epoch, per_epoch * config.epochs
+
+
+def step_batches(n: int, config: TrainConfig, start: int = 0) -> Iterator[tuple[int, np.ndarray]]:
+    """(step, sample indices of its batch) for every step after the first `start` ones."""
+    per_epoch, _ = schedule(n, config)
+    for epoch in range(start // per_epoch, config.epochs):
+        for k, idx in enumerate(_batches(n, config, epoch)):
+            if epoch * per_epoch + k >= start:
+                yield epoch * per_epoch + k, idx
+
+
+def learning_rate(config: TrainConfig, step: int, steps: int) -> float:
+    return 0.5 * config.lr * (1 + math.cos(math.pi * step / steps))
+
+
+def step_archs(space: SearchSpace, config: TrainConfig, step: int) -> list[Arch]:
+    """The subnets distilled at `step` after the largest: `config.subnets` random ones (drawn from (seed,
+    step), so every worker of a distributed run draws the same) and the smallest."""
+    rng = random.Random(config.seed * 1_000_003 + step)
+    return [space.sample(rng) for _ in range(config.subnets)] + [space.smallest()]
+
+
+def sandwich_step(net: Supernet, xb: torch.Tensor, yb: torch.Tensor, archs: list[Arch]) -> torch.Tensor:
+    """Gradients of one sandwich-rule step on one batch, accumulated into the parameters' .grad (one
+    subnet's graph alive at a time): the largest on the labels, then each of `archs` on the largest's
+    softened outputs. Returns the largest's loss (detached)."""
+    net.set_active(net.space.largest())
+    logits = net(xb)
+    loss = F.cross_entropy(logits, yb)
+    loss.backward()
+    soft = F.softmax(logits.detach(), dim=1)
+    for arch in archs:
+        net.set_active(arch)
+        distill = F.kl_div(F.log_softmax(net(xb), dim=1), soft, reduction="batchmean")
+        distill.backward()
+    return loss.detach()
+
+
+def as_tensors(x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """Samples (float32) and labels (int64) as tensors."""
+    return torch.from_numpy(np.ascontiguousarray(x, np.float32)), torch.from_numpy(np.asarray(y, np.int64))
 
 
 def train_supernet(net: Supernet, x: np.ndarray, y: np.ndarray, config: TrainConfig = TrainConfig(), *,
@@ -88,49 +155,30 @@ def train_supernet(net: Supernet, x: np.ndarray, y: np.ndarray, config: TrainCon
     """Trains `net` on x (NCHW or NCL float32) and y (int labels); see the module docstring. `on_step(step,
     loss)` is called after every step (progress bars; a test raises from it to simulate a kill)."""
     n = len(x)
-    if n < config.batch_size:
-        raise UsageError(f"{n} training samples are fewer than one batch of {config.batch_size}: lower the batch size")
-    per_epoch = len(_batches(n, config, 0))
-    steps = per_epoch * config.epochs
-    optimizer = torch.optim.SGD(net.parameters(), lr=config.lr, momentum=config.momentum,
-                                weight_decay=config.weight_decay, nesterov=True)
+    _, steps = schedule(n, config)
+    optimizer = make_optimizer(net, config)
     path = Path(checkpoint) if checkpoint is not None else None
     start = 0
     if resume:
         if path is None or not path.exists():
             raise UsageError("nothing to resume: no checkpoint yet; start without --resume")
         start = _load(path, net, optimizer, config)
+    xt, yt = as_tensors(x, y)
     space = net.space
-    xt, yt = torch.from_numpy(np.ascontiguousarray(x, np.float32)), torch.from_numpy(np.asarray(y, np.int64))
     net.train()
     loss_value = math.nan
     step = start
-    for epoch in range(start // per_epoch, config.epochs):
-        for k, idx in enumerate(_batches(n, config, epoch)):
-            if epoch * per_epoch + k < start:
-                continue
-            lr = 0.5 * config.lr * (1 + math.cos(math.pi * step / steps))
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            xb, yb = xt[idx], yt[idx]
-            optimizer.zero_grad(set_to_none=True)
-            net.set_active(space.largest())
-            logits = net(xb)
-            loss = F.cross_entropy(logits, yb)
-            loss.backward()
-            loss_value = float(loss.detach())
-            soft = F.softmax(logits.detach(), dim=1)
-            rng = random.Random(config.seed * 1_000_003 + step)
-            for arch in [space.sample(rng) for _ in range(config.subnets)] + [space.smallest()]:
-                net.set_active(arch)
-                distill = F.kl_div(F.log_softmax(net(xb), dim=1), soft, reduction="batchmean")
-                distill.backward()
-            optimizer.step()
-            step += 1
-            if path is not None and (step % config.checkpoint_every == 0 or step == steps):
-                _save(path, net, optimizer, step, config)
-            if on_step is not None:
-                on_step(step, loss_value)
+    for step, idx in step_batches(n, config, start):
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(config, step, steps)
+        optimizer.zero_grad(set_to_none=True)
+        loss_value = float(sandwich_step(net, xt[idx], yt[idx], step_archs(space, config, step)))
+        optimizer.step()
+        step += 1
+        if path is not None and (step % config.checkpoint_every == 0 or step == steps):
+            _save(path, net, optimizer, step, config)
+        if on_step is not None:
+            on_step(step, loss_value)
     net.set_active(space.largest())
     return TrainState(step, steps, loss_value, start)
 
@@ -152,4 +200,5 @@ def subnet_accuracy(net: Supernet, arch: Arch, x_val: np.ndarray, y_val: np.ndar
     return correct / max(len(x_val), 1)
 
 
-__all__ = ["TrainConfig", "TrainState", "subnet_accuracy", "train_supernet"]
+__all__ = ["TrainConfig", "TrainState", "learning_rate", "make_optimizer", "read_checkpoint", "sandwich_step",
+           "schedule", "step_archs", "step_batches", "subnet_accuracy", "train_supernet"]
