@@ -139,3 +139,18 @@ def test_raw_audio_is_searched_through_the_c_front_end(tmp_path):
     c = tmp_path / "out" / "c"
     assert {"model_frontend.c", "model_audio.c", "model_audio.h"} <= {p.name for p in c.iterdir()}
     assert "model_audio.c" in (c / "CMakeLists.txt").read_text()
+
+
+def test_search_with_two_workers_trains_ddp_and_scores_on_ray(tmp_path):
+    """--workers 2: the supernet trains on two torch.distributed processes and the candidates are scored as
+    Ray tasks; the memo (evaluations.json) holds every score, and the winner still deploys bit-exact."""
+    pytest.importorskip("ray")
+    data = load_search_data("digits")
+    preset = Preset(epochs=1, finetune_epochs=1, population=4, generations=1, stage1_samples=30, batch_size=32,
+                    max_train=400, qat_epochs=0, baselines=False)
+    report = search(data, Budgets(sram_bytes=32 * 1024, flash_bytes=192 * 1024), tmp_path / "out", preset,
+                    workers=2)
+    assert report["workers"] == 2 and report["searched"]["bit_exact"]
+    scores = json.loads((tmp_path / "out" / "evaluations.json").read_text())
+    assert len(scores) >= report["search"]["evaluations"]
+    assert max(report["search"]["evolution_history"]) in scores.values()

@@ -237,6 +237,10 @@ def add_search_parser(sub) -> None:
                    help="memory model of the budgets and execution strategy of the winner (default layer)")
     s.add_argument("--seed", type=parse_count, default=0, help="seed of every random choice (default 0)")
     s.add_argument("--resume", action="store_true", help="continue the search in OUT after a kill or Ctrl-C")
+    s.add_argument("--workers", type=parse_positive, default=1,
+                   help="processes for the supernet's data-parallel training (torch.distributed) and local Ray CPUs "
+                   "for scoring candidates (default 1: neither)")
+    s.add_argument("--ray-address", metavar="HOST:PORT", help="score candidates on this Ray cluster instead")
     s.add_argument("--json", action="store_true", help="print report.json's object as the last line")
 
 
@@ -254,7 +258,8 @@ def run_search(args, console) -> int:
     data = load_search_data(args.data, signal=args.signal)
     with phase_bars(not args.json, console) as bars:
         report = search(data, budgets, args.out, preset, board=board, strategy=args.strategy, seed=args.seed,
-                        resume=args.resume, progress=lambda msg: console.print(msg, markup=False), bars=bars)
+                        resume=args.resume, progress=lambda msg: console.print(msg, markup=False), bars=bars,
+                        workers=args.workers, ray_address=args.ray_address)
     console.print(f"wrote {args.out}/ (report.json, c/, model_int8.tflite)", markup=False)
     if args.json:
         print(json.dumps(report))

@@ -24,7 +24,8 @@ curves) and `search.log`; `--resume` continues after a kill from the checkpoints
 Raw audio (search_data): the network trains on the fixed-point front-end's features; `c/` also gets the front-end
 and `model_input_from_audio`, and the raw test clips are run through that C (report.json "audio").
 
-Not yet (issue 15): Ray and DDP in this pipeline.
+Scale-out (`workers`, `ray_address`): the supernet trains data-parallel with torch.distributed (nas.ddp_train)
+and the candidates are scored as Ray tasks (nas.parallel), with the same memo; docs/distributed.md.
 """
 from __future__ import annotations
 
@@ -111,14 +112,33 @@ class Evaluations:
             except (ValueError, AttributeError) as e:
                 raise UsageError(f"cannot resume from {shown(str(path))}: {e}; start without --resume") from None
 
+    @staticmethod
+    def _key(arch: Arch) -> str:
+        return json.dumps(asdict(arch), separators=(",", ":"))
+
+    def _save(self) -> None:
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        tmp.write_text(json.dumps(self.scores))
+        os.replace(tmp, self.path)
+
     def __call__(self, arch: Arch) -> float:
-        key = json.dumps(asdict(arch), separators=(",", ":"))
+        key = self._key(arch)
         if key not in self.scores:
             self.scores[key] = self.fitness(arch)
-            tmp = self.path.with_name(f".{self.path.name}.tmp")
-            tmp.write_text(json.dumps(self.scores))
-            os.replace(tmp, self.path)
+            self._save()
         return self.scores[key]
+
+    def batched(self, evaluate_many: Callable[[list[Arch]], list[float]]) -> Callable[[list[Arch]], list[float]]:
+        """evaluate_many behind the same memo: only the architectures not scored yet are sent, in one call."""
+        def many(archs: list[Arch]) -> list[float]:
+            missing = list(dict.fromkeys(a for a in archs if self._key(a) not in self.scores))
+            if missing:
+                for arch, score in zip(missing, evaluate_many(missing)):
+                    self.scores[self._key(arch)] = float(score)
+                self._save()
+            return [self.scores[self._key(a)] for a in archs]
+
+        return many
 
 
 def _plot(path: Path, evo: list[float], rnd: list[float], evo_evals: int) -> None:
@@ -157,9 +177,12 @@ def _write_html(path: Path, searched, rows: list[dict], budgets: Budgets, board:
 
 def search(data: SearchData, budgets: Budgets, out: str | os.PathLike, preset: Preset, *, board: Board | None = None,
            strategy: str = "layer", seed: int = 0, resume: bool = False,
-           progress: Callable[[str], None] | None = None, bars: Task | None = None) -> dict:
+           progress: Callable[[str], None] | None = None, bars: Task | None = None, workers: int = 1,
+           ray_address: str | None = None) -> dict:
     """Runs the whole search (see the module docstring); returns the report written to report.json.
-    `progress(message)` after each phase; `bars(description, total) -> advance(n)` for progress bars."""
+    `progress(message)` after each phase; `bars(description, total) -> advance(n)` for progress bars.
+    `workers` > 1: the supernet trains data-parallel on that many processes (nas.ddp_train) and candidates are
+    scored as Ray tasks on that many local CPUs (nas.parallel), or on the Ray cluster at `ray_address`."""
     import torch
 
     from ..pipeline import write_library
@@ -228,8 +251,15 @@ def search(data: SearchData, budgets: Budgets, out: str | os.PathLike, preset: P
             steps(step - done[0])
             done[0] = step
 
-        state = train_supernet(net, x_train, y_train, config, checkpoint=checkpoint,
-                               resume=resume and checkpoint.exists(), on_step=on_step)
+        if workers > 1:
+            from .ddp_train import train_supernet_workers
+
+            config = dataclasses.replace(config, batch_size=max(workers, config.batch_size // workers * workers))
+            state = train_supernet_workers(net, x_train, y_train, config, workers=workers, checkpoint=checkpoint,
+                                           resume=resume and checkpoint.exists(), on_step=on_step)
+        else:
+            state = train_supernet(net, x_train, y_train, config, checkpoint=checkpoint,
+                                   resume=resume and checkpoint.exists(), on_step=on_step)
         net.sort_channels()
         times["train_supernet"] = time.perf_counter() - t
         say(f"supernet: {state.steps} steps" + (f" (resumed after step {state.resumed_from})" if state.resumed_from
@@ -239,14 +269,26 @@ def search(data: SearchData, budgets: Budgets, out: str | os.PathLike, preset: P
         fits = budget_check(space, budgets, strategy=strategy, board=board, code_core=core)
         fitness = Evaluations(out / "evaluations.json",
                               lambda arch: subnet_accuracy(net, arch, x_val, y_val, x_train), resume)
-        generation = bar("evolution generations", preset.generations)
-        evo = evolve(space, fitness, fits, EvolutionConfig(population=preset.population,
-                                                           generations=preset.generations, seed=seed),
-                     on_generation=lambda g, best: (log.info(f"generation {g}: best {best:.4f}"), generation(1)))
-        times["evolution"] = time.perf_counter() - t
-        t = time.perf_counter()
-        rnd = random_search(space, fitness, fits, evaluations=evo.evaluations, seed=seed + 1)
-        times["random_search"] = time.perf_counter() - t
+        evaluator, many = None, None
+        if workers > 1 or ray_address:
+            from .parallel import RayEvaluator
+
+            evaluator = RayEvaluator(net, x_val, y_val, x_train, workers=workers if not ray_address else None,
+                                     address=ray_address)
+            many = fitness.batched(evaluator.evaluate_many)
+        try:
+            generation = bar("evolution generations", preset.generations)
+            evo = evolve(space, fitness, fits, EvolutionConfig(population=preset.population,
+                                                               generations=preset.generations, seed=seed),
+                         on_generation=lambda g, best: (log.info(f"generation {g}: best {best:.4f}"), generation(1)),
+                         evaluate_many=many)
+            times["evolution"] = time.perf_counter() - t
+            t = time.perf_counter()
+            rnd = random_search(space, fitness, fits, evaluations=evo.evaluations, seed=seed + 1, evaluate_many=many)
+            times["random_search"] = time.perf_counter() - t
+        finally:
+            if evaluator is not None:
+                evaluator.close()
         say(f"search: evolution {evo.best_fitness:.4f}, random search {rnd.best_fitness:.4f} "
             f"({evo.evaluations} evaluations each)")
 
@@ -304,6 +346,7 @@ def search(data: SearchData, budgets: Budgets, out: str | os.PathLike, preset: P
         report = {
             "data": data.source, "space": space.name,
             "board": board.name if board is not None else None, "strategy": strategy, "seed": seed,
+            "workers": workers, "ray_address": ray_address,
             "preset": asdict(preset),
             "network_budgets": budgets.as_json(), "budgets": user_budgets.as_json(),
             "searched": searched.report() | {"arch": asdict(best), "validation_accuracy": evo.best_fitness},
