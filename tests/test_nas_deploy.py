@@ -67,3 +67,23 @@ def test_deploy_gives_verified_c_counted_on_both_cores():
     assert result.test_accuracy > 0.6  # three well separated classes
     with pytest.raises(BudgetError):  # the budgets are checked on the exact compile
         deploy(model, "tiny", x, y, x_test, y_test, Budgets(sram_bytes=1024), Recipe(epochs=1, qat_epochs=0))
+
+
+def test_the_exact_compile_decides_before_training():
+    from mcuforge.nas.deploy import exact_misfit
+    from mcuforge.nas.mcunet import SearchSpace
+    from mcuforge.nas.search import exactly_fitting
+    from mcuforge.pipeline import compile_model
+    from mcuforge.nas.space import to_graph
+
+    assert exact_misfit(SPEC, Budgets(sram_bytes=64 * 1024, flash_bytes=256 * 1024)) is None
+    assert "exceeds the budget of 1024 B" in exact_misfit(SPEC, Budgets(sram_bytes=1024))
+    space = SearchSpace(width=0.3, resolution=48, channels=1, classes=4)
+    big, small = space.largest(), space.smallest()
+    arena = {a: compile_model(to_graph(space.network(a))).report.arena_bytes for a in (big, small)}
+    assert arena[small] < arena[big]
+    budgets = Budgets(sram_bytes=arena[small])  # the best scored misses by the exact arena: the next one fits
+    said = []
+    assert exactly_fitting(big, [big, small], space, budgets, "layer", "host", said.append) == small
+    assert "does not fit on the exact compile" in said[0]
+    assert exactly_fitting(small, [big, small], space, budgets, "layer", "host", said.append) == small

@@ -11,7 +11,8 @@ pooling and the classifier. Channels round as MobileNetV2 does (make_divisible).
 conv is scaled with W (torchvision keeps 1280 for W < 1); its 1280 channels alone would not fit the small
 budgets this baseline is for, so scaling it favours the baseline. Of the grid (WIDTHS x the resolutions
 given) the configuration with the most MACs that fits wins, the paper's rule of thumb for "the largest
-model that fits"; ties go to the higher resolution.
+model that fits"; ties go to the higher resolution. `mcuforge search` takes the first of `fitting(...)` that
+also passes the exact compile (nas.deploy.exact_misfit).
 """
 from __future__ import annotations
 
@@ -47,19 +48,24 @@ class ScaledMobileNet:
         return f"S-MbV2 w{self.width:g}-r{self.resolution}"
 
 
-def scale_to_fit(fits: Callable[[NetworkSpec], bool], resolutions: Sequence[int], *, channels: int, classes: int,
-                 signal: bool = False, widths: Sequence[float] = WIDTHS) -> ScaledMobileNet | None:
-    """The MobileNetV2 of the (width, resolution) grid with the most MACs among those `fits` accepts."""
-    best: ScaledMobileNet | None = None
+def fitting(fits: Callable[[NetworkSpec], bool], resolutions: Sequence[int], *, channels: int, classes: int,
+            signal: bool = False, widths: Sequence[float] = WIDTHS) -> list[ScaledMobileNet]:
+    """The MobileNetV2s of the (width, resolution) grid that `fits` accepts, the most MACs first (ties: the
+    higher resolution first)."""
+    found = []
     for width in widths:
         for resolution in resolutions:
             spec = mobilenet_v2(width, resolution, channels=channels, classes=classes, signal=signal)
-            if not fits(spec):
-                continue
-            macs = estimate(spec).macs
-            if best is None or (macs, resolution) > (best.macs, best.resolution):
-                best = ScaledMobileNet(width, resolution, spec, macs)
-    return best
+            if fits(spec):
+                found.append(ScaledMobileNet(width, resolution, spec, estimate(spec).macs))
+    return sorted(found, key=lambda m: (m.macs, m.resolution), reverse=True)
 
 
-__all__ = ["ScaledMobileNet", "WIDTHS", "mobilenet_v2", "scale_to_fit"]
+def scale_to_fit(fits: Callable[[NetworkSpec], bool], resolutions: Sequence[int], *, channels: int, classes: int,
+                 signal: bool = False, widths: Sequence[float] = WIDTHS) -> ScaledMobileNet | None:
+    """The MobileNetV2 of the (width, resolution) grid with the most MACs among those `fits` accepts."""
+    found = fitting(fits, resolutions, channels=channels, classes=classes, signal=signal, widths=widths)
+    return found[0] if found else None
+
+
+__all__ = ["ScaledMobileNet", "WIDTHS", "fitting", "mobilenet_v2", "scale_to_fit"]

@@ -29,6 +29,7 @@ from ..errors import UsageError, shown
 from .stage1 import Budgets
 
 CHECKPOINT_VERSION = 1
+OPT = "-Os"  # firmware builds: the code size the NAS oracles model, and what the flash budget checks
 
 
 @dataclass(frozen=True)
@@ -141,7 +142,7 @@ class Deployed:
     macs: int
     bit_exact: bool  # C = reference = TFLM on random inputs
     latency_ms: float | None  # estimated on the board (nas.oracles.latency_model), None without a board
-    instructions: dict[str, int]  # core -> instructions of one inference counted in QEMU (-O2), when asked
+    instructions: dict[str, int]  # core -> instructions of one inference counted in QEMU (OPT), when asked
     measured_ms: float | None  # instructions on the board's core / its clock, when measured
     compiled: Any = None  # pipeline.Compiled
     tflite: bytes = b""
@@ -167,7 +168,7 @@ def deploy(model: nn.Module, name: str, x_train: np.ndarray, y_train: np.ndarray
 
     int8 = quantize_network(model, x_train, y_train, recipe)
     compiled = compile_model(int8, "model", sram=budgets.sram_bytes, flash=budgets.flash_bytes, strategy=strategy,
-                             target=target)
+                             target=target, opt=OPT)
     tflite = write_tflite(int8)
     check = verify(int8, samples=5, tflite_bytes=tflite, compiled=compiled)
     host = HostModel.build(compiled.lib)
@@ -178,7 +179,7 @@ def deploy(model: nn.Module, name: str, x_train: np.ndarray, y_train: np.ndarray
     for core in cores:
         from ..targets.cortex_m import CortexMModel
 
-        counts, outs = CortexMModel.build(compiled.lib, core).count_instructions_batch([[samples[0]]])
+        counts, outs = CortexMModel.build(compiled.lib, core, OPT).count_instructions_batch([[samples[0]]])
         if not all(np.array_equal(a, b) for a, b in zip(outs[0], host.run([samples[0]]))):
             raise AssertionError(f"{name}: the {core} build's outputs differ from the host's")
         instructions[core] = counts[0]
@@ -188,6 +189,22 @@ def deploy(model: nn.Module, name: str, x_train: np.ndarray, y_train: np.ndarray
     return Deployed(name, float(np.mean(predictions == y_test)), report.arena_bytes, report.flash_bytes,
                     report.flash_code_bytes is not None, report.macs, bool(check.ok and check.tflm_checked),
                     latency_ms, instructions, measured, compiled, tflite, predictions)
+
+
+def exact_misfit(spec, budgets: Budgets, *, strategy: str = "layer", target: str = "host") -> str | None:
+    """None when a network of `spec`'s shapes compiles within `budgets` (the exact check deploy makes: arena,
+    and flash with the code as linked for a Cortex-M target), else why not. It compiles the spec's int8 graph
+    with random weights: sizes depend on shapes only, so this decides before any training."""
+    from ..errors import BudgetError
+    from ..pipeline import compile_model
+    from .space import to_graph
+
+    try:
+        compile_model(to_graph(spec), "model", sram=budgets.sram_bytes, flash=budgets.flash_bytes, strategy=strategy,
+                      target=target, opt=OPT)
+    except BudgetError as e:
+        return str(e)
+    return None
 
 
 def deploy_audio(result: Deployed, config, clips: np.ndarray, y_test: np.ndarray, *, cores: tuple[str, ...] = (),
@@ -206,7 +223,7 @@ def deploy_audio(result: Deployed, config, clips: np.ndarray, y_test: np.ndarray
     for core in cores:
         from ..targets.cortex_m import CortexMModel
 
-        instructions[core] = CortexMModel.build(lib, core).count_instructions_batch([[clips[0]]])[0][0]
+        instructions[core] = CortexMModel.build(lib, core, OPT).count_instructions_batch([[clips[0]]])[0][0]
     frontend_sram = scratch_bytes(config) + glue_scratch_bytes(config)
     return {"frontend": asdict(config), "test_accuracy": float(np.mean(predictions == y_test)),
             "same_predictions": bool(np.array_equal(predictions, result.predictions)),
@@ -218,4 +235,4 @@ def deploy_audio(result: Deployed, config, clips: np.ndarray, y_test: np.ndarray
                             if board is not None and board.core in instructions else None)}
 
 
-__all__ = ["Deployed", "Recipe", "deploy", "deploy_audio", "ir_layout", "quantize_network", "train_network"]
+__all__ = ["Deployed", "OPT", "Recipe", "deploy", "deploy_audio", "exact_misfit", "ir_layout", "quantize_network", "train_network"]
