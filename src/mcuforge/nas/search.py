@@ -19,7 +19,7 @@
 The output folder gets the C library (`c/`), `model_int8.tflite`, `report.json`, `report.html` (the
 searched network's layers, memory profile and flash, and the accuracy table), `search.png` (the search
 curves) and `search.log`; `--resume` continues after a kill from the checkpoints there (supernet.pt every
-50 steps, finetune.pt and baseline.pt every epoch, evaluations.json after every evaluation).
+50 steps, finetune.pt and baseline-<config>.pt every epoch, evaluations.json after every evaluation).
 
 Raw audio (search_data): the network trains on the fixed-point front-end's features; `c/` also gets the front-end
 and `model_input_from_audio`, and the raw test clips are run through that C (report.json "audio").
@@ -359,7 +359,7 @@ def search(data: SearchData, budgets: Budgets, out: str | os.PathLike, preset: P
                 bmodel = build_network(base.spec)
                 recipe = dataclasses.replace(finetune, epochs=preset.epochs + preset.finetune_epochs)
                 epoch = bar(f"{base.name} epochs", recipe.epochs)
-                train_network(bmodel, bx_train, y_train, recipe, checkpoint=out / "baseline.pt", resume=resume,
+                train_network(bmodel, bx_train, y_train, recipe, checkpoint=out / f"baseline-{base.name.split()[-1]}.pt", resume=resume,
                               on_epoch=lambda e, loss: (log.info(f"{base.name} epoch {e}: loss {loss:.4f}"),
                                                         epoch(1)))
                 deployed = deploy(bmodel, base.name, bx_train, y_train, bx_test, data.y_test, budgets, recipe,
