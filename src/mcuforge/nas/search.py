@@ -318,7 +318,8 @@ def search(data: SearchData, budgets: Budgets, out: str | os.PathLike, preset: P
 
         t = time.perf_counter()
         target = board.target if board is not None and board.target else "host"
-        best = exactly_fitting(evo.best, [a for a in fitness.ranked() if fits(a)], space, budgets, strategy, target, say)
+        best = exactly_fitting(evo.best, [a for a in fitness.ranked() if fits(a)], space, budgets, strategy, target,
+                               say)
         net.set_active(best)
         model = net.extract(best)
         finetune = Recipe(epochs=preset.finetune_epochs, batch_size=config.batch_size, qat_epochs=preset.qat_epochs,
@@ -359,7 +360,8 @@ def search(data: SearchData, budgets: Budgets, out: str | os.PathLike, preset: P
                 bmodel = build_network(base.spec)
                 recipe = dataclasses.replace(finetune, epochs=preset.epochs + preset.finetune_epochs)
                 epoch = bar(f"{base.name} epochs", recipe.epochs)
-                train_network(bmodel, bx_train, y_train, recipe, checkpoint=out / f"baseline-{base.name.split()[-1]}.pt", resume=resume,
+                train_network(bmodel, bx_train, y_train, recipe, resume=resume,
+                              checkpoint=out / f"baseline-{base.name.split()[-1]}.pt",
                               on_epoch=lambda e, loss: (log.info(f"{base.name} epoch {e}: loss {loss:.4f}"),
                                                         epoch(1)))
                 deployed = deploy(bmodel, base.name, bx_train, y_train, bx_test, data.y_test, budgets, recipe,
