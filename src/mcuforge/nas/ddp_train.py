@@ -51,8 +51,8 @@ import torch.distributed as dist
 
 from ..errors import UsageError
 from .supernet import Supernet
-from .train import (TrainConfig, TrainState, _save, as_tensors, learning_rate, make_optimizer, read_checkpoint, sandwich_step,
-                    schedule, step_archs, step_batches)
+from .train import (TrainConfig, TrainState, _save, as_tensors, learning_rate, make_optimizer, read_checkpoint,
+                    sandwich_step, schedule, step_archs, step_batches)
 
 
 def _all_reduce_mean(tensors: list[torch.Tensor], world: int) -> None:

@@ -235,4 +235,5 @@ def deploy_audio(result: Deployed, config, clips: np.ndarray, y_test: np.ndarray
                             if board is not None and board.core in instructions else None)}
 
 
-__all__ = ["Deployed", "OPT", "Recipe", "deploy", "deploy_audio", "exact_misfit", "ir_layout", "quantize_network", "train_network"]
+__all__ = ["Deployed", "OPT", "Recipe", "deploy", "deploy_audio", "exact_misfit", "ir_layout", "quantize_network",
+           "train_network"]

@@ -118,7 +118,8 @@ def load_search_data(source: str, signal: bool = False) -> SearchData:
     x_train = _as_samples(arrays["x_train"], signal, "x_train")
     x_test = _as_samples(arrays["x_test"], signal, "x_test")
     if x_train.shape[1:] != x_test.shape[1:]:
-        raise UsageError(f"x_train samples {list(x_train.shape[1:])} and x_test samples {list(x_test.shape[1:])} differ")
+        raise UsageError(f"x_train samples {list(x_train.shape[1:])} and x_test samples {list(x_test.shape[1:])} "
+                         "differ")
     ys = []
     for name, y, x in (("y_train", arrays["y_train"], x_train), ("y_test", arrays["y_test"], x_test)):
         y = np.asarray(y)
