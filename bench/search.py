@@ -108,7 +108,7 @@ def main() -> None:
               "best validation: evolution / random (%) | wall time |", "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|"]
     where = (f"on {board.name} ({board.clock_hz / 1e6:.0f} MHz; M4 and M7: instructions counted in QEMU / the clock)"
              if board else "without a board (flash: weights and constants, no code)")
-    command = " ".join(["python bench/search.py", *sys.argv[1:]])
+    command = " ".join(["python bench/search.py", *(a for a in sys.argv[1:] if a != "--table-only")])
     doc = f"""# `mcuforge search` on {Path(args.data).name}
 
 `{command}`, on 2 CPU cores shared with other jobs (wall times are upper bounds), {where}. The supernet
