@@ -29,7 +29,7 @@ import torch  # noqa: E402
 
 from mcuforge.nas.ddp_train import train_supernet_workers  # noqa: E402
 from mcuforge.nas.mcunet import SearchSpace  # noqa: E402
-from mcuforge.nas.search_data import load_search_data, resize  # noqa: E402
+from mcuforge.nas.search_data import load_search_data, resize, validation_split  # noqa: E402
 from mcuforge.nas.supernet import Supernet  # noqa: E402
 from mcuforge.nas.train import TrainConfig, subnet_accuracy, train_supernet  # noqa: E402
 
@@ -37,9 +37,7 @@ from mcuforge.nas.train import TrainConfig, subnet_accuracy, train_supernet  # n
 def data(space: SearchSpace, seed: int = 0):
     """The digits' training data split as `mcuforge search` splits it (10 % validation), resized."""
     d = load_search_data("digits")
-    order = np.random.default_rng(seed).permutation(len(d.x_train))
-    n_val = max(d.classes, len(order) // 10)
-    val, train = order[:n_val], order[n_val:]
+    train, val = validation_split(len(d.x_train), d.classes, seed)
     return (resize(d.x_train[train], space.resolution, False), d.y_train[train],
             resize(d.x_train[val], space.resolution, False), d.y_train[val])
 

@@ -4,6 +4,7 @@ is train_supernet bit for bit; the torchrun entry point trains and resumes; bad 
 line."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -120,6 +121,8 @@ def test_bad_settings_are_refused_in_one_line(tmp_path):
             train_supernet_workers(_net(), x, y, CONFIG, **kwargs)
     with pytest.raises(UsageError, match="torchrun"):
         train_supernet_ddp(_net(), x, y, CONFIG)
+    with pytest.raises(UsageError, match="'progressive' runs on one process"):
+        train_supernet_workers(_net(), x, y, dataclasses.replace(CONFIG, method="progressive"), workers=2)
 
 
 def test_torchrun_entry_point_trains_and_resumes(tmp_path, capsys):

@@ -96,6 +96,11 @@ def test_output_folder_rules(tmp_path, capsys):
     assert "not empty" in capsys.readouterr().err and (busy / "mine.txt").read_text() == "keep"
     assert main(["search", "--data", "digits", "--sram", "32K", "-o", str(tmp_path / "new"), "--resume"]) == 2
     assert "no search to resume" in capsys.readouterr().err
+    new = tmp_path / "new"
+    assert main(["search", "--data", "digits", "--sram", "32K", "-o", str(new), "--training", "progressive",
+                 "--workers", "2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--training progressive runs on one process" in err and "\n" not in err and not new.exists()
 
 
 def test_a_folder_of_images_per_class_is_data(tmp_path):

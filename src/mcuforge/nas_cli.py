@@ -232,6 +232,9 @@ def add_search_parser(sub) -> None:
                    help="quick: minutes on 2 cores (8 epochs, population 16, 4 generations, at most 4000 training "
                    "samples); default: 30 epochs, population 100, 500 generations; full: 120 epochs")
     s.add_argument("--epochs", type=parse_positive, help="supernet epochs (overrides the preset)")
+    s.add_argument("--training", choices=("sandwich", "progressive"),
+                   help="supernet training: the sandwich rule with in-place distillation (the default) or "
+                   "once-for-all's progressive shrinking (docs/supernet_training.md compares them)")
     s.add_argument("--signal", action="store_true", help="the samples are 1-D signals (N, channels, length)")
     s.add_argument("--strategy", choices=("layer", "auto"), default="layer",
                    help="memory model of the budgets and execution strategy of the winner (default layer)")
@@ -255,6 +258,8 @@ def run_search(args, console) -> int:
     preset = PRESETS[args.preset]
     if args.epochs:
         preset = dataclasses.replace(preset, epochs=args.epochs)
+    if args.training:
+        preset = dataclasses.replace(preset, training=args.training)
     data = load_search_data(args.data, signal=args.signal)
     with phase_bars(not args.json, console) as bars:
         report = search(data, budgets, args.out, preset, board=board, strategy=args.strategy, seed=args.seed,

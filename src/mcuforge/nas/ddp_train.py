@@ -111,6 +111,9 @@ def train_supernet_ddp(net: Supernet, x: np.ndarray, y: np.ndarray, config: Trai
         raise UsageError("train_supernet_ddp runs in a torch.distributed process group: launch it with torchrun, "
                          "or call train_supernet_workers")
     rank, world = dist.get_rank(), dist.get_world_size()
+    if config.method != "sandwich":
+        raise UsageError(f"training method {config.method!r} runs on one process: train with the sandwich rule, "
+                         "or with one worker")
     if config.batch_size % world:
         raise UsageError(f"a batch of {config.batch_size} does not split into {world} equal parts: give a batch "
                          f"size that is a multiple of {world}")
@@ -205,6 +208,9 @@ def train_supernet_workers(net: Supernet, x: np.ndarray, y: np.ndarray, config: 
     if device == "cuda" and torch.cuda.device_count() < workers:
         raise UsageError(f"{workers} workers on cuda need {workers} GPUs; {torch.cuda.device_count()} found")
     schedule(len(x), config)
+    if config.method != "sandwich":
+        raise UsageError(f"training method {config.method!r} runs on one process: train with the sandwich rule, "
+                         "or with one worker")
     if config.batch_size % workers:
         raise UsageError(f"a batch of {config.batch_size} does not split into {workers} equal parts: give a batch "
                          f"size that is a multiple of {workers}")

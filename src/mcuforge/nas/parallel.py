@@ -11,7 +11,7 @@ thread) that rebuilds the Supernet from the space and the weights, sets the arch
 nas.train.subnet_accuracy, so a score is the serial path's exactly (same weights, same recalibration
 batches, same validation batches; bit for bit when the serial path also runs one torch thread). A worker
 process keeps the rebuilt supernet of the current evaluator, so it is built once per worker, not once per
-candidate. The evaluator takes a snapshot of the weights: build it after training (and sort_channels).
+candidate. The evaluator takes a snapshot of the weights: build it after training.
 
 A cluster: start it with `ray start --head` (and `ray start --address=HEAD:6379` on the others); every node
 needs the same Python with mcuforge and torch installed. Evaluations are independent, so a lost worker's

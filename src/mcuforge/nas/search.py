@@ -5,8 +5,8 @@
 1. Stage 1 picks the (width, resolution) space with the most compute that fits (nas.stage1), over the
    resolutions that suit the data (`resolutions_for`); the data is resized to the chosen resolution.
 2. A validation split is carved from the training data (never the test split).
-3. The space's supernet is trained with the sandwich rule (nas.train; checkpointed in the output folder,
-   `resume=True` continues after a kill).
+3. The space's supernet is trained with the sandwich rule, or progressive shrinking with
+   `Preset.training` (nas.train; checkpointed in the output folder, `resume=True` continues after a kill).
 4. Evolution searches it under the budgets (nas.evolution; fitness: the subnet's validation accuracy with
    its batch norms recalibrated); random search with the same number of evaluations runs beside it. Every
    evaluation is saved (`evaluations.json`), so a resumed search replays both without evaluating again.
@@ -45,7 +45,7 @@ from ..progress import Task
 from ..targets.boards import Board
 from .evolution import EvolutionConfig, budget_check, evolve, random_search, spec_check
 from .mcunet import Arch, SearchSpace
-from .search_data import SearchData, load_search_data, resize, resolutions_for
+from .search_data import SearchData, load_search_data, resize, resolutions_for, validation_split
 from .stage1 import Budgets
 from .train import TrainConfig, subnet_accuracy, train_supernet
 
@@ -64,6 +64,7 @@ class Preset:
     max_train: int | None = None  # train on at most this many samples (quick runs on large data)
     qat_epochs: int = 1  # quantization-aware fine-tuning of the winner and the baselines (0: PTQ only)
     baselines: bool = True  # train and deploy the S-MbV2 baseline under the same budgets
+    training: str = "sandwich"  # supernet training: "sandwich" or "progressive" (nas.train.TrainConfig.method)
 
 
 PRESETS = {"quick": Preset(epochs=8, finetune_epochs=8, population=16, generations=4, stage1_samples=200,
@@ -218,6 +219,10 @@ def search(data: SearchData, budgets: Budgets, out: str | os.PathLike, preset: P
     from .supernet import Supernet, build_network
 
     out = Path(out)
+    TrainConfig(method=preset.training)  # an unknown method is refused here, before anything is written
+    if workers > 1 and preset.training != "sandwich":
+        raise UsageError(f"--training {preset.training} runs on one process: leave out --workers, or train with "
+                         "the sandwich rule")
     check_output_folder(out, resume)
     out.mkdir(parents=True, exist_ok=True)
     (out / MARKER).write_text("mcuforge search\n")
@@ -246,12 +251,7 @@ def search(data: SearchData, budgets: Budgets, out: str | os.PathLike, preset: P
         times["stage1"] = time.perf_counter() - t0
         say(f"stage 1: space {space.name} ({chosen.chosen.fit_fraction:.1%} of its networks fit)")
 
-        rng = np.random.default_rng(seed)
-        order = rng.permutation(len(data.x_train))
-        if preset.max_train:
-            order = order[:preset.max_train]
-        n_val = max(data.classes, len(order) // 10)
-        val, train = order[:n_val], order[n_val:]
+        train, val = validation_split(len(data.x_train), data.classes, seed, preset.max_train)
         split = (data.x_train[train], data.y_train[train], data.x_train[val], data.y_train[val])
 
         def at(resolution: int) -> tuple[np.ndarray, ...]:
@@ -265,7 +265,8 @@ def search(data: SearchData, budgets: Budgets, out: str | os.PathLike, preset: P
         t = time.perf_counter()
         torch.manual_seed(seed)
         net = Supernet(space)
-        config = TrainConfig(epochs=preset.epochs, batch_size=min(preset.batch_size, len(x_train)), seed=seed)
+        config = TrainConfig(epochs=preset.epochs, batch_size=min(preset.batch_size, len(x_train)), seed=seed,
+                             method=preset.training)
         checkpoint = out / "supernet.pt"
         steps = bar("supernet steps", (len(x_train) // config.batch_size) * config.epochs)
         done = [0]
@@ -284,7 +285,8 @@ def search(data: SearchData, budgets: Budgets, out: str | os.PathLike, preset: P
         else:
             state = train_supernet(net, x_train, y_train, config, checkpoint=checkpoint,
                                    resume=resume and checkpoint.exists(), on_step=on_step)
-        net.sort_channels()
+        # no sort_channels() here: sorting a trained supernet moves channels away from the subnets that learned
+        # with them (the smallest subnet lost 2.6 points, docs/supernet_training.md)
         times["train_supernet"] = time.perf_counter() - t
         say(f"supernet: {state.steps} steps" + (f" (resumed after step {state.resumed_from})" if state.resumed_from
                                                 else ""))

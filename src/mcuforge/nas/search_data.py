@@ -147,6 +147,16 @@ def resolutions_for(data: SearchData) -> tuple[int, ...]:
     return tuple(r for r in range(32, top + 1, 16))
 
 
+def validation_split(n: int, classes: int, seed: int, max_train: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(training indices, validation indices) of n training samples: a seeded permutation, cut to `max_train`,
+    a tenth (at least one per class) held out for validation; the test split is never touched."""
+    order = np.random.default_rng(seed).permutation(n)
+    if max_train:
+        order = order[:max_train]
+    n_val = max(classes, len(order) // 10)
+    return order[n_val:], order[:n_val]
+
+
 def resize(x: np.ndarray, resolution: int, signal: bool) -> np.ndarray:
     """Samples resampled to `resolution` (bilinear; linear for signals); unchanged at their own size."""
     if x.shape[-1] == resolution and (signal or x.shape[-2] == resolution):
@@ -164,4 +174,4 @@ def resize(x: np.ndarray, resolution: int, signal: bool) -> np.ndarray:
 
 
 
-__all__ = ["SearchData", "load_search_data", "resize", "resolutions_for"]
+__all__ = ["SearchData", "load_search_data", "resize", "resolutions_for", "validation_split"]

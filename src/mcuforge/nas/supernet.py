@@ -150,17 +150,24 @@ class ElasticBlock(nn.Module):
             _copy_bn(block.project[1], self.project_bn, self.cout)
         return block
 
-    def sort_channels(self) -> None:
-        """Orders the expanded channels by importance (L1 norm of their projection weights), largest first."""
+    def sort_channels(self, optimizer: torch.optim.Optimizer | None = None) -> None:
+        """Orders the expanded channels by importance (L1 norm of their projection weights), largest first;
+        the optimizer's per-parameter state (momentum) is permuted with them, so training can go on."""
         with torch.no_grad():
             importance = self.project_conv.weight.abs().flatten(2).sum(dim=(0, 2))
             order = torch.argsort(importance, descending=True)
-            self.project_conv.weight.copy_(self.project_conv.weight[:, order])
-            self.expand_conv.weight.copy_(self.expand_conv.weight[order])
-            self.depthwise.copy_(self.depthwise[order])
+            along = [(self.project_conv.weight, 1), (self.expand_conv.weight, 0), (self.depthwise, 0)]
+            along += [(t, 0) for bn in (self.expand_bn, self.depthwise_bn) for t in (bn.weight, bn.bias)]
             for bn in (self.expand_bn, self.depthwise_bn):
-                for t in (bn.weight, bn.bias, bn.running_mean, bn.running_var):
+                for t in (bn.running_mean, bn.running_var):
                     t.copy_(t[order])
+            for param, dim in along:
+                tensors = [param]
+                if optimizer is not None:
+                    tensors += [v for v in optimizer.state.get(param, {}).values()
+                                if isinstance(v, torch.Tensor) and v.shape == param.shape]
+                for t in tensors:
+                    t.copy_(t.index_select(dim, order))
 
 
 class Subnet(nn.Module):
@@ -231,10 +238,10 @@ class Supernet(nn.Module):
                      copy.deepcopy(self.classifier))
         return sub.train(self.training)
 
-    def sort_channels(self) -> None:
+    def sort_channels(self, optimizer: torch.optim.Optimizer | None = None) -> None:
         for stage in self.stages:
             for block in stage:
-                block.sort_channels()
+                block.sort_channels(optimizer)
 
 
 def build_network(spec: NetworkSpec) -> Subnet:
