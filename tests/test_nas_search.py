@@ -159,3 +159,23 @@ def test_search_with_two_workers_trains_ddp_and_scores_on_ray(tmp_path):
     scores = json.loads((tmp_path / "out" / "evaluations.json").read_text())
     assert len(scores) >= report["search"]["evaluations"]
     assert max(report["search"]["evolution_history"]) in scores.values()
+
+
+def test_tiny_budgets_fall_back_to_narrower_spaces(tmp_path, monkeypatch):
+    """At 16 KB / 64 KB even the smallest network of the paper's widths (0.2: 65,776 B of flash for digits)
+    misses: stage 1 tries widths 0.1 and 0.15 before giving up."""
+    import mcuforge.nas.search as search_module
+
+    class Stop(Exception):
+        pass
+
+    def stop(*args, **kwargs):
+        raise Stop
+
+    monkeypatch.setattr(search_module, "train_supernet", stop)
+    said: list[str] = []
+    with pytest.raises(Stop):
+        search(load_search_data("digits"), Budgets(sram_bytes=16 * 1024, flash_bytes=64 * 1024), tmp_path / "o",
+               Preset(**{**TINY.__dict__, "stage1_samples": 300}), progress=said.append)
+    assert "flash" in said[0] and said[0].endswith("trying widths 0.1, 0.15"), said
+    assert said[1].startswith("stage 1: space w0.1"), said

@@ -96,8 +96,14 @@ def test_choice_is_the_largest_mean_macs_of_fitting_networks():
     result = choose([a, b], Budgets(sram_bytes=200))
     assert result.chosen.width == 0.7 and result.chosen.mean_macs == 30 and result.chosen.fits == 1
     assert choose([a, b], Budgets(sram_bytes=200), min_fit=0.5).chosen.width == 0.5
-    with pytest.raises(BudgetError, match="no sampled network"):
+    with pytest.raises(BudgetError, match="no sampled network.*: the smallest needs 100 B of SRAM$"):
         choose([a, b], Budgets(sram_bytes=50))
+    heavy = Sample(SearchSpace(0.5, 64), np.array([10, 20]), np.array([100, 100]), np.array([900, 700]))
+    with pytest.raises(BudgetError, match=r"\(SRAM 200 B, flash 500 B\): the lightest needs 700 B of flash$"):
+        choose([heavy], Budgets(sram_bytes=200, flash_bytes=500))  # the SRAM fits: only flash is named
+    with pytest.raises(BudgetError, match="alone is met by some network, but none meets them all at once"):
+        choose([Sample(SearchSpace(0.5, 64), np.array([10, 20]), np.array([100, 300]), np.array([900, 100]))],
+               Budgets(sram_bytes=200, flash_bytes=500))
 
 
 def test_sampling_is_seeded_per_space():

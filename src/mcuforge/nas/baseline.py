@@ -22,7 +22,7 @@ from typing import Callable, Sequence
 from .cost import estimate
 from .space import MOBILENET_V2_STAGES, NetworkSpec, Stage, make_divisible
 
-WIDTHS = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6, 0.75, 0.9, 1.0)
+WIDTHS = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6, 0.75, 0.9, 1.0)
 STEM, HEAD, KERNEL, EXPAND = 32, 1280, 3, 6
 
 

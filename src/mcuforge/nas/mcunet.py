@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from .space import NetworkSpec, Stage, make_divisible
 
 WIDTHS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+NARROW_WIDTHS = (0.1, 0.15)  # below the paper's grid: `mcuforge search` falls back to them for tiny budgets
 RESOLUTIONS = tuple(range(48, 225, 16))  # 48 .. 224: with WIDTHS, the paper's 108 spaces
 STEM_CHANNELS, FIRST_CHANNELS = 32, 16
 STAGES = ((24, 2), (40, 2), (80, 2), (96, 1), (192, 2), (320, 1))  # base width, stride of the first block

@@ -40,11 +40,11 @@ from typing import Callable
 
 import numpy as np
 
-from ..errors import UsageError, shown
+from ..errors import BudgetError, UsageError, shown
 from ..progress import Task
 from ..targets.boards import Board
 from .evolution import EvolutionConfig, budget_check, evolve, random_search, spec_check
-from .mcunet import Arch, SearchSpace
+from .mcunet import NARROW_WIDTHS, WIDTHS, Arch, SearchSpace
 from .search_data import SearchData, load_search_data, resize, resolutions_for, validation_split
 from .stage1 import Budgets
 from .train import TrainConfig, subnet_accuracy, train_supernet
@@ -236,15 +236,25 @@ def search(data: SearchData, budgets: Budgets, out: str | os.PathLike, preset: P
     times: dict[str, float] = {}
     t0 = time.perf_counter()
     try:
-        core = board.core if board is not None and board.target else "cortex-m7"
+        # code counts in flash where the exact compile counts it: for a board's Cortex-M target; without one the
+        # flash budget is the weights and constants, as the host compile that checks it reports
+        core = board.core if board is not None and board.target else None
         latency = latency_model(board) if board is not None else None
         channels = data.x_train.shape[1]
         resolutions = resolutions_for(data)
         user_budgets, budgets = budgets, network_budgets(budgets, data)
-        chosen = optimize_space(budgets, channels=channels, classes=data.classes, signal=data.signal,
-                                resolutions=resolutions, samples=preset.stage1_samples, seed=seed,
-                                strategy=strategy, code=code_model(core),
-                                latency=latency if budgets.latency_ms else None)
+
+        def stage1(widths: tuple[float, ...]):
+            return optimize_space(budgets, channels=channels, classes=data.classes, signal=data.signal,
+                                  widths=widths, resolutions=resolutions, samples=preset.stage1_samples, seed=seed,
+                                  strategy=strategy, code=code_model(core) if core else None,
+                                  latency=latency if budgets.latency_ms else None)
+
+        try:
+            chosen = stage1(WIDTHS)
+        except BudgetError as e:  # tiny budgets: the paper's grid has nothing this small; try narrower spaces
+            say(f"stage 1: {e}; trying widths {', '.join(f'{w:g}' for w in NARROW_WIDTHS)}")
+            chosen = stage1(NARROW_WIDTHS)
         if not chosen.chosen.fits:
             raise UsageError("no network of any space fits the budgets: give a larger --sram/--flash/--latency-ms")
         space = SearchSpace(chosen.chosen.width, chosen.chosen.resolution, channels, data.classes, data.signal)

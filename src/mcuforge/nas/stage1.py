@@ -197,12 +197,26 @@ def choose(samples: Sequence[Sample], budgets: Budgets, *, strategy: str = "laye
     eligible = [c for c in configs if c.fits and c.fit_fraction >= min_fit]
     best = max(eligible or configs, key=_rank)
     if not best.fits:
-        smallest = min(int(s.peak.min()) for s in samples)
-        lightest = min(int(s.flash.min()) for s in samples)
-        flash = f" and the lightest {lightest:,} B of flash" if lightest < _NEVER else ""
-        raise BudgetError(f"no sampled network of any space fits the budgets ({_budget_text(budgets)}); the "
-                          f"smallest needs {smallest:,} B of SRAM{flash}")
+        raise BudgetError(f"no sampled network of any space fits the budgets ({_budget_text(budgets)}): "
+                          f"{_binding(samples, budgets)}")
     return Stage1Result(best, configs, strategy, weights, budgets, seconds)
+
+
+def _binding(samples: Sequence[Sample], budgets: Budgets) -> str:
+    """Which budget no sampled network meets, with the least any of them needs."""
+    missed = []
+    smallest = min(int(s.peak.min()) for s in samples)
+    if budgets.sram_bytes is not None and smallest > budgets.sram_bytes:
+        missed.append(f"the smallest needs {smallest:,} B of SRAM")
+    if budgets.flash_bytes is not None and not any((s.flash <= budgets.flash_bytes).any() for s in samples):
+        known = [int(s.flash[s.flash < _NEVER].min()) for s in samples if (s.flash < _NEVER).any()]
+        missed.append(f"the lightest needs {min(known):,} B of flash" if known else
+                      "none fits the flash (weights and constants alone)")
+    if budgets.latency_ms is not None and all(s.latency_ms is not None for s in samples):
+        fastest = min(float(s.latency_ms.min()) for s in samples)  # type: ignore[union-attr]
+        if fastest > budgets.latency_ms:
+            missed.append(f"the fastest takes {fastest:.3g} ms")
+    return "; ".join(missed) or "each budget alone is met by some network, but none meets them all at once"
 
 
 def _budget_text(b: Budgets) -> str:
