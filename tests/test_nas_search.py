@@ -31,9 +31,12 @@ def test_search_on_digits_gives_verified_c_within_budget(tmp_path, monkeypatch):
         return lambda n: bars[description].__setitem__(1, bars[description][1] + n)
 
     report = search(data, budgets, tmp_path / "out", TINY, bars=bar)
-    assert {d.split(" ")[0] for d in bars} == {"supernet", "evolution", "fine-tuning", "S-MbV2"}
+    assert {d.split(" ")[0] for d in bars} == {"supernet", "evolution", "fine-tuning", "from-scratch", "S-MbV2"}
     assert all(total == done > 0 for total, done in bars.values()), bars  # every bar ran to its end
     found = report["searched"]
+    weights = found["weights"]  # inherited + fine-tuned, or from scratch: the better on validation is deployed
+    better = max(("inherited", "scratch"), key=lambda k: weights[f"{k}_validation_accuracy"])  # ties: inherited
+    assert weights["chosen"] == better
     assert found["bit_exact"] and found["peak_sram_bytes"] <= budgets.sram_bytes
     assert found["flash_bytes"] <= budgets.flash_bytes
     assert report["search"]["evaluations"] == len(report["search"]["random_history"])
