@@ -44,11 +44,16 @@ def _cells(label: str, name: str, d: dict, clock_hz: int | None) -> list[str]:
 
 def _rows(label: str, r: dict, clock_hz: int | None) -> list[str]:
     s = r["searched"]
-    searched = _cells(label, f"searched in {r['space']}", s, clock_hz)
-    searched[2] = f"**{searched[2]}**"
-    rows = [searched + [f"{100 * s['validation_accuracy']:.2f} / {100 * r['search']['random_best']:.2f}",
-                        f"{r['seconds']['total'] / 60:.0f} min"]]
+    weights = s.get("weights", {}).get("chosen")
+    name = f"searched in {r['space']}" + (f" ({weights} weights)" if weights else "")
+    rows = [_cells(label, name, s, clock_hz) + [
+        f"{100 * s['validation_accuracy']:.2f} / {100 * r['search']['random_best']:.2f}",
+        f"{r['seconds']['total'] / 60:.0f} min"]]
     rows += [_cells(label, b["name"], b, clock_hz) + ["", ""] for b in r["baselines"]]
+    best = max(d["test_accuracy"] for d in [s, *r["baselines"]])
+    for row, d in zip(rows, [s, *r["baselines"]]):
+        if d["test_accuracy"] == best:
+            row[2] = f"**{row[2]}**"
     return ["| " + " | ".join(row) + " |" for row in rows]
 
 
