@@ -44,3 +44,16 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def toolchain() -> None:
+    """The Arm toolchain and QEMU: a test that needs them fails under CI when they are missing, else skips."""
+    from mcuforge.targets.cortex_m import toolchain_missing
+
+    missing = toolchain_missing()
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the Cortex-M oracle tests: {missing}", pytrace=False)
+        pytest.skip(f"needs arm-none-eabi-gcc and qemu-system-arm ({missing}); on Debian: apt-get install "
+                    "--no-install-recommends gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm")

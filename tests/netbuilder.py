@@ -1,9 +1,14 @@
-"""A tiny IR graph builder for the planner tests: weights of ones, one int8 (or float32) NHWC input."""
+"""Graphs for the tests: a tiny IR graph builder (weights of ones, one int8 or float32 NHWC input), random
+graphs of it for hypothesis, and side-by-side merging of single-op graphs."""
 from __future__ import annotations
 
-import numpy as np
+from typing import Sequence
 
-from mcuforge.ir import Graph, Op, QuantParams, Tensor
+import numpy as np
+from hypothesis import strategies as st
+
+from mcuforge.ir import Graph, Op, QuantParams, Tensor, clone_tensor
+from mcuforge.models.builder import GraphBuilder
 
 Q = QuantParams.per_tensor(0.05, 0)
 
@@ -78,3 +83,74 @@ class Net:
         return Graph(self.tensors, tuple(self.ops), (self.input,), outputs)
 
 
+@st.composite
+def random_graphs(draw: st.DrawFn) -> Graph:
+    """Chains with branches (residual adds, extra graph outputs), convs, depthwise, relu, reshape."""
+    float_input = draw(st.booleans())
+    h, w, c = draw(st.integers(2, 12)), draw(st.integers(2, 12)), draw(st.integers(1, 9))
+    net = Net((1, h, w, c), "float32" if float_input else "int8")
+    x = net.quantize(net.input) if float_input else net.input
+    made = [x]
+    for _ in range(draw(st.integers(1, 14))):
+        # usually continue from the newest tensor, sometimes branch from an older one
+        x = made[-1] if draw(st.integers(0, 3)) else draw(st.sampled_from(made))
+        kind = draw(st.sampled_from(["conv", "conv", "dw", "dw", "relu", "add", "reshape"]))
+        _, hh, ww, cc = net.shape(x)
+        if kind == "conv":
+            k = draw(st.sampled_from([1, 1, 3]))
+            y = net.conv(x, draw(st.integers(1, 24)), k, draw(st.sampled_from([1, 2])) if k == 3 else 1)
+        elif kind == "dw":
+            y = net.dw(x, draw(st.sampled_from([1, 3, 5])), draw(st.sampled_from([1, 2])))
+        elif kind == "relu":
+            y = net.relu(x)
+        elif kind == "add":
+            partners = [m for m in made if net.shape(m) == net.shape(x)]
+            y = net.add(x, draw(st.sampled_from(partners)))
+        else:
+            y = net.reshape(x, (1, ww, hh, cc))
+        made.append(y)
+    extra = draw(st.lists(st.sampled_from(made), max_size=2, unique=True))
+    outputs = tuple(dict.fromkeys([made[-1], *extra]))
+    return net.graph(*outputs)
+
+
+Case = tuple[str, Graph]  # (description, single-op graph)
+
+
+def merge(cases: Sequence[tuple], name: str = "cases") -> Graph:
+    """The cases' graphs (each case's second item: (description, graph, ...)) side by side: tensors prefixed
+    c<i>_, inputs and outputs in case order."""
+    tensors: dict[str, Tensor] = {}
+    ops: list[Op] = []
+    inputs: list[str] = []
+    outputs: list[str] = []
+    for i, case in enumerate(cases):
+        g: Graph = case[1]
+        def rn(n: str, p: str = f"c{i}_") -> str:
+            return p + n if n else ""
+        for t in g.tensors.values():
+            tensors[rn(t.name)] = clone_tensor(t, name=rn(t.name))
+        ops += [Op(op.kind, tuple(rn(n) for n in op.inputs), tuple(rn(n) for n in op.outputs), op.attrs,
+                   rn(op.name)) for op in g.ops]
+        inputs += [rn(n) for n in g.inputs]
+        outputs += [rn(n) for n in g.outputs]
+    return Graph(tensors, ops, inputs, outputs, name)
+
+
+def block(b: GraphBuilder, x: str, expand: int, out: int, kernel: int = 3, stride: int = 1,
+          activation: str = "NONE") -> str:
+    """An inverted-residual block (MobileNetV2): 1x1 expand, depthwise, 1x1 project, + x when shapes allow."""
+    y = b.conv2d(x, expand, 1, activation="RELU6")
+    y = b.depthwise_conv2d(y, kernel, stride=stride, activation="RELU6")
+    y = b.conv2d(y, out, 1, activation=activation)
+    return b.add(x, y) if b.shape(y) == b.shape(x) else y
+
+
+def mbv2(seed: int = 0, size: int = 20) -> Graph:
+    b = GraphBuilder(seed)
+    x = b.conv2d(b.input((1, size, size, 3), scale=1 / 64, zero_point=-3), 8, 3, stride=2, activation="RELU6")
+    x = block(b, x, 48, 8)  # stride 1 with a residual
+    x = block(b, x, 48, 12, kernel=5, stride=2)
+    x = block(b, x, 72, 12, kernel=3, activation="RELU")  # project with an activation, residual
+    x = b.mean(x, (1, 2), keep_dims=False)
+    return b.build([b.fully_connected(x, 4)], "mbv2")

@@ -1,11 +1,18 @@
-"""The TFLM oracle (pip tflite-micro) as the tests use it."""
+"""What the tests check against and share (the one harness module besides the graph builder, netbuilder.py):
+the TFLM oracle (pip tflite-micro), ../shared's models and samples, and a recorder of the const arrays the
+code generator emits. No test imports another test."""
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Sequence
+from unittest import mock
 
 import numpy as np
 import pytest
+
+from mcuforge.engine.codegen.context import ConstPool
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 MODELS = SHARED / "models"
@@ -48,3 +55,57 @@ def real_samples(model: Path) -> list[np.ndarray]:
         windows = [feats[i:i + 5].reshape(1, 640) for i in range(0, 196, 39)]
         return [np.clip(np.round(w / q.s) + q.zp, -128, 127).astype(np.int8) for w in windows]
     return []
+
+
+def dev_model(part: str) -> Path:
+    """The dev model whose file name contains `part`."""
+    return next(p for p in dev_models() if part in p.stem)
+
+
+C_BYTES = {"int8_t": 1, "uint8_t": 1, "int16_t": 2, "int32_t": 4, "float": 4, "int64_t": 8}
+
+
+@contextmanager
+def const_arrays() -> Iterator[dict[tuple[str, str, bytes], int]]:
+    """Every const array the code generator asks for, by (tag, C type, content) -> bytes: before it merges
+    arrays of identical content (which tiny layers can have, e.g. one-channel shift arrays)."""
+    arrays: dict[tuple[str, str, bytes], int] = {}
+    add = ConstPool.add
+
+    def recording(pool: ConstPool, tag: str, values, ctype: str) -> str:
+        ident = add(pool, tag, values, ctype)
+        arrays[(tag, ctype, values.tobytes())] = values.size * C_BYTES[ctype]
+        return ident
+
+    with mock.patch.object(ConstPool, "add", recording):
+        yield arrays
+
+
+def image_model():
+    """A small float torch model: NCHW [N, 2, 10, 10] -> 5 scores."""
+    from torch import nn
+
+    return nn.Sequential(nn.Conv2d(2, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(6, 6, 3, groups=6), nn.ReLU6(), nn.Flatten(), nn.Linear(6 * 3 * 3, 5))
+
+
+def save_program(model, sample: tuple[int, ...], path: Path) -> Path:
+    """`model` exported (torch.export, a batch of 2) to `path`, its batch norms given random statistics."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    model.eval()
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.2, 0.2)
+            m.running_var.uniform_(0.5, 1.5)
+    torch.export.save(torch.export.export(model, (torch.randn(2, *sample),)), path)
+    return path
+
+
+def calibration(sample: tuple[int, ...], path: Path, n: int = 48) -> np.ndarray:
+    """n seeded normal samples of shape `sample`, also saved to `path` (.npy)."""
+    x = np.random.default_rng(1).standard_normal((n, *sample)).astype(np.float32)
+    np.save(path, x)
+    return x

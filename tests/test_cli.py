@@ -11,10 +11,10 @@ import pytest
 from mcuforge.cli import main, parse_bytes
 from mcuforge.engine.reference import run
 from mcuforge.pipeline import load_model
-from oracle import dev_models, negative_models
+from oracle import dev_model, negative_models
 
-VWW = next(p for p in dev_models() if "vww_mobilenet" in p.stem)
-KWS = next(p for p in dev_models() if p.stem.startswith("mlperf_kws"))
+VWW = dev_model("vww_mobilenet")
+KWS = dev_model("mlperf_kws")
 
 
 def test_compile_writes_library_and_json(tmp_path, capsys):

@@ -173,7 +173,7 @@ def test_fused_blocks_in_qemu_equal_the_reference(core):
     """mcu_conv_acc_s8.h built for the core: every block of a MobileNetV2-like net fused, bit-exact."""
     from mcuforge.engine.compiler import compile_graph
     from mcuforge.engine.schedule import choose_fusion
-    from test_fuse import mbv2
+    from netbuilder import mbv2
 
     graph = mbv2(5)
     fused, blocks = choose_fusion(graph, every=True)

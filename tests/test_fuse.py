@@ -24,28 +24,10 @@ from mcuforge.models.builder import GraphBuilder
 from mcuforge.pipeline import Compiled, load_model, memory_report
 from mcuforge.targets.host import HostModel, build_executable, run_executable
 from mcuforge.verify import random_inputs, verify
+from netbuilder import block, mbv2
 from oracle import MODELS, dev_models
 
 MCUNET = MODELS / "tinyengine_mcunet_vww_80_int8_floatio.tflite"
-
-
-def block(b: GraphBuilder, x: str, expand: int, out: int, kernel: int = 3, stride: int = 1,
-          activation: str = "NONE") -> str:
-    """An inverted-residual block (MobileNetV2): 1x1 expand, depthwise, 1x1 project, + x when shapes allow."""
-    y = b.conv2d(x, expand, 1, activation="RELU6")
-    y = b.depthwise_conv2d(y, kernel, stride=stride, activation="RELU6")
-    y = b.conv2d(y, out, 1, activation=activation)
-    return b.add(x, y) if b.shape(y) == b.shape(x) else y
-
-
-def mbv2(seed: int = 0, size: int = 20) -> Graph:
-    b = GraphBuilder(seed)
-    x = b.conv2d(b.input((1, size, size, 3), scale=1 / 64, zero_point=-3), 8, 3, stride=2, activation="RELU6")
-    x = block(b, x, 48, 8)  # stride 1 with a residual
-    x = block(b, x, 48, 12, kernel=5, stride=2)
-    x = block(b, x, 72, 12, kernel=3, activation="RELU")  # project with an activation, residual
-    x = b.mean(x, (1, 2), keep_dims=False)
-    return b.build([b.fully_connected(x, 4)], "mbv2")
 
 
 def per_tensor(graph: Graph) -> Graph:

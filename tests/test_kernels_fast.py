@@ -36,7 +36,7 @@ from mcuforge.models.builder import GraphBuilder
 from mcuforge.targets.cortex_m import CortexMModel, toolchain_missing
 from mcuforge.targets.host import SANITIZE, HostModel, build_executable, compiler, run_executable
 from oracle import dev_models
-from test_ops_conv import merge
+from netbuilder import merge
 
 Layer = Callable[[GraphBuilder, str], str]
 

@@ -4,22 +4,18 @@ from __future__ import annotations
 import importlib.util
 import random
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from unittest import mock
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mcuforge.engine.codegen.context import ConstPool
 from mcuforge.engine.plan import check_plan
 from mcuforge.nas import NetworkSpec, Stage, estimate, make_divisible, random_spec, to_graph
 from mcuforge.nas.space import EXPAND_RATIOS, KERNEL_SIZES
 from mcuforge.pipeline import analyze, compile_model
+from oracle import const_arrays
 
-C_BYTES = {"int8_t": 1, "uint8_t": 1, "int16_t": 2, "int32_t": 4, "float": 4, "int64_t": 8}
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "planner.py"
 
 
@@ -35,26 +31,10 @@ def test_estimate_equals_full_planner_on_mobilenet_v2_sized_specs(seed):
     assert est.ops == len(graph.ops)
 
 
-@contextmanager
-def _const_arrays() -> Iterator[dict[tuple[str, str, bytes], int]]:
-    """Every const array the code generator asks for, by (tag, C type, content) -> bytes: before it merges
-    arrays of identical content (which tiny layers can have, e.g. one-channel shift arrays)."""
-    arrays: dict[tuple[str, str, bytes], int] = {}
-    add = ConstPool.add
-
-    def recording(pool: ConstPool, tag: str, values, ctype: str) -> str:
-        ident = add(pool, tag, values, ctype)
-        arrays[(tag, ctype, values.tobytes())] = values.size * C_BYTES[ctype]
-        return ident
-
-    with mock.patch.object(ConstPool, "add", recording):
-        yield arrays
-
-
 def _assert_matches_compiled(spec: NetworkSpec, seed: int = 0, merged: bool = False) -> None:
     """Equal to compile_model: peak, MACs, ops and flash (`merged`: flash before merging equal arrays)."""
     graph = to_graph(spec, seed=seed)
-    with _const_arrays() as arrays:
+    with const_arrays() as arrays:
         compiled = compile_model(graph)
     est = estimate(spec)
     assert est.peak_sram_bytes == compiled.plan.arena_bytes == compiled.plan.lower_bound

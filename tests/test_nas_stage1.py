@@ -18,7 +18,7 @@ from mcuforge.nas.oracles import const_bytes, tflm_like_peak
 from mcuforge.nas.stage1 import Budgets, Sample, choose, optimize_space, sample_space
 from mcuforge.pipeline import compile_model
 from mcuforge.verify import verify
-from test_nas_cost import _const_arrays as const_arrays
+from oracle import const_arrays
 
 
 def _random_space(rng: random.Random) -> SearchSpace:

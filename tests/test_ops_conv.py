@@ -23,30 +23,15 @@ from mcuforge.models.builder import GraphBuilder
 from mcuforge.quant import intmath
 from mcuforge.targets.host import HostModel, build_executable, run_executable
 
+from netbuilder import Case, merge
 from oracle import dev_models, tflm_run
 
 ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
-Case = tuple[str, Graph]  # (description, single-op graph)
 
 
 # ------------------------------------------------------------------ harness
 
-def merge(cases: Sequence[Case], name: str = "cases") -> Graph:
-    """The cases' graphs side by side: tensors prefixed c<i>_, inputs and outputs in case order."""
-    tensors: dict[str, Tensor] = {}
-    ops: list[Op] = []
-    inputs: list[str] = []
-    outputs: list[str] = []
-    for i, (_, g) in enumerate(cases):
-        def rn(n: str, p: str = f"c{i}_") -> str:
-            return p + n if n else ""
-        for t in g.tensors.values():
-            tensors[rn(t.name)] = clone_tensor(t, name=rn(t.name))
-        ops += [Op(op.kind, tuple(rn(n) for n in op.inputs), tuple(rn(n) for n in op.outputs), op.attrs,
-                   rn(op.name)) for op in g.ops]
-        inputs += [rn(n) for n in g.inputs]
-        outputs += [rn(n) for n in g.outputs]
-    return Graph(tensors, ops, inputs, outputs, name)
+
 
 
 def with_zero_depthwise_bias(graph: Graph) -> Graph:

@@ -23,11 +23,12 @@ from mcuforge.engine.codegen import emit_softmax, with_dependencies
 from mcuforge.errors import ModelError
 from mcuforge.frontends.tflite_reader import read_tflite
 from mcuforge.frontends.tflite_writer import write_tflite
-from mcuforge.ir import Graph, Op, QuantParams, Tensor, clone_tensor
+from mcuforge.ir import Graph, QuantParams, clone_tensor
 from mcuforge.models.builder import GraphBuilder
 from mcuforge.quant import fixedpoint as fp
 from mcuforge.targets.host import SANITIZE, WARNINGS, HostModel, build_executable, compiler, run_executable
 
+from netbuilder import merge
 from oracle import dev_models, tflm_run
 
 Case = tuple[str, Graph, np.ndarray | None]  # (description, single-op graph, fixed input or None)
@@ -35,24 +36,6 @@ INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 
 
 # ------------------------------------------------------------------ harness
-
-def merge(cases: Sequence[Case], name: str) -> Graph:
-    """The cases' graphs side by side: tensors prefixed c<i>_, inputs and outputs in case order."""
-    tensors: dict[str, Tensor] = {}
-    ops: list[Op] = []
-    inputs: list[str] = []
-    outputs: list[str] = []
-    for i, (_, g, _) in enumerate(cases):
-        def rn(n: str, p: str = f"c{i}_") -> str:
-            return p + n if n else ""
-        for t in g.tensors.values():
-            tensors[rn(t.name)] = clone_tensor(t, name=rn(t.name))
-        ops += [Op(op.kind, tuple(rn(n) for n in op.inputs), tuple(rn(n) for n in op.outputs), op.attrs,
-                   rn(op.name)) for op in g.ops]
-        inputs += [rn(n) for n in g.inputs]
-        outputs += [rn(n) for n in g.outputs]
-    return Graph(tensors, ops, inputs, outputs, name)
-
 
 def case_inputs(cases: Sequence[Case], rng: np.random.Generator) -> list[np.ndarray]:
     xs = []

@@ -14,40 +14,9 @@ from mcuforge.engine.plan.blocks import Block, live_bytes
 from mcuforge.engine.plan.packing import greedy, neighbours, pack
 from mcuforge.engine.plan.scratch import kernel_scratch, pointwise_column_bytes
 from mcuforge.ir import Graph
-from netbuilder import Net
+from netbuilder import Net, random_graphs
 
 MODELS = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "models")
-
-
-@st.composite
-def random_graphs(draw: st.DrawFn) -> Graph:
-    """Chains with branches (residual adds, extra graph outputs), convs, depthwise, relu, reshape."""
-    float_input = draw(st.booleans())
-    h, w, c = draw(st.integers(2, 12)), draw(st.integers(2, 12)), draw(st.integers(1, 9))
-    net = Net((1, h, w, c), "float32" if float_input else "int8")
-    x = net.quantize(net.input) if float_input else net.input
-    made = [x]
-    for _ in range(draw(st.integers(1, 14))):
-        # usually continue from the newest tensor, sometimes branch from an older one
-        x = made[-1] if draw(st.integers(0, 3)) else draw(st.sampled_from(made))
-        kind = draw(st.sampled_from(["conv", "conv", "dw", "dw", "relu", "add", "reshape"]))
-        _, hh, ww, cc = net.shape(x)
-        if kind == "conv":
-            k = draw(st.sampled_from([1, 1, 3]))
-            y = net.conv(x, draw(st.integers(1, 24)), k, draw(st.sampled_from([1, 2])) if k == 3 else 1)
-        elif kind == "dw":
-            y = net.dw(x, draw(st.sampled_from([1, 3, 5])), draw(st.sampled_from([1, 2])))
-        elif kind == "relu":
-            y = net.relu(x)
-        elif kind == "add":
-            partners = [m for m in made if net.shape(m) == net.shape(x)]
-            y = net.add(x, draw(st.sampled_from(partners)))
-        else:
-            y = net.reshape(x, (1, ww, hh, cc))
-        made.append(y)
-    extra = draw(st.lists(st.sampled_from(made), max_size=2, unique=True))
-    outputs = tuple(dict.fromkeys([made[-1], *extra]))
-    return net.graph(*outputs)
 
 
 def occupied_bytes(graph: Graph, plan: MemoryPlan, step: int) -> int:

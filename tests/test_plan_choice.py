@@ -13,8 +13,10 @@ from mcuforge.engine.schedule import schedule
 from mcuforge.pipeline import compile_model, load_model
 from mcuforge.plan_choice import choose_plan
 from mcuforge.verify import random_inputs
-from test_cli import KWS, VWW
-from test_nas_latency import toolchain  # noqa: F401  (fixture)
+from oracle import dev_model
+
+VWW = dev_model("vww_mobilenet")
+KWS = dev_model("mlperf_kws")
 
 
 @pytest.fixture(scope="module")

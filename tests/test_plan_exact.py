@@ -14,7 +14,7 @@ from mcuforge.engine.plan import MemoryPlan, PlanError, check_plan, plan_memory,
 from mcuforge.engine.plan.blocks import Block, live_bytes
 from mcuforge.engine.plan.exact import EXACT, exact_pack
 from mcuforge.engine.plan.packing import pack
-from test_plan import Net, random_graphs
+from netbuilder import Net, random_graphs
 
 pytest.importorskip("scipy.optimize")
 

@@ -13,13 +13,7 @@ from mcuforge.cli import main
 from mcuforge.engine.reference import run
 from mcuforge.pipeline import load_model
 from mcuforge.quant.ptq import dequantize_output, quantize_input
-from oracle import tflm_run
-
-
-def image_model() -> nn.Module:
-    """NCHW [N, 2, 10, 10] -> 5 scores."""
-    return nn.Sequential(nn.Conv2d(2, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(), nn.MaxPool2d(2),
-                         nn.Conv2d(6, 6, 3, groups=6), nn.ReLU6(), nn.Flatten(), nn.Linear(6 * 3 * 3, 5))
+from oracle import calibration, image_model, save_program, tflm_run
 
 
 def signal_model() -> nn.Module:
@@ -29,23 +23,6 @@ def signal_model() -> nn.Module:
 
 
 MODELS = {"image": (image_model, (2, 10, 10), (1, 10, 10, 2)), "signal": (signal_model, (4, 20), (1, 20, 4))}
-
-
-def save_program(model: nn.Module, sample: tuple[int, ...], path: Path) -> Path:
-    torch.manual_seed(0)
-    model.eval()
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.2, 0.2)
-            m.running_var.uniform_(0.5, 1.5)
-    torch.export.save(torch.export.export(model, (torch.randn(2, *sample),)), path)
-    return path
-
-
-def calibration(sample: tuple[int, ...], path: Path, n: int = 48) -> np.ndarray:
-    x = np.random.default_rng(1).standard_normal((n, *sample)).astype(np.float32)
-    np.save(path, x)
-    return x
 
 
 def to_ir(x: np.ndarray) -> np.ndarray:

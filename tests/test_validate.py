@@ -117,7 +117,7 @@ def torch_case(tmp_path_factory) -> Path:
     (NHWC) from `mcuforge quantize`, data.npz (x in NHWC), nchw.npy (the same x in NCHW), and other_head.pt2
     (the same input, 4 scores)."""
     torch = need("torch", "the .pt2 float model")
-    from test_quantize_cli import calibration, image_model, save_program
+    from oracle import calibration, image_model, save_program
 
     folder = tmp_path_factory.mktemp("validate_torch")
     save_program(image_model(), (2, 10, 10), folder / "model.pt2")
