@@ -7,11 +7,11 @@ float32->int8 QUANTIZE written in place) frees its upper bytes for later tensors
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
-from ...ir import Graph
+from ...ir import Graph, Op
 from .inplace import Sharing
 from .lifetimes import Lifetime, round_up
-from .scratch import scratch_bytes
 
 
 @dataclass(frozen=True)
@@ -51,10 +51,12 @@ def buffer_block(members: tuple[str, ...], lifetimes: dict[str, Lifetime], sizes
 
 
 def build_blocks(graph: Graph, sharing: Sharing, lifetimes: dict[str, Lifetime], sizes: dict[str, int],
-                 align: int) -> list[Block]:
+                 align: int, scratch: Callable[[Op, bool], int]) -> list[Block]:
+    """The blocks to pack: one per shared buffer, one per op with scratch (`scratch(op, inplace)` bytes:
+    the chosen kernel's for the planner, the smallest kernel's when the scratch choice asks for the live set)."""
     blocks = [buffer_block(members, lifetimes, sizes) for members in sharing.buffers]
     for i, op in enumerate(graph.ops):
-        nbytes = scratch_bytes(op, graph, i in sharing.inplace_ops)
+        nbytes = scratch(op, i in sharing.inplace_ops)
         if nbytes > 0:
             blocks.append(Block((), i, i, i, (round_up(nbytes, align),)))
     return blocks

@@ -59,7 +59,8 @@ def plan_blocks(graph: Graph, *, align: int = 4, inplace: bool = True) -> list[B
 def _blocks(graph: Graph, lifetimes: dict[str, Lifetime], sizes: dict[str, int], align: int,
             inplace: bool) -> tuple[Sharing, list[Block]]:
     sharing = share_buffers(graph, lifetimes, sizes, inplace)
-    return sharing, build_blocks(graph, sharing, lifetimes, sizes, align)
+    return sharing, build_blocks(graph, sharing, lifetimes, sizes, align,
+                                 lambda op, inplace: scratch_bytes(op, graph, inplace))
 
 
 def _plan(graph: Graph, lifetimes: dict[str, Lifetime], sizes: dict[str, int], align: int, inplace: bool,

@@ -30,6 +30,9 @@ import numpy as np
 
 from ...errors import ModelError
 from ...ir import DTYPE_BYTES, Graph, Op
+from .blocks import build_blocks, live_bytes
+from .inplace import share_buffers
+from .lifetimes import activation_lifetimes, buffer_bytes
 
 SLACK_MARGIN = 64  # bytes of alignment padding the live-set estimate may miss
 _INT32_MAX = 2**31 - 1
@@ -219,18 +222,11 @@ def _base_live(graph: Graph, inplace: bool) -> tuple[list[int], int, frozenset[i
     cache = _cache(graph)
     key = ("live", inplace)
     if key not in cache:
-        from .blocks import Block, buffer_block, live_bytes
-        from .inplace import share_buffers
-        from .lifetimes import activation_lifetimes, buffer_bytes, round_up
-
         lifetimes = activation_lifetimes(graph)
         sizes = {n: buffer_bytes(graph.tensors[n].nbytes) for n in lifetimes}
         sharing = share_buffers(graph, lifetimes, sizes, inplace)
-        blocks = [buffer_block(members, lifetimes, sizes) for members in sharing.buffers]
-        for i, op in enumerate(graph.ops):
-            nbytes = _minimal(op, graph, i in sharing.inplace_ops).nbytes
-            if nbytes:
-                blocks.append(Block((), i, i, i, (round_up(nbytes, 4),)))
+        blocks = build_blocks(graph, sharing, lifetimes, sizes, 4,
+                              lambda op, in_place: _minimal(op, graph, in_place).nbytes)
         live = live_bytes(blocks, max(len(graph.ops), 1))
         cache[key] = (live, max(live), sharing.inplace_ops)
     return cache[key]  # type: ignore[return-value]
