@@ -314,7 +314,7 @@ def bench_model(path: str | Path, *, cortex_m: bool = True, tflm_invokes: int = 
 # ------------------------------------------------------------------------------------------- CLI
 
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
-    from .cli_args import parse_positive
+    from .argtypes import parse_positive
 
     parser.add_argument("model", nargs="+", help="int8 .tflite model(s)")
     parser.add_argument("--json", action="store_true", help="one JSON object per model per line")

@@ -1,4 +1,4 @@
-"""The command line's arguments: the parser, argument types and checks. A mistake in the arguments is one
+"""The command line's arguments: the parser and checks (the argument types are in argtypes). A mistake in the arguments is one
 line on stderr and exit status 2.
 
 Standard library only at module level, so that `mcuforge.cli` can import it before its signal handlers
@@ -7,13 +7,11 @@ are in place; `build_parser` imports the modules that list choices (quant.observ
 from __future__ import annotations
 
 import argparse
-import math
 from typing import NoReturn
 
 from . import __version__
-from .errors import UsageError, shown
-
-BYTE_UNITS = {"K": 1024, "M": 1024 * 1024}
+from .argtypes import parse_bytes, parse_count, parse_fraction, parse_positive  # noqa: F401  (re-exported)
+from .errors import UsageError
 
 
 class Parser(argparse.ArgumentParser):
@@ -27,51 +25,6 @@ class Parser(argparse.ArgumentParser):
 def printable(text: str) -> str:
     """`text` on one line with control characters escaped (argparse quotes user input into its messages)."""
     return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
-
-
-def parse_bytes(text: str) -> int:
-    """'320000', '320K', '320KB', '256KiB', '1M' -> bytes (K = 1024): a whole, positive, finite amount."""
-    t = text.strip().upper().removesuffix("IB").removesuffix("B")
-    scale = BYTE_UNITS.get(t[-1:], 1)
-    try:
-        value = float(t[:-1] if scale > 1 else t) * scale
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a byte count: {shown(text)} (e.g. 320000, 320K, 1M)") from None
-    if not math.isfinite(value) or value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive number of bytes, not {shown(text)} (e.g. 320K)")
-    return int(value)
-
-
-def parse_fraction(text: str) -> float:
-    """'0.15', '15%' -> 0.15: a finite fraction >= 0."""
-    t = text.strip()
-    try:
-        value = float(t[:-1]) / 100 if t.endswith("%") else float(t)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a fraction: {shown(text)} (e.g. 0.15 or 15%)") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"must be a finite fraction >= 0, not {shown(text)} (e.g. 0.15 or 15%)")
-    return value
-
-
-def _integer(text: str, low: int) -> int:
-    try:
-        value = int(text.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {shown(text)}") from None
-    if value < low:
-        raise argparse.ArgumentTypeError(f"must be {low} or more, not {shown(text)}")
-    return value
-
-
-def parse_count(text: str) -> int:
-    """A whole number >= 0 (e.g. --samples, --seed)."""
-    return _integer(text, 0)
-
-
-def parse_positive(text: str) -> int:
-    """A whole number >= 1."""
-    return _integer(text, 1)
 
 
 def check_samples(samples: int, given: str | None) -> None:

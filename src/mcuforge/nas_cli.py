@@ -8,7 +8,7 @@ import json
 import os
 import re
 
-from .cli_args import parse_bytes, parse_count, parse_fraction, parse_positive
+from .argtypes import parse_bytes, parse_count, parse_fraction, parse_positive
 from .errors import BudgetError, UsageError, shown
 
 SPACE_DESCRIPTION = """\

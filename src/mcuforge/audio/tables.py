@@ -16,10 +16,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .config import FrontendConfig
+if TYPE_CHECKING:  # annotations only: config imports this module to validate a config
+    from .config import FrontendConfig
 
 Q15 = 1 << 15
 Q30 = 1 << 30
