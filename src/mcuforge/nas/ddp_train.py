@@ -83,6 +83,13 @@ def _broadcast_weights(net: Supernet) -> None:
         offset += t.numel()
 
 
+def _sandwich_only(config: TrainConfig) -> None:
+    """Refuses, in one line, a training method other than the sandwich rule (the only one split among workers)."""
+    if config.method != "sandwich":
+        raise UsageError(f"training method {config.method!r} runs on one process: train with the sandwich rule, "
+                         "or with one worker")
+
+
 def _resume_state(path: Path | None, config: TrainConfig, rank: int) -> dict:
     """Rank 0 reads the checkpoint and broadcasts it (or the error, so that every rank stops with it)."""
     payload: dict | None = None
@@ -111,9 +118,7 @@ def train_supernet_ddp(net: Supernet, x: np.ndarray, y: np.ndarray, config: Trai
         raise UsageError("train_supernet_ddp runs in a torch.distributed process group: launch it with torchrun, "
                          "or call train_supernet_workers")
     rank, world = dist.get_rank(), dist.get_world_size()
-    if config.method != "sandwich":
-        raise UsageError(f"training method {config.method!r} runs on one process: train with the sandwich rule, "
-                         "or with one worker")
+    _sandwich_only(config)
     if config.batch_size % world:
         raise UsageError(f"a batch of {config.batch_size} does not split into {world} equal parts: give a batch "
                          f"size that is a multiple of {world}")
@@ -208,9 +213,7 @@ def train_supernet_workers(net: Supernet, x: np.ndarray, y: np.ndarray, config: 
     if device == "cuda" and torch.cuda.device_count() < workers:
         raise UsageError(f"{workers} workers on cuda need {workers} GPUs; {torch.cuda.device_count()} found")
     schedule(len(x), config)
-    if config.method != "sandwich":
-        raise UsageError(f"training method {config.method!r} runs on one process: train with the sandwich rule, "
-                         "or with one worker")
+    _sandwich_only(config)
     if config.batch_size % workers:
         raise UsageError(f"a batch of {config.batch_size} does not split into {workers} equal parts: give a batch "
                          f"size that is a multiple of {workers}")

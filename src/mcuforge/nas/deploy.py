@@ -100,19 +100,6 @@ def train_network(model: nn.Module, x: np.ndarray, y: np.ndarray, recipe: Recipe
     model.eval()
 
 
-def float_accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray, batch_size: int = 256) -> float:
-    """Top-1 accuracy of the float `model` (eval mode) on (x, y)."""
-    was_training = model.training
-    model.eval()
-    correct = 0
-    with torch.no_grad():
-        for i in range(0, len(x), batch_size):
-            xb = torch.from_numpy(np.ascontiguousarray(x[i:i + batch_size], np.float32))
-            correct += int((model(xb).argmax(1).numpy() == np.asarray(y[i:i + batch_size])).sum())
-    model.train(was_training)
-    return correct / max(len(x), 1)
-
-
 def ir_layout(x: np.ndarray) -> np.ndarray:
     """Channels first (torch) -> channels last, as the IR takes samples (NHWC; signals (N, L, C))."""
     return np.ascontiguousarray(np.moveaxis(x, 1, -1))

@@ -49,7 +49,7 @@ from .evolution import EvolutionConfig, budget_check, evolve, random_search, spe
 from .mcunet import NARROW_WIDTHS, WIDTHS, Arch, SearchSpace
 from .search_data import SearchData, load_search_data, resize, resolutions_for, validation_split
 from .stage1 import Budgets
-from .train import TrainConfig, subnet_accuracy, train_supernet
+from .train import TrainConfig, float_accuracy, subnet_accuracy, train_supernet
 
 CORES = ("cortex-m4", "cortex-m7")  # with a board, the deployed networks are counted in QEMU on both
 MARKER = ".mcuforge-search"  # an output folder search wrote (and may resume in)
@@ -216,7 +216,7 @@ def search(data: SearchData, budgets: Budgets, out: str | os.PathLike, preset: P
     from ..pipeline import write_library
     from .baseline import fitting
     from .cost import layers
-    from .deploy import Recipe, deploy, deploy_audio, exact_misfit, float_accuracy, train_network
+    from .deploy import Recipe, deploy, deploy_audio, exact_misfit, train_network
     from .oracles import code_model, latency_model
     from .stage1 import optimize_space
     from .supernet import Supernet, build_network
@@ -258,8 +258,6 @@ def search(data: SearchData, budgets: Budgets, out: str | os.PathLike, preset: P
         except BudgetError as e:  # tiny budgets: the paper's grid has nothing this small; try narrower spaces
             say(f"stage 1: {e}; trying widths {', '.join(f'{w:g}' for w in NARROW_WIDTHS)}")
             chosen = stage1(NARROW_WIDTHS)
-        if not chosen.chosen.fits:
-            raise UsageError("no network of any space fits the budgets: give a larger --sram/--flash/--latency-ms")
         space = SearchSpace(chosen.chosen.width, chosen.chosen.resolution, channels, data.classes, data.signal)
         times["stage1"] = time.perf_counter() - t0
         say(f"stage 1: space {space.name} ({chosen.chosen.fit_fraction:.1%} of its networks fit)")
@@ -342,9 +340,10 @@ def search(data: SearchData, budgets: Budgets, out: str | os.PathLike, preset: P
         epoch = bar("fine-tuning epochs", finetune.epochs)
         train_network(model, x_train, y_train, finetune, checkpoint=out / "finetune.pt", resume=resume,
                       on_epoch=lambda e, loss: (log.info(f"fine-tuning epoch {e}: loss {loss:.4f}"), epoch(1)))
+        scratch = dataclasses.replace(finetune, epochs=preset.epochs + preset.finetune_epochs)  # and the baseline's
+        recipe = finetune  # the recipe of the weights deployed (its QAT settings)
         winner = {"inherited_validation_accuracy": float_accuracy(model, x_val, y_val), "chosen": "inherited"}
         if preset.scratch:  # the same architecture trained from scratch as the baseline is; the validation decides
-            scratch = dataclasses.replace(finetune, epochs=preset.epochs + preset.finetune_epochs)
             torch.manual_seed(seed)
             fresh = build_network(space.network(best))
             epoch = bar("from-scratch epochs", scratch.epochs)
@@ -352,12 +351,12 @@ def search(data: SearchData, budgets: Budgets, out: str | os.PathLike, preset: P
                           on_epoch=lambda e, loss: (log.info(f"from scratch epoch {e}: loss {loss:.4f}"), epoch(1)))
             winner["scratch_validation_accuracy"] = float_accuracy(fresh, x_val, y_val)
             if winner["scratch_validation_accuracy"] > winner["inherited_validation_accuracy"]:
-                model, finetune, winner["chosen"] = fresh, scratch, "scratch"
+                model, recipe, winner["chosen"] = fresh, scratch, "scratch"
             say(f"winner's weights: inherited and fine-tuned {winner['inherited_validation_accuracy']:.4f}, from "
                 f"scratch {winner['scratch_validation_accuracy']:.4f} validation accuracy; {winner['chosen']} chosen")
         estimate_ms = (lambda spec: float(latency(layers(spec))) if latency is not None else None)  # noqa: E731
         measure = dict(cores=CORES if board is not None else (), board=board)
-        searched = deploy(model, "searched", x_train, y_train, x_test, data.y_test, budgets, finetune,
+        searched = deploy(model, "searched", x_train, y_train, x_test, data.y_test, budgets, recipe,
                           strategy=strategy, target=target, latency_ms=estimate_ms(space.network(best)), **measure)
         times["deploy"] = time.perf_counter() - t
         write_library(searched.compiled.lib, out / "c")
@@ -386,13 +385,12 @@ def search(data: SearchData, budgets: Budgets, out: str | os.PathLike, preset: P
                 bx_train, _, bx_test = at(base.resolution)
                 torch.manual_seed(seed)
                 bmodel = build_network(base.spec)
-                recipe = dataclasses.replace(finetune, epochs=preset.epochs + preset.finetune_epochs)
-                epoch = bar(f"{base.name} epochs", recipe.epochs)
-                train_network(bmodel, bx_train, y_train, recipe, resume=resume,
+                epoch = bar(f"{base.name} epochs", scratch.epochs)
+                train_network(bmodel, bx_train, y_train, scratch, resume=resume,
                               checkpoint=out / f"baseline-{base.name.split()[-1]}.pt",
                               on_epoch=lambda e, loss: (log.info(f"{base.name} epoch {e}: loss {loss:.4f}"),
                                                         epoch(1)))
-                deployed = deploy(bmodel, base.name, bx_train, y_train, bx_test, data.y_test, budgets, recipe,
+                deployed = deploy(bmodel, base.name, bx_train, y_train, bx_test, data.y_test, budgets, scratch,
                                   strategy=strategy, target=target, latency_ms=estimate_ms(base.spec), **measure)
                 baselines.append(deployed.report() | {"width": base.width, "resolution": base.resolution})
                 say(f"{base.name}: test accuracy {deployed.test_accuracy:.4f}, peak SRAM "

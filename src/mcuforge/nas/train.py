@@ -224,6 +224,19 @@ def _teacher(net: Supernet, saved: dict | None) -> Supernet:
     return teacher.eval()
 
 
+def float_accuracy(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, batch_size: int = 256) -> float:
+    """Top-1 accuracy of the float `model` (eval mode) on (x, y)."""
+    was_training = model.training
+    model.eval()
+    correct = 0
+    with torch.no_grad():
+        for i in range(0, len(x), batch_size):
+            xb = torch.from_numpy(np.ascontiguousarray(x[i:i + batch_size], np.float32))
+            correct += int((model(xb).argmax(1).numpy() == np.asarray(y[i:i + batch_size])).sum())
+    model.train(was_training)
+    return correct / max(len(x), 1)
+
+
 def subnet_accuracy(net: Supernet, arch: Arch, x_val: np.ndarray, y_val: np.ndarray, x_calib: np.ndarray,
                     calib_batches: int = 4, batch_size: int = 64) -> float:
     """Top-1 accuracy of subnet `arch` on (x_val, y_val), its batch norms recalibrated on the first
@@ -231,15 +244,10 @@ def subnet_accuracy(net: Supernet, arch: Arch, x_val: np.ndarray, y_val: np.ndar
     net.set_active(arch)
     calib = torch.from_numpy(np.ascontiguousarray(x_calib[:calib_batches * batch_size], np.float32))
     recalibrate_bn(net, calib.split(batch_size))
-    net.eval()
-    correct = 0
-    with torch.no_grad():
-        for i in range(0, len(x_val), batch_size):
-            xb = torch.from_numpy(np.ascontiguousarray(x_val[i:i + batch_size], np.float32))
-            correct += int((net(xb).argmax(1).numpy() == np.asarray(y_val[i:i + batch_size])).sum())
+    accuracy = float_accuracy(net, x_val, y_val, batch_size)
     net.train()
-    return correct / max(len(x_val), 1)
+    return accuracy
 
 
-__all__ = ["TrainConfig", "TrainState", "learning_rate", "make_optimizer", "read_checkpoint", "sandwich_step",
-           "schedule", "step_archs", "step_batches", "subnet_accuracy", "train_supernet"]
+__all__ = ["TrainConfig", "TrainState", "float_accuracy", "learning_rate", "make_optimizer", "read_checkpoint",
+           "sandwich_step", "schedule", "step_archs", "step_batches", "subnet_accuracy", "train_supernet"]
