@@ -16,11 +16,16 @@ from mcuforge.engine.codegen.context import ConstPool
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 MODELS = SHARED / "models"
+PENDING = MODELS / "pending"  # public models that needed operators the engine grew later (MANIFEST there)
 SAMPLES = SHARED / "samples"
 
 
 def dev_models() -> list[Path]:
     return sorted(MODELS.glob("*.tflite"))
+
+
+def pending_models() -> list[Path]:
+    return sorted(PENDING.glob("*.tflite"))
 
 
 def negative_models() -> list[Path]:

@@ -22,6 +22,7 @@ from mcuforge.errors import ModelError
 from mcuforge.frontends.tflite_reader import read_tflite
 from mcuforge.frontends.tflite_writer import write_tflite
 from mcuforge.ir import Graph, Op, QuantParams, Tensor, clone_tensor
+from mcuforge.ir.passes import validate
 from mcuforge.models.builder import GraphBuilder
 from mcuforge.quant import intmath
 from mcuforge.targets.host import HostModel, build_executable, run_executable
@@ -274,6 +275,33 @@ def test_quantize_float_rounding_matches_tflm() -> None:
     assert_bit_exact(cases, "quant_f32", trials=1)
 
 
+def test_quantize_uint8_edges_all_inputs_match_tflm() -> None:
+    """uint8 -> int8 (a model's uint8 input) and int8 -> uint8 (its uint8 output) over all 256 values; every
+    fourth case has equal scales and zero points 128 apart, where TFLM takes its xor-0x80 fast path."""
+    rng = np.random.default_rng(23)
+    all_u8 = np.arange(256, dtype=np.uint8)
+    cases: list[Case] = []
+    for i in range(24):
+        su, s8 = log_uniform(rng, 1e-3, 8.0), log_uniform(rng, 1e-3, 8.0)
+        zu, z8 = int(rng.integers(0, 256)), zp(rng)
+        if i % 4 == 0:
+            s8, zu = su, z8 + 128
+        to_s8 = single("QUANTIZE", [((256,), "uint8", su, zu)], ((256,), "int8", s8, z8))
+        to_u8 = single("QUANTIZE", [((256,), "int8", s8, z8)], ((256,), "uint8", su, zu))
+        if i % 4 == 0:  # the identity on real values: a flip of the top bit
+            assert reference.run(to_s8, [all_u8])[0].tolist() == (all_u8 ^ 0x80).astype(np.int8).tolist()
+            assert reference.run(to_u8, [ALL_INT8])[0].tolist() == (ALL_INT8.view(np.uint8) ^ 0x80).tolist()
+        cases.append((f"QUANTIZE u8 ({su:.4g},{zu}) -> s8 ({s8:.4g},{z8})", to_s8, [rng.permutation(all_u8)]))
+        cases.append((f"QUANTIZE s8 ({s8:.4g},{z8}) -> u8 ({su:.4g},{zu})", to_u8, [rng.permutation(ALL_INT8)]))
+    assert_bit_exact(cases, "quant_u8", trials=1)
+
+
+def test_uint8_inside_a_model_is_refused() -> None:
+    g = single("RELU", [((4,), "uint8", 0.1, 128)], ((4,), "uint8", 0.1, 128))
+    with pytest.raises(ModelError, match="legacy asymmetric quantization"):
+        validate(g)
+
+
 def test_round_half_away_from_zero() -> None:
     x = np.float32([0.49999997, -0.49999997, 0.5, -0.5, 1.5, 2.5, -2.5, 8388607.5, 8388608.0, -0.0, 3.4e38])
     expected = [0, 0, 1, -1, 2, 3, -3, 8388608, 8388608, 0, 3.4e38]
@@ -396,7 +424,7 @@ def test_unsupported_parameters_raise_model_error() -> None:
     with pytest.raises(ModelError, match="too small"):
         reference.run(g, [np.zeros(4, np.int8)])
     g = single("QUANTIZE", [((4,), "int8", 0.02, 0)], ((4,), "int16", 0.02, 0))
-    with pytest.raises(ModelError, match="int8 only"):
+    with pytest.raises(ModelError, match="int8 -> int16 is not supported"):
         reference.run(g, [np.zeros(4, np.int8)])
     g = single("ADD", [((4,), "int8", 1.0, 0), ((4,), "int8", 1.0, 0)], ((4,), "int8", 1e-9, 0))
     with pytest.raises(ModelError, match="outside"):

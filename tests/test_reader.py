@@ -10,7 +10,7 @@ from mcuforge.errors import ModelError
 from mcuforge.frontends.tflite_reader import read_tflite, read_tflite_file
 from mcuforge.ir import SPECS
 from mcuforge.pipeline import analyze
-from oracle import dev_models, negative_models
+from oracle import PENDING, dev_models, negative_models
 
 NEGATIVE_REASONS = {
     "mlperf_ad_toycar_hybrid_dynrange": "hybrid",
@@ -77,3 +77,66 @@ def test_per_channel_quant_kept():
     w = g[conv.inputs[1]]
     assert w.quant.scale.size == w.shape[0] and w.quant.axis == 0
     assert np.all(w.quant.scale > 0)
+
+
+# ------------------------------------------------------------------ constant folding (tflite_fold)
+
+def _shape_subgraph_tensors() -> dict:
+    from mcuforge.ir import Tensor
+
+    i32 = lambda name, values: Tensor(name, (len(values),), "int32", None, np.array(values, np.int32))  # noqa: E731
+    return {"x": Tensor("x", (1, 4, 4, 8), "int8"),
+            "shape": Tensor("shape", (4,), "int32"), "batch": Tensor("batch", (), "int32"),
+            "begin": i32("begin", [0]), "end": i32("end", [1]), "one": i32("one", [1]),
+            "minus1": Tensor("minus1", (), "int32", None, np.array(-1, np.int32)),
+            "target": Tensor("target", (2,), "int32"), "doubled": Tensor("doubled", (2,), "int32")}
+
+
+def test_keras_shape_subgraph_folds_to_constants():
+    """SHAPE -> STRIDED_SLICE (shrink) -> PACK -> MUL: the values are worked out by hand from the definitions."""
+    from mcuforge.frontends.tflite_fold import fold_constants
+    from mcuforge.frontends.tflite_ops import RawOp
+
+    tensors = _shape_subgraph_tensors()
+    raws = [RawOp("SHAPE", ("x",), ("shape",), None, 0, 0),
+            RawOp("STRIDED_SLICE", ("shape", "begin", "end", "one"), ("batch",), None, 0, 1),
+            RawOp("PACK", ("batch", "minus1"), ("target",), None, 0, 2),
+            RawOp("MUL", ("target", "target"), ("doubled",), None, 0, 3),
+            RawOp("RESHAPE", ("x", "target"), ("y",), None, 0, 4)]
+    kept = fold_constants(raws, tensors)
+    assert [r.kind for r in kept] == ["RESHAPE"]
+    assert tensors["shape"].data.tolist() == [1, 4, 4, 8]
+    assert tensors["batch"].data.shape == () and int(tensors["batch"].data) == 1
+    assert tensors["target"].data.tolist() == [1, -1]
+    assert tensors["doubled"].data.tolist() == [1, 1] and tensors["doubled"].data.dtype == np.int32
+
+
+def test_folding_leaves_activations_and_quantized_arithmetic_alone():
+    from mcuforge.frontends.tflite_fold import fold_constants
+    from mcuforge.frontends.tflite_ops import RawOp
+    from mcuforge.ir import QuantParams, Tensor
+
+    q = QuantParams.per_tensor(0.1, 0)
+    tensors = {"a": Tensor("a", (2,), "int8", q, np.array([1, 2], np.int8)), "y": Tensor("y", (2,), "int8", q),
+               "x": Tensor("x", (2,), "int8", q), "z": Tensor("z", (2,), "int8", q)}
+    raws = [RawOp("ADD", ("a", "a"), ("y",), None, 0, 0), RawOp("ADD", ("x", "a"), ("z",), None, 0, 1)]
+    assert fold_constants(raws, tensors) == raws and not tensors["y"].is_const
+
+
+def test_folded_value_must_match_the_declared_output():
+    from mcuforge.frontends.tflite_fold import fold_constants
+    from mcuforge.frontends.tflite_ops import RawOp
+    from mcuforge.ir import Tensor
+
+    tensors = _shape_subgraph_tensors()
+    tensors["shape"] = Tensor("shape", (3,), "int32")  # a rank-4 tensor's shape has 4 values
+    with pytest.raises(ModelError, match=r"operator #0 SHAPE .*declared \[3\]"):
+        fold_constants([RawOp("SHAPE", ("x",), ("shape",), None, 0, 0)], tensors)
+
+
+def test_stm32_zoo_model_reads_without_its_shape_subgraphs():
+    """The pending FD-MobileNet has two SHAPE -> STRIDED_SLICE -> PACK -> RESHAPE chains; none is left."""
+    g = read_tflite_file(PENDING / "st_ic_fdmobilenet_025_128_flowers_uint8in.tflite")
+    kinds = [op.kind for op in g.ops]
+    assert "SHAPE" not in kinds and "PACK" not in kinds and kinds.count("RESHAPE") == 2
+    assert g[g.inputs[0]].dtype == "uint8" and kinds[0] == "QUANTIZE"

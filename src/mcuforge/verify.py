@@ -39,7 +39,7 @@ class VerifyResult:
 
 
 def random_inputs(graph: Graph, count: int, seed: int = 0) -> list[list[np.ndarray]]:
-    """Inputs covering the whole int8 range (float inputs: the range their QUANTIZE can represent)."""
+    """Inputs covering the whole int8 (uint8) range (float inputs: the range their QUANTIZE can represent)."""
     rng = np.random.default_rng(seed)
     batch = []
     for _ in range(count):
@@ -48,6 +48,9 @@ def random_inputs(graph: Graph, count: int, seed: int = 0) -> list[list[np.ndarr
             t = graph[name]
             if t.dtype == "int8":
                 xs.append(rng.integers(-128, 128, size=t.shape, dtype=np.int8))
+                continue
+            if t.dtype == "uint8":
+                xs.append(rng.integers(0, 256, size=t.shape, dtype=np.uint8))
                 continue
             users = [graph.ops[i] for i in graph.consumers(name)]
             q = next((graph[u.outputs[0]].quant for u in users if u.kind == "QUANTIZE"), None)

@@ -46,29 +46,29 @@ class RawOp:
     index: int
 
 
-def _options(raw: RawOp, cls_name: str, required: bool = False):
+def options_of(raw: RawOp, cls_name: str, required: bool = False):
     """The op's options table read as `cls_name`; None when the op has none (refused if `required`)."""
     import tflite
 
     if raw.options is None or raw.options_type == 0:
         if required:
-            raise ModelError(f"{_where(raw)}: the operator has no {cls_name} table (corrupt model?)")
+            raise ModelError(f"{where(raw)}: the operator has no {cls_name} table (corrupt model?)")
         return None
     if raw.options_type != OPTIONS_TYPES[cls_name]:
-        raise ModelError(f"{_where(raw)}: its options are of type #{raw.options_type}, not {cls_name} "
+        raise ModelError(f"{where(raw)}: its options are of type #{raw.options_type}, not {cls_name} "
                          "(corrupt model?)")
     opt = getattr(tflite, cls_name)()
     opt.Init(raw.options.Bytes, raw.options.Pos)
     return opt
 
 
-def _where(raw: RawOp) -> str:
+def where(raw: RawOp) -> str:
     return f"operator #{raw.index} {raw.kind} (output {shown(raw.outputs[0], 32) if raw.outputs else '?'})"
 
 
 def _activation(raw: RawOp, code: int) -> str:
     if code not in _ACTIVATIONS:
-        raise ModelError(f"{_where(raw)}: fused activation #{code} is not supported "
+        raise ModelError(f"{where(raw)}: fused activation #{code} is not supported "
                          "(only NONE, RELU, RELU6, RELU_N1_TO_1)")
     return _ACTIVATIONS[code]
 
@@ -76,10 +76,10 @@ def _activation(raw: RawOp, code: int) -> str:
 def _const(raw: RawOp, tensors: dict[str, Tensor], pos: int, what: str, rank: int = 1) -> np.ndarray:
     """A constant integer operand that describes the operation (axes, pads, shapes ...), of rank <= `rank`."""
     if pos >= len(raw.inputs) or not raw.inputs[pos] or tensors[raw.inputs[pos]].data is None:
-        raise ModelError(f"{_where(raw)}: the {what} must be a constant tensor")
+        raise ModelError(f"{where(raw)}: the {what} must be a constant tensor")
     t = tensors[raw.inputs[pos]]
     if t.dtype not in ("int32", "int64") or len(t.shape) > rank:
-        raise ModelError(f"{_where(raw)}: the {what} {shown(t.name)} is {t.dtype} {list(t.shape)}; "
+        raise ModelError(f"{where(raw)}: the {what} {shown(t.name)} is {t.dtype} {list(t.shape)}; "
                          f"an int32 {'vector' if rank == 1 else 'matrix'} expected")
     return t.data.astype(np.int64)
 
@@ -101,9 +101,9 @@ def _window_pads(raw: RawOp, padding: int, in_hw: tuple[int, int], out_hw: tuple
         (t, b), (lft, r) = (same_pads(in_hw[i], out_hw[i], kernel[i], stride[i], dilation[i]) for i in range(2))
         pads = (t, b, lft, r)
     else:
-        raise ModelError(f"{_where(raw)}: unknown padding #{padding}")
+        raise ModelError(f"{where(raw)}: unknown padding #{padding}")
     if tuple(out_hw) != expect:
-        raise ModelError(f"{_where(raw)}: output size {list(out_hw)} does not match the window arithmetic "
+        raise ModelError(f"{where(raw)}: output size {list(out_hw)} does not match the window arithmetic "
                          f"{list(expect)} (corrupt model?)")
     return pads
 
@@ -112,7 +112,7 @@ def _check_rank(raw: RawOp, tensors: dict[str, Tensor], pos: int, rank: int, wha
     name = raw.inputs[pos] if pos >= 0 else raw.outputs[0]
     t = tensors[name]
     if len(t.shape) != rank:
-        raise ModelError(f"{_where(raw)}: the {what} {shown(name)} has shape {list(t.shape)}; rank {rank} expected")
+        raise ModelError(f"{where(raw)}: the {what} {shown(name)} has shape {list(t.shape)}; rank {rank} expected")
     return t
 
 
@@ -121,18 +121,18 @@ MAX_WINDOW = 1 << 12  # strides, dilations and filter sizes beyond this are corr
 
 def _window(raw: RawOp, what: str, values: tuple[int, int]) -> tuple[int, int]:
     if not all(1 <= v <= MAX_WINDOW for v in values):
-        raise ModelError(f"{_where(raw)}: {what} {list(values)} is invalid (1 .. {MAX_WINDOW} expected)")
+        raise ModelError(f"{where(raw)}: {what} {list(values)} is invalid (1 .. {MAX_WINDOW} expected)")
     return values
 
 
 def _conv(raw: RawOp, tensors: dict[str, Tensor]) -> list[Op]:
     depthwise = raw.kind == "DEPTHWISE_CONV_2D"
-    opt = _options(raw, "DepthwiseConv2DOptions" if depthwise else "Conv2DOptions", required=True)
+    opt = options_of(raw, "DepthwiseConv2DOptions" if depthwise else "Conv2DOptions", required=True)
     x = _check_rank(raw, tensors, 0, 4, "input")
     w = _check_rank(raw, tensors, 1, 4, "filter")
     y = _check_rank(raw, tensors, -1, 4, "output")
     if w.data is None:
-        raise ModelError(f"{_where(raw)}: the filter must be constant")
+        raise ModelError(f"{where(raw)}: the filter must be constant")
     stride = _window(raw, "stride", (opt.StrideH(), opt.StrideW()))
     dilation = _window(raw, "dilation", (opt.DilationHFactor() or 1, opt.DilationWFactor() or 1))
     _window(raw, "filter size", w.shape[1:3])
@@ -141,29 +141,29 @@ def _conv(raw: RawOp, tensors: dict[str, Tensor]) -> list[Op]:
                              "activation": _activation(raw, opt.FusedActivationFunction())}
     if depthwise:
         if w.shape[0] != 1 or w.shape[3] != y.shape[3] or x.shape[3] == 0 or y.shape[3] % x.shape[3]:
-            raise ModelError(f"{_where(raw)}: filter {list(w.shape)} does not fit input {list(x.shape)} "
+            raise ModelError(f"{where(raw)}: filter {list(w.shape)} does not fit input {list(x.shape)} "
                              f"and output {list(y.shape)}")
         attrs["multiplier"] = y.shape[3] // x.shape[3]
     else:
         if w.shape[3] != x.shape[3]:
-            raise ModelError(f"{_where(raw)}: grouped convolution (filter {list(w.shape)}, input "
+            raise ModelError(f"{where(raw)}: grouped convolution (filter {list(w.shape)}, input "
                              f"{list(x.shape)}) is not supported; split it into per-group convolutions")
         if w.shape[0] != y.shape[3]:
-            raise ModelError(f"{_where(raw)}: filter {list(w.shape)} does not match output {list(y.shape)}")
+            raise ModelError(f"{where(raw)}: filter {list(w.shape)} does not match output {list(y.shape)}")
     bias = raw.inputs[2] if len(raw.inputs) > 2 else ""
     return [Op(raw.kind, (raw.inputs[0], raw.inputs[1], bias), raw.outputs[:1], attrs)]
 
 
 def _fully_connected(raw: RawOp, tensors: dict[str, Tensor]) -> list[Op]:
-    opt = _options(raw, "FullyConnectedOptions")
+    opt = options_of(raw, "FullyConnectedOptions")
     if opt is not None and opt.WeightsFormat() != 0:
-        raise ModelError(f"{_where(raw)}: shuffled weight formats are not supported")
+        raise ModelError(f"{where(raw)}: shuffled weight formats are not supported")
     w = _check_rank(raw, tensors, 1, 2, "weights")
     if w.data is None:
-        raise ModelError(f"{_where(raw)}: non-constant weights are not supported")
+        raise ModelError(f"{where(raw)}: non-constant weights are not supported")
     x = tensors[raw.inputs[0]]
     if w.shape[1] == 0 or x.size % w.shape[1]:
-        raise ModelError(f"{_where(raw)}: input {list(x.shape)} cannot be flattened into rows of {w.shape[1]}")
+        raise ModelError(f"{where(raw)}: input {list(x.shape)} cannot be flattened into rows of {w.shape[1]}")
     attrs = {"activation": _activation(raw, opt.FusedActivationFunction() if opt else 0),
              "keep_num_dims": bool(opt.KeepNumDims()) if opt else False}
     bias = raw.inputs[2] if len(raw.inputs) > 2 else ""
@@ -171,7 +171,7 @@ def _fully_connected(raw: RawOp, tensors: dict[str, Tensor]) -> list[Op]:
 
 
 def _pool(raw: RawOp, tensors: dict[str, Tensor]) -> list[Op]:
-    opt = _options(raw, "Pool2DOptions", required=True)
+    opt = options_of(raw, "Pool2DOptions", required=True)
     x = _check_rank(raw, tensors, 0, 4, "input")
     y = _check_rank(raw, tensors, -1, 4, "output")
     kernel = _window(raw, "filter", (opt.FilterHeight(), opt.FilterWidth()))
@@ -186,7 +186,7 @@ def _binary(raw: RawOp, tensors: dict[str, Tensor]) -> list[Op]:
     names = {"ADD": "AddOptions", "SUB": "SubOptions", "MUL": "MulOptions"}
     attrs: dict[str, Any] = {}
     if raw.kind in names:
-        opt = _options(raw, names[raw.kind])
+        opt = options_of(raw, names[raw.kind])
         attrs["activation"] = _activation(raw, opt.FusedActivationFunction() if opt else 0)
     return [Op(raw.kind, raw.inputs, raw.outputs[:1], attrs)]
 
@@ -194,32 +194,32 @@ def _binary(raw: RawOp, tensors: dict[str, Tensor]) -> list[Op]:
 def _unary(raw: RawOp, tensors: dict[str, Tensor]) -> list[Op]:
     attrs: dict[str, Any] = {}
     if raw.kind == "SOFTMAX":
-        attrs["beta"] = float(_options(raw, "SoftmaxOptions", required=True).Beta())
+        attrs["beta"] = float(options_of(raw, "SoftmaxOptions", required=True).Beta())
         if not 0.0 < attrs["beta"] < 1e6:
-            raise ModelError(f"{_where(raw)}: softmax beta {attrs['beta']:g} is not a plausible value")
+            raise ModelError(f"{where(raw)}: softmax beta {attrs['beta']:g} is not a plausible value")
     elif raw.kind == "LEAKY_RELU":
-        attrs["alpha"] = float(_options(raw, "LeakyReluOptions", required=True).Alpha())
+        attrs["alpha"] = float(options_of(raw, "LeakyReluOptions", required=True).Alpha())
         if not np.isfinite(attrs["alpha"]) or abs(attrs["alpha"]) > 1e6:
-            raise ModelError(f"{_where(raw)}: leaky ReLU alpha {attrs['alpha']:g} is not a plausible value")
+            raise ModelError(f"{where(raw)}: leaky ReLU alpha {attrs['alpha']:g} is not a plausible value")
     return [Op(raw.kind, raw.inputs[:1], raw.outputs[:1], attrs)]
 
 
 def _reshape(raw: RawOp, tensors: dict[str, Tensor]) -> list[Op]:
     x, y = tensors[raw.inputs[0]], tensors[raw.outputs[0]]
     if x.size != y.size:
-        raise ModelError(f"{_where(raw)}: cannot reshape {list(x.shape)} into {list(y.shape)}")
+        raise ModelError(f"{where(raw)}: cannot reshape {list(x.shape)} into {list(y.shape)}")
     return [Op("RESHAPE", raw.inputs[:1], raw.outputs[:1])]
 
 
 def _axes(raw: RawOp, tensors: dict[str, Tensor], rank: int) -> tuple[int, ...]:
     axes = np.atleast_1d(_const(raw, tensors, 1, "axis list")).tolist()
     if not axes or any(not -rank <= a < rank for a in axes):
-        raise ModelError(f"{_where(raw)}: axes {axes[:8]} out of range for rank {rank}")
+        raise ModelError(f"{where(raw)}: axes {axes[:8]} out of range for rank {rank}")
     return tuple(sorted({a % rank for a in axes}))
 
 
 def _reduce(raw: RawOp, tensors: dict[str, Tensor]) -> list[Op]:
-    opt = _options(raw, "ReducerOptions")
+    opt = options_of(raw, "ReducerOptions")
     rank = len(tensors[raw.inputs[0]].shape)
     attrs = {"axes": _axes(raw, tensors, rank), "keep_dims": bool(opt.KeepDims()) if opt else False}
     return [Op(raw.kind, raw.inputs[:1], raw.outputs[:1], attrs)]
@@ -229,13 +229,13 @@ def _pad(raw: RawOp, tensors: dict[str, Tensor]) -> list[Op]:
     x, y = tensors[raw.inputs[0]], tensors[raw.outputs[0]]
     pads = _const(raw, tensors, 1, "padding list", rank=2)
     if pads.shape != (len(x.shape), 2) or np.any(pads < 0) or np.any(pads > MAX_WINDOW):
-        raise ModelError(f"{_where(raw)}: paddings {pads.reshape(-1)[:12].tolist()} do not fit input {list(x.shape)}")
+        raise ModelError(f"{where(raw)}: paddings {pads.reshape(-1)[:12].tolist()} do not fit input {list(x.shape)}")
     if tuple(int(d + p.sum()) for d, p in zip(x.shape, pads)) != y.shape:
-        raise ModelError(f"{_where(raw)}: paddings {pads.tolist()} do not give output {list(y.shape)}")
+        raise ModelError(f"{where(raw)}: paddings {pads.tolist()} do not give output {list(y.shape)}")
     if raw.kind == "PADV2" and len(raw.inputs) > 2 and raw.inputs[2]:
         fill = tensors[raw.inputs[2]]
         if fill.data is None or fill.size != 1 or fill.dtype != y.dtype:
-            raise ModelError(f"{_where(raw)}: the constant value must be one constant {y.dtype} value")
+            raise ModelError(f"{where(raw)}: the constant value must be one constant {y.dtype} value")
         value = int(fill.data.reshape(-1)[0])
     else:
         value = y.quant.zp if y.quant is not None else 0
@@ -247,16 +247,16 @@ def _transpose(raw: RawOp, tensors: dict[str, Tensor]) -> list[Op]:
     perm = tuple(int(p) for p in _const(raw, tensors, 1, "permutation"))
     rank = len(tensors[raw.inputs[0]].shape)
     if len(perm) != rank or any(not -rank <= p < rank for p in perm) or len({p % rank for p in perm}) != rank:
-        raise ModelError(f"{_where(raw)}: {list(perm)[:8]} is not a permutation of {rank} axes")
+        raise ModelError(f"{where(raw)}: {list(perm)[:8]} is not a permutation of {rank} axes")
     return [Op("TRANSPOSE", raw.inputs[:1], raw.outputs[:1], {"perm": tuple(p % rank for p in perm)})]
 
 
 def _concat(raw: RawOp, tensors: dict[str, Tensor]) -> list[Op]:
-    opt = _options(raw, "ConcatenationOptions", required=True)
+    opt = options_of(raw, "ConcatenationOptions", required=True)
     rank = len(tensors[raw.outputs[0]].shape)
     axis = opt.Axis()
     if not -rank <= axis < rank:
-        raise ModelError(f"{_where(raw)}: axis {axis} out of range for rank {rank}")
+        raise ModelError(f"{where(raw)}: axis {axis} out of range for rank {rank}")
     attrs = {"axis": axis % rank, "activation": _activation(raw, opt.FusedActivationFunction())}
     return [Op("CONCATENATION", raw.inputs, raw.outputs[:1], attrs)]
 
@@ -265,21 +265,23 @@ def _slice_length(start: int, stop: int, step: int) -> int:
     return max(0, -((start - stop) // step)) if step > 0 else max(0, -((stop - start) // -step))
 
 
-def _strided_slice(raw: RawOp, tensors: dict[str, Tensor]) -> list[Op]:
-    opt = _options(raw, "StridedSliceOptions")
-    x, y = tensors[raw.inputs[0]], tensors[raw.outputs[0]]
+def slices_of(raw: RawOp, tensors: dict[str, Tensor]) -> list[tuple[int, int | None, int]]:
+    """A STRIDED_SLICE's (start, stop, step) per input axis, as for a numpy slice, with TFLite's masks and
+    negative indices resolved (a shrunk axis is a slice of length one)."""
+    opt = options_of(raw, "StridedSliceOptions")
+    x = tensors[raw.inputs[0]]
     begin = _const(raw, tensors, 1, "begin").tolist()
     end = _const(raw, tensors, 2, "end").tolist()
     strides = _const(raw, tensors, 3, "strides").tolist() if len(raw.inputs) > 3 else [1] * len(begin)
     if opt is not None and (opt.EllipsisMask() or opt.NewAxisMask()):
-        raise ModelError(f"{_where(raw)}: ellipsis and new-axis masks are not supported")
+        raise ModelError(f"{where(raw)}: ellipsis and new-axis masks are not supported")
     begin_mask = opt.BeginMask() if opt else 0
     end_mask = opt.EndMask() if opt else 0
     shrink = opt.ShrinkAxisMask() if opt else 0
     offset = bool(opt.Offset()) if opt is not None and hasattr(opt, "Offset") else False
     rank = len(x.shape)
     if not len(begin) == len(end) == len(strides) <= rank:
-        raise ModelError(f"{_where(raw)}: begin/end/strides lengths do not match the input rank {rank}")
+        raise ModelError(f"{where(raw)}: begin/end/strides lengths do not match the input rank {rank}")
     slices = []
     for d in range(rank):
         n = x.shape[d]
@@ -288,33 +290,39 @@ def _strided_slice(raw: RawOp, tensors: dict[str, Tensor]) -> list[Op]:
             continue
         s = strides[d]
         if s == 0 or abs(s) > MAX_WINDOW * MAX_WINDOW:
-            raise ModelError(f"{_where(raw)}: stride {s} on axis {d}")
+            raise ModelError(f"{where(raw)}: stride {s} on axis {d}")
         b, e = begin[d], (begin[d] + end[d] if offset else end[d])
         if shrink >> d & 1:
             b = b + n if b < 0 else b
             if not 0 <= b < n:
-                raise ModelError(f"{_where(raw)}: index {begin[d]} is outside axis {d} of {list(x.shape)}")
+                raise ModelError(f"{where(raw)}: index {begin[d]} is outside axis {d} of {list(x.shape)}")
             slices.append((b, b + 1, 1))
             continue
         lo, hi = (0, n) if s > 0 else (-1, n - 1)
         b = (lo if s > 0 else hi) if begin_mask >> d & 1 else min(max(b + n if b < 0 else b, lo), hi)
         e = (hi if s > 0 else lo) if end_mask >> d & 1 else min(max(e + n if e < 0 else e, lo), hi)
         if _slice_length(b, e, s) == 0:
-            raise ModelError(f"{_where(raw)}: the slice of axis {d} is empty")
+            raise ModelError(f"{where(raw)}: the slice of axis {d} is empty")
         slices.append((b, None if e < 0 else e, s))
+    return slices
+
+
+def _strided_slice(raw: RawOp, tensors: dict[str, Tensor]) -> list[Op]:
+    y = tensors[raw.outputs[0]]
+    slices = slices_of(raw, tensors)
     size = math.prod(_slice_length(b, -1 if e is None else e, s) for b, e, s in slices)
     if size != y.size:
-        raise ModelError(f"{_where(raw)}: the slice has {size} elements, the output {list(y.shape)} {y.size}")
+        raise ModelError(f"{where(raw)}: the slice has {size} elements, the output {list(y.shape)} {y.size}")
     return [Op("STRIDED_SLICE", raw.inputs[:1], raw.outputs[:1], {"slices": tuple(slices)})]
 
 
 def _resize_nearest(raw: RawOp, tensors: dict[str, Tensor]) -> list[Op]:
-    opt = _options(raw, "ResizeNearestNeighborOptions")
+    opt = options_of(raw, "ResizeNearestNeighborOptions")
     _check_rank(raw, tensors, 0, 4, "input")
     y = _check_rank(raw, tensors, -1, 4, "output")
     size = _const(raw, tensors, 1, "size")
     if size.tolist() != list(y.shape[1:3]):
-        raise ModelError(f"{_where(raw)}: size {size.tolist()[:4]} differs from the output {list(y.shape)}")
+        raise ModelError(f"{where(raw)}: size {size.tolist()[:4]} differs from the output {list(y.shape)}")
     attrs = {"align_corners": bool(opt.AlignCorners()) if opt else False,
              "half_pixel_centers": bool(opt.HalfPixelCenters()) if opt else False}
     return [Op("RESIZE_NEAREST_NEIGHBOR", raw.inputs[:1], raw.outputs[:1], attrs)]
@@ -345,12 +353,12 @@ def _check_operands(raw: RawOp) -> None:
     fewest, most, optional = _ARITY.get(raw.kind, (1, 1, ()))
     if not fewest <= len(raw.inputs) <= most:
         count = str(fewest) if fewest == most else f"{fewest} to {most}"
-        raise ModelError(f"{_where(raw)}: {len(raw.inputs)} inputs, but the operator takes {count}")
+        raise ModelError(f"{where(raw)}: {len(raw.inputs)} inputs, but the operator takes {count}")
     missing = [i for i, n in enumerate(raw.inputs) if not n and i not in optional]
     if missing:
-        raise ModelError(f"{_where(raw)}: input {missing[0]} is absent (tensor index -1) but required")
+        raise ModelError(f"{where(raw)}: input {missing[0]} is absent (tensor index -1) but required")
     if len(raw.outputs) != 1:
-        raise ModelError(f"{_where(raw)}: {len(raw.outputs)} outputs, but the operator has one")
+        raise ModelError(f"{where(raw)}: {len(raw.outputs)} outputs, but the operator has one")
 
 
 def to_canonical(raw: RawOp, tensors: dict[str, Tensor]) -> list[Op]:

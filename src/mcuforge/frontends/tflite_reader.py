@@ -6,9 +6,11 @@ run in this order, each relying on the ones before it:
 1. the file: its size (before it is read whole), the 'TFL3' identifier, every offset inside the file
    (flatbuffer_check), the schema version, one subgraph;
 2. each tensor: element type, shape, buffer index and size, quantization parameters (tflite_tensors);
-3. each operator: a supported builtin, its operand counts, its options table and attributes
+3. constant folding: shape arithmetic (SHAPE -> STRIDED_SLICE -> PACK, ...) becomes constants
+   (tflite_fold);
+4. each operator left: a supported builtin, its operand counts, its options table and attributes
    (tflite_ops);
-4. the graph: one writer per tensor, inputs and outputs, shapes, types and quantization against the
+5. the graph: one writer per tensor, inputs and outputs, shapes, types and quantization against the
    operators that use them (ir.passes.validate and ir.shapes).
 """
 from __future__ import annotations
@@ -19,6 +21,7 @@ from ..errors import ModelError, shown
 from ..ir import Graph, Op, Tensor
 from ..ir.passes import check_structure, fold_pads, validate
 from .flatbuffer_check import check_flatbuffer
+from .tflite_fold import fold_constants
 from .tflite_ops import BUILTIN_NAMES, CONVERTERS, RawOp, to_canonical
 from .tflite_tensors import read_tensor
 
@@ -84,6 +87,8 @@ def _parse(data: bytes, name: str, where: str) -> Graph:
         raise ModelError(f"{where}: the model has no operators; there is nothing to compile")
     # the graph's structure first (writers, inputs, outputs): it explains more than any one operator's check
     check_structure(Graph(tensors, tuple(Op(r.kind, r.inputs, r.outputs) for r in raws), g_inputs, g_outputs))
+    raws = fold_constants(raws, tensors)
+    _refuse_unsupported(raws, where)
     ops = [op for raw in raws for op in to_canonical(raw, tensors)]
     return Graph(tensors=tensors, ops=tuple(ops), inputs=g_inputs, outputs=g_outputs, name=name)
 
@@ -101,14 +106,13 @@ def _tensor_list(indices, names: list[str], what: str, optional: bool = False) -
 
 
 def _operator_kinds(model, sub, where: str) -> list[str]:
-    """The builtin kind of each operator code; refuses custom and unsupported operators (all in one line)."""
+    """The builtin kind of each operator code; refuses custom operators."""
     codes = []
     for i in range(model.OperatorCodesLength()):
         oc = model.OperatorCodes(i)
         code = max(int(oc.BuiltinCode()), int(oc.DeprecatedBuiltinCode()))
         custom = oc.CustomCode()
         codes.append((BUILTIN_NAMES.get(code, f"builtin #{code}"), custom.decode("utf-8", "replace") if custom else ""))
-    unsupported: dict[str, list[int]] = {}
     for i in range(sub.OperatorsLength()):
         idx = sub.Operators(i).OpcodeIndex()
         if not 0 <= idx < len(codes):
@@ -119,15 +123,21 @@ def _operator_kinds(model, sub, where: str) -> list[str]:
             raise ModelError(f"operator #{i}: custom operator {shown(custom)} is not supported; custom ops (e.g. "
                              "Vela/Ethos-U NPU code) need the vendor's runtime. Compile the model from its "
                              "original int8 .tflite instead")
-        if kind not in CONVERTERS:
-            unsupported.setdefault(kind, []).append(i)
+    return [kind for kind, _ in codes]
+
+
+def _refuse_unsupported(raws: list[RawOp], where: str) -> None:
+    """Every operator left after constant folding must be one the engine runs; all others in one line."""
+    unsupported: dict[str, list[int]] = {}
+    for raw in raws:
+        if raw.kind not in CONVERTERS:
+            unsupported.setdefault(raw.kind, []).append(raw.index)
     if unsupported:
         listed = ", ".join(f"{k} (#{v[0]}{f' and {len(v) - 1} more' if len(v) > 1 else ''})"
                            for k, v in list(unsupported.items())[:4])
         more = f" and {len(unsupported) - 4} other kinds" if len(unsupported) > 4 else ""
         raise ModelError(f"{where}: operator{'s' if len(unsupported) > 1 else ''} {listed}{more} not supported "
                          "yet (the README's 'What works' lists the operators the engine runs)")
-    return [kind for kind, _ in codes]
 
 
 def _raw_ops(sub, codes: list[str], names: list[str]) -> list[RawOp]:

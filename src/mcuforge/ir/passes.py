@@ -45,7 +45,8 @@ def validate(graph: Graph, allow_float: bool = False) -> None:
     """Refuse graphs the engine cannot run bit-exactly: a broken structure (a tensor written twice, an
     input written or an output constant, ops out of order), shapes that do not follow from the operators
     (ir.shapes), non-int8 activations, missing or inconsistent quantization. Float32 is accepted only as a
-    graph input fed to QUANTIZE and a graph output written by DEQUANTIZE.
+    graph input fed to QUANTIZE and a graph output written by DEQUANTIZE, uint8 only as a graph input QUANTIZE
+    reads into int8 or a graph output QUANTIZE writes from int8.
 
     With `allow_float`, an all-float graph (every tensor float32 without quantization: what the torch
     frontend captures, before quantization) passes the structural checks too; graphs with any int8 or
@@ -136,6 +137,16 @@ def _check_float_operands(graph: Graph, op: Op, where: str) -> None:
                 raise ModelError(f"{where}: weights and bias must be constant tensors, {shown(n)} is not")
 
 
+def _uint8_edge(graph: Graph, op: Op, n: str) -> bool:
+    """A uint8 model input read by QUANTIZE to int8, or a uint8 model output QUANTIZE writes from int8 (the
+    STM32 model zoo exports these); uint8 anywhere else is legacy asymmetric quantization."""
+    if op.kind != "QUANTIZE":
+        return False
+    if n == op.inputs[0]:
+        return n in graph.inputs and graph[op.outputs[0]].dtype == "int8"
+    return n in graph.outputs and graph[op.inputs[0]].dtype == "int8"
+
+
 def _check_types(graph: Graph, op: Op, where: str) -> None:
     acts = [n for n in (*op.inputs, *op.outputs) if n and not graph[n].is_const]
     weights = [n for n in op.inputs[1:] if n and graph[n].is_const]
@@ -150,6 +161,8 @@ def _check_types(graph: Graph, op: Op, where: str) -> None:
             or (op.kind == "DEQUANTIZE" and n == op.outputs[0] and n in graph.outputs))
         if float_edge:
             continue
+        if t.dtype == "uint8" and t.quant is not None and _uint8_edge(graph, op, n):
+            continue
         if t.dtype in ("float32", "float16") and any(graph[w].dtype == "int8" for w in weights):
             raise ModelError(f"{where}: {t.dtype} activation {shown(n)} with int8 weights (hybrid quantization); "
                              f"{_FIX}")
@@ -163,7 +176,7 @@ def _check_types(graph: Graph, op: Op, where: str) -> None:
                              "re-convert the model with int8 quantization")
         raise ModelError(f"{where}: {t.dtype} tensor {shown(n)} is not supported (int8 activations only)")
     out = graph[op.outputs[0]]
-    if op.kind == "DEQUANTIZE" and out.dtype != "float32" or op.kind == "QUANTIZE" and out.dtype != "int8":
+    if op.kind == "DEQUANTIZE" and out.dtype != "float32" or op.kind == "QUANTIZE" and out.dtype not in ("int8", "uint8"):
         raise ModelError(f"{where}: writes {out.dtype}; {op.kind} gives {'float32' if op.kind == 'DEQUANTIZE' else 'int8'}")
     if op.kind in _WEIGHTED:
         w = graph[op.inputs[1]]

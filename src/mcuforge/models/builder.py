@@ -367,6 +367,21 @@ class GraphBuilder:
         _, stats = self._quant_for(*self.stats(x), _CLAMPS["RELU6"])
         return self._op("RELU6", [x], self.shape(x), self.quant(x), stats)
 
+    def uint8_input(self, shape: Sequence[int], scale: float, zero_point: int, int8_scale: float,
+                    int8_zero_point: int) -> str:
+        """A uint8 graph input (as the STM32 model zoo exports them) and its QUANTIZE to int8; the int8
+        name is returned."""
+        name = self._name("input")
+        self.inputs.append(self._add(name, shape, "uint8", QuantParams.per_tensor(float(np.float32(scale)),
+                                                                                  int(zero_point))))
+        q = QuantParams.per_tensor(float(np.float32(int8_scale)), int(int8_zero_point))
+        return self._op("QUANTIZE", [name], shape, q)
+
+    def uint8_output(self, x: str, scale: float, zero_point: int) -> str:
+        """QUANTIZE int8 -> uint8, for a uint8 graph output."""
+        q = QuantParams.per_tensor(float(np.float32(scale)), int(zero_point))
+        return self._op("QUANTIZE", [x], self.shape(x), q, dtype="uint8")
+
     def hard_swish(self, x: str) -> str:
         return self._unary("HARD_SWISH", x, lambda v: v * np.clip(v + 3, 0, 6) / 6)
 

@@ -157,16 +157,20 @@ def emit_hard_swish(op: Op, ctx: EmitContext) -> str:
 @emitter("QUANTIZE")
 def emit_quantize(op: Op, ctx: EmitContext) -> str:
     src, dst = ctx.tensor(op.inputs[0]), ctx.tensor(op.outputs[0])
-    if dst.dtype != "int8" or dst.quant is None or src.dtype not in ("float32", "int8"):
+    if (src.dtype, dst.dtype) not in ref.QUANTIZE_TYPES or dst.quant is None:
         raise ModelError(f"QUANTIZE {shown(op.name)}: {src.dtype} -> {dst.dtype} is not supported "
-                         f"(float32 or int8 -> int8)")
+                         "(float32, int8 or uint8 -> int8; int8 -> uint8)")
     ctx.use("mcu_quantize.h")
     if src.dtype == "float32":
         return _unary_call(op, ctx, "mcu_quantize_f32_s8", [c_float(dst.quant.s), _int(dst.quant.zp)])
     q = ref.requantize_quant(op, ctx.graph)
     params = {"input_zero_point": q.input_zero_point, "output_zero_point": q.output_zero_point,
               "multiplier": q.multiplier, "shift": q.shift}
-    return _unary_call(op, ctx, "mcu_requantize_s8", [_struct("mcu_requantize_params", params)])
+    fn = f"mcu_requantize_{_TYPE_CODE[src.dtype]}_{_TYPE_CODE[dst.dtype]}".replace("_s8_s8", "_s8")
+    return _unary_call(op, ctx, fn, [_struct("mcu_requantize_params", params)])
+
+
+_TYPE_CODE = {"int8": "s8", "uint8": "u8"}
 
 
 @emitter("DEQUANTIZE")

@@ -1,4 +1,4 @@
-"""The generated library's helpers between real values and its int8 edges.
+"""The generated library's helpers between real values and its int8 (or uint8) edges.
 
 <name>_quantize_input(i, x, n) writes real values into input i as TFLite's QUANTIZE does (float32 division by
 the scale, halves away from zero, plus the zero point, clamped to -128..127); <name>_dequantize_output(i, y, n)
@@ -14,15 +14,18 @@ QUANTIZE_HEADER = "mcu_quantize.h"
 
 
 def _kind(graph: Graph, tensor: str) -> str | None:
-    """'int8' (quantized with a scale and zero point), 'float32', or None (no real-valued view)."""
+    """'int8' or 'uint8' (quantized with a scale and zero point), 'float32', or None (no real-valued view)."""
     t = graph[tensor]
-    if t.dtype == "int8" and t.quant is not None:
-        return "int8"
+    if t.dtype in _TYPE_CODE and t.quant is not None:
+        return t.dtype
     return "float32" if t.dtype == "float32" else None
 
 
+_TYPE_CODE = {"int8": "s8", "uint8": "u8"}
+
+
 def needs_quantize_header(graph: Graph) -> bool:
-    return any(_kind(graph, n) == "int8" for n in (*graph.inputs, *graph.outputs))
+    return any(_kind(graph, n) in _TYPE_CODE for n in (*graph.inputs, *graph.outputs))
 
 
 def helper_declarations(graph: Graph, name: str, external_arena: bool) -> list[str]:
@@ -31,12 +34,12 @@ def helper_declarations(graph: Graph, name: str, external_arena: bool) -> list[s
     yours = ", or the input is read from your buffer (set_input)" if graph.external else ""
     return [f"/* Real values -> input i: x[0..n-1], n = {upper}_INPUTi_SIZE, quantized with the input's scale and zero",
             " * point as TFLite's QUANTIZE does (x / scale rounded half away from zero, plus the zero point, clamped to",
-            " * -128..127); a float32 input takes them unchanged. Returns 0, or -1: i out of range, n not the input's",
-            f" * size, x NULL, an input that is neither int8 nor float32{unset}{yours}. */",
+            " * -128..127, 0..255 for a uint8 input); a float32 input takes them unchanged. Returns 0, or -1: i out of range, n not the input's",
+            f" * size, x NULL, an input that is not int8, uint8 or float32{unset}{yours}. */",
             f"int {name}_quantize_input(int i, const float *x, int n);",
             "/* Output i -> real values: y[0..n-1] = scale * (q - zero point), as TFLite's DEQUANTIZE; a float32 output",
             " * is copied. Returns 0, or -1: i out of range, n not the output's size, y NULL, an output that is",
-            f" * neither int8 nor float32{unset}. */",
+            f" * not int8, uint8 or float32{unset}. */",
             f"int {name}_dequantize_output(int i, float *y, int n);"]
 
 
@@ -71,10 +74,12 @@ def _cases(graph: Graph, names: tuple[str, ...], upper: str, kind: str, body) ->
 def _quantize_body(graph: Graph, tensor: str, p: str) -> list[str]:
     if _kind(graph, tensor) == "float32":
         return [f"        memmove(dst, x, sizeof(float) * {p}_SIZE);"]
-    return [f"        mcu_quantize_f32_s8({p}_SCALE, {p}_ZERO_POINT, {p}_SIZE, x, (int8_t *)dst);"]
+    code = _TYPE_CODE[graph[tensor].dtype]
+    return [f"        mcu_quantize_f32_{code}({p}_SCALE, {p}_ZERO_POINT, {p}_SIZE, x, ({graph[tensor].dtype}_t *)dst);"]
 
 
 def _dequantize_body(graph: Graph, tensor: str, p: str) -> list[str]:
     if _kind(graph, tensor) == "float32":
         return [f"        memmove(y, src, sizeof(float) * {p}_SIZE);"]
-    return [f"        mcu_dequantize_s8_f32({p}_SCALE, {p}_ZERO_POINT, {p}_SIZE, (const int8_t *)src, y);"]
+    t = graph[tensor]
+    return [f"        mcu_dequantize_{_TYPE_CODE[t.dtype]}_f32({p}_SCALE, {p}_ZERO_POINT, {p}_SIZE, (const {t.dtype}_t *)src, y);"]

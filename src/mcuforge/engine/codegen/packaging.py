@@ -175,8 +175,8 @@ def _size(spec: IOSpec) -> int:
 
 
 def _real(spec: IOSpec) -> bool:
-    """Whether the quantize/dequantize helpers serve this edge (int8 or float32)."""
-    return spec.dtype in ("int8", "float32")
+    """Whether the quantize/dequantize helpers serve this edge (int8, uint8 or float32)."""
+    return spec.dtype in ("int8", "uint8", "float32")
 
 
 def _example(name: str, inputs: Sequence[IOSpec], outputs: Sequence[IOSpec], external_arena: bool) -> str:
@@ -208,7 +208,7 @@ def _example(name: str, inputs: Sequence[IOSpec], outputs: Sequence[IOSpec], ext
                   "    if (i != 0) { /* -1 NULL, -2 misaligned, -3 too small */",
                   f'        printf("{name}_set_arena failed: %d\\n", i);', "        return 1;", "    }"]
     if inputs and _real(inputs[0]):
-        how = ("quantized with the input's scale and zero point" if inputs[0].dtype == "int8" else
+        how = ("quantized with the input's scale and zero point" if inputs[0].dtype != "float32" else
                "a float32 input: copied, the model quantizes it")
         lines += [f"    /* {how}; other inputs likewise */",
                   f"    if ({name}_quantize_input(0, frame, {up}_INPUT0_SIZE) != 0) {{",

@@ -1,7 +1,8 @@
 """Reference kernels: elementwise int8 operators, bit-exact with TFLite Micro's reference kernels.
 
 ADD, SUB, MUL (numpy broadcasting of any two shapes, fused activation), MAXIMUM, MINIMUM, RELU, RELU6,
-LEAKY_RELU, HARD_SWISH, QUANTIZE (float32 -> int8, int8 -> int8) and DEQUANTIZE (int8 -> float32).
+LEAKY_RELU, HARD_SWISH, QUANTIZE (float32 -> int8, int8 or uint8 -> int8, int8 -> uint8) and DEQUANTIZE
+(int8 -> float32).
 
 The `*_quant` functions compute each op's constants exactly as TFLM's Prepare does (float32 vs float64
 matters; each one says which), and the C emitter calls the same functions, so the reference and the
@@ -131,10 +132,12 @@ def relu_quant(op: Op, graph: Graph) -> Requant:
 
 
 def requantize_quant(op: Op, graph: Graph) -> Requant:
-    """QUANTIZE int8 -> int8 (TFLM PrepareQuantizeReference): double(s_in) / double(s_out)."""
+    """QUANTIZE int8 or uint8 -> int8, int8 -> uint8 (TFLM PrepareQuantizeReference): double(s_in) /
+    double(s_out); the result clamped to the output type's range."""
     qi, qo = _quant(graph, op.inputs[0], op), _quant(graph, op.outputs[0], op)
     m, sh = intmath.quantize_multiplier(float(_f32(qi.s)) / float(_f32(qo.s)))
-    return Requant(qi.zp, qo.zp, m, sh)
+    lo, hi = (0, 255) if graph[op.outputs[0]].dtype == "uint8" else (INT8_MIN, INT8_MAX)
+    return Requant(qi.zp, qo.zp, m, sh, lo, hi)
 
 
 def relu6_bounds(op: Op, graph: Graph) -> tuple[int, int]:
@@ -265,10 +268,10 @@ def mul_values(q: MulQuant, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.clip(raw, q.act_min, q.act_max).astype(np.int8)
 
 
-def requant_values(q: Requant, x: np.ndarray) -> np.ndarray:
+def requant_values(q: Requant, x: np.ndarray, dtype: type = np.int8) -> np.ndarray:
     raw = multiply_by_quantized_multiplier_wrapping(np.asarray(x, np.int64) - q.input_zero_point,
                                                     q.multiplier, q.shift) + q.output_zero_point
-    return np.clip(raw, q.act_min, q.act_max).astype(np.int8)
+    return np.clip(raw, q.act_min, q.act_max).astype(dtype)
 
 
 def leaky_relu_values(q: LeakyQuant, x: np.ndarray) -> np.ndarray:
@@ -378,17 +381,20 @@ def hard_swish(op: Op, graph: Graph, args: Sequence[np.ndarray | None]) -> list[
     return [hard_swish_values(hard_swish_quant(op, graph), args[0])]
 
 
+# (input, output) types of the QUANTIZE ops the engine runs; uint8 only on a model's edges (ir.passes)
+QUANTIZE_TYPES = frozenset({("float32", "int8"), ("int8", "int8"), ("uint8", "int8"), ("int8", "uint8")})
+
+
 @kernel("QUANTIZE")
 def quantize(op: Op, graph: Graph, args: Sequence[np.ndarray | None]) -> list[np.ndarray]:
     src, dst = graph[op.inputs[0]], graph[op.outputs[0]]
-    if dst.dtype != "int8":
-        raise ModelError(f"QUANTIZE {shown(op.name)}: output {dst.dtype} is not supported (int8 only)")
+    if (src.dtype, dst.dtype) not in QUANTIZE_TYPES:
+        raise ModelError(f"QUANTIZE {shown(op.name)}: {src.dtype} -> {dst.dtype} is not supported "
+                         "(float32, int8 or uint8 -> int8; int8 -> uint8)")
     if src.dtype == "float32":
         qo = _quant(graph, op.outputs[0], op)
         return [quantize_f32_values(qo.s, qo.zp, args[0])]
-    if src.dtype == "int8":
-        return [requant_values(requantize_quant(op, graph), args[0])]
-    raise ModelError(f"QUANTIZE {shown(op.name)}: input {src.dtype} is not supported (float32 or int8)")
+    return [requant_values(requantize_quant(op, graph), args[0], np.dtype(dst.dtype).type)]
 
 
 @kernel("DEQUANTIZE")
