@@ -27,7 +27,8 @@ def test_dev_model_c_equals_reference_and_tflm(path):
 
 
 # The pending models the engine runs so far (the folder keeps models that needed new operators; issue 16)
-PENDING_RUN = ("st_ic_fdmobilenet_025_128_flowers_uint8in", "st_ic_stmnist_v1_uint8in")
+PENDING_RUN = ("st_ic_fdmobilenet_025_128_flowers_uint8in", "st_ic_stmnist_v1_uint8in",
+               "tflm_keyword_scrambled_8bit_svdf", "tflm_mnist_lstm_int8")
 
 
 def test_pending_models_are_there():
@@ -36,7 +37,8 @@ def test_pending_models_are_there():
 
 @pytest.mark.parametrize("path", [p for p in pending_models() if p.stem in PENDING_RUN], ids=lambda p: p.stem)
 def test_pending_model_c_equals_reference_and_tflm(path):
-    """uint8 inputs through QUANTIZE, shape subgraphs folded away: C == reference == TFLM."""
+    """uint8 inputs through QUANTIZE, shape subgraphs folded away, SVDF's state over the sequence of
+    samples, int16 input and int32 output, the LSTM's hidden and cell states: C == reference == TFLM."""
     graph = load_model(path)
     result = verify(graph, samples=12, tflite_bytes=path.read_bytes())
     assert result.tflm_checked and result.samples == 12

@@ -22,6 +22,7 @@ from mcuforge.ir import Graph, Op, QuantParams, Tensor, clone_tensor
 from mcuforge.models.builder import GraphBuilder
 from mcuforge.quant import intmath
 from mcuforge.targets.host import HostModel, build_executable, run_executable
+from mcuforge.verify import verify
 
 from netbuilder import Case, merge
 from oracle import dev_models, tflm_run
@@ -206,6 +207,15 @@ def _grouped_conv_case() -> Case:
 
 def test_special_layouts_match_tflm() -> None:
     assert_bit_exact([_fc_flattening_case(), _grouped_conv_case()], trials=3, name="special")
+
+
+def test_grouped_conv_is_read_from_tflite() -> None:
+    """The reader takes the grouped CONV_2D the writer emits (3 groups); C == reference == TFLM on it."""
+    data = write_tflite(_grouped_conv_case()[1])
+    graph = read_tflite(data, "grouped")
+    assert graph[graph.ops[0].inputs[1]].shape == (9, 3, 2, 2)
+    result = verify(graph, samples=5, tflite_bytes=data)
+    assert result.tflm_checked and result.ok, result.mismatches[:3]
 
 
 def test_tflite_round_trip_keeps_conv_attrs() -> None:

@@ -296,6 +296,23 @@ def test_quantize_uint8_edges_all_inputs_match_tflm() -> None:
     assert_bit_exact(cases, "quant_u8", trials=1)
 
 
+def test_quantize_int16_and_int32_edges_match_tflm() -> None:
+    """int16 model inputs (TFLM's audio models) into int8, and int8 or int16 into int16 or int32 outputs,
+    over the int16 extremes and random values; int16 and int32 tensors are symmetric (zero point 0)."""
+    rng = np.random.default_rng(29)
+    x16 = np.concatenate([np.int16([-32768, -32767, -1, 0, 1, 32766, 32767]),
+                          rng.integers(-32768, 32768, 505).astype(np.int16)])
+    cases: list[Case] = []
+    for i, (src, dst) in enumerate([("int16", "int8"), ("int8", "int16"), ("int16", "int16"), ("int16", "int32"),
+                                    ("int8", "int32")] * 4):
+        si, so = log_uniform(rng, 1e-5, 1.0), log_uniform(rng, 1e-5, 1.0)
+        zi, zo = (zp(rng) if src == "int8" else 0), (zp(rng) if dst == "int8" else 0)
+        x = rng.permutation(ALL_INT8) if src == "int8" else x16
+        g = single("QUANTIZE", [((x.size,), src, si, zi)], ((x.size,), dst, so, zo))
+        cases.append((f"QUANTIZE {src} ({si:.4g},{zi}) -> {dst} ({so:.4g},{zo})", g, [x]))
+    assert_bit_exact(cases, "quant_16_32", trials=1)
+
+
 def test_uint8_inside_a_model_is_refused() -> None:
     g = single("RELU", [((4,), "uint8", 0.1, 128)], ((4,), "uint8", 0.1, 128))
     with pytest.raises(ModelError, match="legacy asymmetric quantization"):
@@ -423,8 +440,8 @@ def test_unsupported_parameters_raise_model_error() -> None:
     g = single("HARD_SWISH", [((4,), "int8", 0.02, 0)], ((4,), "int8", 0.02 / 256, 0))
     with pytest.raises(ModelError, match="too small"):
         reference.run(g, [np.zeros(4, np.int8)])
-    g = single("QUANTIZE", [((4,), "int8", 0.02, 0)], ((4,), "int16", 0.02, 0))
-    with pytest.raises(ModelError, match="int8 -> int16 is not supported"):
+    g = single("QUANTIZE", [((4,), "uint8", 0.02, 0)], ((4,), "int16", 0.02, 0))
+    with pytest.raises(ModelError, match="uint8 -> int16 is not supported"):
         reference.run(g, [np.zeros(4, np.int8)])
     g = single("ADD", [((4,), "int8", 1.0, 0), ((4,), "int8", 1.0, 0)], ((4,), "int8", 1e-9, 0))
     with pytest.raises(ModelError, match="outside"):

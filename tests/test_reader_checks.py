@@ -16,7 +16,7 @@ from mcuforge.engine.codegen import c_comment, c_name, check_c_name
 from mcuforge.errors import ModelError, UsageError
 from mcuforge.frontends.tflite_reader import MAX_FILE_BYTES, read_tflite, read_tflite_file
 from mcuforge.frontends.tflite_writer import write_tflite
-from mcuforge.ir import Graph, QuantParams
+from mcuforge.ir import Graph, Op, QuantParams, Tensor
 from mcuforge.models.builder import GraphBuilder
 from mcuforge.pipeline import compile_model
 from oracle import MODELS
@@ -189,18 +189,19 @@ def test_schema_version_is_checked():
 
 
 def test_unsupported_operators_are_listed_in_one_line():
-    """Two operator codes patched to kinds the engine does not run (SVDF is 27, CALL 31): one line names both."""
+    """Two operator codes patched to kinds the engine does not run (LSH_PROJECTION is 15, CALL 31): one line
+    names both."""
     import tflite
 
     data = bytearray(write_tflite(_small()))
     model = _model(bytes(data))
-    for i, code in ((0, 27), (1, 31)):
+    for i, code in ((0, 15), (1, 31)):
         oc = model.OperatorCodes(i)
         struct.pack_into("<b", data, _field(oc, 4), code)  # deprecated_builtin_code (byte)
         struct.pack_into("<i", data, _field(oc, 10), code)  # builtin_code (int32)
-    assert {tflite.BuiltinOperator.SVDF, tflite.BuiltinOperator.CALL} == {27, 31}
+    assert {tflite.BuiltinOperator.LSH_PROJECTION, tflite.BuiltinOperator.CALL} == {15, 31}
     message = _refusal(bytes(data))
-    assert "SVDF (#0)" in message and "CALL (#1)" in message and "not supported yet" in message
+    assert "LSH_PROJECTION (#0)" in message and "CALL (#1)" in message and "not supported yet" in message
 
 
 def test_huge_file_is_refused_before_it_is_read(tmp_path):
@@ -241,3 +242,13 @@ def test_constant_operand_of_another_type():
     add = g.ops[-1]
     ops = [op.with_(inputs=(add.inputs[0], g.ops[0].inputs[2])) if op is add else op for op in g.ops]
     assert "is int32; int8 expected" in _refusal(dataclasses.replace(g, ops=tuple(ops)))
+
+
+def test_float_operator_after_dequantize_is_named():
+    """The refusal names LOG_SOFTMAX, not the DEQUANTIZE before it or the auto-named tensor between."""
+    q = QuantParams.per_tensor(0.1, 0)
+    t = {"x": Tensor("x", (1, 4), "int8", q), "tensor_7": Tensor("tensor_7", (1, 4), "float32"),
+         "y": Tensor("y", (1, 4), "float32")}
+    g = Graph(t, (Op("DEQUANTIZE", ("x",), ("tensor_7",)), Op("LOG_SOFTMAX", ("tensor_7",), ("y",))), ("x",), ("y",))
+    message = _refusal(g)
+    assert message.startswith("operator #1 LOG_SOFTMAX") and "tensor_7" not in message

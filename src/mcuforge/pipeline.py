@@ -93,6 +93,12 @@ class MemoryReport:
     flash_code_build: str = ""  # which build: e.g. "cortex-m7 -O2" (arm-none-eabi-size)
     model_layers: tuple[ModelLayerRow, ...] = ()  # the model's own layers, numbered as the model is
     source: tuple[int, ...] = ()  # for each op run (`layers`), its index in `model_layers`
+    state_bytes: int = 0  # state kept between invocations (SVDF, LSTM), in a buffer of its own
+
+    @property
+    def sram_bytes(self) -> int:
+        """Peak SRAM: the arena and the persistent state."""
+        return self.arena_bytes + self.state_bytes
 
     @property
     def peak_layer(self) -> LayerRow:
@@ -110,7 +116,8 @@ class MemoryReport:
         return self.flash_weights_bytes + (self.flash_code_bytes or 0)
 
     def as_json(self) -> dict:
-        return {"model": self.model, "peak_sram_bytes": self.arena_bytes, "arena_bytes": self.arena_bytes,
+        return {"model": self.model, "peak_sram_bytes": self.sram_bytes, "arena_bytes": self.arena_bytes,
+                "state_bytes": self.state_bytes,
                 "lower_bound_bytes": self.lower_bound_bytes, "flash_weights_bytes": self.flash_weights_bytes,
                 "macs": self.macs, "ops": len(self.layers), "model_layers": len(self.model_layers) or len(self.layers),
                 "peak_layer": self.peak_model_layer.name, "peak_layer_index": self.peak_model_layer.index,
@@ -160,7 +167,7 @@ def memory_report(graph: Graph, plan: MemoryPlan, flash_bytes: int, chosen: Sche
                         plan.peak_step, chosen.strategy if chosen else "layer",
                         chosen.describe() if chosen else "layer by layer", tuple(chosen.blocks()) if chosen else (),
                         extra, bool(graph.external), choice.as_json() if choice else None,
-                        param_bytes(model if model is not None else graph))
+                        param_bytes(model if model is not None else graph), state_bytes=plan.state_bytes)
     if model is not None and chosen is not None:
         layers, source = model_layer_rows(model, chosen, plan)
         report = replace(report, model_layers=layers, source=source)
@@ -214,10 +221,11 @@ def with_code_size(report: MemoryReport, lib: CLibrary, core: str, opt: str) -> 
 
 
 def check_budget(report: MemoryReport, sram: int | None, flash: int | None) -> None:
-    if sram is not None and report.arena_bytes > sram:
+    if sram is not None and report.sram_bytes > sram:
         peak = report.peak_model_layer
-        raise BudgetError(f"{report.model}: peak SRAM {report.arena_bytes} B exceeds the budget of {sram} B "
-                          f"by {report.arena_bytes - sram} B; the peak is at layer {peak.index} {peak.kind} "
+        state = f", with {report.state_bytes} B of state" if report.state_bytes else ""
+        raise BudgetError(f"{report.model}: peak SRAM {report.sram_bytes} B{state} exceeds the budget of {sram} B "
+                          f"by {report.sram_bytes - sram} B; the peak is at layer {peak.index} {peak.kind} "
                           f"'{peak.name}' ({peak.live_bytes} B live)")
     if flash is not None and report.flash_bytes > flash:
         big = max(report.model_layers or report.layers, key=lambda r: r.params)

@@ -24,8 +24,10 @@ def print_memory(report: MemoryReport, console: Console) -> None:
     peak = report.peak_model_layer
     ratio = report.arena_bytes / report.lower_bound_bytes if report.lower_bound_bytes else 1.0
     t = Table(title=f"{_name(report.model)}: memory", show_header=False, title_justify="left")
-    t.add_row("peak SRAM (arena, scratch included)", kib(report.arena_bytes)
+    t.add_row("peak SRAM (arena, scratch included)", kib(report.sram_bytes)
               + ("  (input in your buffer, not counted)" if report.external_inputs else ""))
+    if report.state_bytes:
+        t.add_row("of which state kept between invokes", kib(report.state_bytes))
     t.add_row("lower bound (largest live set)", f"{kib(report.lower_bound_bytes)}  plan/bound = {ratio:.3f}")
     t.add_row("peak set by", f"layer {peak.index} {peak.kind} {escape(shown(peak.name))}"
               + (f" ({escape(report.peak_layer.kind)}, op {report.peak_step} of the {len(report.layers)} run)"

@@ -75,7 +75,7 @@ def _kib(n: int | None) -> str:
 
 def _summary(c: ReportContent) -> list[tuple[str, str]]:
     r = c.report
-    rows = [("peak SRAM (the arena, scratch included)", _kib(r.arena_bytes)
+    rows = [("peak SRAM (the arena, scratch included)", _kib(r.sram_bytes)
              + (" (inputs in your buffers, not counted)" if r.external_inputs else "")),
             ("lower bound (largest live set)", _kib(r.lower_bound_bytes)),
             ("peak set by", f"layer {r.peak_model_layer.index} {r.peak_model_layer.kind}"),
@@ -85,7 +85,7 @@ def _summary(c: ReportContent) -> list[tuple[str, str]]:
     rows.append(("MACs", f"{r.macs:,}" + (f" (+{100 * r.extra_macs_ratio:.1f} % recomputed halos)"
                                          if r.extra_macs_ratio else "")))
     if c.sram_budget is not None:
-        rows.append(("SRAM budget", f"{_kib(c.sram_budget)}: {'fits' if r.arena_bytes <= c.sram_budget else 'over'}"))
+        rows.append(("SRAM budget", f"{_kib(c.sram_budget)}: {'fits' if r.sram_bytes <= c.sram_budget else 'over'}"))
     return rows
 
 

@@ -11,7 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .engine.reference import run_all
+from .engine.reference import initial_state, run_all
 from .errors import shown
 from .ir import NUMPY_DTYPES, Graph
 from .engine.schedule import MAX_EXTRA_MACS
@@ -143,8 +143,9 @@ def verify(graph: Graph, *, samples: int = 20, given: Sequence[np.ndarray] = (),
             tflite_bytes = write_tflite(graph)
         interp = _tflm(tflite_bytes, preserve=False)
         result.tflm_checked = True
+    state = initial_state(graph)  # a stateful model runs the samples as one sequence, as the C and TFLM do
     for k, xs in enumerate(batch):
-        values = run_all(graph, xs)
+        values = run_all(graph, xs, state)
         ref = [values[n] for n in graph.outputs]
         got = model.run(xs)
         if any(not np.array_equal(a, b) for a, b in zip(got, ref)):

@@ -1,11 +1,18 @@
 """Facts about one operator that reports and cost models need: MACs and parameter counts."""
 from __future__ import annotations
 
+from typing import Callable
+
 from ..ir import Graph, Op
+
+
+MACS: dict[str, Callable[[Op, Graph], int]] = {}  # the registered operators' rules (mcuforge.operators)
 
 
 def macs(op: Op, graph: Graph) -> int:
     """Multiply-accumulates of one op (0 for ops without a weight product)."""
+    if op.kind in MACS:
+        return MACS[op.kind](op, graph)
     out = graph[op.outputs[0]]
     if op.kind in ("CONV_2D", "CONV_1X1_ACC"):
         w = graph[op.inputs[1]]  # [O, KH, KW, I]

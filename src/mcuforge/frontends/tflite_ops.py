@@ -145,9 +145,10 @@ def _conv(raw: RawOp, tensors: dict[str, Tensor]) -> list[Op]:
                              f"and output {list(y.shape)}")
         attrs["multiplier"] = y.shape[3] // x.shape[3]
     else:
-        if w.shape[3] != x.shape[3]:
-            raise ModelError(f"{where(raw)}: grouped convolution (filter {list(w.shape)}, input "
-                             f"{list(x.shape)}) is not supported; split it into per-group convolutions")
+        groups = x.shape[3] // w.shape[3] if w.shape[3] else 0
+        if not groups or groups * w.shape[3] != x.shape[3] or w.shape[0] % groups:
+            raise ModelError(f"{where(raw)}: filter {list(w.shape)} does not fit input {list(x.shape)}: the input "
+                             "channels must be the filter's depth times a number of groups that divides the filters")
         if w.shape[0] != y.shape[3]:
             raise ModelError(f"{where(raw)}: filter {list(w.shape)} does not match output {list(y.shape)}")
     bias = raw.inputs[2] if len(raw.inputs) > 2 else ""
@@ -340,7 +341,7 @@ CONVERTERS: dict[str, Callable[[RawOp, dict[str, Tensor]], list[Op]]] = {
 }
 
 # Operand counts (fewest, most) and the optional positions (index -1 allowed); every op has one output.
-_ARITY: dict[str, tuple[int, int, tuple[int, ...]]] = {
+ARITY: dict[str, tuple[int, int, tuple[int, ...]]] = {
     "CONV_2D": (2, 3, (2,)), "DEPTHWISE_CONV_2D": (2, 3, (2,)), "FULLY_CONNECTED": (2, 3, (2,)),
     "ADD": (2, 2, ()), "SUB": (2, 2, ()), "MUL": (2, 2, ()), "MAXIMUM": (2, 2, ()), "MINIMUM": (2, 2, ()),
     "RESHAPE": (1, 2, (1,)), "EXPAND_DIMS": (2, 2, ()), "MEAN": (2, 2, ()), "REDUCE_MAX": (2, 2, ()),
@@ -349,15 +350,18 @@ _ARITY: dict[str, tuple[int, int, tuple[int, ...]]] = {
 }
 
 
+MULTI_OUTPUT: set[str] = set()  # operators with several outputs (SPLIT, UNPACK; mcuforge.operators)
+
+
 def _check_operands(raw: RawOp) -> None:
-    fewest, most, optional = _ARITY.get(raw.kind, (1, 1, ()))
+    fewest, most, optional = ARITY.get(raw.kind, (1, 1, ()))
     if not fewest <= len(raw.inputs) <= most:
         count = str(fewest) if fewest == most else f"{fewest} to {most}"
         raise ModelError(f"{where(raw)}: {len(raw.inputs)} inputs, but the operator takes {count}")
     missing = [i for i, n in enumerate(raw.inputs) if not n and i not in optional]
     if missing:
         raise ModelError(f"{where(raw)}: input {missing[0]} is absent (tensor index -1) but required")
-    if len(raw.outputs) != 1:
+    if len(raw.outputs) != 1 and not (raw.kind in MULTI_OUTPUT and raw.outputs):
         raise ModelError(f"{where(raw)}: {len(raw.outputs)} outputs, but the operator has one")
 
 

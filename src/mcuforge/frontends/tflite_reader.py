@@ -63,6 +63,9 @@ def read_tflite(data: bytes, name: str = "model") -> Graph:
 def _parse(data: bytes, name: str, where: str) -> Graph:
     import tflite
 
+    from ..operators import install
+
+    install()
     model = tflite.Model.GetRootAsModel(data, 0)
     if model.Version() != SCHEMA_VERSION:
         raise ModelError(f"{where}: schema version {model.Version()}, but TFLite (and mcuforge) read version "

@@ -15,7 +15,7 @@ MAX_RANK = 6
 MAX_ELEMENTS = 1 << 28
 # Scales outside [2^-60, 2^60] are corrupt, not quantization: products of two stay normal float32 values.
 MIN_SCALE, MAX_SCALE = 2.0 ** -60, 2.0 ** 60
-ZERO_POINT_RANGE = {"int8": (-128, 127), "uint8": (0, 255), "int16": (0, 0), "int32": (0, 0), "int64": (0, 0)}
+ZERO_POINT_RANGE = {"int8": (-128, 127), "uint8": (0, 255), "int16": (-32768, 32767), "int32": (0, 0), "int64": (0, 0)}
 
 
 def read_tensor(model, t, index: int, taken: Mapping[str, Tensor]) -> Tensor:
@@ -34,12 +34,14 @@ def read_tensor(model, t, index: int, taken: Mapping[str, Tensor]) -> Tensor:
                          "give the model a fixed input shape before converting")
     if math.prod(shape) > MAX_ELEMENTS:
         raise ModelError(f"{label}: shape {list(shape)} is implausibly large (corrupt file?)")
-    if t.IsVariable():
-        raise ModelError(f"{label}: variable tensors (stateful models) are not supported")
     if t.Sparsity() is not None:
         raise ModelError(f"{label}: sparse tensors are not supported; convert with dense weights")
     quant = _quant(t.Quantization(), shape, dtype, label)
-    return Tensor(name=name, shape=shape, dtype=dtype, quant=quant, data=_data(model, t, shape, dtype, label))
+    data = _data(model, t, shape, dtype, label)
+    if t.IsVariable() and data is not None:
+        raise ModelError(f"{label}: a state (variable) tensor with initial values; the engine, as TFLM, starts "
+                         "state at its zero point")
+    return Tensor(name=name, shape=shape, dtype=dtype, quant=quant, data=data, variable=bool(t.IsVariable()))
 
 
 def _unique_name(raw: bytes | None, index: int, taken: Mapping[str, Tensor]) -> str:

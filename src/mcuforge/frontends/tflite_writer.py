@@ -25,7 +25,7 @@ _ACTIVATIONS = {"NONE": tflite.ActivationFunctionType.NONE, "RELU": tflite.Activ
                 "RELU6": tflite.ActivationFunctionType.RELU6}
 _SAME, _VALID = tflite.Padding.SAME, tflite.Padding.VALID
 # builtin operator -> version written (the int8 version of each op in TFLite's op_version.cc)
-_VERSIONS = {"CONV_2D": 3, "DEPTHWISE_CONV_2D": 3, "FULLY_CONNECTED": 4, "AVERAGE_POOL_2D": 2,
+VERSIONS = {"CONV_2D": 3, "DEPTHWISE_CONV_2D": 3, "FULLY_CONNECTED": 4, "AVERAGE_POOL_2D": 2,
              "MAX_POOL_2D": 2, "MEAN": 2, "REDUCE_MAX": 2, "PAD": 2, "PADV2": 2, "RESHAPE": 1,
              "TRANSPOSE": 2, "CONCATENATION": 2, "STRIDED_SLICE": 2, "RESIZE_NEAREST_NEIGHBOR": 2,
              "SOFTMAX": 2, "LOG_SOFTMAX": 2, "ADD": 2, "SUB": 2, "MUL": 2, "MAXIMUM": 2, "MINIMUM": 2,
@@ -42,6 +42,7 @@ class _TensorRecord:
     dtype: str
     quant: QuantParams | None = None
     data: bytes | None = None
+    variable: bool = False
 
 
 @dataclass
@@ -69,7 +70,7 @@ class _Lowering:
         if name not in self.index:
             t: Tensor = self.graph[name]
             data = None if t.data is None else np.ascontiguousarray(t.data, t.dtype).tobytes()
-            self._add(_TensorRecord(name, tuple(t.shape), t.dtype, t.quant, data))
+            self._add(_TensorRecord(name, tuple(t.shape), t.dtype, t.quant, data, t.variable))
         return self.index[name]
 
     def extra(self, hint: str, shape: Sequence[int], dtype: str, quant: QuantParams | None = None,
@@ -88,7 +89,7 @@ class _Lowering:
     def emit(self, kind: str, inputs: Sequence[int], outputs: Sequence[int], options: Options = None,
              version: int | None = None) -> None:
         self.ops.append(_OpRecord(kind, list(inputs), list(outputs), options,
-                                  version or _VERSIONS.get(kind, 1)))
+                                  version or VERSIONS.get(kind, 1)))
 
     def _add(self, record: _TensorRecord) -> int:
         self.index[record.name] = len(self.tensors)
@@ -296,7 +297,7 @@ def _simple(table: str | None, **attr_fields: str) -> Callable[[_Lowering, Op], 
     return lower
 
 
-_LOWER: dict[str, Callable[[_Lowering, Op], None]] = {
+LOWERINGS: dict[str, Callable[[_Lowering, Op], None]] = {
     "CONV_2D": _conv, "DEPTHWISE_CONV_2D": _conv, "FULLY_CONNECTED": _fully_connected,
     "AVERAGE_POOL_2D": _pool, "MAX_POOL_2D": _pool, "MEAN": _reduce, "REDUCE_MAX": _reduce,
     "PAD": _pad, "RESHAPE": _reshape, "TRANSPOSE": _transpose, "CONCATENATION": _concatenation,
@@ -369,6 +370,8 @@ def _tensor(b: flatbuffers.Builder, t: _TensorRecord, buffer: int) -> int:
     tflite.TensorAddName(b, name)
     if quant is not None:
         tflite.TensorAddQuantization(b, quant)
+    if t.variable:
+        tflite.TensorAddIsVariable(b, True)
     return tflite.TensorEnd(b)
 
 
@@ -430,11 +433,14 @@ def _serialise(low: _Lowering, graph: Graph) -> bytes:
 
 def write_tflite(graph: Graph) -> bytes:
     """Serialise a canonical IR graph as a TFLite flatbuffer."""
+    from ..operators import install
+
+    install()
     low = _Lowering(graph)
     for name in graph.inputs:
         low.tensor(name)
     for op in graph.ops:
-        lower = _LOWER.get(op.kind)
+        lower = LOWERINGS.get(op.kind)
         if lower is None:
             raise ModelError(f"{op.name}: the tflite writer has no mapping for op kind {op.kind}")
         lower(low, op)

@@ -62,6 +62,9 @@ class Tensor:
     dtype: str  # a key of DTYPE_BYTES
     quant: QuantParams | None = None
     data: np.ndarray | None = None  # set for constants (weights, bias)
+    # State kept from one invocation to the next (SVDF's memory, an LSTM's cell): no writer, not in the
+    # arena; the one op that reads it updates it in place. It starts, and restarts, at its zero point.
+    variable: bool = False
 
     @property
     def is_const(self) -> bool:
@@ -137,15 +140,20 @@ class Graph:
         return [i for i, op in enumerate(self.ops) if tensor in op.inputs]
 
     def activations(self) -> list[str]:
-        """Names of the non-constant tensors that some op or the graph touches, in first-use order."""
+        """Names of the non-constant tensors that some op or the graph touches, in first-use order (state
+        tensors are not activations: see `states`)."""
         seen: dict[str, None] = {}
         for n in self.inputs:
             seen[n] = None
         for op in self.ops:
             for n in (*op.inputs, *op.outputs):
-                if n and not self.tensors[n].is_const:
+                if n and not self.tensors[n].is_const and not self.tensors[n].variable:
                     seen[n] = None
         return list(seen)
+
+    def states(self) -> list[str]:
+        """Names of the state tensors (Tensor.variable) the ops read, in first-use order."""
+        return list(dict.fromkeys(n for op in self.ops for n in op.inputs if n and self.tensors[n].variable))
 
     def with_external_inputs(self, external: bool = True) -> "Graph":
         """A copy whose inputs are read from the caller's buffers (external) or live in the arena."""

@@ -24,6 +24,9 @@ class OpSpec:
     operands: tuple[str, ...]  # names of the inputs, in order; a trailing "?" marks optional
     attrs: tuple[str, ...]
     elementwise: bool = False  # output[i] depends only on the inputs at index i (after broadcasting)
+    states: tuple[int, ...] = ()  # input positions of state tensors (Tensor.variable) it updates in place
+    weights: tuple[int, ...] = ()  # input positions of constant operands (weights, bias; registry operators)
+    typed: bool = False  # its shape rule checks the operand types as well (registry operators)
 
 
 _CONV = ("stride", "dilation", "pad", "activation")
@@ -80,6 +83,11 @@ SPECS: dict[str, OpSpec] = {
     "DEQUANTIZE": OpSpec(("input",), (), elementwise=True),
 }
 
+# (input, output) types of the QUANTIZE ops the engine runs (TFLM's quantize kernel): float32 only from a
+# model input; uint8, int16 and int32 only at a model's edges (ir.passes), or from SOFTMAX's int16 output.
+QUANTIZE_TYPES = frozenset({("float32", "int8"), ("int8", "int8"), ("uint8", "int8"), ("int8", "uint8"),
+                            ("int16", "int8"), ("int8", "int16"), ("int16", "int16"), ("int16", "int32"),
+                            ("int8", "int32")})
 ALIAS_KINDS = frozenset({"RESHAPE"})
 # Made by the engine's own rewrites; no TFLite operator.
 INTERNAL_KINDS = frozenset({"PASTE", "CONV_1X1_ACC", "ACC_REQUANTIZE"})

@@ -5,7 +5,7 @@ import numpy as np
 
 from ..errors import ModelError, shown
 from .graph import Graph, Op
-from .ops import SPECS
+from .ops import QUANTIZE_TYPES, SPECS
 from .shapes import check_shapes
 
 _WINDOWED = ("CONV_2D", "DEPTHWISE_CONV_2D")
@@ -45,15 +45,18 @@ def validate(graph: Graph, allow_float: bool = False) -> None:
     """Refuse graphs the engine cannot run bit-exactly: a broken structure (a tensor written twice, an
     input written or an output constant, ops out of order), shapes that do not follow from the operators
     (ir.shapes), non-int8 activations, missing or inconsistent quantization. Float32 is accepted only as a
-    graph input fed to QUANTIZE and a graph output written by DEQUANTIZE, uint8 only as a graph input QUANTIZE
-    reads into int8 or a graph output QUANTIZE writes from int8.
+    graph input fed to QUANTIZE and a graph output written by DEQUANTIZE; uint8, int16 and int32 only at the
+    edges `_edge` names.
 
     With `allow_float`, an all-float graph (every tensor float32 without quantization: what the torch
     frontend captures, before quantization) passes the structural checks too; graphs with any int8 or
     quantized tensor are held to the int8 contract as before."""
+    from ..operators import install
+
+    install()
     float_graph = allow_float and _is_float_graph(graph)
     check_structure(graph)
-    ready = set(graph.inputs) | {n for n, t in graph.tensors.items() if t.is_const}
+    ready = set(graph.inputs) | {n for n, t in graph.tensors.items() if t.is_const or t.variable}
     for i, op in enumerate(graph.ops):
         where = f"operator #{i} {op.kind} (output {shown(op.outputs[0], 32) if op.outputs else '?'})"
         if op.kind not in SPECS:
@@ -61,12 +64,16 @@ def validate(graph: Graph, allow_float: bool = False) -> None:
         for n in op.inputs:
             if n and n not in ready:
                 raise ModelError(f"{where}: input {shown(n)} is used before any operator writes it")
-        _check_constant_operands(graph, op, where)
-        check_shapes(op, graph, where)
-        if float_graph:
-            _check_float_operands(graph, op, where)
+        if SPECS[op.kind].typed:  # a registry operator's own rule says what is wrong first
+            check_shapes(op, graph, where)
+            _check_constant_operands(graph, op, where)
         else:
-            _check_types(graph, op, where)
+            _check_constant_operands(graph, op, where)
+            check_shapes(op, graph, where)
+            if float_graph:
+                _check_float_operands(graph, op, where)
+            else:
+                _check_types(graph, op, where)
         ready.update(op.outputs)
     for n in graph.outputs:
         if n not in ready:
@@ -106,6 +113,28 @@ def check_structure(graph: Graph) -> None:
     for n in graph.outputs:
         if n in graph.inputs:
             raise ModelError(f"model output {shown(n)} is also a model input; nothing computes it")
+    _check_states(graph, writers)
+
+
+def _check_states(graph: Graph, writers: dict[str, int]) -> None:
+    """A state tensor (Tensor.variable) is read, and updated in place, by exactly one op that keeps state
+    at that operand; nothing else writes it and it is no model edge."""
+    for n, t in graph.tensors.items():
+        if not t.variable:
+            continue
+        users = graph.consumers(n)
+        if not users:
+            continue  # an unused tensor: dropped with the ops that used to read it
+        op = graph.ops[users[0]]
+        where = f"state tensor {shown(n)}"
+        if t.is_const or n in graph.inputs or n in graph.outputs or n in writers:
+            raise ModelError(f"{where}: a state tensor is no constant, no model input or output and no op's "
+                             "output; only the op that keeps it updates it")
+        if len(users) > 1:
+            raise ModelError(f"{where}: read by operators #{users[0]} and #{users[1]}; one op keeps a state")
+        spec = SPECS.get(op.kind)
+        if spec is None or op.inputs.index(n) not in spec.states:
+            raise ModelError(f"{where}: operator #{users[0]} {op.kind} keeps no state at that operand")
 
 
 _CONSTANT_OPERANDS = ("ADD", "SUB", "MUL", "MAXIMUM", "MINIMUM")  # the kernels read constant operands too
@@ -113,7 +142,8 @@ _CONSTANT_OPERANDS = ("ADD", "SUB", "MUL", "MAXIMUM", "MINIMUM")  # the kernels 
 
 def _check_constant_operands(graph: Graph, op: Op, where: str) -> None:
     """Data operands are activations, except a binary elementwise op's, which may be int8 constants."""
-    data = op.inputs[:1] if op.kind in _WEIGHTED else op.inputs
+    weights = SPECS[op.kind].weights
+    data = op.inputs[:1] if op.kind in _WEIGHTED else [n for i, n in enumerate(op.inputs) if i not in weights]
     for n in data:
         t = graph[n] if n else None
         if t is None or not t.is_const:
@@ -137,17 +167,41 @@ def _check_float_operands(graph: Graph, op: Op, where: str) -> None:
                 raise ModelError(f"{where}: weights and bias must be constant tensors, {shown(n)} is not")
 
 
-def _uint8_edge(graph: Graph, op: Op, n: str) -> bool:
-    """A uint8 model input read by QUANTIZE to int8, or a uint8 model output QUANTIZE writes from int8 (the
-    STM32 model zoo exports these); uint8 anywhere else is legacy asymmetric quantization."""
-    if op.kind != "QUANTIZE":
+def _edge(graph: Graph, op: Op, n: str) -> bool:
+    """Whether a quantized uint8, int16 or int32 tensor is one the engine runs: a model input QUANTIZE
+    reads, a model output QUANTIZE writes (the STM32 model zoo's uint8 images, TFLM's int16 audio and int32
+    scores), or SOFTMAX's int16 output that only QUANTIZE reads. Anywhere else uint8 is legacy asymmetric
+    quantization and int16 is 16x8 quantization."""
+    t = graph[n]
+    if t.quant is None or t.dtype not in ("uint8", "int16", "int32"):
         return False
-    if n == op.inputs[0]:
-        return n in graph.inputs and graph[op.outputs[0]].dtype == "int8"
-    return n in graph.outputs and graph[op.inputs[0]].dtype == "int8"
+    if op.kind == "SOFTMAX":
+        return n == op.outputs[0] and t.dtype == "int16" and all(
+            graph.ops[i].kind == "QUANTIZE" for i in graph.consumers(n)) and n not in graph.outputs
+    if op.kind != "QUANTIZE" or (graph[op.inputs[0]].dtype, graph[op.outputs[0]].dtype) not in QUANTIZE_TYPES:
+        return False
+    if n == op.outputs[0]:
+        return n in graph.outputs
+    writer = graph.producer(n)
+    return n in graph.inputs or (writer is not None and graph.ops[writer].kind == "SOFTMAX")
+
+
+def _float_consumer(graph: Graph, op: Op) -> None:
+    """A DEQUANTIZE inside the model: refused naming the float operator after it (the tensor between the two
+    is usually an auto-generated name that says nothing)."""
+    out = op.outputs[0]
+    users = graph.consumers(out)
+    if op.kind != "DEQUANTIZE" or out in graph.outputs or not users:
+        return
+    k = users[0]
+    user = graph.ops[k]
+    raise ModelError(f"operator #{k} {user.kind} (output {shown(user.outputs[0], 32)}) runs in float32 on a "
+                     "DEQUANTIZE's output; the engine runs int8 operators (float32 only at the model's edges): "
+                     f"re-convert the model with {user.kind} quantized to int8")
 
 
 def _check_types(graph: Graph, op: Op, where: str) -> None:
+    _float_consumer(graph, op)
     acts = [n for n in (*op.inputs, *op.outputs) if n and not graph[n].is_const]
     weights = [n for n in op.inputs[1:] if n and graph[n].is_const]
     for n in acts:
@@ -161,7 +215,7 @@ def _check_types(graph: Graph, op: Op, where: str) -> None:
             or (op.kind == "DEQUANTIZE" and n == op.outputs[0] and n in graph.outputs))
         if float_edge:
             continue
-        if t.dtype == "uint8" and t.quant is not None and _uint8_edge(graph, op, n):
+        if _edge(graph, op, n):
             continue
         if t.dtype in ("float32", "float16") and any(graph[w].dtype == "int8" for w in weights):
             raise ModelError(f"{where}: {t.dtype} activation {shown(n)} with int8 weights (hybrid quantization); "
@@ -176,7 +230,7 @@ def _check_types(graph: Graph, op: Op, where: str) -> None:
                              "re-convert the model with int8 quantization")
         raise ModelError(f"{where}: {t.dtype} tensor {shown(n)} is not supported (int8 activations only)")
     out = graph[op.outputs[0]]
-    if op.kind == "DEQUANTIZE" and out.dtype != "float32" or op.kind == "QUANTIZE" and out.dtype not in ("int8", "uint8"):
+    if op.kind == "DEQUANTIZE" and out.dtype != "float32" or op.kind == "QUANTIZE" and out.dtype == "float32":
         raise ModelError(f"{where}: writes {out.dtype}; {op.kind} gives {'float32' if op.kind == 'DEQUANTIZE' else 'int8'}")
     if op.kind in _WEIGHTED:
         w = graph[op.inputs[1]]

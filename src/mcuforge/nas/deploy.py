@@ -186,7 +186,7 @@ def deploy(model: nn.Module, name: str, x_train: np.ndarray, y_train: np.ndarray
     measured = (board.cycles_to_ms(instructions[board.core]) if board is not None and board.core in instructions
                 else None)
     report = compiled.report
-    return Deployed(name, float(np.mean(predictions == y_test)), report.arena_bytes, report.flash_bytes,
+    return Deployed(name, float(np.mean(predictions == y_test)), report.sram_bytes, report.flash_bytes,
                     report.flash_code_bytes is not None, report.macs, bool(check.ok and check.tflm_checked),
                     latency_ms, instructions, measured, compiled, tflite, predictions)
 

@@ -110,3 +110,16 @@ def activation_range(activation: str, scale: float, zero_point: int,
     if activation == "RELU_N1_TO_1":
         return max(qmin, q(-1.0)), min(qmax, q(1.0))
     raise ValueError(f"unknown activation {activation!r}")
+
+
+def wrap(x: np.ndarray, bits: int) -> np.ndarray:
+    """Two's complement wrap of int64 values to `bits` bits (what a C cast to a narrower type does)."""
+    half = np.int64(1) << (bits - 1)
+    return ((np.asarray(x, np.int64) + half) & ((half << 1) - 1)) - half
+
+
+def multiply_by_quantized_multiplier_wrapping(x: np.ndarray, multiplier: int, shift: int) -> np.ndarray:
+    """TFLM's MultiplyByQuantizedMultiplier as compiled: the left shift wraps in int32."""
+    left, right = max(shift, 0), max(-shift, 0)
+    shifted = wrap(np.asarray(x, np.int64) << left, 32)
+    return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(shifted, multiplier), right)

@@ -13,6 +13,7 @@ from typing import Sequence
 
 from ...errors import ModelError, shown
 from ...ir import Op
+from ...ir.ops import QUANTIZE_TYPES
 from ..reference import ops_elementwise as ref
 from .context import EmitContext, c_float, emitter
 from .literals import c_call as _call, c_int as _int, c_ints as _ints, c_struct as _struct
@@ -157,9 +158,8 @@ def emit_hard_swish(op: Op, ctx: EmitContext) -> str:
 @emitter("QUANTIZE")
 def emit_quantize(op: Op, ctx: EmitContext) -> str:
     src, dst = ctx.tensor(op.inputs[0]), ctx.tensor(op.outputs[0])
-    if (src.dtype, dst.dtype) not in ref.QUANTIZE_TYPES or dst.quant is None:
-        raise ModelError(f"QUANTIZE {shown(op.name)}: {src.dtype} -> {dst.dtype} is not supported "
-                         "(float32, int8 or uint8 -> int8; int8 -> uint8)")
+    if (src.dtype, dst.dtype) not in QUANTIZE_TYPES or dst.quant is None:
+        raise ModelError(f"QUANTIZE {shown(op.name)}: {src.dtype} -> {dst.dtype} is not supported")
     ctx.use("mcu_quantize.h")
     if src.dtype == "float32":
         return _unary_call(op, ctx, "mcu_quantize_f32_s8", [c_float(dst.quant.s), _int(dst.quant.zp)])
@@ -170,7 +170,7 @@ def emit_quantize(op: Op, ctx: EmitContext) -> str:
     return _unary_call(op, ctx, fn, [_struct("mcu_requantize_params", params)])
 
 
-_TYPE_CODE = {"int8": "s8", "uint8": "u8"}
+_TYPE_CODE = {"int8": "s8", "uint8": "u8", "int16": "s16", "int32": "s32"}
 
 
 @emitter("DEQUANTIZE")

@@ -3,7 +3,8 @@
 Steps are op indices. Graph inputs (and any non-constant tensor no op writes) are live from step 0;
 graph outputs stay live to the last step, since the caller reads them after the model has run.
 Constants (tensor.data is not None) live in flash and have no lifetime here, nor do external inputs
-(graph.external: in the caller's own buffer) and aliases (RESHAPE) of them.
+(graph.external: in the caller's own buffer), aliases (RESHAPE) of them, and state tensors (their own
+buffer, which lives as long as the program).
 """
 from __future__ import annotations
 
@@ -46,8 +47,9 @@ def last_step(graph: Graph) -> int:
 
 
 def external_tensors(graph: Graph) -> frozenset[str]:
-    """The external inputs and the aliases (RESHAPE outputs) of them: bytes outside the arena."""
-    outside = set(graph.external)
+    """The external inputs and the aliases (RESHAPE outputs) of them, and the state tensors (kept in their
+    own buffer between invocations): bytes outside the arena."""
+    outside = set(graph.external) | set(graph.states())
     for op in graph.ops:
         if op.kind in ALIAS_KINDS and op.inputs and op.inputs[0] in outside:
             outside.add(op.outputs[0])

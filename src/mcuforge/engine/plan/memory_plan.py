@@ -1,7 +1,7 @@
 """The result of planning: where every activation and scratch buffer lives in the one static arena."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping
 
 
@@ -18,6 +18,14 @@ class MemoryPlan:
     packing: str = ""  # how the offsets were found: a greedy order and fit, "local search" or "exact"
     optimal: bool = False  # no packing of this schedule's buffers is smaller: the arena is at the lower
     # bound, or the exact method proved it (it may then lie above the lower bound)
+    # State tensors (SVDF, LSTM) live in a buffer of their own, kept between invocations: offsets in it
+    state_offsets: Mapping[str, int] = field(default_factory=dict)
+    state_bytes: int = 0
+
+    @property
+    def sram_bytes(self) -> int:
+        """Peak SRAM the model's data takes: the arena plus the persistent state."""
+        return self.arena_bytes + self.state_bytes
 
     @property
     def overhead(self) -> float:

@@ -1,6 +1,7 @@
 """plan_memory: lifetimes -> shared buffers (aliases, in place) -> blocks (+ scratch) -> packing."""
 from __future__ import annotations
 
+from dataclasses import replace
 from types import MappingProxyType
 
 from ...ir import Graph
@@ -45,8 +46,20 @@ def plan_memory(graph: Graph, *, align: int = 4, inplace: bool = True, search: i
     if plan.inplace_ops and plan.arena_bytes > plan.lower_bound:
         plain = _plan(graph, lifetimes, sizes, align, False, search, exact, exact_time)
         if plain.arena_bytes < plan.arena_bytes:
-            return plain
-    return plan
+            plan = plain
+    if not graph.states():
+        return plan
+    offsets, total = state_layout(graph, align)
+    return replace(plan, state_offsets=MappingProxyType(offsets), state_bytes=total)
+
+
+def state_layout(graph: Graph, align: int = 4) -> tuple[dict[str, int], int]:
+    """Offsets of the state tensors in their own buffer (first-use order, each aligned) and its size."""
+    offsets, total = {}, 0
+    for n in graph.states():
+        offsets[n] = total
+        total += buffer_bytes(graph[n].nbytes, align)
+    return offsets, total
 
 
 def plan_blocks(graph: Graph, *, align: int = 4, inplace: bool = True) -> list[Block]:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import bisect
 import weakref
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -49,6 +50,9 @@ class KernelScratch:
 
 _NONE = KernelScratch("", 0)
 
+# The registered operators' scratch rules (mcuforge.operators): bytes, one variant, never in place.
+SCRATCH: dict[str, Callable[[Op, Graph], int]] = {}
+
 
 def scratch_bytes(op: Op, graph: Graph, inplace: bool) -> int:
     """Scratch bytes of `op`'s kernel; `inplace` says whether its output is placed over its input."""
@@ -57,6 +61,8 @@ def scratch_bytes(op: Op, graph: Graph, inplace: bool) -> int:
 
 def kernel_scratch(op: Op, graph: Graph, inplace: bool) -> KernelScratch:
     """The scratch variant of `op`'s kernel (the code generator follows the same choice)."""
+    if op.kind in SCRATCH:
+        return KernelScratch("", SCRATCH[op.kind](op, graph))
     if op.kind not in ("CONV_2D", "DEPTHWISE_CONV_2D"):
         return _NONE
     cache = _cache(graph)
@@ -75,6 +81,8 @@ def kernel_scratch(op: Op, graph: Graph, inplace: bool) -> KernelScratch:
 def peak_scratch(op: Op, graph: Graph, inplace: bool) -> int:
     """Scratch bytes of `op`'s kernel at a step where no extra scratch fits under the peak: the first fast
     variant needing no more than the smallest, else the smallest (as kernel_scratch chooses there)."""
+    if op.kind in SCRATCH:
+        return SCRATCH[op.kind](op, graph)
     minimal = _minimal(op, graph, inplace).nbytes
     return next((f.nbytes for f in _fast(op, graph, inplace) if f.nbytes <= minimal), minimal)
 

@@ -11,14 +11,28 @@ from ...ir import NUMPY_DTYPES, Graph
 from . import ops_conv, ops_elementwise, ops_pool, ops_shape, ops_softmax  # noqa: F401  (register kernels)
 from .registry import KERNELS, kernel
 
-__all__ = ["run", "run_all", "kernel", "KERNELS"]
+__all__ = ["run", "run_all", "initial_state", "kernel", "KERNELS"]
 
 
-def run_all(graph: Graph, inputs: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
-    """Runs the graph on one set of inputs; returns the value of every tensor by name (constants included)."""
+def initial_state(graph: Graph) -> dict[str, np.ndarray]:
+    """The state tensors (Tensor.variable) as a model starts, and restarts, them: filled with the zero point."""
+    state = {}
+    for n in graph.states():
+        t = graph[n]
+        state[n] = np.full(t.shape, t.quant.zp if t.quant is not None else 0, NUMPY_DTYPES[t.dtype])
+    return state
+
+
+def run_all(graph: Graph, inputs: Sequence[np.ndarray],
+            state: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """Runs the graph on one set of inputs; returns the value of every tensor by name (constants included).
+
+    A stateful model (SVDF, LSTM) reads and updates `state` in place (from `initial_state`): pass the same
+    dict to consecutive calls to run a sequence, as the C library and TFLM do. None: a fresh state."""
     if len(inputs) != len(graph.inputs):
         raise ValueError(f"{graph.name} takes {len(graph.inputs)} input(s), got {len(inputs)}")
     values: dict[str, np.ndarray] = {n: t.data for n, t in graph.tensors.items() if t.data is not None}
+    values.update(initial_state(graph) if state is None else state)
     for name, x in zip(graph.inputs, inputs):
         t = graph[name]
         x = np.asarray(x)
@@ -42,7 +56,7 @@ def run_all(graph: Graph, inputs: Sequence[np.ndarray]) -> dict[str, np.ndarray]
     return values
 
 
-def run(graph: Graph, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-    """Runs the graph on one set of inputs; returns its outputs."""
-    values = run_all(graph, inputs)
+def run(graph: Graph, inputs: Sequence[np.ndarray], state: dict[str, np.ndarray] | None = None) -> list[np.ndarray]:
+    """Runs the graph on one set of inputs; returns its outputs (`state`: see run_all)."""
+    values = run_all(graph, inputs, state)
     return [values[n] for n in graph.outputs]

@@ -25,6 +25,7 @@ import numpy as np
 
 from ...errors import ModelError, shown
 from ...ir import Graph, Op, QuantParams
+from ...ir.ops import QUANTIZE_TYPES
 from ...quant import intmath
 from .registry import kernel
 
@@ -136,8 +137,8 @@ def requantize_quant(op: Op, graph: Graph) -> Requant:
     double(s_out); the result clamped to the output type's range."""
     qi, qo = _quant(graph, op.inputs[0], op), _quant(graph, op.outputs[0], op)
     m, sh = intmath.quantize_multiplier(float(_f32(qi.s)) / float(_f32(qo.s)))
-    lo, hi = (0, 255) if graph[op.outputs[0]].dtype == "uint8" else (INT8_MIN, INT8_MAX)
-    return Requant(qi.zp, qo.zp, m, sh, lo, hi)
+    info = np.iinfo(graph[op.outputs[0]].dtype)
+    return Requant(qi.zp, qo.zp, m, sh, int(info.min), int(info.max))
 
 
 def relu6_bounds(op: Op, graph: Graph) -> tuple[int, int]:
@@ -198,27 +199,13 @@ def hard_swish_quant(op: Op, graph: Graph) -> HardSwishQuant:
 # ---------------------------------------------------------------- integer helpers
 
 
-def _wrap(x: np.ndarray, bits: int) -> np.ndarray:
-    """Two's complement wrap of int64 values to `bits` bits (what a C cast to a narrower type does)."""
-    half = np.int64(1) << (bits - 1)
-    return ((np.asarray(x, np.int64) + half) & ((half << 1) - 1)) - half
-
-
-def multiply_by_quantized_multiplier_wrapping(x: np.ndarray, multiplier: int, shift: int) -> np.ndarray:
-    """TFLM's MultiplyByQuantizedMultiplier as compiled: the left shift wraps in int32."""
-    left, right = max(shift, 0), max(-shift, 0)
-    shifted = _wrap(np.asarray(x, np.int64) << left, 32)
-    return intmath.rounding_divide_by_pot(intmath.saturating_rounding_doubling_high_mul(shifted, multiplier),
-                                          right)
-
-
 def _requantize(x: np.ndarray, multiplier: int, shift: int) -> np.ndarray:
     """The above, also for a negative multiplier (LEAKY_RELU with alpha < 0) as recent TFLM does it: the
     product with the multiplier's magnitude, negated (older TFLM multiplied by the negative multiplier
     directly; the two differ only at exact rounding ties, never seen in the tests)."""
     if multiplier < 0:
-        return -multiply_by_quantized_multiplier_wrapping(x, -multiplier, shift)
-    return multiply_by_quantized_multiplier_wrapping(x, multiplier, shift)
+        return -intmath.multiply_by_quantized_multiplier_wrapping(x, -multiplier, shift)
+    return intmath.multiply_by_quantized_multiplier_wrapping(x, multiplier, shift)
 
 
 def _srdhm16(a: np.ndarray, b: np.ndarray | int) -> np.ndarray:
@@ -227,7 +214,7 @@ def _srdhm16(a: np.ndarray, b: np.ndarray | int) -> np.ndarray:
     ab = a * b
     total = ab + np.where(ab >= 0, 1 << 14, 1 - (1 << 14))
     high = np.where(total >= 0, total >> 15, -((-total) >> 15))  # C division truncates toward zero
-    return np.where((a == INT16_MIN) & (b == INT16_MIN), INT16_MAX, _wrap(high, 16))
+    return np.where((a == INT16_MIN) & (b == INT16_MIN), INT16_MAX, intmath.wrap(high, 16))
 
 
 def _sdhm16(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -235,7 +222,7 @@ def _sdhm16(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     a, b = np.asarray(a, np.int64), np.asarray(b, np.int64)
     ab = a * b
     high = np.where(ab >= 0, ab >> 15, -((-ab) >> 15))
-    return np.where((a == INT16_MIN) & (b == INT16_MIN), INT16_MAX, _wrap(high, 16))
+    return np.where((a == INT16_MIN) & (b == INT16_MIN), INT16_MAX, intmath.wrap(high, 16))
 
 
 def _saturating_left_shift16(x: np.ndarray, amount: int) -> np.ndarray:
@@ -245,7 +232,7 @@ def _saturating_left_shift16(x: np.ndarray, amount: int) -> np.ndarray:
 def _rounding_divide_by_pot16(x: np.ndarray, exponent: int) -> np.ndarray:
     """gemmlowp RoundingDivideByPOT on int16: the mask is (2^exponent - 1) truncated to 16 bits."""
     x = np.asarray(x, np.int64)
-    mask = int(_wrap(np.int64((1 << exponent) - 1), 16))
+    mask = int(intmath.wrap(np.int64((1 << exponent) - 1), 16))
     remainder = x & mask
     threshold = (mask >> 1) + (x < 0)
     return (x >> exponent) + (remainder > threshold)
@@ -264,12 +251,12 @@ def add_values(q: AddQuant, a: np.ndarray, b: np.ndarray, subtract: bool = False
 
 def mul_values(q: MulQuant, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     prod = (np.asarray(a, np.int64) + q.input1_offset) * (np.asarray(b, np.int64) + q.input2_offset)
-    raw = multiply_by_quantized_multiplier_wrapping(prod, q.multiplier, q.shift) + q.output_offset
+    raw = intmath.multiply_by_quantized_multiplier_wrapping(prod, q.multiplier, q.shift) + q.output_offset
     return np.clip(raw, q.act_min, q.act_max).astype(np.int8)
 
 
 def requant_values(q: Requant, x: np.ndarray, dtype: type = np.int8) -> np.ndarray:
-    raw = multiply_by_quantized_multiplier_wrapping(np.asarray(x, np.int64) - q.input_zero_point,
+    raw = intmath.multiply_by_quantized_multiplier_wrapping(np.asarray(x, np.int64) - q.input_zero_point,
                                                     q.multiplier, q.shift) + q.output_zero_point
     return np.clip(raw, q.act_min, q.act_max).astype(dtype)
 
@@ -381,16 +368,12 @@ def hard_swish(op: Op, graph: Graph, args: Sequence[np.ndarray | None]) -> list[
     return [hard_swish_values(hard_swish_quant(op, graph), args[0])]
 
 
-# (input, output) types of the QUANTIZE ops the engine runs; uint8 only on a model's edges (ir.passes)
-QUANTIZE_TYPES = frozenset({("float32", "int8"), ("int8", "int8"), ("uint8", "int8"), ("int8", "uint8")})
-
-
 @kernel("QUANTIZE")
 def quantize(op: Op, graph: Graph, args: Sequence[np.ndarray | None]) -> list[np.ndarray]:
     src, dst = graph[op.inputs[0]], graph[op.outputs[0]]
     if (src.dtype, dst.dtype) not in QUANTIZE_TYPES:
         raise ModelError(f"QUANTIZE {shown(op.name)}: {src.dtype} -> {dst.dtype} is not supported "
-                         "(float32, int8 or uint8 -> int8; int8 -> uint8)")
+                         f"(the engine runs {', '.join(' -> '.join(p) for p in sorted(QUANTIZE_TYPES))})")
     if src.dtype == "float32":
         qo = _quant(graph, op.outputs[0], op)
         return [quantize_f32_values(qo.s, qo.zp, args[0])]

@@ -1,0 +1,39 @@
+"""The operator registry: the operators that live in one module each (see base.Operator); a module defines
+OPERATOR, or OPERATORS for a family that shares its code (PACK and UNPACK).
+
+Adding an operator: its module in this package, its C kernel (engine/runtime/mcu_<op>_<type>.h), its
+tests, and one entry in MODULES. Importing `mcuforge.engine` installs them; the reader, the writer and
+validation call `install()` too (it runs once), since they work without the engine.
+The operators older than the registry are still spread over the stages' own modules (docs/kernels.md).
+"""
+from __future__ import annotations
+
+import importlib
+
+MODULES = (
+    "svdf",
+    "lstm",
+    "pack",
+    "split",
+    "gather",
+    "tile",
+)
+
+_installed: dict = {}  # kind -> Operator, once installed
+
+
+def install() -> None:
+    """Enter every registered operator in the stages' tables (idempotent)."""
+    if _installed:
+        return
+    for name in MODULES:
+        module = importlib.import_module(f"{__name__}.{name}")
+        for operator in getattr(module, "OPERATORS", ()) or (module.OPERATOR,):
+            operator.install()
+            _installed[operator.kind] = operator
+
+
+def registered() -> dict:
+    """The registered operators by kind (installed first)."""
+    install()
+    return dict(_installed)
