@@ -114,3 +114,37 @@ def calibration(sample: tuple[int, ...], path: Path, n: int = 48) -> np.ndarray:
     x = np.random.default_rng(1).standard_normal((n, *sample)).astype(np.float32)
     np.save(path, x)
     return x
+
+
+def assert_qemu_equals_reference(graph, samples: int = 3, seed: int = 5) -> None:
+    """The graph compiled for Cortex-M4 and M7 runs `samples` random inputs in one QEMU run each (a
+    stateful model carries its state from one to the next) and equals the reference bit for bit."""
+    from mcuforge.engine.reference import initial_state, run
+    from mcuforge.pipeline import compile_model
+    from mcuforge.targets.cortex_m import CortexMModel
+    from mcuforge.verify import random_inputs
+
+    compiled = compile_model(graph)
+    batch = random_inputs(graph, samples, seed=seed)
+    for core in ("cortex-m4", "cortex-m7"):
+        counts, outs = CortexMModel.build(compiled.lib, core=core).count_instructions_batch(batch)
+        assert len(outs) == samples and min(counts) > 0
+        state = initial_state(graph)
+        for xs, got in zip(batch, outs):
+            for q, r in zip(got, run(graph, xs, state)):
+                np.testing.assert_array_equal(q, r, err_msg=core)
+
+
+def assert_sanitized_equals_reference(graph, samples: int = 2) -> None:
+    """The generated C built with -fsanitize=address,undefined equals the reference on random inputs."""
+    from mcuforge.engine.reference import initial_state, run
+    from mcuforge.pipeline import compile_model
+    from mcuforge.targets.host import build_executable, run_executable
+    from mcuforge.verify import random_inputs
+
+    compiled = compile_model(graph)
+    exe = build_executable(compiled.lib, sanitize=True, opt="-O1")
+    state = initial_state(graph)
+    for xs in random_inputs(graph, samples, seed=7):
+        for got, want in zip(run_executable(compiled.lib, exe, xs), run(graph, xs, state)):
+            np.testing.assert_array_equal(got, want)

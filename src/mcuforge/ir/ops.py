@@ -25,7 +25,7 @@ class OpSpec:
     attrs: tuple[str, ...]
     elementwise: bool = False  # output[i] depends only on the inputs at index i (after broadcasting)
     states: tuple[int, ...] = ()  # input positions of state tensors (Tensor.variable) it updates in place
-    weights: tuple[int, ...] = ()  # input positions of constant operands (weights, bias; registry operators)
+    weights: tuple[int, ...] = ()  # input positions that may be constants (weights, bias; registry operators)
     typed: bool = False  # its shape rule checks the operand types as well (registry operators)
 
 

@@ -17,6 +17,9 @@ MODULES = (
     "split",
     "gather",
     "tile",
+    "resize_bilinear",
+    "transpose_conv",
+    "batch_matmul",
 )
 
 _installed: dict = {}  # kind -> Operator, once installed
