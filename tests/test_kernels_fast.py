@@ -406,7 +406,7 @@ def test_dead_channels_keep_the_folded_requantization(i: int) -> None:
     q = conv_quant(graph.ops[0], graph)
     assert -int(np.min(q.shift)) > 23  # beyond the folded range before the dead-channel rewrite
     source = _assert_host_matches(graph, f"dead_{i}", trials=3)
-    assert ".folded = 1" in source
+    assert ".mode = MCU_REQUANT_FOLDED" in source
     x = _inputs(graph, 0)
     out = reference.run(graph, x)[0].reshape(-1, graph[graph.ops[0].outputs[0]].shape[-1])
     assert all(len(set(out[:, c].tolist())) == 1 for c in range(3))  # constant channels

@@ -60,12 +60,13 @@ def model_layer_rows(model: Graph, chosen: Schedule, plan: MemoryPlan) -> tuple[
         members.setdefault(layer, []).append(k)
     for i, op in enumerate(model.ops):
         ks = members.get(i, [])
-        tags = {run.ops[k].name.rsplit("@", 1)[1] for k in ks if "@" in run.ops[k].name}
-        tags = {tag for tag in tags if not tag.startswith("paste")}
-        if any(tag[:1] == "p" and tag[1:].isdigit() for tag in tags):
-            how = f"patch: {len(tags)} patches"
-        elif tags:
-            how = f"fused: {len(tags)} slices"
+        parts = [r for r in (run.ops[k].rewrite for k in ks) if r is not None]
+        patches = {r.index for r in parts if r.part in ("window", "patch")}
+        slices = {r.index for r in parts if r.part in ("slice", "acc")}
+        if patches:
+            how = f"patch: {len(patches)} patches"
+        elif slices:
+            how = f"fused: {len(slices)} slices"
         else:
             how = "in place" if any(k in plan.inplace_ops for k in ks) else ""
         rows.append(ModelLayerRow(i, op.kind, op.name, model[op.outputs[0]].shape, sum(macs(run.ops[k], run) for k in ks),

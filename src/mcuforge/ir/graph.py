@@ -86,6 +86,16 @@ def _frozen(attrs: Mapping[str, Any] | None) -> Mapping[str, Any]:
     return MappingProxyType(dict(attrs or {}))
 
 
+@dataclass(frozen=True)
+class Rewrite:
+    """Where an op a schedule made comes from (engine.schedule): the model layer it computes part of, the
+    part ("window": a patch's input slice, "patch", "paste"; a fused block's "slice" or "acc") and its index."""
+
+    layer: str
+    part: str
+    index: int
+
+
 @dataclass(frozen=True, eq=False)
 class Op:
     kind: str  # canonical operator name, e.g. "CONV_2D" (see mcuforge.ir.ops)
@@ -93,6 +103,7 @@ class Op:
     outputs: tuple[str, ...]
     attrs: Mapping[str, Any] = field(default_factory=lambda: _frozen(None))
     name: str = ""  # layer name for reports; defaults to the first output's name
+    rewrite: Rewrite | None = None  # set on the ops patch-based and fused execution make
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "inputs", tuple(self.inputs))

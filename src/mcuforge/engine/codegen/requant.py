@@ -9,6 +9,7 @@ layers with a fused ReLU, those of mcu_requantize_doubled (one SMMLAR on twice t
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 
 import numpy as np
 
@@ -18,6 +19,15 @@ from ..plan.scratch import folded_bias
 from ..reference.ops_conv import ConvQuant
 from .context import EmitContext
 from .literals import c_struct
+
+class RequantMode(Enum):
+    """How a fast kernel requantizes (mcu_gemm_s8.h's MCU_REQUANT_*): TFLM's general form, the folded form
+    almost every layer takes, or the doubled form for layers with a fused ReLU."""
+
+    GENERAL = 0
+    FOLDED = 1
+    DOUBLED = 2
+
 
 NULL_I32 = "(const int32_t *)0"
 CHANNEL_ROW = 4  # int32 values per output channel of the per-channel table: bias, multiplier, shift, rounding
@@ -143,7 +153,7 @@ def requant_params(op: Op, ctx: EmitContext, q: ConvQuant, per_channel: bool = T
     abs_sums = weight_abs_sums(op, ctx)
     d = doubled_constants(q, bias, abs_sums)
     f = folded_constants(q, bias, abs_sums) if d is None else None
-    mode = 2 if d is not None else int(f is not None)
+    mode = RequantMode.DOUBLED if d is not None else RequantMode.FOLDED if f is not None else RequantMode.GENERAL
     if d is not None:
         bias = d.bias2
         columns = [d.multiplier, d.shift, d.round]
@@ -166,6 +176,6 @@ def requant_params(op: Op, ctx: EmitContext, q: ConvQuant, per_channel: bool = T
         fields.update(channel=ctx.const(f"bias_folded_{op.name}", np.asarray(bias).astype(np.int32), "int32_t"),
                       stride=1, multiplier_all=int(columns[0][0]), shift_all=int(columns[1][0]),
                       round_all=int(columns[2][0]))
-    fields.update({"folded": mode, "output_offset": output_offset,
+    fields.update({"mode": f"MCU_REQUANT_{mode.name}", "output_offset": output_offset,
                    "act_min": q.act_min, "act_max": q.act_max})
     return c_struct("mcu_requant_params", fields)

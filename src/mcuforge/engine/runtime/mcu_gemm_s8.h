@@ -31,17 +31,20 @@
 /* Requantization of a layer's accumulators. `channel` holds, per output channel, the bias (input offset
  * folded in) and, when `stride` is 4, that channel's multiplier, shift and rounding constant: four int32
  * values per channel, so one base register reaches them all. With stride 1 it holds only the biases and
- * multiplier_all, shift_all, round_all apply to every channel. folded = 1 selects mcu_requantize_folded,
- * which almost every layer can use: then the shift is right - 1, the rounding constant has the output
- * offset folded in, and output_offset is 0; folded = 2 selects mcu_requantize_doubled, for layers whose
- * activation clamp cuts every output below the output zero point (fused ReLU, ReLU6): then the bias
- * column holds twice the bias, the shift is right, and the rounding constant is 2^(right-1) +
- * output_offset * 2^right; folded = 0 is TFLM's general requantization (round unused). */
+ * multiplier_all, shift_all, round_all apply to every channel. `mode` MCU_REQUANT_FOLDED selects
+ * mcu_requantize_folded, which almost every layer can use: then the shift is right - 1, the rounding
+ * constant has the output offset folded in, and output_offset is 0; MCU_REQUANT_DOUBLED selects
+ * mcu_requantize_doubled, for layers whose activation clamp cuts every output below the output zero point
+ * (fused ReLU, ReLU6): then the bias column holds twice the bias, the shift is right, and the rounding
+ * constant is 2^(right-1) + output_offset * 2^right; MCU_REQUANT_GENERAL is TFLM's requantization (round
+ * unused). */
+enum { MCU_REQUANT_GENERAL = 0, MCU_REQUANT_FOLDED = 1, MCU_REQUANT_DOUBLED = 2 };
+
 typedef struct {
     const int32_t *channel;
     int32_t stride;
     int32_t multiplier_all, shift_all, round_all;
-    int32_t folded;
+    int32_t mode; /* MCU_REQUANT_GENERAL, _FOLDED or _DOUBLED */
     int32_t output_offset;
     int32_t act_min, act_max;
 } mcu_requant_params;
@@ -107,9 +110,9 @@ MCU_SPECIALIZE int8_t mcu_requant_s8(const mcu_requant_params *r, int32_t acc, i
     const int32_t *c = r->channel + channel * r->stride;
     const int32_t multiplier = r->stride == 4 ? c[1] : r->multiplier_all;
     const int32_t shift = r->stride == 4 ? c[2] : r->shift_all;
-    if (r->folded == 2) return mcu_requant_doubled_s8(r, 2 * acc + c[0], channel); /* c[0]: twice the bias */
+    if (r->mode == MCU_REQUANT_DOUBLED) return mcu_requant_doubled_s8(r, 2 * acc + c[0], channel); /* c[0]: 2 bias */
     acc += c[0];
-    if (r->folded) {
+    if (r->mode == MCU_REQUANT_FOLDED) {
         acc = mcu_requantize_folded(acc, multiplier, r->stride == 4 ? c[3] : r->round_all, shift);
     } else {
         acc = mcu_requantize(acc, multiplier, shift) + r->output_offset;
@@ -121,7 +124,7 @@ MCU_SPECIALIZE int8_t mcu_requant_s8(const mcu_requant_params *r, int32_t acc, i
  * mcu_requantize_doubled (mcu_requant_twice, a literal once the kernel is specialized): each sum starts at
  * mcu_requant_start (twice the bias then, else 0) and mcu_requant_sum finishes it either way, so the
  * doubled form costs no instruction beyond the SMMLAR. */
-MCU_SPECIALIZE int32_t mcu_requant_twice(const mcu_requant_params *r) { return r->folded == 2; }
+MCU_SPECIALIZE int32_t mcu_requant_twice(const mcu_requant_params *r) { return r->mode == MCU_REQUANT_DOUBLED; }
 
 MCU_SPECIALIZE int32_t mcu_requant_start(const mcu_requant_params *r, int32_t channel) {
     return mcu_requant_twice(r) ? r->channel[channel * r->stride] : 0;

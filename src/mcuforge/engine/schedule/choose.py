@@ -310,6 +310,5 @@ def source_layers(graph: Graph, chosen: Schedule) -> list[int]:
         patched = split(graph, chosen.stage)
         layers = patch_source_layers(graph, chosen.stage, patched)
     by_name = {op.name: layers[k] for k, op in enumerate(patched.ops)}
-    # fused ops are named after the layer they slice: "<layer>@s<n>", "<layer>@acc<n>", "<layer>"
-    return [order[by_name[op.name] if op.name in by_name else by_name[op.name.rsplit("@", 1)[0]]]
-            for op in run.ops]
+    # a fused block's ops say which layer they slice (Op.rewrite); its requantization keeps the layer's name
+    return [order[by_name[op.name] if op.name in by_name else by_name[op.rewrite.layer]] for op in run.ops]

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...errors import ModelError
-from ...ir import Graph, Op, QuantParams, Tensor
+from ...ir import Graph, Op, QuantParams, Rewrite, Tensor
 from ...ir.graph import clone_tensor
 from ..plan.scratch import is_pointwise
 from ..reference.ops_conv import conv_geometry
@@ -162,12 +162,12 @@ def fuse(graph: Graph, i: int, width: int) -> Graph:
         tensors[d_k] = clone_tensor(d, name=d_k, shape=d.shape[:-1] + (hi - lo,))
         tensors[acc_k] = Tensor(acc_k, y.shape, "int32")
         ops.append(Op("CONV_2D", (expand.inputs[0], const(expand, 1, 0, lo, hi, tag), const(expand, 2, 0, lo, hi, tag)),
-                      (e_k,), expand.attrs, name=f"{expand.name}@{tag}"))
+                      (e_k,), expand.attrs, name=f"{expand.name}@{tag}", rewrite=Rewrite(expand.name, "slice", n)))
         ops.append(Op("DEPTHWISE_CONV_2D", (e_k, const(dw, 1, 3, lo, hi, tag), const(dw, 2, 0, lo, hi, tag)),
-                      (d_k,), dw.attrs, name=f"{dw.name}@{tag}"))
+                      (d_k,), dw.attrs, name=f"{dw.name}@{tag}", rewrite=Rewrite(dw.name, "slice", n)))
         bias = (project.inputs[2] if len(project.inputs) > 2 else "") if n == 0 else ""
         ops.append(Op("CONV_1X1_ACC", (d_k, const(project, 1, 3, lo, hi, tag), bias, acc), (acc_k,),
-                      name=f"{project.name}@acc{n}"))
+                      name=f"{project.name}@acc{n}", rewrite=Rewrite(project.name, "acc", n)))
         acc = acc_k
     w = graph[project.inputs[1]]
     assert w.quant is not None and d.quant is not None

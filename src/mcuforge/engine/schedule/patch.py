@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ...errors import ModelError
-from ...ir import SPECS, Graph, Op, Tensor, clone_tensor
+from ...ir import SPECS, Graph, Op, Rewrite, Tensor, clone_tensor
 from ..opinfo import macs, total_macs
 
 WINDOW_KINDS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "AVERAGE_POOL_2D", "MAX_POOL_2D"})
@@ -165,18 +165,21 @@ def split(graph: Graph, stage: PatchStage) -> Graph:
             src = f"{x}@p{k}"
             tensors[src] = clone_tensor(x_t, name=src, shape=(1, x_rows.size, x_cols.size, x_t.shape[3]))
             slices = ((0, 1, 1), (x_rows.lo, x_rows.hi, 1), (x_cols.lo, x_cols.hi, 1), (0, x_t.shape[3], 1))
-            ops.append(Op("STRIDED_SLICE", (x,), (src,), {"slices": slices}, name=src))
+            ops.append(Op("STRIDED_SLICE", (x,), (src,), {"slices": slices}, name=src,
+                          rewrite=Rewrite(chain[0].name, "window", k)))
         for op, (r, top, bottom), (c, left, right) in zip(chain, rows, cols):
             out_t = graph[op.outputs[0]]
             name = f"{op.outputs[0]}@p{k}"
             tensors[name] = clone_tensor(out_t, name=name, shape=(1, r.size, c.size, out_t.shape[3]))
             attrs = {**op.attrs, "pad": (top, bottom, left, right)} if op.kind in WINDOW_KINDS else op.attrs
-            ops.append(Op(op.kind, (src,) + op.inputs[1:], (name,), attrs, name=f"{op.name}@p{k}"))
+            ops.append(Op(op.kind, (src,) + op.inputs[1:], (name,), attrs, name=f"{op.name}@p{k}",
+                          rewrite=Rewrite(op.name, "patch", k)))
             src = name
         pasted = y if k == len(patches) - 1 else f"{y}@paste{k}"
         tensors[pasted] = clone_tensor(y_t, name=pasted)
         origin = (0, row_cuts[i].lo, col_cuts[j].lo, 0)
-        ops.append(Op("PASTE", (base, src), (pasted,), {"origin": origin}, name=f"{y}@paste{k}"))
+        ops.append(Op("PASTE", (base, src), (pasted,), {"origin": origin}, name=f"{y}@paste{k}",
+                      rewrite=Rewrite(chain[-1].name, "paste", k)))
         base = pasted
     ops += graph.ops[stage.last + 1:]
     return graph.with_ops(ops, tensors)
