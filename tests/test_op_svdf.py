@@ -18,6 +18,7 @@ from mcuforge.ir.passes import validate
 from mcuforge.pipeline import compile_model
 from mcuforge.targets.host import HostModel
 from mcuforge.verify import random_inputs, verify
+from oracle import assert_qemu_equals_reference, assert_sanitized_equals_reference
 
 
 def _q(scale: float, zero_point: int = 0) -> QuantParams:
@@ -25,18 +26,21 @@ def _q(scale: float, zero_point: int = 0) -> QuantParams:
 
 
 def svdf_graph(seed: int, batches: int = 1, inputs: int = 12, units: int = 4, rank: int = 2, memory: int = 5,
-               bias: bool = True, state_scale: float | None = None, state_zp: int | None = None) -> Graph:
+               bias: bool = True, state_scale: float | None = None, state_zp: int | None = None,
+               state_dtype: str = "int8") -> Graph:
     rng = np.random.default_rng(seed)
     filters = units * rank
     s_state = float(np.float32(state_scale or rng.uniform(0.05, 0.5)))
     s_wt = float(np.float32(rng.uniform(0.003, 0.02)))
-    zp = int(rng.integers(-60, 60)) if state_zp is None else state_zp
+    zp = (int(rng.integers(-60, 60)) if state_dtype == "int8" else 0) if state_zp is None else state_zp
+    wt_max = 127 if state_dtype == "int8" else 2000
     t = {"x": Tensor("x", (batches, inputs), "int8", _q(rng.uniform(0.01, 0.1), rng.integers(-20, 20))),
          "wf": Tensor("wf", (filters, inputs), "int8", _q(rng.uniform(0.003, 0.02)),
                       rng.integers(-127, 128, (filters, inputs)).astype(np.int8)),
-         "wt": Tensor("wt", (filters, memory), "int8", _q(s_wt), rng.integers(-127, 128, (filters, memory)).astype(np.int8)),
+         "wt": Tensor("wt", (filters, memory), state_dtype, _q(s_wt),
+                      rng.integers(-wt_max, wt_max + 1, (filters, memory)).astype(state_dtype)),
          "b": Tensor("b", (units,), "int32", _q(s_state * s_wt), rng.integers(-2000, 2000, units).astype(np.int32)),
-         "state": Tensor("state", (batches, filters * memory), "int8", _q(s_state, zp), variable=True),
+         "state": Tensor("state", (batches, filters * memory), state_dtype, _q(s_state, zp), variable=True),
          "y": Tensor("y", (batches, units), "int8", _q(rng.uniform(0.05, 0.3), rng.integers(-30, 30)))}
     op = Op("SVDF", ("x", "wf", "wt", "b" if bias else "", "state"), ("y",), {"rank": rank})
     return Graph(t, (op,), ("x",), ("y",), name="svdf")
@@ -45,7 +49,10 @@ def svdf_graph(seed: int, batches: int = 1, inputs: int = 12, units: int = 4, ra
 CASES = [dict(), dict(batches=2), dict(rank=1, memory=8, units=3), dict(inputs=40, memory=2),
          dict(rank=3, units=2, memory=16, batches=3),
          # every newest value clamps to -128 or 127 before the zero point 100 is added: half of them wrap
-         dict(state_scale=1e-4, state_zp=100)]
+         dict(state_scale=1e-4, state_zp=100),
+         # TFLM's other integer SVDF: int16 time weights and state
+         dict(state_dtype="int16"), dict(state_dtype="int16", batches=2, rank=3, units=2, memory=7),
+         dict(state_dtype="int16", state_scale=2e-6)]
 
 
 @pytest.mark.parametrize("case", range(len(CASES)))
@@ -99,3 +106,9 @@ def test_svdf_refusals_name_the_reason() -> None:
     t["state"] = Tensor("state", t["state"].shape, "int8", t["state"].quant)  # not a state tensor
     with pytest.raises(ModelError, match="'state'"):
         validate(Graph(t, g.ops, g.inputs, g.outputs, "svdf"))
+
+
+def test_int16_state_svdf_in_qemu_and_under_sanitizers(toolchain) -> None:
+    g = svdf_graph(21, state_dtype="int16", batches=2)
+    assert_qemu_equals_reference(g, samples=4)
+    assert_sanitized_equals_reference(g, samples=4)

@@ -1,17 +1,17 @@
 """SVDF: a fully connected layer over time, factored (singular value decomposition filter), with memory.
 
-Operands: input int8 [batch, inputs]; weights_feature int8 [filters, inputs]; weights_time int8
-[filters, memory]; bias int32 [units] (optional); state int8 [batch, filters * memory], a state tensor
-(Tensor.variable) the op updates in place. filters = units * rank. Output int8 [batch, units].
+Operands: input int8 [batch, inputs]; weights_feature int8 [filters, inputs]; weights_time [filters,
+memory]; bias int32 [units] (optional); state [batch, filters * memory], a state tensor (Tensor.variable)
+the op updates in place. The time weights and the state are both int8 or both int16 (TFLM's two integer
+SVDFs). filters = units * rank. Output int8 [batch, units].
 
-Semantics (TFLM EvalIntegerSvdfReference, int8 state): per step every filter's memory row moves one place
-(the oldest value drops out); the newest value is the feature dot product sum_i wf[f,i] * (x[i] - x_zp)
-(weights' zero points are taken as 0), requantized by M1 = float32(s_x * s_wf / s_state), clamped to
--128..127, plus the state's zero point, stored as int8 (wrapping, as TFLM's store does). Each unit's output
-is bias[u] + sum over its rank filters and the memory of wt[f,m] * (state[f,m] - state_zp), requantized by
-M2 = float32(s_state * s_wt / s_out) plus the output zero point and clamped to int8. The fused activation
-is not applied (TFLM's integer kernel ignores it). The int16-state variant (int16 weights_time and state)
-is not run yet: it is refused with its reason.
+Semantics (TFLM EvalIntegerSvdfReference<T>, T the state's type): per step every filter's memory row moves
+one place (the oldest value drops out); the newest value is the feature dot product sum_i wf[f,i] *
+(x[i] - x_zp) (weights' zero points are taken as 0), requantized by M1 = float32(s_x * s_wf / s_state),
+clamped to T's range, plus the state's zero point, stored as T (wrapping, as TFLM's store does). Each
+unit's output is bias[u] + sum over its rank filters and the memory of wt[f,m] * (state[f,m] - state_zp),
+requantized by M2 = float32(s_state * s_wt / s_out) plus the output zero point and clamped to int8. The
+fused activation is not applied (TFLM's integer kernel ignores it).
 """
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ from .base import Operator
 SPEC = OpSpec(("input", "weights_feature", "weights_time", "bias?", "state"), ("rank",), states=(4,),
               weights=(1, 2, 3), typed=True)
 MAX_SUMMED = (1 << 31) // (128 * 255)  # int32 sums of this many products (|w| <= 128, |x - zp| <= 255) fit
+STATE_TYPES = {"int8": (-128, 127), "int16": (-32768, 32767)}  # the state's type: its range
 
 
 @dataclass(frozen=True)
@@ -72,11 +73,12 @@ def check(op: Op, graph: Graph, where_: str) -> None:
         raise ModelError(f"{where_}: the state operand {shown(state.name)} is not a state (variable) tensor")
     if op.inputs[3] and (graph[op.inputs[3]].size != d.units or graph[op.inputs[3]].dtype != "int32"):
         raise ModelError(f"{where_}: bias {list(graph[op.inputs[3]].shape)} must be int32 for {d.units} units")
-    if wt.dtype == "int16" or state.dtype == "int16":
-        raise ModelError(f"{where_}: SVDF with an int16 state is not supported yet (issue 16); int8 state runs")
-    for t in (x, wf, wt, state, y):
-        if t.dtype != "int8" or t.quant is None or t.quant.per_channel:
-            raise ModelError(f"{where_}: {shown(t.name)} is {t.dtype}; SVDF runs int8 tensors quantized per tensor")
+    if wt.dtype != state.dtype or state.dtype not in STATE_TYPES:
+        raise ModelError(f"{where_}: time weights {wt.dtype} and state {state.dtype}; both int8 or both int16")
+    for t in (x, wf, y, wt, state):
+        dtype = state.dtype if t in (wt, state) else "int8"
+        if t.dtype != dtype or t.quant is None or t.quant.per_channel:
+            raise ModelError(f"{where_}: {shown(t.name)} is {t.dtype}; {dtype} quantized per tensor expected")
     for t in (wf, wt) + ((graph[op.inputs[3]],) if op.inputs[3] else ()):
         if not t.is_const:
             raise ModelError(f"{where_}: weights and bias must be constant, {shown(t.name)} is not")
@@ -84,8 +86,14 @@ def check(op: Op, graph: Graph, where_: str) -> None:
     if b is not None and b.quant is not None and abs(float(b.quant.s) - float(state.quant.s) * float(wt.quant.s)) >= 1e-5:
         raise ModelError(f"{where_}: bias scale {float(b.quant.s):g} is not the state's times the time weights' "
                          f"({float(state.quant.s) * float(wt.quant.s):g}), as TFLM requires")
-    if max(d.inputs, d.rank * d.memory) > MAX_SUMMED:
-        raise ModelError(f"{where_}: sums over {max(d.inputs, d.rank * d.memory)} products could overflow int32")
+    if d.inputs > MAX_SUMMED:
+        raise ModelError(f"{where_}: sums over {d.inputs} products could overflow int32")
+    lo, hi = STATE_TYPES[state.dtype]
+    reach = max(hi - state.quant.zp, state.quant.zp - lo)  # the largest |state - zero point|
+    per_unit = np.abs(wt.data.astype(np.int64)).reshape(d.units, -1).sum(axis=1) * reach
+    bias_max = int(np.abs(graph[op.inputs[3]].data.astype(np.int64)).max()) if op.inputs[3] else 0
+    if int(per_unit.max()) + bias_max >= 1 << 31:
+        raise ModelError(f"{where_}: a unit's time sum can reach {int(per_unit.max()):,}; over int32")
 
 
 # ---------------------------------------------------------------- .tflite
@@ -136,8 +144,9 @@ def reference(op: Op, graph: Graph, args: Sequence[np.ndarray | None]) -> list[n
     rows = state.reshape(d.batches, d.filters, d.memory)  # a view: the state is updated in place
     rows[:, :, :-1] = rows[:, :, 1:].copy()
     feature = (x.astype(np.int64) - q.input_zero_point) @ wf.astype(np.int64).T  # [batches, filters]
-    newest = np.clip(requantize(feature, q.feature_multiplier, q.feature_shift), -128, 127) + q.state_zero_point
-    rows[:, :, -1] = ((newest + 128) & 0xFF) - 128
+    lo, hi = STATE_TYPES[graph[op.inputs[4]].dtype]
+    newest = np.clip(requantize(feature, q.feature_multiplier, q.feature_shift), lo, hi) + q.state_zero_point
+    rows[:, :, -1] = intmath.wrap(newest, 8 if hi == 127 else 16)
     timed = ((rows.astype(np.int64) - q.state_zero_point) * wt.astype(np.int64)).sum(axis=2)
     acc = timed.reshape(d.batches, d.units, d.rank).sum(axis=2)
     if bias is not None:
@@ -151,15 +160,16 @@ def emit(op: Op, ctx) -> str:
 
     d, q = dims(op, ctx.graph), prepare(op, ctx.graph)
     ctx.use("mcu_svdf_s8.h")
+    variant = "mcu_svdf_s8" if ctx.graph[op.inputs[4]].dtype == "int8" else "mcu_svdf_s8_s16"
     params = {"batches": d.batches, "inputs": d.inputs, "filters": d.filters, "rank": d.rank, "memory": d.memory,
               "input_zero_point": q.input_zero_point, "state_zero_point": q.state_zero_point,
               "output_zero_point": q.output_zero_point, "feature_multiplier": q.feature_multiplier,
               "feature_shift": q.feature_shift, "output_multiplier": q.output_multiplier,
               "output_shift": q.output_shift}
     bias = ctx.const(op.inputs[3]) if op.inputs[3] else "0"
-    return c_call("mcu_svdf_s8", [c_struct("mcu_svdf_params", params), ctx.ptr(op.inputs[0]),
-                                  ctx.const(op.inputs[1]), ctx.const(op.inputs[2]), bias, ctx.ptr(op.inputs[4]),
-                                  ctx.ptr(op.outputs[0])])
+    return c_call(variant, [c_struct("mcu_svdf_params", params), ctx.ptr(op.inputs[0]),
+                            ctx.const(op.inputs[1]), ctx.const(op.inputs[2]), bias, ctx.ptr(op.inputs[4]),
+                            ctx.ptr(op.outputs[0])])
 
 
 def macs(op: Op, graph: Graph) -> int:
