@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from functools import cache
 from importlib import resources
 
+from ..engine.plan.scratch import Variant
 from .latency import GEMM_UNROLL, PLANE_BLOCK, kernel_path, plane_loads, pointwise_runs, spent_flags
 from .layers import Layer
 
@@ -98,7 +99,7 @@ def network_features(layers: Sequence[Layer], opt: str = "Os") -> list[float]:
         for i, v in enumerate(f):
             acc[i] += v
         counts[path] = counts.get(path, 0) + 1
-        if path == "conv1x1" and layer.variant != "column":
+        if path == "conv1x1" and layer.variant != Variant.COLUMN:
             spent_any, borrowed_any = max(spent_any, float(spent)), max(borrowed_any, float(not spent))
     out: list[float] = [1.0, *(float(counts.get(p) == 1) for p in PATHS),
                         *(float(counts.get(p, 0) > 1) for p in PATHS)]

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from functools import cache, lru_cache
 from importlib import resources
 
-from ..engine.plan.scratch import im2col_stride
+from ..engine.plan.scratch import Variant, im2col_stride
 from .layers import Layer
 
 TABLE = "latency_table.json"
@@ -77,7 +77,7 @@ def kernel_path(layer: Layer) -> str:
     if kind == "DEPTHWISE_CONV_2D":
         if layer.plane:  # the plane kernel (mcu_dwconv_s8_plane), in place or not
             return "dw_plane"
-        if layer.variant == "channels":  # the plain in-place kernel, one channel at a time
+        if layer.variant == Variant.CHANNELS:  # the plain in-place kernel, one channel at a time
             return "dw_channels"
         return "dw_rows"  # row by row, into the output or (in place) through a ring of rows
     if kind in ("ADD", "SUB"):
@@ -125,12 +125,12 @@ def _pixel_run(start: int, end: int, fits: int, quads: bool, three: bool, column
 
 def spent_input(layer: Layer, input_dies: bool) -> bool:
     """Whether the code generator lets a pointwise convolution without the planner's column put its column
-    over the input pixels it has read (emit_conv._input_spent): the input dies at this layer, its depth is
+    over the input pixels it has read (plan.kernels' column_over_input): the input dies at this layer, its depth is
     a multiple of 4, and more than 1 % of the pixels would otherwise run without a column."""
     depth, out_c = layer.in_shape[2], layer.out_shape[2]
     pixels = layer.out_shape[0] * layer.out_shape[1]
     blocked = -(-(8 * depth + 3) // max(out_c, 1))
-    return input_dies and layer.variant != "column" and depth % 4 == 0 and 100 * blocked > pixels
+    return input_dies and layer.variant != Variant.COLUMN and depth % 4 == 0 and 100 * blocked > pixels
 
 
 def pointwise_runs(layer: Layer, spent: bool) -> list[list[list[int]]]:
@@ -144,11 +144,11 @@ def pointwise_runs(layer: Layer, spent: bool) -> list[list[list[int]]]:
     three = quads and depth >= THREE_PX_MIN_DEPTH
     column_bytes = (4 * depth if quads else 2 * (depth + depth % 2)) * 2
     out_bytes = oh * ow * out_c
-    if layer.variant == "column":  # the planner's scratch: every pixel may use the column
+    if layer.variant == Variant.COLUMN:  # the planner's scratch: every pixel may use the column
         column, limit = True, out_bytes
     else:  # the column borrows the output's unwritten end
         column, limit = out_bytes >= column_bytes + 3, (out_bytes - column_bytes) & ~3
-    spent = spent and quads and layer.variant != "column"
+    spent = spent and quads and layer.variant != Variant.COLUMN
     out = []
     for row in range(rows):
         base = row * cols * out_c
@@ -191,8 +191,8 @@ def _im2col(layer: Layer) -> list[float]:
     inside_rows = [o * sh - pad_top >= 0 and o * sh - pad_top + kh <= h for o in range(oh)]
     inside_cols = [o * sw - pad_left >= 0 and o * sw - pad_left + kw <= w for o in range(ow)]
     pixels = oh * ow
-    scratch = layer.variant in ("im2col4", "im2col")
-    quads = pixels // 4 if layer.variant == "im2col4" and stride % 4 == 0 else 0
+    scratch = layer.variant in (Variant.IM2COL4, Variant.IM2COL)
+    quads = pixels // 4 if layer.variant == Variant.IM2COL4 and stride % 4 == 0 else 0
     inside = sum(inside_rows[p // ow] and inside_cols[p % ow] for p in range(4 * quads))
     p = 4 * quads
     column_bytes = 4 * (stride + stride % 2)

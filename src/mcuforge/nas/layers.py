@@ -26,7 +26,7 @@ class Layer:
     kernel: tuple[int, int] = (1, 1)  # the window (convolutions and pools)
     stride: tuple[int, int] = (1, 1)
     activation: str = "NONE"
-    variant: str = ""  # the kernel scratch variant (engine.plan.scratch.KernelScratch.variant)
+    variant: str = ""  # the kernel scratch variant (engine.plan.scratch.Variant, its value)
     plane: bool = False  # a depthwise "rows" variant that also holds a plane
     inplace: bool = False  # the output lies over the input
     macs: int = 0
@@ -52,7 +52,7 @@ def layer_of(op: Op, graph: Graph, inplace: bool) -> Layer:
     scratch = kernel_scratch(op, graph, inplace)
     return Layer(op.kind, _hwc(graph[x].shape), _hwc(graph[op.outputs[0]].shape), kernel,
                  tuple(op.attrs.get("stride", (1, 1))), str(op.attrs.get("activation", "NONE")),  # type: ignore[arg-type]
-                 scratch.variant, scratch.plane, inplace, macs(op, graph))
+                 scratch.variant.value, scratch.plane, inplace, macs(op, graph))
 
 
 def layers_of(graph: Graph, plan: MemoryPlan) -> list[Layer]:

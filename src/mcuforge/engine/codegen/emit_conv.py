@@ -17,7 +17,8 @@ import numpy as np
 
 from ...errors import ModelError, shown
 from ...ir import Op
-from ..plan.scratch import im2col_stride, is_pointwise, kernel_scratch
+from ..plan.kernels import KernelChoice
+from ..plan.scratch import Variant, im2col_stride, is_pointwise
 from ..reference.ops_conv import (
     ConvGeometry,
     ConvQuant,
@@ -83,29 +84,7 @@ def _pointwise(op: Op, ctx: EmitContext, g: ConvGeometry, requant: str) -> str:
     column = _granted_column(op, ctx)
     return _call("mcu_conv_s8_1x1", [f"&(const mcu_conv_1x1_shape){{{_fields(shape)}}}", requant,
                                      ctx.ptr(op.inputs[0]), ctx.const(op.inputs[1]), ctx.ptr(op.outputs[0]),
-                                     column, str(int(column == _NULL and _input_spent(op, ctx, g)))])
-
-
-def _input_spent(op: Op, ctx: EmitContext, g: ConvGeometry) -> bool:
-    """Whether mcu_conv_s8_1x1 may put its column over the input pixels it has read: more than 1 % of the
-    pixels would otherwise run without a column (their outputs reach the column in the output's tail), and
-    no later op reads the bytes of the input: no tensor over them that already holds its value at this op
-    (the input itself, an alias of it, a graph output) is read after it."""
-    name = op.inputs[0]
-    pixels = g.batches * g.out_h * g.out_w
-    blocked = -(-(8 * g.in_c + 3) // max(g.out_c, 1))  # pixels whose outputs reach a four-pixel column
-    if g.in_c % 4 or 100 * blocked <= pixels or name in ctx.external or name not in ctx.plan.offsets \
-            or ctx.plan.offsets[name] % 4:
-        return False
-    lo = ctx.plan.offsets[name]
-    hi = lo + ctx.graph[name].nbytes
-    for t, life in ctx.lifetimes.items():
-        if t not in ctx.plan.offsets or t in ctx.external or not (life.start <= ctx.index < life.end):
-            continue
-        start = ctx.plan.offsets[t]
-        if start < hi and lo < start + ctx.graph[t].nbytes:
-            return False
-    return True
+                                     column, str(int(column == _NULL and _kernel(ctx).column_over_input))])
 
 
 def _im2col(op: Op, ctx: EmitContext, g: ConvGeometry, q: ConvQuant, requant: str) -> str:
@@ -118,7 +97,7 @@ def _im2col(op: Op, ctx: EmitContext, g: ConvGeometry, q: ConvQuant, requant: st
         w = np.asarray(ctx.graph[op.inputs[1]].data, np.int8).reshape(g.out_c, -1)[:, order]
         weights = ctx.const(f"padded_{op.name}", np.pad(w, ((0, 0), (0, stride - w.shape[1]))), "int8_t")
     column = _granted_column(op, ctx)
-    quads = kernel_scratch(op, ctx.graph, ctx.inplace).variant == "im2col4" and column != _NULL
+    quads = _kernel(ctx).variant == Variant.IM2COL4 and column != _NULL
     return _call("mcu_conv_s8_im2col", [
         f"&(const mcu_conv_shape){{{_fields(_conv_shape(g))}}}", requant, str(-q.input_offset),
         ctx.ptr(op.inputs[0]), weights, str(stride), ctx.ptr(op.outputs[0]), column, str(int(quads))])
@@ -134,12 +113,17 @@ def im2col_order(k_h: int, k_w: int, in_c: int) -> np.ndarray:
     return np.concatenate([index[:, :whole].reshape(-1), index[:, whole:].reshape(-1)])
 
 
+def _kernel(ctx: EmitContext) -> KernelChoice:
+    """The kernel the planner chose for the op being emitted (MemoryPlan.kernels)."""
+    return ctx.plan.kernels[ctx.index]
+
+
 def _granted_column(op: Op, ctx: EmitContext) -> str:
     """The scratch of a conv kernel's column (im2col or pointwise) when the planner gave it, else NULL (the
     kernel then borrows the end of its output)."""
-    choice = kernel_scratch(op, ctx.graph, ctx.inplace)
-    if choice.variant in ("im2col4", "im2col", "column") and ctx.scratch is not None:
-        _check_scratch(op, ctx, choice.nbytes, choice.variant)
+    choice = _kernel(ctx)
+    if choice.variant in (Variant.IM2COL4, Variant.IM2COL, Variant.COLUMN) and choice.granted:
+        _check_scratch(op, ctx, choice.scratch.nbytes, choice.variant.value)
         return ctx.scratch
     return _NULL
 
@@ -162,11 +146,11 @@ def emit_depthwise_conv2d(op: Op, ctx: EmitContext) -> str:
     shape = f"&(const mcu_dwconv_shape){{{shape}}}"
     pad_value = str(-q.input_offset)
     requant = requant_params(op, ctx, q) if g.multiplier <= _DW_MAX_MULTIPLIER else None
-    choice = kernel_scratch(op, ctx.graph, ctx.inplace)
-    _check_scratch(op, ctx, choice.nbytes, choice.variant or "plain")
+    choice = _kernel(ctx).scratch
+    _check_scratch(op, ctx, choice.nbytes, choice.variant.value or "plain")
     if ctx.inplace and ctx.plan.offsets[op.inputs[0]] != ctx.plan.offsets[op.outputs[0]]:
         raise ModelError(f"{op.kind} {shown(op.name)}: in place, but input and output are at different offsets")
-    if requant is not None and (choice.variant == "rows" or not ctx.inplace):  # the planner checked the bias
+    if requant is not None and (choice.variant == Variant.ROWS or not ctx.inplace):  # the planner checked the bias
         ctx.use("mcu_dwconv_s8_plane.h")
         scratch = ctx.scratch if choice.nbytes else "(void *)0"
         return _call("mcu_dwconv_s8_fast", [shape, requant, pad_value, ctx.ptr(op.inputs[0]), ctx.const(op.inputs[1]),

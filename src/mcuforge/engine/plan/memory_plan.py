@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Any, Mapping
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,9 @@ class MemoryPlan:
     # State tensors (SVDF, LSTM) live in a buffer of their own, kept between invocations: offsets in it
     state_offsets: Mapping[str, int] = field(default_factory=dict)
     state_bytes: int = 0
+    # op index -> its kernel (plan.kernels.KernelChoice), for the ops that have several: the code generator
+    # prints what the plan chose
+    kernels: Mapping[int, Any] = field(default_factory=dict)
 
     @property
     def sram_bytes(self) -> int:

@@ -9,6 +9,7 @@ from .blocks import Block, build_blocks, live_bytes
 from .errors import PlanError
 from .exact import exact_pack
 from .inplace import Sharing, share_buffers
+from .kernels import choose_kernels
 from .lifetimes import Lifetime, activation_lifetimes, buffer_bytes
 from .memory_plan import MemoryPlan
 from .packing import Packing, pack
@@ -98,6 +99,7 @@ def _plan(graph: Graph, lifetimes: dict[str, Lifetime], sizes: dict[str, int], a
             op = graph.ops[block.scratch_op]
             scratch[block.scratch_op] = (offset, scratch_bytes(op, graph, block.scratch_op in sharing.inplace_ops))
     return MemoryPlan(
+        kernels=MappingProxyType(choose_kernels(graph, offsets, lifetimes, scratch, sharing.inplace_ops)),
         arena_bytes=packing.arena_bytes,
         lower_bound=lower_bound,
         offsets=MappingProxyType(offsets),

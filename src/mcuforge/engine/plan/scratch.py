@@ -25,6 +25,7 @@ from __future__ import annotations
 import bisect
 import weakref
 from dataclasses import dataclass
+from enum import Enum
 from typing import Callable
 
 import numpy as np
@@ -40,15 +41,26 @@ _INT32_MAX = 2**31 - 1
 _MAX_PRODUCT = 128 * 128  # |x * w| for int8 x and w
 
 
+class Variant(str, Enum):
+    """A kernel's scratch variant, decided here and recorded in the plan (MemoryPlan.kernels)."""
+
+    PLAIN = ""  # no scratch (or a registry operator's fixed scratch)
+    CHANNELS = "channels"  # in-place depthwise, one channel at a time
+    ROWS = "rows"  # depthwise by output rows (in place: a ring), with the DSP plane when `plane`
+    IM2COL4 = "im2col4"  # im2col convolution, four windows at a time
+    IM2COL = "im2col"  # im2col convolution, a column of two windows
+    COLUMN = "column"  # pointwise convolution's int16 column of four pixels
+
+
 @dataclass(frozen=True)
 class KernelScratch:
-    variant: str  # "", "channels" or "rows" (depthwise), "im2col4", "im2col" or "column" (conv columns)
+    variant: Variant
     nbytes: int
     ring_rows: int = 0  # rows: the in-place ring (0: not in place)
     plane: bool = False  # rows: the scratch also holds a depthwise plane (mcu_dwconv_s8_plane)
 
 
-_NONE = KernelScratch("", 0)
+_NONE = KernelScratch(Variant.PLAIN, 0)
 
 # The registered operators' scratch rules (mcuforge.operators): bytes, one variant, never in place.
 SCRATCH: dict[str, Callable[[Op, Graph], int]] = {}
@@ -62,7 +74,7 @@ def scratch_bytes(op: Op, graph: Graph, inplace: bool) -> int:
 def kernel_scratch(op: Op, graph: Graph, inplace: bool) -> KernelScratch:
     """The scratch variant of `op`'s kernel (the code generator follows the same choice)."""
     if op.kind in SCRATCH:
-        return KernelScratch("", SCRATCH[op.kind](op, graph))
+        return KernelScratch(Variant.PLAIN, SCRATCH[op.kind](op, graph))
     if op.kind not in ("CONV_2D", "DEPTHWISE_CONV_2D"):
         return _NONE
     cache = _cache(graph)
@@ -93,7 +105,7 @@ def _minimal(op: Op, graph: Graph, inplace: bool) -> KernelScratch:
         # writes it into the channel's interleaved positions, which only held that input channel.
         out = graph.tensors[op.outputs[0]]
         channels = out.shape[-1] if out.shape else 1
-        return KernelScratch("channels", (out.size // max(channels, 1)) * DTYPE_BYTES[out.dtype])
+        return KernelScratch(Variant.CHANNELS, (out.size // max(channels, 1)) * DTYPE_BYTES[out.dtype])
     return _NONE
 
 
@@ -113,17 +125,17 @@ def _fast(op: Op, graph: Graph, inplace: bool) -> list[KernelScratch]:
         plane = dw_plane_bytes(g.out_h, g.out_w, g.k_h, g.k_w, g.stride_h, g.stride_w) \
             if g.dil_h == g.dil_w == 1 and max(g.k_h, g.k_w) <= DW_PLANE_MAX_K else 0
         if not inplace:
-            return [KernelScratch("rows", plane, 0, True)] if plane else []
+            return [KernelScratch(Variant.ROWS, plane, 0, True)] if plane else []
         rows = dw_ring_rows(g.batches, g.in_h, g.in_w, g.out_h, g.out_w, g.k_h, g.stride_h, g.dil_h, g.pad_top)
-        ring = KernelScratch("rows", rows * g.out_w * g.in_c, rows)
-        return [KernelScratch("rows", max(ring.nbytes, plane), rows, True), ring] if plane else [ring]
+        ring = KernelScratch(Variant.ROWS, rows * g.out_w * g.in_c, rows)
+        return [KernelScratch(Variant.ROWS, max(ring.nbytes, plane), rows, True), ring] if plane else [ring]
     if g.groups != 1 or folded_bias(op, graph) is None:
         return []
     if uses_im2col(g.k_h, g.k_w, g.groups, g.pad_top, g.pad_left, g.in_h, g.in_w, g.out_h, g.out_w,
                    g.stride_h, g.stride_w):
         stride = im2col_stride(g.k_h, g.k_w, g.in_c)
-        return [KernelScratch("im2col4", 9 * stride + 4), KernelScratch("im2col", 4 * (stride + 1) + 4)]
-    return [KernelScratch("column", pointwise_column_bytes(g.in_c))]
+        return [KernelScratch(Variant.IM2COL4, 9 * stride + 4), KernelScratch(Variant.IM2COL, 4 * (stride + 1) + 4)]
+    return [KernelScratch(Variant.COLUMN, pointwise_column_bytes(g.in_c))]
 
 
 def im2col_stride(k_h: int, k_w: int, in_c: int) -> int:
