@@ -110,7 +110,7 @@ def _kernel_calls(source: str, n_layers: int) -> list[str]:
 
 def measure_one(set_name: str, seed: int, index: int, cores: tuple[str, ...]) -> dict:
     """Every measurement of one network (the build folders are removed afterwards)."""
-    from mcuforge.bench import SEED, SPEED_OPT
+    from mcuforge.targets.bench import SEED, SPEED_OPT
     from mcuforge.nas.layers import layers_of
     from mcuforge.nas.space import to_graph
     from mcuforge.pipeline import compile_model

@@ -16,7 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from mcuforge.bench import SEED, cortex_m_code_bytes, cortex_m_instructions  # noqa: E402
+from mcuforge.targets.bench import SEED, cortex_m_code_bytes, cortex_m_instructions  # noqa: E402
 from mcuforge.pipeline import compile_model, load_model  # noqa: E402
 from mcuforge.verify import random_inputs  # noqa: E402
 

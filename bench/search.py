@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from mcuforge.cli_args import parse_bytes  # noqa: E402
+from mcuforge.cli.args import parse_bytes  # noqa: E402
 from mcuforge.nas.search import Preset, load_search_data, search  # noqa: E402
 from mcuforge.nas.stage1 import Budgets  # noqa: E402
 from mcuforge.targets.boards import get_board  # noqa: E402

@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from mcuforge.bench import bench_model  # noqa: E402
+from mcuforge.targets.bench import bench_model  # noqa: E402
 from mcuforge.pipeline import load_model  # noqa: E402
 
 CONV_KINDS = {"CONV_2D", "DEPTHWISE_CONV_2D"}

@@ -24,7 +24,7 @@ from mcuforge.nas.mcunet import RESOLUTIONS, WIDTHS, SearchSpace  # noqa: E402
 from mcuforge.nas.oracles import code_model  # noqa: E402
 from mcuforge.nas.plots import plot_cdf, plot_grid  # noqa: E402
 from mcuforge.nas.stage1 import Budgets, choose, sample_spaces  # noqa: E402
-from mcuforge.nas_cli import GRID_FLASH, GRID_SRAM  # noqa: E402
+from mcuforge.cli.nas import GRID_FLASH, GRID_SRAM  # noqa: E402
 from mcuforge.targets.boards import get_board  # noqa: E402
 
 BOARDS = ("stm32f412", "stm32f746", "stm32h743")

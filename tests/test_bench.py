@@ -10,7 +10,7 @@ from contextlib import redirect_stdout
 import pytest
 from rich.console import Console
 
-from mcuforge import bench
+from mcuforge.targets import bench
 from mcuforge.pipeline import compile_model, load_model
 from mcuforge.targets.boards import BOARDS, BoardError, get_board
 from mcuforge.verify import random_inputs

@@ -167,7 +167,7 @@ def test_quantize_model_folder_is_named(scratch, capsys):
 
 def test_quantize_without_torch_says_how_to_install(scratch, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` now fails as if it were not installed
-    monkeypatch.delitem(sys.modules, "mcuforge.torch_pipeline", raising=False)
+    monkeypatch.delitem(sys.modules, "mcuforge.pytorch.pipeline", raising=False)
     before = snapshot(scratch)
     code, err = run_cli(["quantize", "m.pt2", "--calib", "c.npy", "-o", "q.tflite"], capsys)
     assert_one_line(code, err, "pip install torch==2.13.0, then pip install 'mcuforge[torch]'")

@@ -140,8 +140,8 @@ def test_new_folder_gets_ordinary_permissions(tmp_path, new_library):
 
 
 def test_cli_module_imports_only_the_standard_library():
-    """Start-up safety: `mcuforge.cli` loads no heavy module before main installs its signal handlers."""
-    code = "import sys, mcuforge.cli; print(sorted(m for m in ('numpy', 'rich', 'torch') if m in sys.modules))"
+    """Start-up safety: `mcuforge.cli.main` loads no heavy module before main installs its signal handlers."""
+    code = "import sys, mcuforge.cli.main; print(sorted(m for m in ('numpy', 'rich', 'torch') if m in sys.modules))"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == "[]"
 

@@ -9,7 +9,7 @@ import random
 
 import pytest
 
-from mcuforge.bench import SEED, SPEED_OPT
+from mcuforge.targets.bench import SEED, SPEED_OPT
 from mcuforge.nas import codesize, latency
 from mcuforge.nas.layers import Layer, layers_of
 from mcuforge.nas.mcunet import SearchSpace

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from mcuforge.bench import cortex_m_instructions
+from mcuforge.targets.bench import cortex_m_instructions
 from mcuforge.cli import main
 from mcuforge.engine.schedule import schedule
 from mcuforge.pipeline import compile_model, load_model

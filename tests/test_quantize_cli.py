@@ -127,7 +127,7 @@ class Square(nn.Module):
 ])
 def test_calibration_is_moved_into_the_ir_layout(make, samples, channels_last, tmp_path):
     from mcuforge.frontends.torch_capture import from_torch
-    from mcuforge.torch_pipeline import (example_inputs, exported_module, input_layout, load_exported, to_ir_layout,
+    from mcuforge.pytorch.pipeline import (example_inputs, exported_module, input_layout, load_exported, to_ir_layout,
                                          user_input_nodes)
 
     examples = tuple(torch.randn(2, *s) for s in samples)

@@ -76,7 +76,7 @@ class Report:
         return self.memory.as_json()
 
     def write(self, path: str | os.PathLike) -> list[Path]:
-        from .report_file import ReportContent, board_rows, layer_predictions, write_report
+        from .report.file import ReportContent, board_rows, layer_predictions, write_report
 
         predicted = layer_predictions(self.memory, self.compiled.graph, self.compiled.plan, ("cortex-m4", "cortex-m7"))
         content = ReportContent(self.memory, title=f"{self.compiled.lib.name}: compile report",

@@ -280,7 +280,7 @@ def _run_c(graph: Graph, inputs: np.ndarray, target: str, opt: str, strategy: st
 
 def _run_tflm(graph: Graph, data: bytes, what: str, inputs: np.ndarray,
               advance: Callable[[int], None]) -> list[list[np.ndarray]]:
-    from .float_reference import tflm_interpreter
+    from .pytorch.float_reference import tflm_interpreter
 
     interpreter = tflm_interpreter(data, what)
     outs = []
@@ -295,7 +295,7 @@ def _run_tflm(graph: Graph, data: bytes, what: str, inputs: np.ndarray,
 def _float_input(real: np.ndarray, model_shape: tuple[int, ...], layout: str, float_shape: tuple[int, ...],
                  what: str) -> np.ndarray:
     """The real values [N, *int8 input shape] as [N, *float_shape], channels moved for an nchw model."""
-    from .float_reference import batchless
+    from .pytorch.float_reference import batchless
 
     x = real.reshape((len(real), *batchless(model_shape)))
     if layout == "nchw" and x.ndim >= 3:
@@ -319,7 +319,7 @@ def _float_output(y: np.ndarray, j: int, graph: Graph, layout: str, what: str) -
 
 
 def _float_outputs(float_model, real: np.ndarray, graph: Graph, layout: str, task) -> list[np.ndarray]:
-    from .float_reference import load_float_model
+    from .pytorch.float_reference import load_float_model
 
     ref = load_float_model(float_model)
     what = f"the float model {shown(os.fspath(float_model), 100)}"
@@ -338,7 +338,7 @@ def validate(model: str | os.PathLike, data: str | os.PathLike, *, float_model: 
              strategy: str = "auto", max_extra_macs: float = 0.15, progress: bool = False) -> Validation:
     """Runs the first `samples` samples of `data` (default all, at most DEFAULT_MAX_SAMPLES) through the
     generated C of the int8 `model` (on `target`), TFLM and the float model; see the module docstring."""
-    from .float_reference import tflm_runtime
+    from .pytorch.float_reference import tflm_runtime
     from .pipeline import load_model
 
     if float_layout is not None and float_model is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from ..plotting import check_plot_path, pyplot, save_figure
+from ..report.plotting import check_plot_path, pyplot, save_figure
 from .stage1 import SpaceStats, Stage1Result
 
 __all__ = ["check_plot_path", "plot_cdf", "plot_grid"]

@@ -150,7 +150,7 @@ class Evaluations:
 
 
 def _plot(path: Path, evo: list[float], rnd: list[float], evo_evals: int) -> None:
-    from ..plotting import pyplot, save_figure
+    from ..report.plotting import pyplot, save_figure
 
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 3.5))
@@ -187,7 +187,7 @@ def _write_html(path: Path, searched, rows: list[dict], budgets: Budgets, board:
                 audio: dict | None) -> None:
     """The compile report of the searched network (its layers, memory profile, flash, predicted and
     counted instructions per board) with the accuracy table of the searched network and the baselines."""
-    from ..report_file import ReportContent, board_rows, layer_predictions, write_report
+    from ..report.file import ReportContent, board_rows, layer_predictions, write_report
 
     compiled = searched.compiled
     predicted = layer_predictions(compiled.report, compiled.graph, compiled.plan, CORES)

@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .cli_args import build_parser, check_engine, check_samples, parse_bytes, parse_fraction
-from .errors import BuildError, McuforgeError, UsageError, shown
-from .outdir import STOP_SIGNALS, pause_for_tests
+from .args import build_parser, check_engine, check_samples, parse_bytes, parse_fraction
+from ..errors import BuildError, McuforgeError, UsageError, shown
+from ..outdir import STOP_SIGNALS, pause_for_tests
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -27,7 +27,7 @@ __all__ = ["main", "parse_bytes", "parse_fraction"]
 
 def _load(args):
     """The model file as a graph, with external inputs when --external-input is given."""
-    from .pipeline import load_model
+    from ..pipeline import load_model
 
     graph = load_model(args.model)
     return graph.with_external_inputs() if getattr(args, "external_input", False) else graph
@@ -35,7 +35,7 @@ def _load(args):
 
 def _import_torch_pipeline():
     try:
-        torch_pipeline = importlib.import_module(".torch_pipeline", __package__)
+        torch_pipeline = importlib.import_module("..pytorch.pipeline", __package__)
     except ImportError as e:
         if (e.name or "").split(".")[0] != "torch":
             raise
@@ -45,9 +45,9 @@ def _import_torch_pipeline():
 
 
 def _quantize(args, console: Console) -> int:
-    from .outdir import check_output_file, check_output_folder
-    from .pipeline import compile_model, write_library
-    from .report import print_memory
+    from ..outdir import check_output_file, check_output_folder
+    from ..pipeline import compile_model, write_library
+    from ..report import print_memory
 
     check_output_file(args.out, (".tflite",), "the int8 model", make_parents=True)
     if args.c_out:
@@ -77,14 +77,14 @@ def _quantize(args, console: Console) -> int:
 
 
 def _compile(args, console: Console) -> int:
-    from .engine.codegen import CodeOptions
-    from .outdir import check_output_folder
-    from .pipeline import compile_model, write_library
-    from .report import print_memory
+    from ..engine.codegen import CodeOptions
+    from ..outdir import check_output_folder
+    from ..pipeline import compile_model, write_library
+    from ..report import print_memory
 
     board = None
     if args.board:
-        from .targets.boards import get_board
+        from ..targets.boards import get_board
 
         board = get_board(args.board)
         args.sram = args.sram or board.sram_bytes
@@ -96,7 +96,7 @@ def _compile(args, console: Console) -> int:
     options = CodeOptions(args.arena, args.arena_section, args.weights_section)
     check_output_folder(args.out)
     if args.report:
-        from .report_file import check_report_path
+        from ..report.file import check_report_path
 
         check_report_path(args.report)
     graph = _load(args)
@@ -112,7 +112,7 @@ def _compile(args, console: Console) -> int:
     summary = compiled.report.as_json()
     size = None
     if args.target != "host":
-        from .targets.cortex_m import CortexMModel
+        from ..targets.cortex_m import CortexMModel
 
         size = CortexMModel.build(compiled.lib, args.target, f"-{args.opt}").size_report()  # built: cached
         console.print("\n".join(size.lines()), markup=False)
@@ -128,7 +128,7 @@ def _compile(args, console: Console) -> int:
 
 
 def _write_compile_report(args, compiled, size, summary: dict, console: Console) -> None:
-    from .report_file import ReportContent, board_rows, layer_predictions, write_report
+    from ..report.file import ReportContent, board_rows, layer_predictions, write_report
 
     predicted = layer_predictions(compiled.report, compiled.graph, compiled.plan, ("cortex-m4", "cortex-m7"))
     counted = {summary["board"]: summary["instructions"]} if "instructions" in summary else {}
@@ -152,8 +152,8 @@ def _board_estimate(board, compiled, args, console: Console) -> dict:
         console.print(f"{board.mcu}: no --target for its core ({board.core}) yet; budgets checked, "
                       "no latency estimate")
         return out
-    from .targets.cortex_m import CortexMModel
-    from .verify import random_inputs
+    from ..targets.cortex_m import CortexMModel
+    from ..verify import random_inputs
 
     model = CortexMModel.build(compiled.lib, board.target, f"-{args.opt}")
     count = model.count_instructions(random_inputs(compiled.graph, 1)[0])
@@ -164,13 +164,13 @@ def _board_estimate(board, compiled, args, console: Console) -> dict:
 
 
 def _bench(args, console: Console) -> int:
-    from .bench import run_bench
+    from ..targets.bench import run_bench
 
     return run_bench(args, console)
 
 
 def _given_inputs(args, graph) -> tuple[list, bool]:
-    from .arrays import input_batch, load_array
+    from ..arrays import input_batch, load_array
 
     return input_batch(graph, load_array(args.input), quantize=args.quantize_input, source=shown(args.input))
 
@@ -178,8 +178,8 @@ def _given_inputs(args, graph) -> tuple[list, bool]:
 def _run(args, console: Console) -> int:
     import numpy as np
 
-    from .arrays import check_output_path, save_outputs
-    from .pipeline import run_model
+    from ..arrays import check_output_path, save_outputs
+    from ..pipeline import run_model
 
     check_engine(args.engine, args.target)
     graph = _load(args)
@@ -188,8 +188,8 @@ def _run(args, console: Console) -> int:
     if args.target == "host":
         outs = run_model(graph, batch, args.engine, strategy=args.strategy, max_extra_macs=args.max_extra_macs)
     else:
-        from .pipeline import compile_model
-        from .targets.cortex_m import CortexMModel
+        from ..pipeline import compile_model
+        from ..targets.cortex_m import CortexMModel
 
         compiled = compile_model(graph, strategy=args.strategy, max_extra_macs=args.max_extra_macs)
         outs = CortexMModel.build(compiled.lib, args.target, f"-{args.opt}").run_batch(batch)
@@ -201,8 +201,8 @@ def _run(args, console: Console) -> int:
 
 
 def _verify(args, console: Console) -> int:
-    from .report import print_verify
-    from .verify import verify
+    from ..report import print_verify
+    from ..verify import verify
 
     check_samples(args.samples, args.input)
     graph = _load(args)
@@ -214,17 +214,17 @@ def _verify(args, console: Console) -> int:
 
 
 def _inspect(args, console: Console) -> int:
-    from .memory_plot import check_plot_path
-    from .pipeline import analyze
-    from .report import print_layers, print_memory, print_ops
+    from ..report.memory_plot import check_plot_path
+    from ..pipeline import analyze
+    from ..report import print_layers, print_memory, print_ops
 
     if args.plot:
         check_plot_path(args.plot)
     graph = _load(args)
     report = analyze(graph, strategy=args.strategy, max_extra_macs=args.max_extra_macs)
     if args.plot:
-        from .engine.schedule import layer_profiles
-        from .memory_plot import plot_memory
+        from ..engine.schedule import layer_profiles
+        from ..report.memory_plot import plot_memory
 
         path = plot_memory(graph.name, layer_profiles(graph, args.max_extra_macs), args.plot, args.sram)
         console.print(f"wrote {path}", markup=False)
@@ -238,12 +238,12 @@ def _inspect(args, console: Console) -> int:
 
 
 def _demo(args, console: Console) -> int:
-    from .models import tiny_mobilenet
-    from .outdir import check_output_folder
-    from .pipeline import compile_model, write_library
-    from .report import print_memory, print_verify
-    from .targets.host import HostModel
-    from .verify import random_inputs, verify
+    from ..models import tiny_mobilenet
+    from ..outdir import check_output_folder
+    from ..pipeline import compile_model, write_library
+    from ..report import print_memory, print_verify
+    from ..targets.host import HostModel
+    from ..verify import random_inputs, verify
 
     check_output_folder(args.out)
     graph = tiny_mobilenet()
@@ -267,22 +267,22 @@ def _demo(args, console: Console) -> int:
 
 
 def _search(args, console: Console) -> int:
-    from .nas_cli import run_search
+    from .nas import run_search
 
     return run_search(args, console)
 
 
 def _nas(args, console: Console) -> int:
-    from .nas_cli import run_nas
+    from .nas import run_nas
 
     return run_nas(args, console)
 
 
 def _validate(args, console: Console) -> int:
-    from .validate import validate
+    from ..validate import validate
 
     if args.report:
-        from .report_file import check_report_path
+        from ..report.file import check_report_path
 
         check_report_path(args.report)
     result = validate(args.model, args.data, float_model=args.float_model, float_layout=args.float_layout,
@@ -297,8 +297,8 @@ def _validate(args, console: Console) -> int:
 
 
 def _write_validate_report(args, result, console: Console) -> None:
-    from .pipeline import compile_model, load_model
-    from .report_file import ReportContent, board_rows, layer_predictions, write_report
+    from ..pipeline import compile_model, load_model
+    from ..report.file import ReportContent, board_rows, layer_predictions, write_report
 
     compiled = compile_model(load_model(args.model), strategy=args.strategy, max_extra_macs=args.max_extra_macs)
     predicted = layer_predictions(compiled.report, compiled.graph, compiled.plan, ("cortex-m4", "cortex-m7"))

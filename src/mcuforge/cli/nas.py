@@ -1,6 +1,6 @@
 """`mcuforge nas ...`: the command line of the NAS half (arguments here, the work in mcuforge.nas).
 
-Standard library only at module level (cli_args builds the parser before the heavy imports)."""
+Standard library only at module level (cli.args builds the parser before the heavy imports)."""
 from __future__ import annotations
 
 import argparse
@@ -9,7 +9,7 @@ import os
 import re
 
 from .argtypes import parse_bytes, parse_count, parse_fraction, parse_positive
-from .errors import BudgetError, UsageError, shown
+from ..errors import BudgetError, UsageError, shown
 
 SPACE_DESCRIPTION = """\
 TinyNAS stage 1: choose the search space (width multiplier W x input resolution R) for a board. For each
@@ -75,7 +75,7 @@ def add_nas_parser(sub) -> None:
 
 def parse_task(args) -> dict:
     """channels, signal and the resolutions of the grid from --input / --signal."""
-    from .nas.mcunet import RESOLUTIONS
+    from ..nas.mcunet import RESOLUTIONS
 
     if args.signal:
         m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", args.signal)
@@ -104,8 +104,8 @@ def parse_milliseconds(text: str) -> float:
 
 
 def _budgets(args):
-    from .nas.stage1 import Budgets
-    from .targets.boards import get_board
+    from ..nas.stage1 import Budgets
+    from ..targets.boards import get_board
 
     board = get_board(args.board) if args.board else None
     sram = args.sram or (board.sram_bytes if board else None)
@@ -119,8 +119,8 @@ def _budgets(args):
 
 def _models(args, board):
     """The code-size and latency models stage 1 uses, and a line saying which core they are for."""
-    from .nas import latency as latency_tables
-    from .nas.oracles import code_model, latency_model
+    from ..nas import latency as latency_tables
+    from ..nas.oracles import code_model, latency_model
 
     cores = latency_tables.cores()
     core = board.core if board is not None and board.core in cores else "cortex-m7"
@@ -138,9 +138,9 @@ def _models(args, board):
 def run_space(args, console) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from .nas.plots import check_plot_path, plot_cdf, plot_grid
-    from .nas.stage1 import Budgets, choose, sample_spaces
-    from .nas.mcunet import WIDTHS, SearchSpace
+    from ..nas.plots import check_plot_path, plot_cdf, plot_grid
+    from ..nas.stage1 import Budgets, choose, sample_spaces
+    from ..nas.mcunet import WIDTHS, SearchSpace
 
     budgets, board = _budgets(args)
     code, latency, note = _models(args, board)
@@ -251,8 +251,8 @@ def run_search(args, console) -> int:
     import dataclasses
     import json
 
-    from .nas.search import PRESETS, load_search_data, search
-    from .progress import phase_bars
+    from ..nas.search import PRESETS, load_search_data, search
+    from ..progress import phase_bars
 
     budgets, board = _budgets(args)
     preset = PRESETS[args.preset]

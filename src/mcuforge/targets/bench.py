@@ -27,9 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .engine.codegen import CLibrary
-from .errors import McuforgeError
-from .ir import NUMPY_DTYPES, Graph
+from ..engine.codegen import CLibrary
+from ..errors import McuforgeError
+from ..ir import NUMPY_DTYPES, Graph
 
 TFLM_INVOKE = "tflite::micro::MicroInterpreter::Invoke()"  # demangled: _ZN6tflite5micro16MicroInterpreter6InvokeEv
 SEED = 0
@@ -98,7 +98,7 @@ def callgrind(cmd: Sequence[str], symbol: str, *, stdin: bytes = b"", per_call: 
 def x86_instructions(lib: CLibrary, inputs: Sequence[np.ndarray] | None = None, opt: str = SPEED_OPT) -> int:
     """x86 instructions of one `<name>_invoke()` of the generated C, built for this host at `opt`.
     `inputs` default to zeros (counts can depend a little on the data: pass the same input to compare)."""
-    from .targets.host import build_executable
+    from .host import build_executable
 
     if inputs is None:
         inputs = [np.zeros(s.shape, NUMPY_DTYPES[s.dtype]) for s in lib.inputs]
@@ -132,7 +132,7 @@ def _instrumentation_hook() -> str:
     """A tiny shared library whose one function turns callgrind's instrumentation on, so that Python's own
     start-up runs uninstrumented (about 3x faster; the counts are the same). '' when valgrind's header is
     not installed: the driver then runs instrumented from the start."""
-    from .targets.host import cache_dir, compiler
+    from .host import cache_dir, compiler
 
     key = hashlib.sha256(_START_SOURCE.encode()).hexdigest()[:12]
     lib = cache_dir().parent / "bench" / f"callgrind_start_{key}.so"
@@ -180,7 +180,7 @@ def tflm_x86_instructions(tflite_bytes: bytes, inputs: Sequence[np.ndarray] | No
 
 def _cortex_m_model(lib: CLibrary, core: str, opt: str, trace: bool = False):
     try:
-        from .targets.cortex_m import CortexMModel, toolchain_missing
+        from .cortex_m import CortexMModel, toolchain_missing
     except ImportError as e:
         raise MissingTool(f"no Cortex-M target in this mcuforge ({e})") from None
     missing = toolchain_missing()
@@ -213,9 +213,9 @@ def cortex_m_layer_instructions(lib: CLibrary, inputs: Sequence[np.ndarray], cor
 def bench_layers(path: str | Path, core: str = "cortex-m7") -> list[dict]:
     """Per-layer Cortex-M instruction counts of one .tflite model (`mcuforge bench --layers`): one dict per
     layer with its index, operator, output shape, MACs and instructions."""
-    from .engine.opinfo import macs
-    from .pipeline import compile_model, load_model
-    from .verify import random_inputs
+    from ..engine.opinfo import macs
+    from ..pipeline import compile_model, load_model
+    from ..verify import random_inputs
 
     path = Path(path)
     graph = load_model(path)
@@ -281,8 +281,8 @@ def _measure(result: BenchResult, key: str, fn, *args) -> None:
 
 def bench_graph(graph: Graph, tflite_bytes: bytes | None = None, *, name: str | None = None,
                 cortex_m: bool = True, tflm_invokes: int = TFLM_INVOKES) -> BenchResult:
-    from .pipeline import compile_model
-    from .verify import random_inputs
+    from ..pipeline import compile_model
+    from ..verify import random_inputs
 
     compiled = compile_model(graph, name)
     inputs = random_inputs(graph, 1, seed=SEED)[0]
@@ -303,7 +303,7 @@ def bench_graph(graph: Graph, tflite_bytes: bytes | None = None, *, name: str | 
 def bench_model(path: str | Path, *, cortex_m: bool = True, tflm_invokes: int = TFLM_INVOKES) -> dict:
     """Every speed figure of one .tflite model as a JSON-ready dict (None where a tool is missing; the
     'notes' list says which)."""
-    from .pipeline import load_model
+    from ..pipeline import load_model
 
     path = Path(path)
     graph = load_model(path)
@@ -314,7 +314,7 @@ def bench_model(path: str | Path, *, cortex_m: bool = True, tflm_invokes: int = 
 # ------------------------------------------------------------------------------------------- CLI
 
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
-    from .argtypes import parse_positive
+    from ..cli.argtypes import parse_positive
 
     parser.add_argument("model", nargs="+", help="int8 .tflite model(s)")
     parser.add_argument("--json", action="store_true", help="one JSON object per model per line")

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import UsageError, shown
+from ..errors import UsageError, shown
 
 TFLM_ARENA_BYTES = 16 << 20
 TORCH_CHUNK = 64  # samples per call of a program exported with a free batch size
@@ -203,7 +203,7 @@ def _load_torch(path: Path, what: str) -> FloatModel:
     try:
         import torch
 
-        from .torch_pipeline import load_exported, user_input_nodes
+        from .pipeline import load_exported, user_input_nodes
     except ImportError as e:
         if (e.name or "").split(".")[0] != "torch":
             raise

@@ -20,15 +20,15 @@ import numpy as np
 import torch
 from torch.export import ExportedProgram
 
-from .errors import ModelError
-from .frontends.tflite_writer import write_tflite
-from .frontends.torch_capture import from_torch
-from .frontends.torch_capture import input_layout as capture_layout
-from .frontends.torch_layout import Layout
-from .ir import Graph
-from .outdir import write_file_atomically
-from .pipeline import MemoryReport, analyze
-from .quant.ptq import ObserverChoice, quantize
+from ..errors import ModelError
+from ..frontends.tflite_writer import write_tflite
+from ..frontends.torch_capture import from_torch
+from ..frontends.torch_capture import input_layout as capture_layout
+from ..frontends.torch_layout import Layout
+from ..ir import Graph
+from ..outdir import write_file_atomically
+from ..pipeline import MemoryReport, analyze
+from ..quant.ptq import ObserverChoice, quantize
 
 __all__ = ["Quantized", "check_calibration", "example_inputs", "exported_module", "input_layout",
            "load_calibration", "load_exported", "quantize_exported", "to_ir_layout", "user_input_nodes", "write_atomic"]

@@ -5,10 +5,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .errors import shown
+from ..errors import shown
 
-from .pipeline import MemoryReport
-from .verify import VerifyResult
+from ..pipeline import MemoryReport
+from ..verify import VerifyResult
 
 
 def _name(text: str) -> str:

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import UsageError
-from .outdir import check_output_file, write_file_atomically
+from ..errors import UsageError
+from ..outdir import check_output_file, write_file_atomically
 
 PLOT_SUFFIXES = (".png", ".svg", ".pdf")
 

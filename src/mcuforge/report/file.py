@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from . import __version__
-from .outdir import check_output_file, write_file_atomically
-from .pipeline import MemoryReport
+from .. import __version__
+from ..outdir import check_output_file, write_file_atomically
+from ..pipeline import MemoryReport
 
 REPORT_SUFFIXES = (".html", ".htm", ".md")
 
@@ -44,8 +44,8 @@ def check_report_path(path: str | os.PathLike) -> Path:
 def layer_predictions(report: MemoryReport, graph, plan, cores: Sequence[str]) -> dict[str, list[int]]:
     """Predicted instructions per model layer on each core (nas.latency's per-op model, summed over the
     ops run for each layer)."""
-    from .nas.latency import layer_instructions
-    from .nas.layers import layers_of
+    from ..nas.latency import layer_instructions
+    from ..nas.layers import layers_of
 
     layers = layers_of(graph, plan)
     out: dict[str, list[int]] = {}
@@ -61,7 +61,7 @@ def layer_predictions(report: MemoryReport, graph, plan, cores: Sequence[str]) -
 def board_rows(predicted: dict[str, list[int]], counted: dict[str, int] | None = None
                ) -> list[tuple[str, str, int, int | None]]:
     """(board, core, clock, counted instructions or None) for every board whose core has predictions."""
-    from .targets.boards import BOARDS
+    from ..targets.boards import BOARDS
 
     counted = counted or {}
     return [(b.name, b.core, b.clock_hz, counted.get(b.name)) for b in BOARDS.values() if b.core in predicted]

@@ -1,12 +1,13 @@
 """Argument types of the command line: byte counts, fractions, whole numbers. Each raises
 argparse.ArgumentTypeError with a one-line reason. Standard library only, and no import of the CLI modules,
-so that every module that adds arguments (cli_args, bench, nas_cli) can use them without an import cycle."""
+so that every module that adds arguments (cli.args, targets.bench, cli.nas) can use them without an import
+cycle."""
 from __future__ import annotations
 
 import argparse
 import math
 
-from .errors import shown
+from ..errors import shown
 
 BYTE_UNITS = {"K": 1024, "M": 1024 * 1024}
 

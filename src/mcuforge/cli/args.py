@@ -1,17 +1,17 @@
-"""The command line's arguments: the parser and checks (the argument types are in argtypes). A mistake in the arguments is one
-line on stderr and exit status 2.
+"""The command line's arguments: the parser and checks (the argument types are in argtypes). A mistake in
+the arguments is one line on stderr and exit status 2.
 
-Standard library only at module level, so that `mcuforge.cli` can import it before its signal handlers
-are in place; `build_parser` imports the modules that list choices (quant.observers, bench).
+Standard library only at module level, so that `mcuforge.cli.main` can import it before its signal handlers
+are in place; `build_parser` imports the modules that list choices (quant.observers, targets.bench).
 """
 from __future__ import annotations
 
 import argparse
 from typing import NoReturn
 
-from . import __version__
+from .. import __version__
 from .argtypes import parse_bytes, parse_count, parse_fraction, parse_positive  # noqa: F401  (re-exported)
-from .errors import UsageError
+from ..errors import UsageError
 
 
 class Parser(argparse.ArgumentParser):
@@ -166,13 +166,13 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Count instructions per inference exactly: our generated C on x86 and TFLM "
                        "(callgrind), Cortex-M4/M7 in QEMU (our plugin), all built at -O2; Cortex-M7 also at -Os and "
                        "-O0 (ratios to -O2); the M7 model code size at -Os and -O2.")
-    from .bench import add_bench_arguments
+    from ..targets.bench import add_bench_arguments
 
     add_bench_arguments(b)
 
     _add_quantize(sub)
     _add_validate(sub)
-    from .nas_cli import add_nas_parser, add_search_parser
+    from .nas import add_nas_parser, add_search_parser
 
     add_nas_parser(sub)
     add_search_parser(sub)
@@ -239,7 +239,7 @@ def _add_validate(sub) -> None:
 
 
 def _add_quantize(sub) -> None:
-    from .quant.observers import OBSERVERS
+    from ..quant.observers import OBSERVERS
 
     q = sub.add_parser("quantize", help="PyTorch model (torch.export .pt2) -> int8 .tflite, calibrated on data",
                        description=QUANTIZE_DESCRIPTION,
