@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .choices import DEFAULT_STRATEGY
 from .engine.codegen import CodeOptions
 from .engine.schedule import MAX_EXTRA_MACS
 from .errors import UsageError
@@ -146,7 +147,7 @@ class Model:
 
 
 def compile(model: str | os.PathLike | Graph, *, board: str | None = None, sram: int | None = None,
-            flash: int | None = None, strategy: str = "auto", objective: str | None = None,
+            flash: int | None = None, strategy: str = DEFAULT_STRATEGY, objective: str | None = None,
             max_extra_macs: float = MAX_EXTRA_MACS, name: str | None = None, target: str | None = None,
             opt: str = "-O2", arena: str = "static", arena_section: str | None = None,
             weights_section: str | None = None, external_input: bool = False) -> Model:

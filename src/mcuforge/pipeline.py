@@ -178,9 +178,9 @@ def memory_report(graph: Graph, plan: MemoryPlan, flash_bytes: int, chosen: Sche
 def analyze(graph: Graph, *, strategy: str = "layer", max_extra_macs: float = MAX_EXTRA_MACS) -> MemoryReport:
     """The memory report of `compile_model` without writing anything: the same plan and flash figures
     (the C is generated to count its const data)."""
-    chosen = schedule(graph, strategy, max_extra_macs)
+    chosen, choice = scheduled(graph, strategy, max_extra_macs=max_extra_macs)
     lib = compile_graph(chosen.graph, plan=chosen.plan)  # checks the plan
-    return memory_report(chosen.graph, chosen.plan, lib.flash_weights_bytes, chosen, model=graph)
+    return memory_report(chosen.graph, chosen.plan, lib.flash_weights_bytes, chosen, choice, graph)
 
 
 def compile_model(graph: Graph, name: str | None = None, *, sram: int | None = None,
@@ -197,20 +197,31 @@ def compile_model(graph: Graph, name: str | None = None, *, sram: int | None = N
     given; plan_choice). The CLI's default is "auto". `options`: whose arena, which linker sections
     (engine.codegen.CodeOptions). `target` "cortex-m4"/"cortex-m7" builds the library at `opt` with
     arm-none-eabi-gcc (cached) to measure its code, which the report and the flash budget then include;
-    for "host" the flash is the const data alone."""
+    for "host" the flash is the const data alone.
+
+    The stages, in order: read and canonicalize (load_model: the reader folds constants, lowers operators
+    and validates the graph), schedule and plan (`scheduled`: how the ops run, each candidate with its
+    memory plan and kernel choices), generate (engine.compile_graph, which checks the plan first), then
+    the report and the budgets."""
     prefix = check_c_name(name) if name is not None else graph.name  # an explicit name must be a C identifier
-    choice = None
-    if strategy == "auto":
-        choice = choose_plan(graph, sram=sram, objective=objective, core=core, max_extra_macs=max_extra_macs)
-        chosen = choice.schedule
-    else:
-        chosen = schedule(graph, strategy, max_extra_macs)
-    lib = compile_graph(chosen.graph, prefix, plan=chosen.plan, options=options)  # checks the plan
+    chosen, choice = scheduled(graph, strategy, sram=sram, objective=objective, core=core,
+                               max_extra_macs=max_extra_macs)
+    lib = compile_graph(chosen.graph, prefix, plan=chosen.plan, options=options)
     report = memory_report(chosen.graph, chosen.plan, lib.flash_weights_bytes, chosen, choice, graph)
     if target != "host":
         report = with_code_size(report, lib, target, opt)
     check_budget(report, sram, flash)
     return Compiled(chosen.graph, chosen.plan, lib, report)
+
+
+def scheduled(graph: Graph, strategy: str, *, sram: int | None = None, objective: str | None = None,
+              core: str = "cortex-m7", max_extra_macs: float = MAX_EXTRA_MACS) -> tuple[Schedule, PlanChoice | None]:
+    """The schedule and plan stage: `strategy`'s schedule (with its memory plan), or under "auto" the one
+    plan_choice weighs best, with why."""
+    if strategy != "auto":
+        return schedule(graph, strategy, max_extra_macs), None
+    choice = choose_plan(graph, sram=sram, objective=objective, core=core, max_extra_macs=max_extra_macs)
+    return choice.schedule, choice
 
 
 def with_code_size(report: MemoryReport, lib: CLibrary, core: str, opt: str) -> MemoryReport:

@@ -15,10 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .engine.schedule import MAX_EXTRA_MACS, Schedule, schedule, schedules
+from .choices import OBJECTIVES
 from .errors import UsageError
 from .ir import Graph
 
-OBJECTIVES = ("memory", "latency")
 CANDIDATES = ("layer", "fused", "patch")  # besides auto's choice
 
 

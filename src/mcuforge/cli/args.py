@@ -10,6 +10,7 @@ import argparse
 from typing import NoReturn
 
 from .. import __version__
+from ..choices import DEFAULT_STRATEGY, OBJECTIVES, STRATEGIES
 from .argtypes import parse_bytes, parse_count, parse_fraction, parse_positive  # noqa: F401  (re-exported)
 from ..errors import UsageError
 
@@ -69,7 +70,7 @@ def _add_target(p: argparse.ArgumentParser, what: str) -> None:
 
 
 def _add_strategy(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--strategy", choices=("auto", "layer", "fused", "patch"), default="auto",
+    p.add_argument("--strategy", choices=STRATEGIES, default=DEFAULT_STRATEGY,
                    help="how to run the model: auto (default: per block, whichever gives the lowest peak "
                    "SRAM), layer (layer by layer; fastest), fused (inverted-residual blocks in slices of "
                    "their expanded channels, so the expanded tensor never exists in full; no extra MACs), "
@@ -109,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "model's code too when built for a Cortex-M --target (or a --board with one)")
     c.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     _add_strategy(c)
-    c.add_argument("--objective", choices=("memory", "latency"),
+    c.add_argument("--objective", choices=OBJECTIVES,
                    help="what --strategy auto optimises: latency (the default with --sram or --board: of the "
                    "plans that fit the SRAM budget, the one with the fewest predicted instructions on the "
                    "board's core, Cortex-M7 otherwise) or memory (the default without a budget: the lowest "
@@ -229,7 +230,7 @@ def _add_validate(sub) -> None:
     v.add_argument("--samples", type=parse_positive, metavar="N",
                    help="use the first N samples (default all, at most 1000)")
     v.add_argument("--json", action="store_true", help="print one JSON object as the last line")
-    v.add_argument("--strategy", choices=("auto", "layer", "fused", "patch"), default="auto",
+    v.add_argument("--strategy", choices=STRATEGIES, default=DEFAULT_STRATEGY,
                    help="how the C runs the model, as in compile (default auto)")
     v.add_argument("--max-extra-macs", type=parse_fraction, default=0.15, metavar="FRACTION",
                    help="cap on the MACs a strategy may add (default 15%%)")

@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Callable
 
+from ...choices import STRATEGIES
 from ...errors import ModelError
 from ...ir import Graph, Op
 from ..opinfo import total_macs
@@ -30,7 +31,6 @@ from .fuse import FusedBlock, block_of, fusable_blocks, fuse, slice_widths
 from .patch import PatchStage, chain_spans, extra_macs_ratio, split, stage_chains, stage_grid
 from .patch import source_layers as patch_source_layers
 
-STRATEGIES = ("layer", "fused", "patch", "auto")
 MAX_EXTRA_MACS = 0.15  # default cap on the MACs a strategy may add (halo recomputation), a fraction
 MAX_GRID = 8  # patches per side: more only adds halo MACs and code for a few hundred bytes
 SHORTLIST = 8  # candidates whose live-set bound is computed (after ranking by a rough peak)
