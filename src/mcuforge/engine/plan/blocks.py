@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ...ir import Graph, Op
-from .inplace import Sharing
-from .lifetimes import Lifetime, round_up
+from .inplace import Sharing, share_buffers
+from .lifetimes import Lifetime, activation_lifetimes, buffer_bytes, round_up
 
 
 @dataclass(frozen=True)
@@ -78,3 +78,24 @@ def live_bytes(blocks: list[Block], n_steps: int) -> list[int]:
         running += d
         live.append(running)
     return live
+
+
+@dataclass(frozen=True)
+class LiveSet:
+    """The one live-bytes pass: what the planner packs, the scheduler compares and the scratch choice asks."""
+
+    lifetimes: dict[str, Lifetime]
+    sizes: dict[str, int]  # aligned bytes of each activation (lifetimes.buffer_bytes)
+    sharing: Sharing
+    blocks: list[Block]
+    live: list[int]  # bytes live at each step (the schedule's lower bound is the largest)
+
+
+def live_set(graph: Graph, align: int, inplace: bool, scratch: Callable[[Op, bool], int]) -> LiveSet:
+    """Lifetimes, aligned sizes, in-place sharing (when `inplace`), the blocks with each op's scratch
+    (`scratch(op, in place)` bytes) and the live bytes per step, computed one way for every user."""
+    lifetimes = activation_lifetimes(graph)
+    sizes = {n: buffer_bytes(graph.tensors[n].nbytes, align) for n in lifetimes}
+    sharing = share_buffers(graph, lifetimes, sizes, inplace)
+    blocks = build_blocks(graph, sharing, lifetimes, sizes, align, scratch)
+    return LiveSet(lifetimes, sizes, sharing, blocks, live_bytes(blocks, max(len(graph.ops), 1)))

@@ -1,16 +1,16 @@
-"""plan_memory: lifetimes -> shared buffers (aliases, in place) -> blocks (+ scratch) -> packing."""
+"""plan_memory: the live set (lifetimes -> shared buffers, aliases and in place -> blocks with scratch; one
+pass, plan.blocks.live_set) -> packing -> each op's kernel (plan.kernels) -> the state buffer."""
 from __future__ import annotations
 
 from dataclasses import replace
 from types import MappingProxyType
 
 from ...ir import Graph
-from .blocks import Block, build_blocks, live_bytes
+from .blocks import Block, LiveSet, live_set
 from .errors import PlanError
 from .exact import exact_pack
-from .inplace import Sharing, share_buffers
 from .kernels import choose_kernels
-from .lifetimes import Lifetime, activation_lifetimes, buffer_bytes
+from .lifetimes import buffer_bytes
 from .memory_plan import MemoryPlan
 from .packing import Packing, pack
 from .scratch import scratch_bytes
@@ -38,14 +38,11 @@ def plan_memory(graph: Graph, *, align: int = 4, inplace: bool = True, search: i
     """
     if align < 1:
         raise PlanError(f"alignment must be a positive number of bytes, not {align}")
-    lifetimes = activation_lifetimes(graph)
-    tensors = graph.tensors
-    sizes = {n: buffer_bytes(tensors[n].nbytes, align) for n in lifetimes}
     if exact_time <= 0:
         raise PlanError(f"exact_time must be a positive number of seconds, not {exact_time}")
-    plan = _plan(graph, lifetimes, sizes, align, inplace, search, exact, exact_time)
+    plan = _plan(graph, align, inplace, search, exact, exact_time)
     if plan.inplace_ops and plan.arena_bytes > plan.lower_bound:
-        plain = _plan(graph, lifetimes, sizes, align, False, search, exact, exact_time)
+        plain = _plan(graph, align, False, search, exact, exact_time)
         if plain.arena_bytes < plan.arena_bytes:
             plan = plain
     if not graph.states():
@@ -65,31 +62,25 @@ def state_layout(graph: Graph, align: int = 4) -> tuple[dict[str, int], int]:
 
 def plan_blocks(graph: Graph, *, align: int = 4, inplace: bool = True) -> list[Block]:
     """The blocks plan_memory packs for `graph` (its first try, with in place as given): for benchmarks."""
-    lifetimes = activation_lifetimes(graph)
-    sizes = {n: buffer_bytes(graph.tensors[n].nbytes, align) for n in lifetimes}
-    return _blocks(graph, lifetimes, sizes, align, inplace)[1]
+    return _live_set(graph, align, inplace).blocks
 
 
-def _blocks(graph: Graph, lifetimes: dict[str, Lifetime], sizes: dict[str, int], align: int,
-            inplace: bool) -> tuple[Sharing, list[Block]]:
-    sharing = share_buffers(graph, lifetimes, sizes, inplace)
-    return sharing, build_blocks(graph, sharing, lifetimes, sizes, align,
-                                 lambda op, inplace: scratch_bytes(op, graph, inplace))
+def _live_set(graph: Graph, align: int, inplace: bool) -> LiveSet:
+    return live_set(graph, align, inplace, lambda op, in_place: scratch_bytes(op, graph, in_place))
 
 
-def _plan(graph: Graph, lifetimes: dict[str, Lifetime], sizes: dict[str, int], align: int, inplace: bool,
-          search: int, exact: bool | None, exact_time: float) -> MemoryPlan:
-    sharing, blocks = _blocks(graph, lifetimes, sizes, align, inplace)
-    live = live_bytes(blocks, max(len(graph.ops), 1))
+def _plan(graph: Graph, align: int, inplace: bool, search: int, exact: bool | None, exact_time: float) -> MemoryPlan:
+    found = _live_set(graph, align, inplace)
+    sharing, blocks, live = found.sharing, found.blocks, found.live
     lower_bound = max(live)
     peak_step = live.index(lower_bound)
     packing = pack(blocks, lower_bound, peak_step, search)
     how, optimal = packing.order_name, packing.arena_bytes <= lower_bound
     if not optimal and (exact or (exact is None and len(blocks) <= EXACT_BLOCKS)):
-        found = exact_pack(blocks, lower_bound, exact_time, packing)
-        if found is not None:
-            packing = Packing(found.offsets, found.arena_bytes, found.name)
-            how, optimal = found.name, found.optimal
+        found_exact = exact_pack(blocks, lower_bound, exact_time, packing)
+        if found_exact is not None:
+            packing = Packing(found_exact.offsets, found_exact.arena_bytes, found_exact.name)
+            how, optimal = found_exact.name, found_exact.optimal
     offsets: dict[str, int] = {}
     scratch: dict[int, tuple[int, int]] = {}
     for block, offset in zip(blocks, packing.offsets):
@@ -99,7 +90,7 @@ def _plan(graph: Graph, lifetimes: dict[str, Lifetime], sizes: dict[str, int], a
             op = graph.ops[block.scratch_op]
             scratch[block.scratch_op] = (offset, scratch_bytes(op, graph, block.scratch_op in sharing.inplace_ops))
     return MemoryPlan(
-        kernels=MappingProxyType(choose_kernels(graph, offsets, lifetimes, scratch, sharing.inplace_ops)),
+        kernels=MappingProxyType(choose_kernels(graph, offsets, found.lifetimes, scratch, sharing.inplace_ops)),
         arena_bytes=packing.arena_bytes,
         lower_bound=lower_bound,
         offsets=MappingProxyType(offsets),

@@ -32,9 +32,7 @@ import numpy as np
 
 from ...errors import ModelError
 from ...ir import DTYPE_BYTES, Graph, Op
-from .blocks import build_blocks, live_bytes
-from .inplace import share_buffers
-from .lifetimes import activation_lifetimes, buffer_bytes
+from .blocks import live_set
 
 SLACK_MARGIN = 64  # bytes of alignment padding the live-set estimate may miss
 _INT32_MAX = 2**31 - 1
@@ -242,11 +240,6 @@ def _base_live(graph: Graph, inplace: bool) -> tuple[list[int], int, frozenset[i
     cache = _cache(graph)
     key = ("live", inplace)
     if key not in cache:
-        lifetimes = activation_lifetimes(graph)
-        sizes = {n: buffer_bytes(graph.tensors[n].nbytes) for n in lifetimes}
-        sharing = share_buffers(graph, lifetimes, sizes, inplace)
-        blocks = build_blocks(graph, sharing, lifetimes, sizes, 4,
-                              lambda op, in_place: _minimal(op, graph, in_place).nbytes)
-        live = live_bytes(blocks, max(len(graph.ops), 1))
-        cache[key] = (live, max(live), sharing.inplace_ops)
+        found = live_set(graph, 4, inplace, lambda op, in_place: _minimal(op, graph, in_place).nbytes)
+        cache[key] = (found.live, max(found.live), found.sharing.inplace_ops)
     return cache[key]  # type: ignore[return-value]

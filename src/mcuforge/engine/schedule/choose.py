@@ -23,9 +23,7 @@ from ...errors import ModelError
 from ...ir import Graph, Op
 from ..opinfo import total_macs
 from ..plan import MemoryPlan, Reordering, plan_memory, reorder_for_memory
-from ..plan.blocks import Block, buffer_block, live_bytes
-from ..plan.inplace import share_buffers
-from ..plan.lifetimes import activation_lifetimes, buffer_bytes, round_up
+from ..plan.blocks import live_set
 from ..plan.scratch import peak_scratch, scratch_bytes
 from .fuse import FusedBlock, block_of, fusable_blocks, fuse, slice_widths
 from .patch import PatchStage, chain_spans, extra_macs_ratio, split, stage_chains, stage_grid
@@ -82,15 +80,7 @@ def _strategy(stage: PatchStage | None, fused: tuple[FusedBlock, ...]) -> str:
 
 def _live(graph: Graph, align: int, scratch: Callable[[Op, Graph, bool], int]) -> list[int]:
     """Live bytes per step with in-place sharing, each op with `scratch(op, graph, in place)` bytes."""
-    lifetimes = activation_lifetimes(graph)
-    sizes = {n: buffer_bytes(graph[n].nbytes, align) for n in lifetimes}
-    sharing = share_buffers(graph, lifetimes, sizes, True)
-    blocks = [buffer_block(members, lifetimes, sizes) for members in sharing.buffers]
-    for i, op in enumerate(graph.ops):
-        nbytes = scratch(op, graph, i in sharing.inplace_ops)
-        if nbytes:
-            blocks.append(Block((), i, i, i, (round_up(nbytes, align),)))
-    return live_bytes(blocks, max(len(graph.ops), 1))
+    return live_set(graph, align, True, lambda op, inplace: scratch(op, graph, inplace)).live
 
 
 def live_profile(graph: Graph, align: int = 4) -> list[int]:
