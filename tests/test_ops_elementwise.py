@@ -23,6 +23,7 @@ from mcuforge.frontends.tflite_reader import read_tflite
 from mcuforge.frontends.tflite_writer import write_tflite
 from mcuforge.ir import Graph, Op, QuantParams, Tensor, clone_tensor
 from mcuforge.ir.passes import validate
+from mcuforge.operators import hard_swish
 from mcuforge.models.builder import GraphBuilder
 from mcuforge.quant import intmath
 from mcuforge.targets.host import HostModel, build_executable, run_executable
@@ -243,7 +244,7 @@ def test_extreme_parameters_match_tflm() -> None:
     for si, zi, so, zo in ((1e-8, 0, 1e-8, 0), (3e-8, 7, 1e-7, -3), (1e-3, 0, 1.0, 0), (1e-3, 0, 4.0, 0),
                            (0.02, 5, 0.02 / 128 * 1.01, 100), (50.0, 0, 20.0, 0), (500.0, 10, 300.0, -3)):
         g = single("HARD_SWISH", [((256,), "int8", si, zi)], ((256,), "int8", so, zo))
-        cases.append((f"HARD_SWISH {si} {so} {ew.hard_swish_quant(g.ops[0], g)}", g, [ALL_INT8]))
+        cases.append((f"HARD_SWISH {si} {so} {hard_swish.prepare(g.ops[0], g)}", g, [ALL_INT8]))
     assert_bit_exact(cases, "extremes", trials=1)
 
 

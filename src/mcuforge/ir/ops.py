@@ -76,7 +76,6 @@ SPECS: dict[str, OpSpec] = {
     "LEAKY_RELU": OpSpec(("input",), ("alpha",), elementwise=True),
     "LOGISTIC": OpSpec(("input",), (), elementwise=True),
     "TANH": OpSpec(("input",), (), elementwise=True),
-    "HARD_SWISH": OpSpec(("input",), (), elementwise=True),
     # float32 -> int8, or int8 -> int8 (requantize)
     "QUANTIZE": OpSpec(("input",), (), elementwise=True),
     # int8 -> float32

@@ -159,7 +159,8 @@ def _resize(op: Op, graph: Graph, where: str) -> None:
         raise _fail(where, f"output {list(y)} is not a resized input {list(x)}")
 
 
-def _elementwise(op: Op, graph: Graph, where: str) -> None:
+def elementwise_shape(op: Op, graph: Graph, where: str) -> None:
+    """An elementwise op's rule: the output has the broadcast shape of its inputs."""
     shapes = [graph[n].shape for n in op.inputs if n]
     y = graph[op.outputs[0]].shape
     try:
@@ -185,8 +186,8 @@ RULES: dict[str, Callable[[Op, Graph, str], None]] = {
     "CONV_2D": _conv, "DEPTHWISE_CONV_2D": _depthwise, "FULLY_CONNECTED": _fully_connected,
     "AVERAGE_POOL_2D": _pool, "MAX_POOL_2D": _pool, "MEAN": _reduce, "REDUCE_MAX": _reduce, "PAD": _pad,
     "RESHAPE": _same_size, "TRANSPOSE": _transpose, "CONCATENATION": _concat, "STRIDED_SLICE": _strided_slice,
-    "RESIZE_NEAREST_NEIGHBOR": _resize, "SOFTMAX": _elementwise, "LOG_SOFTMAX": _elementwise,
-    **{kind: _elementwise for kind, s in SPECS.items() if s.elementwise and kind != "ACC_REQUANTIZE"},
+    "RESIZE_NEAREST_NEIGHBOR": _resize, "SOFTMAX": elementwise_shape, "LOG_SOFTMAX": elementwise_shape,
+    **{kind: elementwise_shape for kind, s in SPECS.items() if s.elementwise and kind != "ACC_REQUANTIZE"},
 }
 
 

@@ -20,6 +20,7 @@ MODULES = (
     "resize_bilinear",
     "transpose_conv",
     "batch_matmul",
+    "hard_swish",
 )
 
 _installed: dict = {}  # kind -> Operator, once installed

@@ -1,4 +1,4 @@
-"""C emitters: elementwise ops (ADD, SUB, MUL, MAXIMUM, MINIMUM, RELU, RELU6, LEAKY_RELU, HARD_SWISH,
+"""C emitters: elementwise ops (ADD, SUB, MUL, MAXIMUM, MINIMUM, RELU, RELU6, LEAKY_RELU,
 QUANTIZE, DEQUANTIZE).
 
 Quantization constants come from the reference kernels' own functions and are passed as literals in
@@ -143,16 +143,6 @@ def emit_leaky_relu(op: Op, ctx: EmitContext) -> str:
               "alpha_multiplier": abs(q.alpha_multiplier), "alpha_shift": q.alpha_shift,
               "alpha_negative": int(q.alpha_multiplier < 0)}
     return _unary_call(op, ctx, "mcu_leaky_relu_s8", [_struct("mcu_leaky_relu_params", params)])
-
-
-@emitter("HARD_SWISH")
-def emit_hard_swish(op: Op, ctx: EmitContext) -> str:
-    q = ref.hard_swish_quant(op, ctx.graph)
-    ctx.use("mcu_activation_s8.h")
-    params = {"input_zero_point": q.input_zero_point, "output_zero_point": q.output_zero_point,
-              "output_multiplier": q.output_multiplier, "output_exponent": q.output_exponent,
-              "reluish_multiplier": q.reluish_multiplier, "reluish_exponent": q.reluish_exponent}
-    return _unary_call(op, ctx, "mcu_hard_swish_s8", [_struct("mcu_hard_swish_params", params)])
 
 
 @emitter("QUANTIZE")

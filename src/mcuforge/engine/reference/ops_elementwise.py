@@ -1,7 +1,7 @@
 """Reference kernels: elementwise int8 operators, bit-exact with TFLite Micro's reference kernels.
 
 ADD, SUB, MUL (numpy broadcasting of any two shapes, fused activation), MAXIMUM, MINIMUM, RELU, RELU6,
-LEAKY_RELU, HARD_SWISH, QUANTIZE (float32 -> int8, int8 or uint8 -> int8, int8 -> uint8) and DEQUANTIZE
+LEAKY_RELU, QUANTIZE (float32 -> int8, int8 or uint8 -> int8, int8 -> uint8) and DEQUANTIZE
 (int8 -> float32).
 
 The `*_quant` functions compute each op's constants exactly as TFLM's Prepare does (float32 vs float64
@@ -30,9 +30,7 @@ from ...quant import intmath
 from .registry import kernel
 
 INT8_MIN, INT8_MAX = -128, 127
-INT16_MIN, INT16_MAX = -(2**15), 2**15 - 1
 ADD_LEFT_SHIFT = 20  # TFLM's headroom shift for int8 ADD/SUB
-INT32_MAX_MINUS_ROUNDING = intmath.INT32_MAX - (1 << 15)
 
 
 def _quant(graph: Graph, name: str, op: Op) -> QuantParams:
@@ -167,35 +165,6 @@ def leaky_relu_quant(op: Op, graph: Graph) -> LeakyQuant:
     return LeakyQuant(qi.zp, qo.zp, mi, shi, ma, sa)
 
 
-@dataclass(frozen=True)
-class HardSwishQuant:
-    input_zero_point: int
-    output_zero_point: int
-    output_multiplier: int  # int16 fixed point
-    output_exponent: int  # <= 0
-    reluish_multiplier: int  # int16 fixed point
-    reluish_exponent: int
-
-
-def _downscale_to_int16(multiplier: int) -> int:
-    """TFLM DownScaleInt32ToInt16Multiplier: round a Q31 multiplier to Q15."""
-    if multiplier >= INT32_MAX_MINUS_ROUNDING:
-        return INT16_MAX
-    return (multiplier + (1 << 15)) >> 16
-
-
-def hard_swish_quant(op: Op, graph: Graph) -> HardSwishQuant:
-    """TFLM HardSwishPrepare (float32 scales, widened): hires = s_in / 128, reluish scale = 3 / 32768."""
-    qi, qo = _quant(graph, op.inputs[0], op), _quant(graph, op.outputs[0], op)
-    hires = _f32(1.0 / 128.0) * _f32(qi.s)
-    om, oe = intmath.quantize_multiplier(float(hires / _f32(qo.s)))
-    if oe > 0:
-        raise ModelError(f"{op.kind} {shown(op.name)}: output scale {qo.s} is too small for input scale {qi.s} "
-                         f"(TFLite requires input_scale / 128 < output_scale)")
-    rm, re = intmath.quantize_multiplier(float(hires / (_f32(3.0) / _f32(32768.0))))
-    return HardSwishQuant(qi.zp, qo.zp, _downscale_to_int16(om), oe, _downscale_to_int16(rm), re)
-
-
 # ---------------------------------------------------------------- integer helpers
 
 
@@ -206,36 +175,6 @@ def _requantize(x: np.ndarray, multiplier: int, shift: int) -> np.ndarray:
     if multiplier < 0:
         return -intmath.multiply_by_quantized_multiplier_wrapping(x, -multiplier, shift)
     return intmath.multiply_by_quantized_multiplier_wrapping(x, multiplier, shift)
-
-
-def _srdhm16(a: np.ndarray, b: np.ndarray | int) -> np.ndarray:
-    """gemmlowp SaturatingRoundingDoublingHighMul on int16."""
-    a, b = np.asarray(a, np.int64), np.asarray(b, np.int64)
-    ab = a * b
-    total = ab + np.where(ab >= 0, 1 << 14, 1 - (1 << 14))
-    high = np.where(total >= 0, total >> 15, -((-total) >> 15))  # C division truncates toward zero
-    return np.where((a == INT16_MIN) & (b == INT16_MIN), INT16_MAX, intmath.wrap(high, 16))
-
-
-def _sdhm16(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """TFLM SaturatingDoublingHighMul on int16: like the above but truncating (no rounding nudge)."""
-    a, b = np.asarray(a, np.int64), np.asarray(b, np.int64)
-    ab = a * b
-    high = np.where(ab >= 0, ab >> 15, -((-ab) >> 15))
-    return np.where((a == INT16_MIN) & (b == INT16_MIN), INT16_MAX, intmath.wrap(high, 16))
-
-
-def _saturating_left_shift16(x: np.ndarray, amount: int) -> np.ndarray:
-    return np.clip(np.asarray(x, np.int64) << amount, INT16_MIN, INT16_MAX)
-
-
-def _rounding_divide_by_pot16(x: np.ndarray, exponent: int) -> np.ndarray:
-    """gemmlowp RoundingDivideByPOT on int16: the mask is (2^exponent - 1) truncated to 16 bits."""
-    x = np.asarray(x, np.int64)
-    mask = int(intmath.wrap(np.int64((1 << exponent) - 1), 16))
-    remainder = x & mask
-    threshold = (mask >> 1) + (x < 0)
-    return (x >> exponent) + (remainder > threshold)
 
 
 # ---------------------------------------------------------------- elementwise math
@@ -266,23 +205,6 @@ def leaky_relu_values(q: LeakyQuant, x: np.ndarray) -> np.ndarray:
     pos = _requantize(v, q.identity_multiplier, q.identity_shift)
     neg = _requantize(v, q.alpha_multiplier, q.alpha_shift)
     return np.clip(q.output_zero_point + np.where(v >= 0, pos, neg), INT8_MIN, INT8_MAX).astype(np.int8)
-
-
-def hard_swish_values(q: HardSwishQuant, x: np.ndarray) -> np.ndarray:
-    hires = (np.asarray(x, np.int64) - q.input_zero_point) * 128
-    preshift_out = _srdhm16(hires, q.output_multiplier)
-    reluish = hires
-    if q.reluish_exponent > 0:
-        reluish = _saturating_left_shift16(reluish, q.reluish_exponent - 1)
-    reluish = _srdhm16(reluish, q.reluish_multiplier)
-    if q.reluish_exponent > 0:
-        reluish = _saturating_left_shift16(reluish, 1)
-    if q.reluish_exponent < 0:
-        reluish = _rounding_divide_by_pot16(reluish, -q.reluish_exponent)
-    reluish = (reluish + (1 << 15)) >> 1
-    out = _rounding_divide_by_pot16(_sdhm16(reluish, preshift_out), -q.output_exponent)
-    # TFLM adds the zero point in int16; |out| <= 32639 here, so that cannot overflow
-    return np.clip(out + q.output_zero_point, INT8_MIN, INT8_MAX).astype(np.int8)
 
 
 def round_half_away_f32(v: np.ndarray) -> np.ndarray:
@@ -361,11 +283,6 @@ def relu6(op: Op, graph: Graph, args: Sequence[np.ndarray | None]) -> list[np.nd
 @kernel("LEAKY_RELU")
 def leaky_relu(op: Op, graph: Graph, args: Sequence[np.ndarray | None]) -> list[np.ndarray]:
     return [leaky_relu_values(leaky_relu_quant(op, graph), args[0])]
-
-
-@kernel("HARD_SWISH")
-def hard_swish(op: Op, graph: Graph, args: Sequence[np.ndarray | None]) -> list[np.ndarray]:
-    return [hard_swish_values(hard_swish_quant(op, graph), args[0])]
 
 
 @kernel("QUANTIZE")
