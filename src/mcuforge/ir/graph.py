@@ -182,3 +182,13 @@ class Graph:
 
 def clone_tensor(t: Tensor, **changes: Any) -> Tensor:
     return replace(t, **changes)
+
+
+def per_tensor_quant(graph: Graph, name: str, op: Op) -> QuantParams:
+    """Tensor `name`'s quantization, which `op` needs per tensor; a ModelError naming the op otherwise."""
+    from ..errors import ModelError, shown
+
+    q = graph[name].quant
+    if q is None or q.per_channel:
+        raise ModelError(f"{op.kind} {shown(op.name)}: tensor {shown(name)} needs per-tensor int8 quantization")
+    return q

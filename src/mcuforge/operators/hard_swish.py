@@ -16,7 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import ModelError, shown
-from ..ir.graph import Graph, Op
+from ..ir.graph import Graph, Op, per_tensor_quant
 from ..ir.ops import OpSpec
 from ..ir.shapes import elementwise_shape
 from ..quant import intmath
@@ -26,17 +26,6 @@ SPEC = OpSpec(("input",), (), elementwise=True)
 INT8_MIN, INT8_MAX = -128, 127
 INT16_MIN, INT16_MAX = -(2**15), 2**15 - 1
 INT32_MAX_MINUS_ROUNDING = intmath.INT32_MAX - (1 << 15)
-
-
-def _quant(graph: Graph, name: str, op: Op):
-    q = graph[name].quant
-    if q is None or q.per_channel:
-        raise ModelError(f"{op.kind} {shown(op.name)}: tensor {shown(name)} needs per-tensor int8 quantization")
-    return q
-
-
-def _f32(x: float) -> np.float32:
-    return np.float32(x)
 
 
 @dataclass(frozen=True)
@@ -58,13 +47,13 @@ def _downscale_to_int16(multiplier: int) -> int:
 
 def prepare(op: Op, graph: Graph) -> HardSwishQuant:
     """TFLM HardSwishPrepare (float32 scales, widened): hires = s_in / 128, reluish scale = 3 / 32768."""
-    qi, qo = _quant(graph, op.inputs[0], op), _quant(graph, op.outputs[0], op)
-    hires = _f32(1.0 / 128.0) * _f32(qi.s)
-    om, oe = intmath.quantize_multiplier(float(hires / _f32(qo.s)))
+    qi, qo = per_tensor_quant(graph, op.inputs[0], op), per_tensor_quant(graph, op.outputs[0], op)
+    hires = np.float32(1.0 / 128.0) * np.float32(qi.s)
+    om, oe = intmath.quantize_multiplier(float(hires / np.float32(qo.s)))
     if oe > 0:
         raise ModelError(f"{op.kind} {shown(op.name)}: output scale {qo.s} is too small for input scale {qi.s} "
                          f"(TFLite requires input_scale / 128 < output_scale)")
-    rm, re = intmath.quantize_multiplier(float(hires / (_f32(3.0) / _f32(32768.0))))
+    rm, re = intmath.quantize_multiplier(float(hires / (np.float32(3.0) / np.float32(32768.0))))
     return HardSwishQuant(qi.zp, qo.zp, _downscale_to_int16(om), oe, _downscale_to_int16(rm), re)
 
 

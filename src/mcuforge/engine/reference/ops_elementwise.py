@@ -24,20 +24,14 @@ from typing import Sequence
 import numpy as np
 
 from ...errors import ModelError, shown
-from ...ir import Graph, Op, QuantParams
+from ...ir import Graph, Op
+from ...ir.graph import per_tensor_quant
 from ...ir.ops import QUANTIZE_TYPES
 from ...quant import intmath
 from .registry import kernel
 
 INT8_MIN, INT8_MAX = -128, 127
 ADD_LEFT_SHIFT = 20  # TFLM's headroom shift for int8 ADD/SUB
-
-
-def _quant(graph: Graph, name: str, op: Op) -> QuantParams:
-    q = graph[name].quant
-    if q is None or q.per_channel:
-        raise ModelError(f"{op.kind} {shown(op.name)}: tensor {shown(name)} needs per-tensor int8 quantization")
-    return q
 
 
 def _f32(x: float) -> np.float32:
@@ -77,8 +71,8 @@ def add_quant(op: Op, graph: Graph) -> AddQuant:
 
     (Recent TFLM sources compute SUB's factors in float32; the tflite-micro build we test against, the
     oracle, computes both in float64, which the tests confirm on scales where the two differ.)"""
-    q1, q2 = _quant(graph, op.inputs[0], op), _quant(graph, op.inputs[1], op)
-    qo = _quant(graph, op.outputs[0], op)
+    q1, q2 = per_tensor_quant(graph, op.inputs[0], op), per_tensor_quant(graph, op.inputs[1], op)
+    qo = per_tensor_quant(graph, op.outputs[0], op)
     s1, s2, so = _f32(q1.s), _f32(q2.s), _f32(qo.s)
     twice_max = 2.0 * float(max(s1, s2))
     real1, real2 = float(s1) / twice_max, float(s2) / twice_max
@@ -103,8 +97,8 @@ class MulQuant:
 
 def mul_quant(op: Op, graph: Graph) -> MulQuant:
     """TFLM CalculateOpDataMul: double(s1) * double(s2) / double(so)."""
-    q1, q2 = _quant(graph, op.inputs[0], op), _quant(graph, op.inputs[1], op)
-    qo = _quant(graph, op.outputs[0], op)
+    q1, q2 = per_tensor_quant(graph, op.inputs[0], op), per_tensor_quant(graph, op.inputs[1], op)
+    qo = per_tensor_quant(graph, op.outputs[0], op)
     real = float(_f32(q1.s)) * float(_f32(q2.s)) / float(_f32(qo.s))
     m, sh = intmath.quantize_multiplier(real)
     lo, hi = intmath.activation_range(op.attrs.get("activation", "NONE"), float(_f32(qo.s)), qo.zp)
@@ -125,7 +119,7 @@ class Requant:
 
 def relu_quant(op: Op, graph: Graph) -> Requant:
     """TFLM CalculateReluOpData: double(s_in) / double(s_out); clamp below at the output zero point."""
-    qi, qo = _quant(graph, op.inputs[0], op), _quant(graph, op.outputs[0], op)
+    qi, qo = per_tensor_quant(graph, op.inputs[0], op), per_tensor_quant(graph, op.outputs[0], op)
     m, sh = intmath.quantize_multiplier(float(_f32(qi.s)) / float(_f32(qo.s)))
     return Requant(qi.zp, qo.zp, m, sh, max(INT8_MIN, qo.zp), INT8_MAX)
 
@@ -133,7 +127,7 @@ def relu_quant(op: Op, graph: Graph) -> Requant:
 def requantize_quant(op: Op, graph: Graph) -> Requant:
     """QUANTIZE int8 or uint8 -> int8, int8 -> uint8 (TFLM PrepareQuantizeReference): double(s_in) /
     double(s_out); the result clamped to the output type's range."""
-    qi, qo = _quant(graph, op.inputs[0], op), _quant(graph, op.outputs[0], op)
+    qi, qo = per_tensor_quant(graph, op.inputs[0], op), per_tensor_quant(graph, op.outputs[0], op)
     m, sh = intmath.quantize_multiplier(float(_f32(qi.s)) / float(_f32(qo.s)))
     info = np.iinfo(graph[op.outputs[0]].dtype)
     return Requant(qi.zp, qo.zp, m, sh, int(info.min), int(info.max))
@@ -141,7 +135,7 @@ def requantize_quant(op: Op, graph: Graph) -> Requant:
 
 def relu6_bounds(op: Op, graph: Graph) -> tuple[int, int]:
     """TFLM Relu6Prepare: [input zero point, FloatToQuantizedType(6.0f)] in the input's own domain."""
-    qi = _quant(graph, op.inputs[0], op)
+    qi = per_tensor_quant(graph, op.inputs[0], op)
     six = qi.zp + intmath.tfl_round(float(_f32(6.0) / _f32(qi.s)))
     return qi.zp, int(np.clip(six, INT8_MIN, INT8_MAX))
 
@@ -158,7 +152,7 @@ class LeakyQuant:
 
 def leaky_relu_quant(op: Op, graph: Graph) -> LeakyQuant:
     """TFLM CalculateOpDataLeakyRelu: float32 s_in * alpha / s_out and s_in / s_out, widened."""
-    qi, qo = _quant(graph, op.inputs[0], op), _quant(graph, op.outputs[0], op)
+    qi, qo = per_tensor_quant(graph, op.inputs[0], op), per_tensor_quant(graph, op.outputs[0], op)
     si, so, alpha = _f32(qi.s), _f32(qo.s), _f32(op.attrs.get("alpha", 0.2))
     ma, sa = intmath.quantize_multiplier(float(si * alpha / so))
     mi, shi = intmath.quantize_multiplier(float(si / so))
@@ -292,7 +286,7 @@ def quantize(op: Op, graph: Graph, args: Sequence[np.ndarray | None]) -> list[np
         raise ModelError(f"QUANTIZE {shown(op.name)}: {src.dtype} -> {dst.dtype} is not supported "
                          f"(the engine runs {', '.join(' -> '.join(p) for p in sorted(QUANTIZE_TYPES))})")
     if src.dtype == "float32":
-        qo = _quant(graph, op.outputs[0], op)
+        qo = per_tensor_quant(graph, op.outputs[0], op)
         return [quantize_f32_values(qo.s, qo.zp, args[0])]
     return [requant_values(requantize_quant(op, graph), args[0], np.dtype(dst.dtype).type)]
 
@@ -303,5 +297,5 @@ def dequantize(op: Op, graph: Graph, args: Sequence[np.ndarray | None]) -> list[
     if src.dtype != "int8" or dst.dtype != "float32":
         raise ModelError(f"DEQUANTIZE {shown(op.name)}: {src.dtype} -> {dst.dtype} is not supported "
                          f"(int8 -> float32 only)")
-    qi = _quant(graph, op.inputs[0], op)
+    qi = per_tensor_quant(graph, op.inputs[0], op)
     return [dequantize_values(qi.s, qi.zp, args[0])]
