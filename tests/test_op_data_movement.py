@@ -13,6 +13,7 @@ from mcuforge.frontends.tflite_reader import read_tflite
 from mcuforge.frontends.tflite_writer import write_tflite
 from mcuforge.ir import Graph, Op, QuantParams, Tensor
 from mcuforge.verify import verify
+from oracle import assert_qemu_equals_reference
 
 Q = QuantParams.per_tensor(0.05, 3)
 
@@ -90,3 +91,9 @@ def test_gather_at_computed_indices_is_refused() -> None:
     g = Graph(tensors, g.ops, ("x", "i"), g.outputs)
     with pytest.raises(ModelError, match="constant integer indices"):
         read_tflite(write_tflite(g), "m")
+
+
+def test_lowered_data_movement_in_qemu(toolchain) -> None:
+    for case in ("unpack_pack", "gather"):
+        assert_qemu_equals_reference(read_tflite(write_tflite(CASES[case]), case))
+    assert_qemu_equals_reference(read_tflite(write_tflite(TILE), "tile"))

@@ -140,3 +140,21 @@ def test_stm32_zoo_model_reads_without_its_shape_subgraphs():
     kinds = [op.kind for op in g.ops]
     assert "SHAPE" not in kinds and "PACK" not in kinds and kinds.count("RESHAPE") == 2
     assert g[g.inputs[0]].dtype == "uint8" and kinds[0] == "QUANTIZE"
+
+
+def test_constant_splits_fold():
+    """SPLIT and SPLIT_V of constants give the numpy pieces (np.split is the oracle)."""
+    from mcuforge.frontends.tflite_fold import fold_constants
+    from mcuforge.frontends.tflite_ops import RawOp
+    from mcuforge.ir import Tensor
+
+    data = np.arange(24, dtype=np.int32).reshape(2, 12)
+    i32 = lambda name, v: Tensor(name, np.shape(v), "int32", None, np.array(v, np.int32))  # noqa: E731
+    tensors = {"c": i32("c", data), "axis": i32("axis", 1), "sizes": i32("sizes", [2, -1, 4]),
+               **{n: Tensor(n, s, "int32") for n, s in (("a", (2, 4)), ("b", (2, 4)), ("d", (2, 4)),
+                                                        ("p", (2, 2)), ("q", (2, 6)), ("r", (2, 4)))}}
+    raws = [RawOp("SPLIT", ("axis", "c"), ("a", "b", "d"), None, 0, 0),
+            RawOp("SPLIT_V", ("c", "sizes", "axis"), ("p", "q", "r"), None, 0, 1)]
+    assert fold_constants(raws, tensors) == []
+    for names, parts in ((("a", "b", "d"), np.split(data, 3, axis=1)), (("p", "q", "r"), np.split(data, [2, 8], axis=1))):
+        assert all(np.array_equal(tensors[n].data, part) for n, part in zip(names, parts))

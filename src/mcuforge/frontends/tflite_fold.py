@@ -6,8 +6,8 @@ numpy, while the model is read; their outputs become constant tensors and the op
 planner never sees them and the generated code does not run them.
 
 An operator folds when it is SHAPE (of any tensor: shapes are static), or when every input is a constant
-and it is one of FOLDERS: data movement (PACK, UNPACK, STRIDED_SLICE, CONCATENATION, GATHER, RESHAPE,
-SQUEEZE, EXPAND_DIMS, CAST) on any element type, and integer arithmetic (ADD, SUB, MUL, FLOOR_DIV,
+and it is one of FOLDERS: data movement (PACK, UNPACK, SPLIT, SPLIT_V, STRIDED_SLICE, CONCATENATION,
+GATHER, RESHAPE, SQUEEZE, EXPAND_DIMS, CAST) on any element type, and integer arithmetic (ADD, SUB, MUL, FLOOR_DIV,
 MAXIMUM, MINIMUM) on unquantized int32/int64 tensors, the types shape arithmetic uses. Quantized
 arithmetic on constants is left to the engine, which runs it with TFLM's rounding.
 
@@ -52,6 +52,23 @@ def _unpack(raw: RawOp, args: Sequence[np.ndarray], tensors: dict[str, Tensor]) 
     opt = options_of(raw, "UnpackOptions")
     axis = _axis(raw, opt.Axis() if opt else 0, args[0].ndim)
     return [np.take(args[0], i, axis=axis) for i in range(args[0].shape[axis])]
+
+
+def _split(raw: RawOp, args: Sequence[np.ndarray], tensors: dict[str, Tensor]) -> list[np.ndarray]:
+    """SPLIT (axis, tensor) into equal parts; SPLIT_V (tensor, sizes, axis), one size may be -1."""
+    if raw.kind == "SPLIT":
+        axis, x = int(np.asarray(args[0]).reshape(-1)[0]), args[1]
+        axis = _axis(raw, axis, x.ndim)
+        if x.shape[axis] % len(raw.outputs):
+            raise ModelError(f"{where(raw)}: axis {axis} of {list(x.shape)} does not split into {len(raw.outputs)}")
+        return list(np.split(x, len(raw.outputs), axis=axis))
+    x, sizes = args[0], [int(v) for v in np.asarray(args[1]).reshape(-1)]
+    axis = _axis(raw, int(np.asarray(args[2]).reshape(-1)[0]), x.ndim)
+    if sizes.count(-1) == 1:
+        sizes[sizes.index(-1)] = x.shape[axis] - (sum(sizes) + 1)
+    if sum(sizes) != x.shape[axis] or min(sizes) < 0:
+        raise ModelError(f"{where(raw)}: sizes {sizes[:8]} do not split axis {axis} of {list(x.shape)}")
+    return list(np.split(x, np.cumsum(sizes)[:-1], axis=axis))
 
 
 def _strided_slice(raw: RawOp, args: Sequence[np.ndarray], tensors: dict[str, Tensor]) -> list[np.ndarray]:
@@ -103,7 +120,8 @@ class _NotFoldable(Exception):
 
 
 FOLDERS: dict[str, Folder] = {
-    "SHAPE": _shape, "PACK": _pack, "UNPACK": _unpack, "STRIDED_SLICE": _strided_slice,
+    "SHAPE": _shape, "PACK": _pack, "UNPACK": _unpack, "SPLIT": _split, "SPLIT_V": _split,
+    "STRIDED_SLICE": _strided_slice,
     "CONCATENATION": _concat, "GATHER": _gather, "RESHAPE": _same, "SQUEEZE": _same, "EXPAND_DIMS": _same,
     "CAST": _same, "FLOOR_DIV": _arithmetic, **{k: _arithmetic for k in _ARITHMETIC},
 }
