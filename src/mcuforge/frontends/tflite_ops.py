@@ -198,10 +198,6 @@ def _unary(raw: RawOp, tensors: dict[str, Tensor]) -> list[Op]:
         attrs["beta"] = float(options_of(raw, "SoftmaxOptions", required=True).Beta())
         if not 0.0 < attrs["beta"] < 1e6:
             raise ModelError(f"{where(raw)}: softmax beta {attrs['beta']:g} is not a plausible value")
-    elif raw.kind == "LEAKY_RELU":
-        attrs["alpha"] = float(options_of(raw, "LeakyReluOptions", required=True).Alpha())
-        if not np.isfinite(attrs["alpha"]) or abs(attrs["alpha"]) > 1e6:
-            raise ModelError(f"{where(raw)}: leaky ReLU alpha {attrs['alpha']:g} is not a plausible value")
     return [Op(raw.kind, raw.inputs[:1], raw.outputs[:1], attrs)]
 
 
@@ -334,7 +330,7 @@ CONVERTERS: dict[str, Callable[[RawOp, dict[str, Tensor]], list[Op]]] = {
     "AVERAGE_POOL_2D": _pool, "MAX_POOL_2D": _pool,
     "ADD": _binary, "SUB": _binary, "MUL": _binary, "MAXIMUM": _binary, "MINIMUM": _binary,
     "SOFTMAX": _unary, "LOG_SOFTMAX": _unary, "LOGISTIC": _unary, "TANH": _unary, "RELU": _unary,
-    "RELU6": _unary, "LEAKY_RELU": _unary, "QUANTIZE": _unary, "DEQUANTIZE": _unary,
+    "RELU6": _unary, "QUANTIZE": _unary, "DEQUANTIZE": _unary,
     "RESHAPE": _reshape, "SQUEEZE": _reshape, "EXPAND_DIMS": _reshape,
     "MEAN": _reduce, "REDUCE_MAX": _reduce, "PAD": _pad, "PADV2": _pad, "TRANSPOSE": _transpose,
     "CONCATENATION": _concat, "STRIDED_SLICE": _strided_slice, "RESIZE_NEAREST_NEIGHBOR": _resize_nearest,

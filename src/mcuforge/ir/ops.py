@@ -73,7 +73,6 @@ SPECS: dict[str, OpSpec] = {
     "MINIMUM": OpSpec(("a", "b"), (), elementwise=True),
     "RELU": OpSpec(("input",), (), elementwise=True),
     "RELU6": OpSpec(("input",), (), elementwise=True),
-    "LEAKY_RELU": OpSpec(("input",), ("alpha",), elementwise=True),
     "LOGISTIC": OpSpec(("input",), (), elementwise=True),
     "TANH": OpSpec(("input",), (), elementwise=True),
     # float32 -> int8, or int8 -> int8 (requantize)

@@ -21,6 +21,7 @@ MODULES = (
     "transpose_conv",
     "batch_matmul",
     "hard_swish",
+    "leaky_relu",
 )
 
 _installed: dict = {}  # kind -> Operator, once installed

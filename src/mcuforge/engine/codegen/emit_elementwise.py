@@ -1,4 +1,4 @@
-"""C emitters: elementwise ops (ADD, SUB, MUL, MAXIMUM, MINIMUM, RELU, RELU6, LEAKY_RELU,
+"""C emitters: elementwise ops (ADD, SUB, MUL, MAXIMUM, MINIMUM, RELU, RELU6,
 QUANTIZE, DEQUANTIZE).
 
 Quantization constants come from the reference kernels' own functions and are passed as literals in
@@ -130,19 +130,6 @@ def emit_relu6(op: Op, ctx: EmitContext) -> str:
     lo, hi = ref.relu6_bounds(op, ctx.graph)
     ctx.use("mcu_activation_s8.h")
     return _unary_call(op, ctx, "mcu_relu6_s8", [str(lo), str(hi)])
-
-
-@emitter("LEAKY_RELU")
-def emit_leaky_relu(op: Op, ctx: EmitContext) -> str:
-    q = ref.leaky_relu_quant(op, ctx.graph)
-    if q.alpha_multiplier == -(2**31):
-        raise ModelError(f"{op.kind} {shown(op.name)}: alpha multiplier -2^31 has no int32 magnitude")
-    ctx.use("mcu_activation_s8.h")
-    params = {"input_zero_point": q.input_zero_point, "output_zero_point": q.output_zero_point,
-              "identity_multiplier": q.identity_multiplier, "identity_shift": q.identity_shift,
-              "alpha_multiplier": abs(q.alpha_multiplier), "alpha_shift": q.alpha_shift,
-              "alpha_negative": int(q.alpha_multiplier < 0)}
-    return _unary_call(op, ctx, "mcu_leaky_relu_s8", [_struct("mcu_leaky_relu_params", params)])
 
 
 @emitter("QUANTIZE")

@@ -1,7 +1,7 @@
 """Reference kernels: elementwise int8 operators, bit-exact with TFLite Micro's reference kernels.
 
 ADD, SUB, MUL (numpy broadcasting of any two shapes, fused activation), MAXIMUM, MINIMUM, RELU, RELU6,
-LEAKY_RELU, QUANTIZE (float32 -> int8, int8 or uint8 -> int8, int8 -> uint8) and DEQUANTIZE
+QUANTIZE (float32 -> int8, int8 or uint8 -> int8, int8 -> uint8) and DEQUANTIZE
 (int8 -> float32).
 
 The `*_quant` functions compute each op's constants exactly as TFLM's Prepare does (float32 vs float64
@@ -140,35 +140,7 @@ def relu6_bounds(op: Op, graph: Graph) -> tuple[int, int]:
     return qi.zp, int(np.clip(six, INT8_MIN, INT8_MAX))
 
 
-@dataclass(frozen=True)
-class LeakyQuant:
-    input_zero_point: int
-    output_zero_point: int
-    identity_multiplier: int
-    identity_shift: int
-    alpha_multiplier: int  # negative when alpha < 0
-    alpha_shift: int
-
-
-def leaky_relu_quant(op: Op, graph: Graph) -> LeakyQuant:
-    """TFLM CalculateOpDataLeakyRelu: float32 s_in * alpha / s_out and s_in / s_out, widened."""
-    qi, qo = per_tensor_quant(graph, op.inputs[0], op), per_tensor_quant(graph, op.outputs[0], op)
-    si, so, alpha = _f32(qi.s), _f32(qo.s), _f32(op.attrs.get("alpha", 0.2))
-    ma, sa = intmath.quantize_multiplier(float(si * alpha / so))
-    mi, shi = intmath.quantize_multiplier(float(si / so))
-    return LeakyQuant(qi.zp, qo.zp, mi, shi, ma, sa)
-
-
 # ---------------------------------------------------------------- integer helpers
-
-
-def _requantize(x: np.ndarray, multiplier: int, shift: int) -> np.ndarray:
-    """The above, also for a negative multiplier (LEAKY_RELU with alpha < 0) as recent TFLM does it: the
-    product with the multiplier's magnitude, negated (older TFLM multiplied by the negative multiplier
-    directly; the two differ only at exact rounding ties, never seen in the tests)."""
-    if multiplier < 0:
-        return -intmath.multiply_by_quantized_multiplier_wrapping(x, -multiplier, shift)
-    return intmath.multiply_by_quantized_multiplier_wrapping(x, multiplier, shift)
 
 
 # ---------------------------------------------------------------- elementwise math
@@ -192,13 +164,6 @@ def requant_values(q: Requant, x: np.ndarray, dtype: type = np.int8) -> np.ndarr
     raw = intmath.multiply_by_quantized_multiplier_wrapping(np.asarray(x, np.int64) - q.input_zero_point,
                                                     q.multiplier, q.shift) + q.output_zero_point
     return np.clip(raw, q.act_min, q.act_max).astype(dtype)
-
-
-def leaky_relu_values(q: LeakyQuant, x: np.ndarray) -> np.ndarray:
-    v = np.asarray(x, np.int64) - q.input_zero_point
-    pos = _requantize(v, q.identity_multiplier, q.identity_shift)
-    neg = _requantize(v, q.alpha_multiplier, q.alpha_shift)
-    return np.clip(q.output_zero_point + np.where(v >= 0, pos, neg), INT8_MIN, INT8_MAX).astype(np.int8)
 
 
 def round_half_away_f32(v: np.ndarray) -> np.ndarray:
@@ -272,11 +237,6 @@ def relu6(op: Op, graph: Graph, args: Sequence[np.ndarray | None]) -> list[np.nd
     lo, hi = relu6_bounds(op, graph)
     x = np.asarray(args[0])
     return [np.where(x > hi, hi, np.where(x < lo, lo, x)).astype(np.int8)]
-
-
-@kernel("LEAKY_RELU")
-def leaky_relu(op: Op, graph: Graph, args: Sequence[np.ndarray | None]) -> list[np.ndarray]:
-    return [leaky_relu_values(leaky_relu_quant(op, graph), args[0])]
 
 
 @kernel("QUANTIZE")
