@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from mcuforge.engine import compile_graph, reference
-from mcuforge.engine.reference.ops_shape import nearest_source_indices
+from mcuforge.operators.resize_nearest import nearest_source_indices
 from mcuforge.errors import ModelError
 from mcuforge.frontends.tflite_reader import read_tflite
 from mcuforge.frontends.tflite_writer import write_tflite

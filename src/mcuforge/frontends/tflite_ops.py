@@ -313,18 +313,6 @@ def _strided_slice(raw: RawOp, tensors: dict[str, Tensor]) -> list[Op]:
     return [Op("STRIDED_SLICE", raw.inputs[:1], raw.outputs[:1], {"slices": tuple(slices)})]
 
 
-def _resize_nearest(raw: RawOp, tensors: dict[str, Tensor]) -> list[Op]:
-    opt = options_of(raw, "ResizeNearestNeighborOptions")
-    _check_rank(raw, tensors, 0, 4, "input")
-    y = _check_rank(raw, tensors, -1, 4, "output")
-    size = _const(raw, tensors, 1, "size")
-    if size.tolist() != list(y.shape[1:3]):
-        raise ModelError(f"{where(raw)}: size {size.tolist()[:4]} differs from the output {list(y.shape)}")
-    attrs = {"align_corners": bool(opt.AlignCorners()) if opt else False,
-             "half_pixel_centers": bool(opt.HalfPixelCenters()) if opt else False}
-    return [Op("RESIZE_NEAREST_NEIGHBOR", raw.inputs[:1], raw.outputs[:1], attrs)]
-
-
 CONVERTERS: dict[str, Callable[[RawOp, dict[str, Tensor]], list[Op]]] = {
     "CONV_2D": _conv, "DEPTHWISE_CONV_2D": _conv, "FULLY_CONNECTED": _fully_connected,
     "AVERAGE_POOL_2D": _pool, "MAX_POOL_2D": _pool,
@@ -333,7 +321,7 @@ CONVERTERS: dict[str, Callable[[RawOp, dict[str, Tensor]], list[Op]]] = {
     "RELU6": _unary, "QUANTIZE": _unary, "DEQUANTIZE": _unary,
     "RESHAPE": _reshape, "SQUEEZE": _reshape, "EXPAND_DIMS": _reshape,
     "MEAN": _reduce, "REDUCE_MAX": _reduce, "PAD": _pad, "PADV2": _pad, "TRANSPOSE": _transpose,
-    "CONCATENATION": _concat, "STRIDED_SLICE": _strided_slice, "RESIZE_NEAREST_NEIGHBOR": _resize_nearest,
+    "CONCATENATION": _concat, "STRIDED_SLICE": _strided_slice,
 }
 
 # Operand counts (fewest, most) and the optional positions (index -1 allowed); every op has one output.
@@ -342,7 +330,7 @@ ARITY: dict[str, tuple[int, int, tuple[int, ...]]] = {
     "ADD": (2, 2, ()), "SUB": (2, 2, ()), "MUL": (2, 2, ()), "MAXIMUM": (2, 2, ()), "MINIMUM": (2, 2, ()),
     "RESHAPE": (1, 2, (1,)), "EXPAND_DIMS": (2, 2, ()), "MEAN": (2, 2, ()), "REDUCE_MAX": (2, 2, ()),
     "PAD": (2, 2, ()), "PADV2": (2, 3, (2,)), "TRANSPOSE": (2, 2, ()), "CONCATENATION": (1, 1 << 10, ()),
-    "STRIDED_SLICE": (3, 4, ()), "RESIZE_NEAREST_NEIGHBOR": (2, 2, ()),
+    "STRIDED_SLICE": (3, 4, ()),
 }
 
 

@@ -27,7 +27,7 @@ _SAME, _VALID = tflite.Padding.SAME, tflite.Padding.VALID
 # builtin operator -> version written (the int8 version of each op in TFLite's op_version.cc)
 VERSIONS = {"CONV_2D": 3, "DEPTHWISE_CONV_2D": 3, "FULLY_CONNECTED": 4, "AVERAGE_POOL_2D": 2,
              "MAX_POOL_2D": 2, "MEAN": 2, "REDUCE_MAX": 2, "PAD": 2, "PADV2": 2, "RESHAPE": 1,
-             "TRANSPOSE": 2, "CONCATENATION": 2, "STRIDED_SLICE": 2, "RESIZE_NEAREST_NEIGHBOR": 2,
+             "TRANSPOSE": 2, "CONCATENATION": 2, "STRIDED_SLICE": 2,
              "SOFTMAX": 2, "LOG_SOFTMAX": 2, "ADD": 2, "SUB": 2, "MUL": 2, "MAXIMUM": 2, "MINIMUM": 2,
              "RELU": 2, "RELU6": 2, "LOGISTIC": 2, "TANH": 2,
              "QUANTIZE": 2, "DEQUANTIZE": 2}
@@ -274,15 +274,6 @@ def _strided_slice(low: _Lowering, op: Op) -> None:
     low.emit("STRIDED_SLICE", inputs, [low.tensor(dst.name)], ("StridedSliceOptions", fields))
 
 
-def _resize_nearest(low: _Lowering, op: Op) -> None:
-    size = low.const_i32(f"{op.name}/size", list(low.graph[op.outputs[0]].shape[1:3]))
-    fields = {"AlignCorners": bool(op.attrs.get("align_corners", False)),
-              "HalfPixelCenters": bool(op.attrs.get("half_pixel_centers", False))}
-    version = 3 if fields["HalfPixelCenters"] else 2
-    low.emit(op.kind, [low.tensor(op.inputs[0]), size], [low.tensor(op.outputs[0])],
-             ("ResizeNearestNeighborOptions", fields), version)
-
-
 def _simple(table: str | None, **attr_fields: str) -> Callable[[_Lowering, Op], None]:
     """Lowering of an op whose operands map one to one; `attr_fields` maps option fields to attrs."""
 
@@ -301,7 +292,7 @@ LOWERINGS: dict[str, Callable[[_Lowering, Op], None]] = {
     "CONV_2D": _conv, "DEPTHWISE_CONV_2D": _conv, "FULLY_CONNECTED": _fully_connected,
     "AVERAGE_POOL_2D": _pool, "MAX_POOL_2D": _pool, "MEAN": _reduce, "REDUCE_MAX": _reduce,
     "PAD": _pad, "RESHAPE": _reshape, "TRANSPOSE": _transpose, "CONCATENATION": _concatenation,
-    "STRIDED_SLICE": _strided_slice, "RESIZE_NEAREST_NEIGHBOR": _resize_nearest,
+    "STRIDED_SLICE": _strided_slice,
     "SOFTMAX": _simple("SoftmaxOptions", Beta="beta"), "LOG_SOFTMAX": _simple("LogSoftmaxOptions"),
     "ADD": _simple("AddOptions", FusedActivationFunction="activation"),
     "SUB": _simple("SubOptions", FusedActivationFunction="activation"),

@@ -152,13 +152,6 @@ def _strided_slice(op: Op, graph: Graph, where: str) -> None:
         raise _fail(where, f"the slice {counts} of {list(x)} does not give output {list(y)}")
 
 
-def _resize(op: Op, graph: Graph, where: str) -> None:
-    x, y = graph[op.inputs[0]].shape, graph[op.outputs[0]].shape
-    _rank(where, x, 4, "input")
-    if len(y) != 4 or y[0] != x[0] or y[3] != x[3]:
-        raise _fail(where, f"output {list(y)} is not a resized input {list(x)}")
-
-
 def elementwise_shape(op: Op, graph: Graph, where: str) -> None:
     """An elementwise op's rule: the output has the broadcast shape of its inputs."""
     shapes = [graph[n].shape for n in op.inputs if n]
@@ -186,7 +179,7 @@ RULES: dict[str, Callable[[Op, Graph, str], None]] = {
     "CONV_2D": _conv, "DEPTHWISE_CONV_2D": _depthwise, "FULLY_CONNECTED": _fully_connected,
     "AVERAGE_POOL_2D": _pool, "MAX_POOL_2D": _pool, "MEAN": _reduce, "REDUCE_MAX": _reduce, "PAD": _pad,
     "RESHAPE": _same_size, "TRANSPOSE": _transpose, "CONCATENATION": _concat, "STRIDED_SLICE": _strided_slice,
-    "RESIZE_NEAREST_NEIGHBOR": _resize, "SOFTMAX": elementwise_shape, "LOG_SOFTMAX": elementwise_shape,
+    "SOFTMAX": elementwise_shape, "LOG_SOFTMAX": elementwise_shape,
     **{kind: elementwise_shape for kind, s in SPECS.items() if s.elementwise and kind != "ACC_REQUANTIZE"},
 }
 

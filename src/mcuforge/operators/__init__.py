@@ -22,6 +22,7 @@ MODULES = (
     "batch_matmul",
     "hard_swish",
     "leaky_relu",
+    "resize_nearest",
 )
 
 _installed: dict = {}  # kind -> Operator, once installed

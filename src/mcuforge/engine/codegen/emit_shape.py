@@ -1,10 +1,10 @@
-"""C emitters: RESHAPE (an alias: no code), PAD, TRANSPOSE, CONCATENATION, STRIDED_SLICE, PASTE and
-RESIZE_NEAREST_NEIGHBOR.
+"""C emitters: RESHAPE (an alias: no code), PAD, TRANSPOSE, CONCATENATION, STRIDED_SLICE and PASTE
+(RESIZE_NEAREST_NEIGHBOR lives in operators/resize_nearest.py).
 
 Data movement is described to the kernels as literal loops: a transpose or a slice is a strided copy
 (count and input stride per output dimension, contiguous dimensions merged); a pad is its input rows
 placed in a filled output (unpadded dimensions merged into their outer neighbour); a concatenation is one
-row copy per input; a nearest-neighbour resize reads const tables of source rows and columns.
+row copy per input.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import numpy as np
 from ...errors import ModelError, shown
 from ...ir import DTYPE_BYTES, Op
 from ..reference.ops_shape import (concat_activation, concat_axis, concat_requants, pad_amounts, pad_value,
-                                   paste_block, resize_indices, slice_ranges, transpose_perm)
+                                   paste_block, slice_ranges, transpose_perm)
 from .context import EmitContext, emitter
 from .literals import c_call, c_struct
 from .emit_pool import check_int8, merge_loops, pad_loops, row_major_strides
@@ -149,19 +149,3 @@ def emit_concatenation(op: Op, ctx: EmitContext) -> str:
         calls.append(c_call("mcu_concat_s8", [ctx.ptr(name), str(outer), str(in_row), str(out_row), quant, dst]))
         offset += in_row
     return "\n".join(calls)
-
-
-@emitter("RESIZE_NEAREST_NEIGHBOR")
-def emit_resize_nearest_neighbor(op: Op, ctx: EmitContext) -> str:
-    check_int8(op, ctx)
-    rows, cols = resize_indices(op, ctx.graph)
-    if _empty(op, ctx):
-        return ""
-    (n, in_h, in_w, c), (_, out_h, out_w, _) = ctx.tensor(op.inputs[0]).shape, ctx.tensor(op.outputs[0]).shape
-    ctx.use("mcu_resize_s8.h")
-    shape = {"batches": n, "in_h": in_h, "in_w": in_w, "channels": c, "out_h": out_h, "out_w": out_w}
-    return c_call("mcu_resize_nearest_s8", [
-        c_struct("mcu_resize_shape", shape),
-        ctx.const("resize_src_rows", rows.astype(np.int32), "int32_t"),
-        ctx.const("resize_src_cols", cols.astype(np.int32), "int32_t"),
-        ctx.ptr(op.inputs[0]), ctx.ptr(op.outputs[0])])

@@ -1,4 +1,4 @@
-"""Reference kernels: RESHAPE, PAD, TRANSPOSE, CONCATENATION, STRIDED_SLICE, PASTE, RESIZE_NEAREST_NEIGHBOR.
+"""Reference kernels: RESHAPE, PAD, TRANSPOSE, CONCATENATION, STRIDED_SLICE, PASTE.
 
 All of them move int8 values without arithmetic, as TFLM does (its kernels copy raw bytes and ignore the
 output's quantization), except:
@@ -9,8 +9,6 @@ output's quantization), except:
   TFLM itself copies raw bytes whatever the parameters (and refuses fused activations), so for differing
   parameters the oracle is CONCATENATION preceded by a QUANTIZE per input, which is exactly what this is;
   with equal parameters and no activation both are the same plain copy.
-- RESIZE_NEAREST_NEIGHBOR picks source rows and columns with TFLM's float32 index arithmetic
-  (reference_ops::GetNearestNeighbor), reproduced bit for bit by `nearest_source_indices`.
 """
 from __future__ import annotations
 
@@ -198,43 +196,3 @@ def paste(op: Op, graph: Graph, args: Sequence[np.ndarray | None]) -> list[np.nd
     y = np.zeros(out.shape, args[1].dtype) if args[0] is None else args[0].copy()
     y[paste_block(op, graph)] = args[1]
     return [y]
-
-
-# ---------------------------------------------------------------- RESIZE_NEAREST_NEIGHBOR
-
-
-def nearest_source_indices(in_size: int, out_size: int, align_corners: bool,
-                           half_pixel_centers: bool) -> np.ndarray:
-    """TFLM's GetNearestNeighbor for every output index, in its float32 arithmetic."""
-    f32 = np.float32
-    if align_corners and out_size > 1:
-        scale = f32(in_size - 1) / f32(out_size - 1)
-    else:
-        scale = f32(in_size) / f32(out_size)
-    offset = f32(0.5) if half_pixel_centers else f32(0.0)
-    pos = (np.arange(out_size).astype(f32) + offset) * scale  # float32 add, then float32 multiply
-    if align_corners:  # std::round on a float: halves away from zero (exact in float64, pos >= 0)
-        src = np.floor(np.abs(pos.astype(np.float64)) + 0.5) * np.sign(pos)
-    else:
-        src = np.floor(pos)
-    src = np.minimum(src.astype(np.int64), in_size - 1)
-    if half_pixel_centers:
-        src = np.maximum(src, 0)
-    return src
-
-
-def resize_indices(op: Op, graph: Graph) -> tuple[np.ndarray, np.ndarray]:
-    """Source row for every output row and source column for every output column."""
-    x, y = graph[op.inputs[0]], graph[op.outputs[0]]
-    if len(x.shape) != 4 or len(y.shape) != 4 or x.shape[0] != y.shape[0] or x.shape[3] != y.shape[3]:
-        raise ModelError(f"{op.kind} {shown(op.name)}: input {list(x.shape)} and output {list(y.shape)} must be NHWC "
-                         "with the same batches and channels")
-    align, half = bool(op.attrs.get("align_corners", False)), bool(op.attrs.get("half_pixel_centers", False))
-    return (nearest_source_indices(x.shape[1], y.shape[1], align, half),
-            nearest_source_indices(x.shape[2], y.shape[2], align, half))
-
-
-@kernel("RESIZE_NEAREST_NEIGHBOR")
-def resize_nearest_neighbor(op: Op, graph: Graph, args: Sequence[np.ndarray | None]) -> list[np.ndarray]:
-    rows, cols = resize_indices(op, graph)
-    return [np.ascontiguousarray(args[0][:, rows][:, :, cols])]
