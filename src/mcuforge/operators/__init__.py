@@ -23,6 +23,7 @@ MODULES = (
     "hard_swish",
     "leaky_relu",
     "resize_nearest",
+    "relu6",
 )
 
 _installed: dict = {}  # kind -> Operator, once installed

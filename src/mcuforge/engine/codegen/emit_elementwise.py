@@ -1,5 +1,4 @@
-"""C emitters: elementwise ops (ADD, SUB, MUL, MAXIMUM, MINIMUM, RELU, RELU6,
-QUANTIZE, DEQUANTIZE).
+"""C emitters: elementwise ops (ADD, SUB, MUL, MAXIMUM, MINIMUM, RELU, QUANTIZE, DEQUANTIZE).
 
 Quantization constants come from the reference kernels' own functions and are passed as literals in
 compound-literal structs. Binary ops on equal shapes get a flat loop; broadcasting ones get literal
@@ -123,13 +122,6 @@ def emit_relu(op: Op, ctx: EmitContext) -> str:
     params = {"input_zero_point": q.input_zero_point, "output_zero_point": q.output_zero_point,
               "multiplier": q.multiplier, "shift": q.shift, "act_min": q.act_min, "act_max": q.act_max}
     return _unary_call(op, ctx, "mcu_relu_s8", [_struct("mcu_relu_params", params)])
-
-
-@emitter("RELU6")
-def emit_relu6(op: Op, ctx: EmitContext) -> str:
-    lo, hi = ref.relu6_bounds(op, ctx.graph)
-    ctx.use("mcu_activation_s8.h")
-    return _unary_call(op, ctx, "mcu_relu6_s8", [str(lo), str(hi)])
 
 
 @emitter("QUANTIZE")

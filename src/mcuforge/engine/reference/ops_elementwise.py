@@ -1,16 +1,15 @@
 """Reference kernels: elementwise int8 operators, bit-exact with TFLite Micro's reference kernels.
 
-ADD, SUB, MUL (numpy broadcasting of any two shapes, fused activation), MAXIMUM, MINIMUM, RELU, RELU6,
-QUANTIZE (float32 -> int8, int8 or uint8 -> int8, int8 -> uint8) and DEQUANTIZE
-(int8 -> float32).
+ADD, SUB, MUL (numpy broadcasting of any two shapes, fused activation), MAXIMUM, MINIMUM, RELU, QUANTIZE
+(float32 -> int8 and between int8, uint8, int16 and int32) and DEQUANTIZE (int8 -> float32). RELU6,
+LEAKY_RELU and HARD_SWISH live in mcuforge.operators.
 
 The `*_quant` functions compute each op's constants exactly as TFLM's Prepare does (float32 vs float64
 matters; each one says which), and the C emitter calls the same functions, so the reference and the
 generated code cannot drift apart. Notes on TFLM's semantics that are easy to get wrong:
 - ADD and SUB compute their three multipliers in float64 from 2*max(input scales), with 20 bits of
   headroom: in = (q - zp) << 20, each input times its multiplier (< 1), summed, times the output's.
-- RELU requantizes input -> output; RELU6 does not: it clamps the raw input values to
-  [input zero point, quantized 6.0] and copies them (the output's parameters are ignored).
+- RELU requantizes input -> output (RELU6 does not: operators/relu6.py).
 - MAXIMUM and MINIMUM compare raw int8 values (the output's parameters are ignored).
 - MultiplyByQuantizedMultiplier's left shift (multipliers > 1) wraps in int32 as TFLM's compiled code
   does, it does not saturate (mcu_common's mcu_requantize saturates): this matters only for absurd
@@ -133,13 +132,6 @@ def requantize_quant(op: Op, graph: Graph) -> Requant:
     return Requant(qi.zp, qo.zp, m, sh, int(info.min), int(info.max))
 
 
-def relu6_bounds(op: Op, graph: Graph) -> tuple[int, int]:
-    """TFLM Relu6Prepare: [input zero point, FloatToQuantizedType(6.0f)] in the input's own domain."""
-    qi = per_tensor_quant(graph, op.inputs[0], op)
-    six = qi.zp + intmath.tfl_round(float(_f32(6.0) / _f32(qi.s)))
-    return qi.zp, int(np.clip(six, INT8_MIN, INT8_MAX))
-
-
 # ---------------------------------------------------------------- integer helpers
 
 
@@ -230,13 +222,6 @@ def maximum_minimum(op: Op, graph: Graph, args: Sequence[np.ndarray | None]) -> 
 @kernel("RELU")
 def relu(op: Op, graph: Graph, args: Sequence[np.ndarray | None]) -> list[np.ndarray]:
     return [requant_values(relu_quant(op, graph), args[0])]
-
-
-@kernel("RELU6")
-def relu6(op: Op, graph: Graph, args: Sequence[np.ndarray | None]) -> list[np.ndarray]:
-    lo, hi = relu6_bounds(op, graph)
-    x = np.asarray(args[0])
-    return [np.where(x > hi, hi, np.where(x < lo, lo, x)).astype(np.int8)]
 
 
 @kernel("QUANTIZE")

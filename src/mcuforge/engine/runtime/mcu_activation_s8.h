@@ -1,4 +1,4 @@
-/* mcuforge runtime: int8 activations RELU and RELU6, TFLite Micro semantics.
+/* mcuforge runtime: int8 RELU, TFLite Micro semantics.
  * All loop forward reading element i before writing element i, so the output may lie over the input. */
 #ifndef MCU_ACTIVATION_S8_H
 #define MCU_ACTIVATION_S8_H
@@ -18,16 +18,6 @@ MCU_INLINE void mcu_relu_s8(const mcu_relu_params *p, int32_t size, const int8_t
     for (i = 0; i < size; ++i) {
         const int32_t out = mcu_requantize_wrap(input[i] - p->input_zero_point, p->multiplier, p->shift);
         output[i] = (int8_t)mcu_clamp_i32(out + p->output_zero_point, p->act_min, p->act_max);
-    }
-}
-
-/* RELU6 as TFLM runs it: the raw input clamped to [lo, hi] = [input zero point, quantized 6.0], with no
- * requantization. */
-MCU_INLINE void mcu_relu6_s8(int32_t lo, int32_t hi, int32_t size, const int8_t *input, int8_t *output) {
-    int32_t i;
-    for (i = 0; i < size; ++i) {
-        const int32_t x = input[i];
-        output[i] = (int8_t)(x > hi ? hi : (x < lo ? lo : x));
     }
 }
 
