@@ -19,11 +19,12 @@ import numpy as np
 import pytest
 
 from mcuforge.engine import compile_graph, reference
-from mcuforge.engine.codegen import emit_softmax, with_dependencies
+from mcuforge.engine.codegen import with_dependencies
 from mcuforge.errors import ModelError
 from mcuforge.frontends.tflite_reader import read_tflite
 from mcuforge.frontends.tflite_writer import write_tflite
 from mcuforge.ir import Graph, QuantParams, clone_tensor
+from mcuforge.operators import logistic_tanh
 from mcuforge.models.builder import GraphBuilder
 from mcuforge.quant import fixedpoint as fp
 from mcuforge.targets.host import SANITIZE, WARNINGS, HostModel, build_executable, compiler, run_executable
@@ -102,7 +103,7 @@ def _nonlinearity_cases(kind: str, n: int, seed: int) -> list[Case]:
 def test_nonlinearity_all_inputs_match_tflm(kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
     cases = _nonlinearity_cases(kind, 64, seed=1 if kind == "LOGISTIC" else 2)
     assert_bit_exact(cases, f"{kind.lower()}_lut", trials=1)  # 256 elements: the table lookup
-    monkeypatch.setattr(emit_softmax, "LUT_MIN_SIZE", 1 << 30)
+    monkeypatch.setattr(logistic_tanh, "LUT_MIN_SIZE", 1 << 30)
     assert_bit_exact(cases, f"{kind.lower()}_fixed", trials=1)  # the fixed-point C kernel
 
 
@@ -250,7 +251,7 @@ def test_kernels_clean_under_sanitizers(monkeypatch: pytest.MonkeyPatch) -> None
     xs = case_inputs(cases, rng)
     expected = reference.run(graph, xs)
     for lut in (256, 1 << 30):
-        monkeypatch.setattr(emit_softmax, "LUT_MIN_SIZE", lut)
+        monkeypatch.setattr(logistic_tanh, "LUT_MIN_SIZE", lut)
         lib = compile_graph(graph, "softmax_asan")
         got = run_executable(lib, build_executable(lib, sanitize=True), xs)
         for (desc, _, _), e, c in zip(cases, expected, got):

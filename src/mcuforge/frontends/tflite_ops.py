@@ -317,7 +317,7 @@ CONVERTERS: dict[str, Callable[[RawOp, dict[str, Tensor]], list[Op]]] = {
     "CONV_2D": _conv, "DEPTHWISE_CONV_2D": _conv, "FULLY_CONNECTED": _fully_connected,
     "AVERAGE_POOL_2D": _pool, "MAX_POOL_2D": _pool,
     "ADD": _binary, "SUB": _binary, "MUL": _binary, "MAXIMUM": _binary, "MINIMUM": _binary,
-    "SOFTMAX": _unary, "LOG_SOFTMAX": _unary, "LOGISTIC": _unary, "TANH": _unary, "RELU": _unary,
+    "SOFTMAX": _unary, "LOG_SOFTMAX": _unary, "RELU": _unary,
     "QUANTIZE": _unary, "DEQUANTIZE": _unary,
     "RESHAPE": _reshape, "SQUEEZE": _reshape, "EXPAND_DIMS": _reshape,
     "MEAN": _reduce, "REDUCE_MAX": _reduce, "PAD": _pad, "PADV2": _pad, "TRANSPOSE": _transpose,

@@ -29,7 +29,7 @@ VERSIONS = {"CONV_2D": 3, "DEPTHWISE_CONV_2D": 3, "FULLY_CONNECTED": 4, "AVERAGE
              "MAX_POOL_2D": 2, "MEAN": 2, "REDUCE_MAX": 2, "PAD": 2, "PADV2": 2, "RESHAPE": 1,
              "TRANSPOSE": 2, "CONCATENATION": 2, "STRIDED_SLICE": 2,
              "SOFTMAX": 2, "LOG_SOFTMAX": 2, "ADD": 2, "SUB": 2, "MUL": 2, "MAXIMUM": 2, "MINIMUM": 2,
-             "RELU": 2, "LOGISTIC": 2, "TANH": 2,
+             "RELU": 2,
              "QUANTIZE": 2, "DEQUANTIZE": 2}
 
 Options = tuple[str, dict[str, Any]] | None  # (options table name, {field: value}); list values are vectors
@@ -298,7 +298,7 @@ LOWERINGS: dict[str, Callable[[_Lowering, Op], None]] = {
     "SUB": _simple("SubOptions", FusedActivationFunction="activation"),
     "MUL": _simple("MulOptions", FusedActivationFunction="activation"),
     "MAXIMUM": _simple("MaximumMinimumOptions"), "MINIMUM": _simple("MaximumMinimumOptions"),
-    "RELU": _simple(None), "LOGISTIC": _simple(None), "TANH": _simple(None),
+    "RELU": _simple(None),
     "QUANTIZE": _simple(None), "DEQUANTIZE": _simple(None),
 }
 

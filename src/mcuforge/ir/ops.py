@@ -71,8 +71,6 @@ SPECS: dict[str, OpSpec] = {
     "MAXIMUM": OpSpec(("a", "b"), (), elementwise=True),
     "MINIMUM": OpSpec(("a", "b"), (), elementwise=True),
     "RELU": OpSpec(("input",), (), elementwise=True),
-    "LOGISTIC": OpSpec(("input",), (), elementwise=True),
-    "TANH": OpSpec(("input",), (), elementwise=True),
     # float32 -> int8, or int8 -> int8 (requantize)
     "QUANTIZE": OpSpec(("input",), (), elementwise=True),
     # int8 -> float32

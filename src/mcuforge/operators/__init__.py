@@ -24,6 +24,7 @@ MODULES = (
     "leaky_relu",
     "resize_nearest",
     "relu6",
+    "logistic_tanh",
 )
 
 _installed: dict = {}  # kind -> Operator, once installed

@@ -1,6 +1,7 @@
-"""Reference kernels: SOFTMAX, LOG_SOFTMAX, LOGISTIC and TANH (int8, TFLM semantics).
+"""Reference kernels: SOFTMAX and LOG_SOFTMAX (int8, TFLM semantics; LOGISTIC and TANH live in
+mcuforge.operators.logistic_tanh).
 
-All four are TFLM's gemmlowp fixed-point algorithms (mcuforge.quant.fixedpoint), not lookup tables of
+Both are TFLM's gemmlowp fixed-point algorithms (mcuforge.quant.fixedpoint), not lookup tables of
 float results: the pip tflite-micro runs its reference kernels, whose bits the tests check exhaustively.
 
 - SOFTMAX over the last axis: diff = x - max(row); rows entries with diff < diff_min contribute nothing
@@ -8,10 +9,6 @@ float results: the pip tflite-micro runs its reference kernels, whose bits the t
   and scaled by the fixed-point reciprocal of the sum. Output int8 with scale 1/256, zero point -128
   (TFLM refuses anything else), or int16 with scale 1/65536, zero point -32768.
 - LOG_SOFTMAX: the same sum, then log in Q5.26; output scale 16/256, zero point 127 (TFLM requires it).
-- LOGISTIC / TANH: (x - zp) rescaled into Q4.27, fixed-point logistic/tanh, rounded to 8 bits;
-  inputs beyond +-input_range_radius saturate. TFLM ignores the output quantization of TANH (the result
-  is always read as scale 1/128, zero point 0) and of LOGISTIC checks only the zero point (-128; the
-  result is read as scale 1/256). Being elementwise on int8, both are a 256-entry table per model.
 
 The compile-time constants come from the functions here, which the C emitter uses as well.
 """
@@ -31,7 +28,6 @@ from .registry import kernel
 SCALED_DIFF_INTEGER_BITS = 5  # exp() input: Q5.26
 ACCUMULATION_INTEGER_BITS = 12  # sum of exps: Q12.19
 LOG_SOFTMAX_OUTPUT_INTEGER_BITS = 4
-NONLINEARITY_INPUT_INTEGER_BITS = 4  # logistic / tanh input: Q4.27
 
 
 @dataclass(frozen=True)
@@ -49,16 +45,6 @@ class LogSoftmaxParams:
     reverse_multiplier: int
     reverse_shift: int  # <= 0 (a right shift)
     diff_min: int
-
-
-@dataclass(frozen=True)
-class NonlinearityParams:
-    """LOGISTIC / TANH: input -> Q4.27."""
-
-    input_zero_point: int
-    multiplier: int
-    left_shift: int
-    input_range_radius: int
 
 
 # ----------------------------------------------------------------------------- checks and constants
@@ -118,21 +104,6 @@ def log_softmax_params(op: Op, graph: Graph) -> LogSoftmaxParams:
     return LogSoftmaxParams(*values)
 
 
-def nonlinearity_params(op: Op, graph: Graph) -> NonlinearityParams:
-    x, y = _edges(op, graph)
-    if y.dtype != "int8":
-        raise ModelError(f"{op.kind} {shown(op.name)}: output must be int8, got {y.dtype}")
-    assert x.quant is not None and y.quant is not None
-    if op.kind == "LOGISTIC" and y.quant.zp != -128:
-        raise ModelError(f"{op.kind} {shown(op.name)}: int8 output must have zero point -128 (as TFLite requires), "
-                         f"got {y.quant.zp}")
-    try:
-        m, shift, radius = fp.nonlinearity_scaling(x.quant.s, NONLINEARITY_INPUT_INTEGER_BITS)
-    except ValueError as e:
-        raise ModelError(f"{op.kind} {shown(op.name)}: {e}") from None
-    return NonlinearityParams(x.quant.zp, m, shift, radius)
-
-
 def rows(shape: Sequence[int]) -> tuple[int, int]:
     """(outer, depth): softmax runs over the last axis."""
     depth = int(shape[-1])
@@ -189,26 +160,6 @@ def log_softmax_s8(x: np.ndarray, p: LogSoftmaxParams) -> np.ndarray:
     return np.where(diff > adjusted_diff_min, out, -128).astype(np.int8)
 
 
-def _nonlinearity_table(p: NonlinearityParams, fn, output_shift: int, output_offset: int) -> np.ndarray:
-    x = np.arange(-128, 128, dtype=np.int64) - p.input_zero_point
-    inside = np.where(np.abs(x) < p.input_range_radius, x, 0)
-    q4 = intmath.multiply_by_quantized_multiplier(inside, p.multiplier, p.left_shift)
-    y = intmath.rounding_divide_by_pot(fn(q4, NONLINEARITY_INPUT_INTEGER_BITS), output_shift) + output_offset
-    y = np.clip(y, -128, 127)
-    y = np.where(x <= -p.input_range_radius, -128, np.where(x >= p.input_range_radius, 127, y))
-    return y.astype(np.int8)
-
-
-def logistic_table(p: NonlinearityParams) -> np.ndarray:
-    """int8[256]: the LOGISTIC output of input value v at index v + 128."""
-    return _nonlinearity_table(p, fp.logistic, 31 - 8, -128)
-
-
-def tanh_table(p: NonlinearityParams) -> np.ndarray:
-    """int8[256]: the TANH output of input value v at index v + 128."""
-    return _nonlinearity_table(p, fp.tanh, 31 - 7, 0)
-
-
 # ----------------------------------------------------------------------------- registered kernels
 
 
@@ -226,19 +177,3 @@ def log_softmax(op: Op, graph: Graph, args: Sequence[np.ndarray | None]) -> list
     assert x is not None
     outer, depth = rows(x.shape)
     return [log_softmax_s8(x.reshape(outer, depth), log_softmax_params(op, graph)).reshape(x.shape)]
-
-
-@kernel("LOGISTIC")
-def logistic(op: Op, graph: Graph, args: Sequence[np.ndarray | None]) -> list[np.ndarray]:
-    x = args[0]
-    assert x is not None
-    table = logistic_table(nonlinearity_params(op, graph))
-    return [table[np.asarray(x, np.int64) + 128]]
-
-
-@kernel("TANH")
-def tanh(op: Op, graph: Graph, args: Sequence[np.ndarray | None]) -> list[np.ndarray]:
-    x = args[0]
-    assert x is not None
-    table = tanh_table(nonlinearity_params(op, graph))
-    return [table[np.asarray(x, np.int64) + 128]]
