@@ -208,20 +208,6 @@ def _reshape(raw: RawOp, tensors: dict[str, Tensor]) -> list[Op]:
     return [Op("RESHAPE", raw.inputs[:1], raw.outputs[:1])]
 
 
-def _axes(raw: RawOp, tensors: dict[str, Tensor], rank: int) -> tuple[int, ...]:
-    axes = np.atleast_1d(_const(raw, tensors, 1, "axis list")).tolist()
-    if not axes or any(not -rank <= a < rank for a in axes):
-        raise ModelError(f"{where(raw)}: axes {axes[:8]} out of range for rank {rank}")
-    return tuple(sorted({a % rank for a in axes}))
-
-
-def _reduce(raw: RawOp, tensors: dict[str, Tensor]) -> list[Op]:
-    opt = options_of(raw, "ReducerOptions")
-    rank = len(tensors[raw.inputs[0]].shape)
-    attrs = {"axes": _axes(raw, tensors, rank), "keep_dims": bool(opt.KeepDims()) if opt else False}
-    return [Op(raw.kind, raw.inputs[:1], raw.outputs[:1], attrs)]
-
-
 def _pad(raw: RawOp, tensors: dict[str, Tensor]) -> list[Op]:
     x, y = tensors[raw.inputs[0]], tensors[raw.outputs[0]]
     pads = _const(raw, tensors, 1, "padding list", rank=2)
@@ -320,7 +306,7 @@ CONVERTERS: dict[str, Callable[[RawOp, dict[str, Tensor]], list[Op]]] = {
     "SOFTMAX": _unary, "LOG_SOFTMAX": _unary, "RELU": _unary,
     "QUANTIZE": _unary, "DEQUANTIZE": _unary,
     "RESHAPE": _reshape, "SQUEEZE": _reshape, "EXPAND_DIMS": _reshape,
-    "MEAN": _reduce, "REDUCE_MAX": _reduce, "PAD": _pad, "PADV2": _pad, "TRANSPOSE": _transpose,
+    "PAD": _pad, "PADV2": _pad, "TRANSPOSE": _transpose,
     "CONCATENATION": _concat, "STRIDED_SLICE": _strided_slice,
 }
 
@@ -328,7 +314,7 @@ CONVERTERS: dict[str, Callable[[RawOp, dict[str, Tensor]], list[Op]]] = {
 ARITY: dict[str, tuple[int, int, tuple[int, ...]]] = {
     "CONV_2D": (2, 3, (2,)), "DEPTHWISE_CONV_2D": (2, 3, (2,)), "FULLY_CONNECTED": (2, 3, (2,)),
     "ADD": (2, 2, ()), "SUB": (2, 2, ()), "MUL": (2, 2, ()), "MAXIMUM": (2, 2, ()), "MINIMUM": (2, 2, ()),
-    "RESHAPE": (1, 2, (1,)), "EXPAND_DIMS": (2, 2, ()), "MEAN": (2, 2, ()), "REDUCE_MAX": (2, 2, ()),
+    "RESHAPE": (1, 2, (1,)), "EXPAND_DIMS": (2, 2, ()), 
     "PAD": (2, 2, ()), "PADV2": (2, 3, (2,)), "TRANSPOSE": (2, 2, ()), "CONCATENATION": (1, 1 << 10, ()),
     "STRIDED_SLICE": (3, 4, ()),
 }

@@ -26,7 +26,7 @@ _ACTIVATIONS = {"NONE": tflite.ActivationFunctionType.NONE, "RELU": tflite.Activ
 _SAME, _VALID = tflite.Padding.SAME, tflite.Padding.VALID
 # builtin operator -> version written (the int8 version of each op in TFLite's op_version.cc)
 VERSIONS = {"CONV_2D": 3, "DEPTHWISE_CONV_2D": 3, "FULLY_CONNECTED": 4, "AVERAGE_POOL_2D": 2,
-             "MAX_POOL_2D": 2, "MEAN": 2, "REDUCE_MAX": 2, "PAD": 2, "PADV2": 2, "RESHAPE": 1,
+             "MAX_POOL_2D": 2, "PAD": 2, "PADV2": 2, "RESHAPE": 1,
              "TRANSPOSE": 2, "CONCATENATION": 2, "STRIDED_SLICE": 2,
              "SOFTMAX": 2, "LOG_SOFTMAX": 2, "ADD": 2, "SUB": 2, "MUL": 2, "MAXIMUM": 2, "MINIMUM": 2,
              "RELU": 2,
@@ -195,12 +195,6 @@ def _fully_connected(low: _Lowering, op: Op) -> None:
              [low.tensor(op.outputs[0])], ("FullyConnectedOptions", fields))
 
 
-def _reduce(low: _Lowering, op: Op) -> None:
-    axes = low.const_i32(f"{op.name}/axes", list(op.attrs["axes"]))
-    low.emit(op.kind, [low.tensor(op.inputs[0]), axes], [low.tensor(op.outputs[0])],
-             ("ReducerOptions", {"KeepDims": bool(op.attrs["keep_dims"])}))
-
-
 def _pad(low: _Lowering, op: Op) -> None:
     dst = low.graph[op.outputs[0]]
     pads = low.const_i32(f"{op.name}/pad_amounts", [list(p) for p in op.attrs["pads"]])
@@ -290,7 +284,7 @@ def _simple(table: str | None, **attr_fields: str) -> Callable[[_Lowering, Op], 
 
 LOWERINGS: dict[str, Callable[[_Lowering, Op], None]] = {
     "CONV_2D": _conv, "DEPTHWISE_CONV_2D": _conv, "FULLY_CONNECTED": _fully_connected,
-    "AVERAGE_POOL_2D": _pool, "MAX_POOL_2D": _pool, "MEAN": _reduce, "REDUCE_MAX": _reduce,
+    "AVERAGE_POOL_2D": _pool, "MAX_POOL_2D": _pool,
     "PAD": _pad, "RESHAPE": _reshape, "TRANSPOSE": _transpose, "CONCATENATION": _concatenation,
     "STRIDED_SLICE": _strided_slice,
     "SOFTMAX": _simple("SoftmaxOptions", Beta="beta"), "LOG_SOFTMAX": _simple("LogSoftmaxOptions"),

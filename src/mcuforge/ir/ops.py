@@ -41,8 +41,6 @@ SPECS: dict[str, OpSpec] = {
     "FULLY_CONNECTED": OpSpec(("input", "weights", "bias?"), ("activation", "keep_num_dims")),
     "AVERAGE_POOL_2D": OpSpec(("input",), _POOL),
     "MAX_POOL_2D": OpSpec(("input",), _POOL),
-    "MEAN": OpSpec(("input",), ("axes", "keep_dims")),
-    "REDUCE_MAX": OpSpec(("input",), ("axes", "keep_dims")),
     # pads: ((before, after), ...) one pair per dimension; value: the quantized fill value
     "PAD": OpSpec(("input",), ("pads", "value")),
     # RESHAPE, SQUEEZE and EXPAND_DIMS all become RESHAPE: same bytes, new shape (the output tensor's)

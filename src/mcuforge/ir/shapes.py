@@ -98,19 +98,6 @@ def _pool(op: Op, graph: Graph, where: str) -> None:
         _summed(where, math.prod(op.attrs["filter"]))
 
 
-def _reduce(op: Op, graph: Graph, where: str) -> None:
-    x, y = graph[op.inputs[0]].shape, graph[op.outputs[0]].shape
-    axes = op.attrs["axes"]
-    if not axes or any(not 0 <= a < len(x) for a in axes):
-        raise _fail(where, f"axes {list(axes)} out of range for input {list(x)}")
-    expect = tuple(1 if i in axes else d for i, d in enumerate(x)) if op.attrs["keep_dims"] else \
-        tuple(d for i, d in enumerate(x) if i not in axes)
-    if y != expect and (op.attrs["keep_dims"] or math.prod(y) != math.prod(expect)):
-        raise _fail(where, f"output {list(y)} does not follow from reducing {list(x)} over axes {list(axes)}")
-    if op.kind == "MEAN":
-        _summed(where, math.prod(x[a] for a in axes))
-
-
 def _pad(op: Op, graph: Graph, where: str) -> None:
     x, y = graph[op.inputs[0]].shape, graph[op.outputs[0]].shape
     pads = op.attrs["pads"]
@@ -177,7 +164,7 @@ def _broadcast(shapes: list[Shape]) -> Shape:
 
 RULES: dict[str, Callable[[Op, Graph, str], None]] = {
     "CONV_2D": _conv, "DEPTHWISE_CONV_2D": _depthwise, "FULLY_CONNECTED": _fully_connected,
-    "AVERAGE_POOL_2D": _pool, "MAX_POOL_2D": _pool, "MEAN": _reduce, "REDUCE_MAX": _reduce, "PAD": _pad,
+    "AVERAGE_POOL_2D": _pool, "MAX_POOL_2D": _pool, "PAD": _pad,
     "RESHAPE": _same_size, "TRANSPOSE": _transpose, "CONCATENATION": _concat, "STRIDED_SLICE": _strided_slice,
     "SOFTMAX": elementwise_shape, "LOG_SOFTMAX": elementwise_shape,
     **{kind: elementwise_shape for kind, s in SPECS.items() if s.elementwise and kind != "ACC_REQUANTIZE"},

@@ -25,6 +25,7 @@ MODULES = (
     "resize_nearest",
     "relu6",
     "logistic_tanh",
+    "reduce",
 )
 
 _installed: dict = {}  # kind -> Operator, once installed

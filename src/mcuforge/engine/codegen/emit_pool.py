@@ -1,4 +1,4 @@
-"""C emitters: AVERAGE_POOL_2D, MAX_POOL_2D, MEAN and REDUCE_MAX.
+"""C emitters: AVERAGE_POOL_2D and MAX_POOL_2D (MEAN and REDUCE_MAX: mcuforge.operators.reduce).
 
 Shapes, windows and quantization constants are literals in compound-literal structs, so the static inline
 kernels specialise per layer. A reduction over any axes becomes loops: the kept dimensions (in output
@@ -13,8 +13,7 @@ import numpy as np
 
 from ...errors import ModelError, shown
 from ...ir import Op
-from ..reference.ops_pool import (check_reduce_max_quant, mean_quant, pool_activation, pool_geometry,
-                                  reduce_axes)
+from ..reference.ops_pool import pool_activation, pool_geometry
 from .context import EmitContext, emitter
 from .literals import c_call, c_struct
 
@@ -91,38 +90,3 @@ def emit_average_pool_2d(op: Op, ctx: EmitContext) -> str:
 @emitter("MAX_POOL_2D")
 def emit_max_pool_2d(op: Op, ctx: EmitContext) -> str:
     return _pool(op, ctx, "mcu_maxpool_s8")
-
-
-def reduce_loops(op: Op, ctx: EmitContext) -> str:
-    shape = ctx.tensor(op.inputs[0]).shape
-    axes = set(reduce_axes(op, ctx.graph))
-    strides = row_major_strides(shape)
-    outer = merge_loops([(shape[d], strides[d]) for d in range(len(shape)) if d not in axes])
-    inner = merge_loops([(shape[d], strides[d]) for d in range(len(shape)) if d in axes])
-    outer_n, outer_s = pad_loops(op, outer, 4)
-    inner_n, inner_s = pad_loops(op, inner, 4)
-    return c_struct("mcu_reduce_loops", {"outer": outer_n, "outer_stride": outer_s,
-                                         "inner": inner_n, "inner_stride": inner_s})
-
-
-@emitter("MEAN")
-def emit_mean(op: Op, ctx: EmitContext) -> str:
-    check_int8(op, ctx)
-    q = mean_quant(op, ctx.graph)
-    if ctx.tensor(op.outputs[0]).size == 0:
-        return ""
-    ctx.use("mcu_reduce_s8.h")
-    quant = {"input_zp_times_count": q.input_zp_times_count, "multiplier": q.multiplier, "shift": q.shift,
-             "output_zp": q.output_zp}
-    return c_call("mcu_mean_s8", [reduce_loops(op, ctx), c_struct("mcu_mean_quant", quant),
-                                  ctx.ptr(op.inputs[0]), ctx.ptr(op.outputs[0])])
-
-
-@emitter("REDUCE_MAX")
-def emit_reduce_max(op: Op, ctx: EmitContext) -> str:
-    check_int8(op, ctx)
-    check_reduce_max_quant(op, ctx.graph)
-    if ctx.tensor(op.outputs[0]).size == 0:
-        return ""
-    ctx.use("mcu_reduce_s8.h")
-    return c_call("mcu_reduce_max_s8", [reduce_loops(op, ctx), ctx.ptr(op.inputs[0]), ctx.ptr(op.outputs[0])])

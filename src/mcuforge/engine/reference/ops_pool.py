@@ -1,4 +1,5 @@
-"""Reference kernels: AVERAGE_POOL_2D, MAX_POOL_2D, MEAN and REDUCE_MAX (int8, TFLM semantics).
+"""Reference kernels: AVERAGE_POOL_2D and MAX_POOL_2D (int8, TFLM semantics; MEAN and REDUCE_MAX live in
+mcuforge.operators.reduce).
 
 Pooling (TFLM reference_integer_ops::AveragePool / MaxPool), per output element:
 - the window starts at (oy * stride_h - pad_top, ox * stride_w - pad_left) and is clipped to the input
@@ -9,16 +10,6 @@ Pooling (TFLM reference_integer_ops::AveragePool / MaxPool), per output element:
 - max: the largest raw value inside the input, starting from -128;
 - then a clamp to the fused activation's range on the output's quantization. Nothing is rescaled: TFLite
   pools keep their input's quantization.
-
-MEAN (TFLM reduce_common.cc -> reference_ops::QuantizedMeanOrSum, the integer version this TFLM runs for
-every int8 MEAN, whether or not input and output share their quantization; checked against the oracle):
-    M, S = QuantizeMultiplier(double(in_scale) / double(out_scale))
-    k = min(floor(log2(count)), 32, 31 + S);  M' = (M << k) / count (int64, truncating);  S' = S - k
-    out = clamp(MultiplyByQuantizedMultiplier(sum(x) - in_zp * count, M', S') + out_zp, -128, 127)
-(Older TFLM builds had other paths: a truncating sum / count when the quantization matched, a float path,
-and an integer special case for 4-D axes {1, 2}; the pip `tflite-micro` oracle uses the one above.)
-
-REDUCE_MAX: the largest raw value over the axes; TFLM requires equal input/output quantization.
 """
 from __future__ import annotations
 
@@ -122,73 +113,3 @@ def max_pool_2d(op: Op, graph: Graph, args: Sequence[np.ndarray | None]) -> list
     lo, hi = pool_activation(op, graph)
     values, _ = _windows(args[0], g, -128)
     return [np.clip(values.max(axis=(-2, -1)), lo, hi).astype(np.int8)]
-
-
-# ---------------------------------------------------------------- reductions
-
-
-def reduce_axes(op: Op, graph: Graph) -> tuple[int, ...]:
-    rank = len(graph[op.inputs[0]].shape)
-    axes = [int(a) for a in op.attrs.get("axes", ())]
-    if any(not -rank <= a < rank for a in axes):
-        raise ModelError(f"{op.kind} {shown(op.name)}: axes {axes} out of range for rank {rank}")
-    return tuple(sorted({a % rank for a in axes}))
-
-
-def reduce_count(op: Op, graph: Graph) -> int:
-    """How many input values each output value reduces."""
-    shape = graph[op.inputs[0]].shape
-    return int(np.prod([shape[a] for a in reduce_axes(op, graph)], dtype=np.int64))
-
-
-@dataclass(frozen=True)
-class MeanQuant:
-    """The integer constants of TFLM's int8 MEAN (see the module docstring)."""
-
-    input_zp_times_count: int  # subtracted from the raw sum
-    multiplier: int  # Q31, already divided by the count
-    shift: int
-    output_zp: int
-
-
-def mean_quant(op: Op, graph: Graph) -> MeanQuant:
-    qi, qo = graph[op.inputs[0]].quant, graph[op.outputs[0]].quant
-    if qi is None or qo is None:
-        raise ModelError(f"{op.kind} {shown(op.name)}: int8 MEAN needs quantized input and output")
-    count = reduce_count(op, graph)
-    if count < 1:
-        raise ModelError(f"{op.kind} {shown(op.name)}: mean over an empty axis")
-    multiplier, shift = intmath.quantize_multiplier(float(np.float64(qi.s) / np.float64(qo.s)))
-    k = min(count.bit_length() - 1, 32, 31 + shift)
-    if k < 0:
-        raise ModelError(f"{op.kind} {shown(op.name)}: input/output scale ratio {qi.s / qo.s:g} is too small")
-    multiplier = (multiplier << k) // count
-    zp_count = qi.zp * count
-    if abs(zp_count) + 128 * count > intmath.INT32_MAX:
-        raise ModelError(f"{op.kind} {shown(op.name)}: {count} values per mean overflow the int32 accumulator")
-    return MeanQuant(zp_count, multiplier, shift - k, qo.zp)
-
-
-@kernel("MEAN")
-def mean(op: Op, graph: Graph, args: Sequence[np.ndarray | None]) -> list[np.ndarray]:
-    q = mean_quant(op, graph)
-    total = np.sum(args[0], axis=reduce_axes(op, graph), dtype=np.int64, keepdims=True)
-    acc = intmath.multiply_by_quantized_multiplier(total - q.input_zp_times_count, q.multiplier, q.shift)
-    out = np.clip(acc + q.output_zp, -128, 127).astype(np.int8)
-    return [out.reshape(graph[op.outputs[0]].shape)]
-
-
-def check_reduce_max_quant(op: Op, graph: Graph) -> None:
-    qi, qo = graph[op.inputs[0]].quant, graph[op.outputs[0]].quant
-    if qi is not None and qo is not None and (np.float32(qi.s) != np.float32(qo.s) or qi.zp != qo.zp):
-        raise ModelError(f"{op.kind} {shown(op.name)}: int8 REDUCE_MAX needs the same input and output quantization "
-                         f"(got scale {qi.s:g}/{qo.s:g}, zero point {qi.zp}/{qo.zp}), as TFLM does")
-
-
-@kernel("REDUCE_MAX")
-def reduce_max(op: Op, graph: Graph, args: Sequence[np.ndarray | None]) -> list[np.ndarray]:
-    check_reduce_max_quant(op, graph)
-    x = args[0]
-    out = np.max(x, axis=reduce_axes(op, graph), keepdims=True) if x.size else np.full(
-        graph[op.outputs[0]].shape, -128, x.dtype)
-    return [out.astype(x.dtype).reshape(graph[op.outputs[0]].shape)]
