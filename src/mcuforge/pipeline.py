@@ -175,10 +175,12 @@ def memory_report(graph: Graph, plan: MemoryPlan, flash_bytes: int, chosen: Sche
     return report
 
 
-def analyze(graph: Graph, *, strategy: str = "layer", max_extra_macs: float = MAX_EXTRA_MACS) -> MemoryReport:
-    """The memory report of `compile_model` without writing anything: the same plan and flash figures
-    (the C is generated to count its const data)."""
-    chosen, choice = scheduled(graph, strategy, max_extra_macs=max_extra_macs)
+def analyze(graph: Graph, *, strategy: str = "layer", max_extra_macs: float = MAX_EXTRA_MACS,
+            sram: int | None = None) -> MemoryReport:
+    """The memory report of `compile_model` without writing anything: the same plan (under "auto" chosen
+    for the `sram` budget, as compile_model chooses it) and flash figures (the C is generated to count its
+    const data)."""
+    chosen, choice = scheduled(graph, strategy, sram=sram, max_extra_macs=max_extra_macs)
     lib = compile_graph(chosen.graph, plan=chosen.plan)  # checks the plan
     return memory_report(chosen.graph, chosen.plan, lib.flash_weights_bytes, chosen, choice, graph)
 

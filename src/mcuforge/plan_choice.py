@@ -65,7 +65,7 @@ def choose_plan(graph: Graph, *, sram: int | None = None, objective: str | None 
             plans.setdefault(every[name].strategy, every[name])
     counts = {name: predicted_instructions(s, core) for name, s in plans.items()}
     predicted = tuple((name, s.plan.arena_bytes, counts[name]) for name, s in plans.items())
-    fits = [name for name, s in plans.items() if s.plan.arena_bytes <= sram]
+    fits = [name for name, s in plans.items() if s.plan.sram_bytes <= sram]  # the state counts too
     if not fits:
         return PlanChoice(smallest, objective, f"nothing fits {sram:,} B: the smallest peak SRAM", predicted)
     best = min(fits, key=lambda name: (counts[name], plans[name].plan.arena_bytes))

@@ -221,7 +221,7 @@ def _inspect(args, console: Console) -> int:
     if args.plot:
         check_plot_path(args.plot)
     graph = _load(args)
-    report = analyze(graph, strategy=args.strategy, max_extra_macs=args.max_extra_macs)
+    report = analyze(graph, strategy=args.strategy, max_extra_macs=args.max_extra_macs, sram=args.sram)
     if args.plot:
         from ..engine.schedule import layer_profiles
         from ..report.memory_plot import plot_memory
