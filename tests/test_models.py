@@ -45,6 +45,18 @@ def test_pending_model_c_equals_reference_and_tflm(path):
     assert result.ok, result.mismatches[:3]
 
 
+def test_run_model_carries_the_state_in_both_engines():
+    """`mcuforge run` on a stateful model: the samples are one sequence in the C and in the reference."""
+    from mcuforge.pipeline import run_model
+
+    graph = load_model(next(p for p in pending_models() if p.stem == "tflm_mnist_lstm_int8"))
+    rng = np.random.default_rng(0)
+    batch = [rng.integers(-128, 128, (1, 28, 28), dtype=np.int8) for _ in range(4)]
+    c, ref = run_model(graph, batch, "c"), run_model(graph, batch, "reference")
+    assert all(np.array_equal(a[0], b[0]) for a, b in zip(c, ref))
+    assert not np.array_equal(ref[1][0], run_model(graph, batch[1:2], "reference")[0][0])  # state mattered
+
+
 def test_real_samples_are_used():
     kws = next(p for p in dev_models() if p.stem.startswith("mlperf_kws"))
     ad = next(p for p in dev_models() if p.stem.startswith("mlperf_ad"))

@@ -292,11 +292,13 @@ def split_batch(graph: Graph, x: np.ndarray) -> tuple[list[np.ndarray], bool]:
 def run_model(graph: Graph, batch: Sequence[np.ndarray], engine: str = "c", *, strategy: str = "layer",
               max_extra_macs: float = MAX_EXTRA_MACS) -> list[list[np.ndarray]]:
     """Runs single-input samples through the generated C (engine 'c', compiled with `strategy`) or the
-    reference interpreter."""
+    reference interpreter. A stateful model (SVDF, LSTM) runs the samples as one sequence, its state
+    carried from one to the next, in both engines."""
     if engine == "reference":
-        from .engine.reference import run
+        from .engine.reference import initial_state, run
 
-        return [run(graph, [x]) for x in batch]
+        state = initial_state(graph)
+        return [run(graph, [x], state) for x in batch]
     if engine != "c":
         raise ValueError(f"unknown engine {engine!r} (choose 'c' or 'reference')")
     from .targets.host import HostModel
