@@ -226,14 +226,6 @@ def _pad(raw: RawOp, tensors: dict[str, Tensor]) -> list[Op]:
     return [Op("PAD", raw.inputs[:1], raw.outputs[:1], attrs)]
 
 
-def _transpose(raw: RawOp, tensors: dict[str, Tensor]) -> list[Op]:
-    perm = tuple(int(p) for p in _const(raw, tensors, 1, "permutation"))
-    rank = len(tensors[raw.inputs[0]].shape)
-    if len(perm) != rank or any(not -rank <= p < rank for p in perm) or len({p % rank for p in perm}) != rank:
-        raise ModelError(f"{where(raw)}: {list(perm)[:8]} is not a permutation of {rank} axes")
-    return [Op("TRANSPOSE", raw.inputs[:1], raw.outputs[:1], {"perm": tuple(p % rank for p in perm)})]
-
-
 def _concat(raw: RawOp, tensors: dict[str, Tensor]) -> list[Op]:
     opt = options_of(raw, "ConcatenationOptions", required=True)
     rank = len(tensors[raw.outputs[0]].shape)
@@ -306,7 +298,7 @@ CONVERTERS: dict[str, Callable[[RawOp, dict[str, Tensor]], list[Op]]] = {
     "SOFTMAX": _unary, "LOG_SOFTMAX": _unary, "RELU": _unary,
     "QUANTIZE": _unary, "DEQUANTIZE": _unary,
     "RESHAPE": _reshape, "SQUEEZE": _reshape, "EXPAND_DIMS": _reshape,
-    "PAD": _pad, "PADV2": _pad, "TRANSPOSE": _transpose,
+    "PAD": _pad, "PADV2": _pad,
     "CONCATENATION": _concat, "STRIDED_SLICE": _strided_slice,
 }
 
@@ -315,7 +307,7 @@ ARITY: dict[str, tuple[int, int, tuple[int, ...]]] = {
     "CONV_2D": (2, 3, (2,)), "DEPTHWISE_CONV_2D": (2, 3, (2,)), "FULLY_CONNECTED": (2, 3, (2,)),
     "ADD": (2, 2, ()), "SUB": (2, 2, ()), "MUL": (2, 2, ()), "MAXIMUM": (2, 2, ()), "MINIMUM": (2, 2, ()),
     "RESHAPE": (1, 2, (1,)), "EXPAND_DIMS": (2, 2, ()), 
-    "PAD": (2, 2, ()), "PADV2": (2, 3, (2,)), "TRANSPOSE": (2, 2, ()), "CONCATENATION": (1, 1 << 10, ()),
+    "PAD": (2, 2, ()), "PADV2": (2, 3, (2,)), "CONCATENATION": (1, 1 << 10, ()),
     "STRIDED_SLICE": (3, 4, ()),
 }
 

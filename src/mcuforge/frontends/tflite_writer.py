@@ -27,7 +27,7 @@ _SAME, _VALID = tflite.Padding.SAME, tflite.Padding.VALID
 # builtin operator -> version written (the int8 version of each op in TFLite's op_version.cc)
 VERSIONS = {"CONV_2D": 3, "DEPTHWISE_CONV_2D": 3, "FULLY_CONNECTED": 4, "AVERAGE_POOL_2D": 2,
              "MAX_POOL_2D": 2, "PAD": 2, "PADV2": 2, "RESHAPE": 1,
-             "TRANSPOSE": 2, "CONCATENATION": 2, "STRIDED_SLICE": 2,
+             "CONCATENATION": 2, "STRIDED_SLICE": 2,
              "SOFTMAX": 2, "LOG_SOFTMAX": 2, "ADD": 2, "SUB": 2, "MUL": 2, "MAXIMUM": 2, "MINIMUM": 2,
              "RELU": 2,
              "QUANTIZE": 2, "DEQUANTIZE": 2}
@@ -213,12 +213,6 @@ def _reshape(low: _Lowering, op: Op) -> None:
              [low.tensor(op.outputs[0])], ("ReshapeOptions", {"NewShape": shape}))
 
 
-def _transpose(low: _Lowering, op: Op) -> None:
-    perm = low.const_i32(f"{op.name}/perm", list(op.attrs["perm"]))
-    low.emit("TRANSPOSE", [low.tensor(op.inputs[0]), perm], [low.tensor(op.outputs[0])],
-             ("TransposeOptions", {}))
-
-
 def _concatenation(low: _Lowering, op: Op) -> None:
     fields = {"Axis": int(op.attrs["axis"]),
               "FusedActivationFunction": _ACTIVATIONS[op.attrs.get("activation", "NONE")]}
@@ -285,7 +279,7 @@ def _simple(table: str | None, **attr_fields: str) -> Callable[[_Lowering, Op], 
 LOWERINGS: dict[str, Callable[[_Lowering, Op], None]] = {
     "CONV_2D": _conv, "DEPTHWISE_CONV_2D": _conv, "FULLY_CONNECTED": _fully_connected,
     "AVERAGE_POOL_2D": _pool, "MAX_POOL_2D": _pool,
-    "PAD": _pad, "RESHAPE": _reshape, "TRANSPOSE": _transpose, "CONCATENATION": _concatenation,
+    "PAD": _pad, "RESHAPE": _reshape, "CONCATENATION": _concatenation,
     "STRIDED_SLICE": _strided_slice,
     "SOFTMAX": _simple("SoftmaxOptions", Beta="beta"), "LOG_SOFTMAX": _simple("LogSoftmaxOptions"),
     "ADD": _simple("AddOptions", FusedActivationFunction="activation"),

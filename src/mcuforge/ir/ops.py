@@ -45,7 +45,6 @@ SPECS: dict[str, OpSpec] = {
     "PAD": OpSpec(("input",), ("pads", "value")),
     # RESHAPE, SQUEEZE and EXPAND_DIMS all become RESHAPE: same bytes, new shape (the output tensor's)
     "RESHAPE": OpSpec(("input",), ()),
-    "TRANSPOSE": OpSpec(("input",), ("perm",)),
     "CONCATENATION": OpSpec(("inputs...",), ("axis", "activation")),
     # slices: one (start, stop, step) per input dimension, as for a numpy slice (stop may be None);
     # the output tensor's shape then drops shrunk axes (a reshape of the sliced block)

@@ -111,13 +111,6 @@ def _same_size(op: Op, graph: Graph, where: str) -> None:
         raise _fail(where, f"output {list(y)} does not hold the {math.prod(x)} values of input {list(x)}")
 
 
-def _transpose(op: Op, graph: Graph, where: str) -> None:
-    x, y = graph[op.inputs[0]].shape, graph[op.outputs[0]].shape
-    perm = op.attrs["perm"]
-    if sorted(perm) != list(range(len(x))) or y != tuple(x[p] for p in perm):
-        raise _fail(where, f"output {list(y)} is not input {list(x)} permuted by {list(perm)}")
-
-
 def _concat(op: Op, graph: Graph, where: str) -> None:
     y = graph[op.outputs[0]].shape
     axis = op.attrs["axis"]
@@ -165,7 +158,7 @@ def _broadcast(shapes: list[Shape]) -> Shape:
 RULES: dict[str, Callable[[Op, Graph, str], None]] = {
     "CONV_2D": _conv, "DEPTHWISE_CONV_2D": _depthwise, "FULLY_CONNECTED": _fully_connected,
     "AVERAGE_POOL_2D": _pool, "MAX_POOL_2D": _pool, "PAD": _pad,
-    "RESHAPE": _same_size, "TRANSPOSE": _transpose, "CONCATENATION": _concat, "STRIDED_SLICE": _strided_slice,
+    "RESHAPE": _same_size, "CONCATENATION": _concat, "STRIDED_SLICE": _strided_slice,
     "SOFTMAX": elementwise_shape, "LOG_SOFTMAX": elementwise_shape,
     **{kind: elementwise_shape for kind, s in SPECS.items() if s.elementwise and kind != "ACC_REQUANTIZE"},
 }

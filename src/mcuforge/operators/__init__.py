@@ -26,6 +26,7 @@ MODULES = (
     "relu6",
     "logistic_tanh",
     "reduce",
+    "transpose",
 )
 
 _installed: dict = {}  # kind -> Operator, once installed

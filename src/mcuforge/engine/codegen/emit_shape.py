@@ -1,4 +1,5 @@
-"""C emitters: RESHAPE (an alias: no code), PAD, TRANSPOSE, CONCATENATION, STRIDED_SLICE and PASTE
+"""C emitters: RESHAPE (an alias: no code), PAD, CONCATENATION, STRIDED_SLICE and PASTE (TRANSPOSE:
+mcuforge.operators.transpose)
 (RESIZE_NEAREST_NEIGHBOR lives in operators/resize_nearest.py).
 
 Data movement is described to the kernels as literal loops: a transpose or a slice is a strided copy
@@ -13,7 +14,7 @@ import numpy as np
 from ...errors import ModelError, shown
 from ...ir import DTYPE_BYTES, Op
 from ..reference.ops_shape import (concat_activation, concat_axis, concat_requants, pad_amounts, pad_value,
-                                   paste_block, slice_ranges, transpose_perm)
+                                   paste_block, slice_ranges)
 from .context import EmitContext, emitter
 from .literals import c_call, c_struct
 from .emit_pool import check_int8, merge_loops, pad_loops, row_major_strides
@@ -57,22 +58,10 @@ def emit_pad(op: Op, ctx: EmitContext) -> str:
                                  ctx.ptr(op.outputs[0])])
 
 
-def _copy_loops(op: Op, loops: list[tuple[int, int]]) -> str:
+def copy_loops(op: Op, loops: list[tuple[int, int]]) -> str:
+    """mcu_transpose_s8.h's loop struct: (count, stride) per dimension, merged and padded to six."""
     counts, strides = pad_loops(op, merge_loops(loops), 6)
     return c_struct("mcu_copy_loops", {"count": counts, "stride": strides})
-
-
-@emitter("TRANSPOSE")
-def emit_transpose(op: Op, ctx: EmitContext) -> str:
-    check_int8(op, ctx)
-    perm = transpose_perm(op, ctx.graph)
-    if _empty(op, ctx):
-        return ""
-    shape = ctx.tensor(op.inputs[0]).shape
-    strides = row_major_strides(shape)
-    ctx.use("mcu_transpose_s8.h")
-    loops = _copy_loops(op, [(shape[p], strides[p]) for p in perm])
-    return c_call("mcu_transpose_s8", [loops, ctx.ptr(op.inputs[0]), ctx.ptr(op.outputs[0])])
 
 
 @emitter("STRIDED_SLICE")
@@ -85,7 +74,7 @@ def emit_strided_slice(op: Op, ctx: EmitContext) -> str:
     begin = sum(r.start * s for r, s in zip(ranges, strides))
     ctx.use("mcu_transpose_s8.h")
     ctx.use("mcu_slice_s8.h")
-    loops = _copy_loops(op, [(len(r), r.step * s) for r, s in zip(ranges, strides)])
+    loops = copy_loops(op, [(len(r), r.step * s) for r, s in zip(ranges, strides)])
     return c_call("mcu_slice_s8", [loops, ctx.ptr(op.inputs[0]), str(begin), ctx.ptr(op.outputs[0])])
 
 

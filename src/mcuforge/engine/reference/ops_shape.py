@@ -1,4 +1,4 @@
-"""Reference kernels: RESHAPE, PAD, TRANSPOSE, CONCATENATION, STRIDED_SLICE, PASTE.
+"""Reference kernels: RESHAPE, PAD, CONCATENATION, STRIDED_SLICE, PASTE (TRANSPOSE: mcuforge.operators).
 
 All of them move int8 values without arithmetic, as TFLM does (its kernels copy raw bytes and ignore the
 output's quantization), except:
@@ -54,22 +54,6 @@ def pad_value(op: Op) -> int:
 @kernel("PAD")
 def pad(op: Op, graph: Graph, args: Sequence[np.ndarray | None]) -> list[np.ndarray]:
     return [np.pad(args[0], pad_amounts(op, graph), constant_values=pad_value(op))]
-
-
-# ---------------------------------------------------------------- TRANSPOSE
-
-
-def transpose_perm(op: Op, graph: Graph) -> tuple[int, ...]:
-    rank = len(graph[op.inputs[0]].shape)
-    perm = tuple(int(p) for p in op.attrs["perm"])
-    if sorted(perm) != list(range(rank)):
-        raise ModelError(f"{op.kind} {shown(op.name)}: {list(perm)} is not a permutation of {rank} axes")
-    return perm
-
-
-@kernel("TRANSPOSE")
-def transpose(op: Op, graph: Graph, args: Sequence[np.ndarray | None]) -> list[np.ndarray]:
-    return [np.ascontiguousarray(np.transpose(args[0], transpose_perm(op, graph)))]
 
 
 # ---------------------------------------------------------------- CONCATENATION
