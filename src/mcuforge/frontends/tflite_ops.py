@@ -294,7 +294,7 @@ def _strided_slice(raw: RawOp, tensors: dict[str, Tensor]) -> list[Op]:
 CONVERTERS: dict[str, Callable[[RawOp, dict[str, Tensor]], list[Op]]] = {
     "CONV_2D": _conv, "DEPTHWISE_CONV_2D": _conv, "FULLY_CONNECTED": _fully_connected,
     "AVERAGE_POOL_2D": _pool, "MAX_POOL_2D": _pool,
-    "ADD": _binary, "SUB": _binary, "MUL": _binary, "MAXIMUM": _binary, "MINIMUM": _binary,
+    "ADD": _binary, "SUB": _binary, "MUL": _binary,
     "SOFTMAX": _unary, "LOG_SOFTMAX": _unary, "RELU": _unary,
     "QUANTIZE": _unary, "DEQUANTIZE": _unary,
     "RESHAPE": _reshape, "SQUEEZE": _reshape, "EXPAND_DIMS": _reshape,
@@ -305,7 +305,7 @@ CONVERTERS: dict[str, Callable[[RawOp, dict[str, Tensor]], list[Op]]] = {
 # Operand counts (fewest, most) and the optional positions (index -1 allowed); every op has one output.
 ARITY: dict[str, tuple[int, int, tuple[int, ...]]] = {
     "CONV_2D": (2, 3, (2,)), "DEPTHWISE_CONV_2D": (2, 3, (2,)), "FULLY_CONNECTED": (2, 3, (2,)),
-    "ADD": (2, 2, ()), "SUB": (2, 2, ()), "MUL": (2, 2, ()), "MAXIMUM": (2, 2, ()), "MINIMUM": (2, 2, ()),
+    "ADD": (2, 2, ()), "SUB": (2, 2, ()), "MUL": (2, 2, ()),
     "RESHAPE": (1, 2, (1,)), "EXPAND_DIMS": (2, 2, ()), 
     "PAD": (2, 2, ()), "PADV2": (2, 3, (2,)), "CONCATENATION": (1, 1 << 10, ()),
     "STRIDED_SLICE": (3, 4, ()),

@@ -28,7 +28,7 @@ _SAME, _VALID = tflite.Padding.SAME, tflite.Padding.VALID
 VERSIONS = {"CONV_2D": 3, "DEPTHWISE_CONV_2D": 3, "FULLY_CONNECTED": 4, "AVERAGE_POOL_2D": 2,
              "MAX_POOL_2D": 2, "PAD": 2, "PADV2": 2, "RESHAPE": 1,
              "CONCATENATION": 2, "STRIDED_SLICE": 2,
-             "SOFTMAX": 2, "LOG_SOFTMAX": 2, "ADD": 2, "SUB": 2, "MUL": 2, "MAXIMUM": 2, "MINIMUM": 2,
+             "SOFTMAX": 2, "LOG_SOFTMAX": 2, "ADD": 2, "SUB": 2, "MUL": 2,
              "RELU": 2,
              "QUANTIZE": 2, "DEQUANTIZE": 2}
 
@@ -285,7 +285,6 @@ LOWERINGS: dict[str, Callable[[_Lowering, Op], None]] = {
     "ADD": _simple("AddOptions", FusedActivationFunction="activation"),
     "SUB": _simple("SubOptions", FusedActivationFunction="activation"),
     "MUL": _simple("MulOptions", FusedActivationFunction="activation"),
-    "MAXIMUM": _simple("MaximumMinimumOptions"), "MINIMUM": _simple("MaximumMinimumOptions"),
     "RELU": _simple(None),
     "QUANTIZE": _simple(None), "DEQUANTIZE": _simple(None),
 }

@@ -65,8 +65,6 @@ SPECS: dict[str, OpSpec] = {
     "ADD": OpSpec(("a", "b"), ("activation",), elementwise=True),
     "SUB": OpSpec(("a", "b"), ("activation",), elementwise=True),
     "MUL": OpSpec(("a", "b"), ("activation",), elementwise=True),
-    "MAXIMUM": OpSpec(("a", "b"), (), elementwise=True),
-    "MINIMUM": OpSpec(("a", "b"), (), elementwise=True),
     "RELU": OpSpec(("input",), (), elementwise=True),
     # float32 -> int8, or int8 -> int8 (requantize)
     "QUANTIZE": OpSpec(("input",), (), elementwise=True),

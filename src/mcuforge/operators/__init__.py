@@ -27,6 +27,7 @@ MODULES = (
     "logistic_tanh",
     "reduce",
     "transpose",
+    "minmax",
 )
 
 _installed: dict = {}  # kind -> Operator, once installed

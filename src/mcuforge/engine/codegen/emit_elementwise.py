@@ -1,4 +1,4 @@
-"""C emitters: elementwise ops (ADD, SUB, MUL, MAXIMUM, MINIMUM, RELU, QUANTIZE, DEQUANTIZE).
+"""C emitters: elementwise ops (ADD, SUB, MUL, RELU, QUANTIZE, DEQUANTIZE).
 
 Quantization constants come from the reference kernels' own functions and are passed as literals in
 compound-literal structs. Binary ops on equal shapes get a flat loop; broadcasting ones get literal
@@ -71,7 +71,7 @@ def _operand(ctx: EmitContext, name: str) -> str:
     return ctx.const(name) if ctx.tensor(name).is_const else ctx.ptr(name)
 
 
-def _binary_call(op: Op, ctx: EmitContext, fn: str, first: Sequence[str]) -> str:
+def binary_call(op: Op, ctx: EmitContext, fn: str, first: Sequence[str]) -> str:
     """`fn(first..., size, a, b, out)` for equal shapes, else `fn_broadcast(first..., dims, strides..., a, b, out)`."""
     a, b, out = ctx.tensor(op.inputs[0]), ctx.tensor(op.inputs[1]), ctx.tensor(op.outputs[0])
     pointers = [_operand(ctx, a.name), _operand(ctx, b.name), ctx.ptr(out.name)]
@@ -96,7 +96,7 @@ def emit_add_sub(op: Op, ctx: EmitContext) -> str:
               "input2_multiplier": q.input2_multiplier, "input2_shift": q.input2_shift,
               "output_multiplier": q.output_multiplier, "output_shift": q.output_shift,
               "act_min": q.act_min, "act_max": q.act_max, "subtract": int(op.kind == "SUB")}
-    return _binary_call(op, ctx, "mcu_add_s8", [_struct("mcu_add_params", params)])
+    return binary_call(op, ctx, "mcu_add_s8", [_struct("mcu_add_params", params)])
 
 
 @emitter("MUL")
@@ -106,13 +106,7 @@ def emit_mul(op: Op, ctx: EmitContext) -> str:
     params = {"input1_offset": q.input1_offset, "input2_offset": q.input2_offset,
               "output_offset": q.output_offset, "multiplier": q.multiplier, "shift": q.shift,
               "act_min": q.act_min, "act_max": q.act_max}
-    return _binary_call(op, ctx, "mcu_mul_s8", [_struct("mcu_mul_params", params)])
-
-
-@emitter("MAXIMUM", "MINIMUM")
-def emit_minmax(op: Op, ctx: EmitContext) -> str:
-    ctx.use("mcu_minmax_s8.h")
-    return _binary_call(op, ctx, "mcu_minmax_s8", [str(int(op.kind == "MAXIMUM"))])
+    return binary_call(op, ctx, "mcu_mul_s8", [_struct("mcu_mul_params", params)])
 
 
 @emitter("RELU")

@@ -1,6 +1,6 @@
 """Reference kernels: elementwise int8 operators, bit-exact with TFLite Micro's reference kernels.
 
-ADD, SUB, MUL (numpy broadcasting of any two shapes, fused activation), MAXIMUM, MINIMUM, RELU, QUANTIZE
+ADD, SUB, MUL (numpy broadcasting of any two shapes, fused activation), RELU, QUANTIZE
 (float32 -> int8 and between int8, uint8, int16 and int32) and DEQUANTIZE (int8 -> float32). RELU6,
 LEAKY_RELU and HARD_SWISH live in mcuforge.operators.
 
@@ -10,7 +10,6 @@ generated code cannot drift apart. Notes on TFLM's semantics that are easy to ge
 - ADD and SUB compute their three multipliers in float64 from 2*max(input scales), with 20 bits of
   headroom: in = (q - zp) << 20, each input times its multiplier (< 1), summed, times the output's.
 - RELU requantizes input -> output (RELU6 does not: operators/relu6.py).
-- MAXIMUM and MINIMUM compare raw int8 values (the output's parameters are ignored).
 - MultiplyByQuantizedMultiplier's left shift (multipliers > 1) wraps in int32 as TFLM's compiled code
   does, it does not saturate (mcu_common's mcu_requantize saturates): this matters only for absurd
   scale ratios (>= 2^15 for MUL, >= 2^23 for the unary ops), but it is TFLM's behaviour.
@@ -188,7 +187,8 @@ def dequantize_values(scale: float, zero_point: int, x: np.ndarray) -> np.ndarra
 # ---------------------------------------------------------------- registered kernels
 
 
-def _binary_args(op: Op, graph: Graph, args: Sequence[np.ndarray | None]) -> tuple[np.ndarray, np.ndarray]:
+def binary_args(op: Op, graph: Graph, args: Sequence[np.ndarray | None]) -> tuple[np.ndarray, np.ndarray]:
+    """A binary elementwise op's two operands, after checking that they broadcast to the output."""
     a, b = args[0], args[1]
     assert a is not None and b is not None
     out_shape = graph[op.outputs[0]].shape
@@ -203,20 +203,14 @@ def _binary_args(op: Op, graph: Graph, args: Sequence[np.ndarray | None]) -> tup
 
 @kernel("ADD", "SUB")
 def add_sub(op: Op, graph: Graph, args: Sequence[np.ndarray | None]) -> list[np.ndarray]:
-    a, b = _binary_args(op, graph, args)
+    a, b = binary_args(op, graph, args)
     return [add_values(add_quant(op, graph), a, b, subtract=op.kind == "SUB")]
 
 
 @kernel("MUL")
 def mul(op: Op, graph: Graph, args: Sequence[np.ndarray | None]) -> list[np.ndarray]:
-    a, b = _binary_args(op, graph, args)
+    a, b = binary_args(op, graph, args)
     return [mul_values(mul_quant(op, graph), a, b)]
-
-
-@kernel("MAXIMUM", "MINIMUM")
-def maximum_minimum(op: Op, graph: Graph, args: Sequence[np.ndarray | None]) -> list[np.ndarray]:
-    a, b = _binary_args(op, graph, args)
-    return [(np.maximum if op.kind == "MAXIMUM" else np.minimum)(a, b).astype(np.int8)]
 
 
 @kernel("RELU")
