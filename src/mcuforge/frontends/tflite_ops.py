@@ -194,10 +194,6 @@ def _binary(raw: RawOp, tensors: dict[str, Tensor]) -> list[Op]:
 
 def _unary(raw: RawOp, tensors: dict[str, Tensor]) -> list[Op]:
     attrs: dict[str, Any] = {}
-    if raw.kind == "SOFTMAX":
-        attrs["beta"] = float(options_of(raw, "SoftmaxOptions", required=True).Beta())
-        if not 0.0 < attrs["beta"] < 1e6:
-            raise ModelError(f"{where(raw)}: softmax beta {attrs['beta']:g} is not a plausible value")
     return [Op(raw.kind, raw.inputs[:1], raw.outputs[:1], attrs)]
 
 
@@ -295,7 +291,7 @@ CONVERTERS: dict[str, Callable[[RawOp, dict[str, Tensor]], list[Op]]] = {
     "CONV_2D": _conv, "DEPTHWISE_CONV_2D": _conv, "FULLY_CONNECTED": _fully_connected,
     "AVERAGE_POOL_2D": _pool, "MAX_POOL_2D": _pool,
     "ADD": _binary, "SUB": _binary, "MUL": _binary,
-    "SOFTMAX": _unary, "LOG_SOFTMAX": _unary, "RELU": _unary,
+    "RELU": _unary,
     "QUANTIZE": _unary, "DEQUANTIZE": _unary,
     "RESHAPE": _reshape, "SQUEEZE": _reshape, "EXPAND_DIMS": _reshape,
     "PAD": _pad, "PADV2": _pad,

@@ -28,7 +28,7 @@ _SAME, _VALID = tflite.Padding.SAME, tflite.Padding.VALID
 VERSIONS = {"CONV_2D": 3, "DEPTHWISE_CONV_2D": 3, "FULLY_CONNECTED": 4, "AVERAGE_POOL_2D": 2,
              "MAX_POOL_2D": 2, "PAD": 2, "PADV2": 2, "RESHAPE": 1,
              "CONCATENATION": 2, "STRIDED_SLICE": 2,
-             "SOFTMAX": 2, "LOG_SOFTMAX": 2, "ADD": 2, "SUB": 2, "MUL": 2,
+             "ADD": 2, "SUB": 2, "MUL": 2,
              "RELU": 2,
              "QUANTIZE": 2, "DEQUANTIZE": 2}
 
@@ -281,7 +281,6 @@ LOWERINGS: dict[str, Callable[[_Lowering, Op], None]] = {
     "AVERAGE_POOL_2D": _pool, "MAX_POOL_2D": _pool,
     "PAD": _pad, "RESHAPE": _reshape, "CONCATENATION": _concatenation,
     "STRIDED_SLICE": _strided_slice,
-    "SOFTMAX": _simple("SoftmaxOptions", Beta="beta"), "LOG_SOFTMAX": _simple("LogSoftmaxOptions"),
     "ADD": _simple("AddOptions", FusedActivationFunction="activation"),
     "SUB": _simple("SubOptions", FusedActivationFunction="activation"),
     "MUL": _simple("MulOptions", FusedActivationFunction="activation"),

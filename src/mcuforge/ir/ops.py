@@ -60,8 +60,6 @@ SPECS: dict[str, OpSpec] = {
     # input_scale and filter_scales (one per output channel) are the convolution's, the output's
     # quantization is the output tensor's.
     "ACC_REQUANTIZE": OpSpec(("acc",), ("input_scale", "filter_scales", "activation"), elementwise=True),
-    "SOFTMAX": OpSpec(("input",), ("beta",)),
-    "LOG_SOFTMAX": OpSpec(("input",), ()),
     "ADD": OpSpec(("a", "b"), ("activation",), elementwise=True),
     "SUB": OpSpec(("a", "b"), ("activation",), elementwise=True),
     "MUL": OpSpec(("a", "b"), ("activation",), elementwise=True),

@@ -159,7 +159,6 @@ RULES: dict[str, Callable[[Op, Graph, str], None]] = {
     "CONV_2D": _conv, "DEPTHWISE_CONV_2D": _depthwise, "FULLY_CONNECTED": _fully_connected,
     "AVERAGE_POOL_2D": _pool, "MAX_POOL_2D": _pool, "PAD": _pad,
     "RESHAPE": _same_size, "CONCATENATION": _concat, "STRIDED_SLICE": _strided_slice,
-    "SOFTMAX": elementwise_shape, "LOG_SOFTMAX": elementwise_shape,
     **{kind: elementwise_shape for kind, s in SPECS.items() if s.elementwise and kind != "ACC_REQUANTIZE"},
 }
 

@@ -28,6 +28,7 @@ MODULES = (
     "reduce",
     "transpose",
     "minmax",
+    "softmax",
 )
 
 _installed: dict = {}  # kind -> Operator, once installed

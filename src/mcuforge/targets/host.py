@@ -160,7 +160,9 @@ class HostModel:
 
     @classmethod
     def build(cls, lib: CLibrary, opt: str = "-O2", trace: bool = False) -> "HostModel":
-        """Compile and load; `trace=True` builds the debug variant that can report every layer."""
+        """Compile and load; `trace=True` builds the debug variant that can report every layer. A stateful
+        model starts from a cleared state (`<name>_reset()`): this process may have loaded the same library
+        before, and the models built from one library share its state."""
         path = build_shared(lib, opt, trace)
         dll = ctypes.CDLL(str(path))
         for fn in ("input", "output"):
@@ -168,6 +170,9 @@ class HostModel:
             getattr(dll, f"{lib.name}_{fn}").argtypes = [ctypes.c_int]
         getattr(dll, f"{lib.name}_invoke").restype = ctypes.c_int
         model = cls(lib, path, dll)
+        reset = getattr(dll, f"{lib.name}_reset", None)  # a stateful model: the same .so may be loaded already
+        if reset is not None:
+            reset()
         if lib.options.arena == "external":  # the model's arena: a buffer of ours, alive as long as the model
             model._arena = (ctypes.c_double * max(1, -(-lib.arena_bytes // 8)))()
             status = getattr(dll, f"{lib.name}_set_arena")(model._arena, ctypes.c_size_t(ctypes.sizeof(model._arena)))

@@ -1,5 +1,5 @@
 /* mcuforge runtime: LOGISTIC, int8 -> int8 (output scale 1/256, zero point -128), TFLite Micro semantics.
- * The numpy twin is logistic_table() in mcuforge/engine/reference/ops_softmax.py.
+ * The numpy twin is table() in mcuforge/operators/logistic_tanh.py.
  *
  * x - input_zero_point is rescaled into Q4.27 (multiplier, left_shift), put through the fixed-point
  * logistic and rounded to 8 bits; inputs at or beyond +-input_range_radius saturate. Elementwise and

@@ -1,5 +1,5 @@
 /* mcuforge runtime: SOFTMAX and LOG_SOFTMAX over the last axis, int8 input (TFLite Micro semantics).
- * The numpy twin is mcuforge/engine/reference/ops_softmax.py; constants come from it at compile time.
+ * The numpy twin is mcuforge/operators/softmax.py; constants come from it at compile time.
  *
  * Per row: diff = x - max(row); entries with diff < diff_min take no part; the others are rescaled by
  * beta * input_scale into Q5.26 (multiplier, left_shift), exp'd in fixed point and summed in Q12.19.

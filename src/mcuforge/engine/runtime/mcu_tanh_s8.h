@@ -1,6 +1,6 @@
 /* mcuforge runtime: TANH, int8 -> int8 (the result is always scale 1/128, zero point 0, whatever the
- * output tensor says: TFLite Micro ignores it). The numpy twin is tanh_table() in
- * mcuforge/engine/reference/ops_softmax.py.
+ * output tensor says: TFLite Micro ignores it). The numpy twin is table() in
+ * mcuforge/operators/logistic_tanh.py.
  *
  * x - input_zero_point is rescaled into Q4.27, put through the fixed-point tanh and rounded to 8 bits;
  * inputs at or beyond +-input_range_radius saturate. Elementwise and forward: the output may alias the

@@ -1,5 +1,5 @@
-"""Reference kernels: SOFTMAX and LOG_SOFTMAX (int8, TFLM semantics; LOGISTIC and TANH live in
-mcuforge.operators.logistic_tanh).
+"""SOFTMAX and LOG_SOFTMAX on int8 (TFLM semantics), one module for the pair: Prepare, reference, emitters;
+the C kernels are mcu_softmax_s8.h. Moved into the registry from the stages' modules.
 
 Both are TFLM's gemmlowp fixed-point algorithms (mcuforge.quant.fixedpoint), not lookup tables of
 float results: the pip tflite-micro runs its reference kernels, whose bits the tests check exhaustively.
@@ -10,7 +10,7 @@ float results: the pip tflite-micro runs its reference kernels, whose bits the t
   (TFLM refuses anything else), or int16 with scale 1/65536, zero point -32768.
 - LOG_SOFTMAX: the same sum, then log in Q5.26; output scale 16/256, zero point 127 (TFLM requires it).
 
-The compile-time constants come from the functions here, which the C emitter uses as well.
+The compile-time constants come from the functions here, which the emitters below use as well.
 """
 from __future__ import annotations
 
@@ -19,11 +19,14 @@ from typing import Sequence
 
 import numpy as np
 
-from ...errors import ModelError, shown
-from ...ir import Graph, Op, Tensor
-from ...quant import fixedpoint as fp
-from ...quant import intmath
-from .registry import kernel
+from ..errors import ModelError, shown
+from ..frontends.tflite_ops import options_of, where
+from ..ir.graph import Graph, Op, Tensor
+from ..ir.ops import OpSpec
+from ..ir.shapes import elementwise_shape
+from ..quant import fixedpoint as fp
+from ..quant import intmath
+from .base import Operator
 
 SCALED_DIFF_INTEGER_BITS = 5  # exp() input: Q5.26
 ACCUMULATION_INTEGER_BITS = 12  # sum of exps: Q12.19
@@ -160,10 +163,26 @@ def log_softmax_s8(x: np.ndarray, p: LogSoftmaxParams) -> np.ndarray:
     return np.where(diff > adjusted_diff_min, out, -128).astype(np.int8)
 
 
-# ----------------------------------------------------------------------------- registered kernels
+# ----------------------------------------------------------------------------- the facts the stages use
+
+SOFTMAX_SPEC = OpSpec(("input",), ("beta",))
+LOG_SOFTMAX_SPEC = OpSpec(("input",), ())
 
 
-@kernel("SOFTMAX")
+def read(raw, tensors: dict) -> list[Op]:
+    if raw.kind == "LOG_SOFTMAX":
+        return [Op("LOG_SOFTMAX", raw.inputs[:1], raw.outputs[:1])]
+    beta = float(options_of(raw, "SoftmaxOptions", required=True).Beta())
+    if not 0.0 < beta < 1e6:
+        raise ModelError(f"{where(raw)}: softmax beta {beta:g} is not a plausible value")
+    return [Op("SOFTMAX", raw.inputs[:1], raw.outputs[:1], {"beta": beta})]
+
+
+def write(low, op: Op) -> None:
+    options = ("SoftmaxOptions", {"Beta": op.attrs["beta"]}) if op.kind == "SOFTMAX" else ("LogSoftmaxOptions", {})
+    low.emit(op.kind, [low.tensor(op.inputs[0])], [low.tensor(op.outputs[0])], options)
+
+
 def softmax(op: Op, graph: Graph, args: Sequence[np.ndarray | None]) -> list[np.ndarray]:
     x = args[0]
     assert x is not None
@@ -171,9 +190,45 @@ def softmax(op: Op, graph: Graph, args: Sequence[np.ndarray | None]) -> list[np.
     return [softmax_s8(x.reshape(outer, depth), softmax_params(op, graph)).reshape(x.shape)]
 
 
-@kernel("LOG_SOFTMAX")
 def log_softmax(op: Op, graph: Graph, args: Sequence[np.ndarray | None]) -> list[np.ndarray]:
     x = args[0]
     assert x is not None
     outer, depth = rows(x.shape)
     return [log_softmax_s8(x.reshape(outer, depth), log_softmax_params(op, graph)).reshape(x.shape)]
+
+
+def emit_softmax(op: Op, ctx) -> str:
+    from ..engine.codegen.literals import c_call, c_struct
+
+    p = softmax_params(op, ctx.graph)
+    outer, depth = rows(ctx.tensor(op.inputs[0]).shape)
+    if outer * depth == 0:
+        return ""
+    ctx.use("mcu_fixedpoint.h")
+    ctx.use("mcu_softmax_s8.h")
+    quant = c_struct("mcu_softmax_quant", {"multiplier": p.multiplier, "left_shift": p.left_shift,
+                                           "diff_min": p.diff_min})
+    fn = "mcu_softmax_s8" if p.output_bits == 8 else "mcu_softmax_s8_s16"
+    return c_call(fn, [ctx.ptr(op.inputs[0]), ctx.ptr(op.outputs[0]), str(outer), str(depth), quant])
+
+
+def emit_log_softmax(op: Op, ctx) -> str:
+    from ..engine.codegen.literals import c_call, c_struct
+
+    p = log_softmax_params(op, ctx.graph)
+    outer, depth = rows(ctx.tensor(op.inputs[0]).shape)
+    if outer * depth == 0:
+        return ""
+    ctx.use("mcu_fixedpoint.h")
+    ctx.use("mcu_softmax_s8.h")
+    quant = c_struct("mcu_log_softmax_quant", {
+        "multiplier": p.multiplier, "left_shift": p.left_shift, "reverse_multiplier": p.reverse_multiplier,
+        "reverse_shift": p.reverse_shift, "diff_min": p.diff_min})
+    return c_call("mcu_log_softmax_s8", [ctx.ptr(op.inputs[0]), ctx.ptr(op.outputs[0]), str(outer), str(depth),
+                                         quant])
+
+
+OPERATORS = (Operator("SOFTMAX", read, (1, 1, ()), write, SOFTMAX_SPEC, elementwise_shape, softmax, emit_softmax,
+                      version=2),
+             Operator("LOG_SOFTMAX", read, (1, 1, ()), write, LOG_SOFTMAX_SPEC, elementwise_shape, log_softmax,
+                      emit_log_softmax, version=2))
