@@ -197,35 +197,31 @@ def log_softmax(op: Op, graph: Graph, args: Sequence[np.ndarray | None]) -> list
     return [log_softmax_s8(x.reshape(outer, depth), log_softmax_params(op, graph)).reshape(x.shape)]
 
 
-def emit_softmax(op: Op, ctx) -> str:
+def _row_call(op: Op, ctx, fn: str, struct: str, fields: dict) -> str:
+    """`fn(input, output, rows, depth, &quant)`, or nothing for an empty tensor."""
     from ..engine.codegen.literals import c_call, c_struct
 
-    p = softmax_params(op, ctx.graph)
     outer, depth = rows(ctx.tensor(op.inputs[0]).shape)
     if outer * depth == 0:
         return ""
     ctx.use("mcu_fixedpoint.h")
     ctx.use("mcu_softmax_s8.h")
-    quant = c_struct("mcu_softmax_quant", {"multiplier": p.multiplier, "left_shift": p.left_shift,
-                                           "diff_min": p.diff_min})
-    fn = "mcu_softmax_s8" if p.output_bits == 8 else "mcu_softmax_s8_s16"
-    return c_call(fn, [ctx.ptr(op.inputs[0]), ctx.ptr(op.outputs[0]), str(outer), str(depth), quant])
+    return c_call(fn, [ctx.ptr(op.inputs[0]), ctx.ptr(op.outputs[0]), str(outer), str(depth),
+                       c_struct(struct, fields)])
+
+
+def emit_softmax(op: Op, ctx) -> str:
+    p = softmax_params(op, ctx.graph)
+    fields = {"multiplier": p.multiplier, "left_shift": p.left_shift, "diff_min": p.diff_min}
+    return _row_call(op, ctx, "mcu_softmax_s8" if p.output_bits == 8 else "mcu_softmax_s8_s16", "mcu_softmax_quant",
+                     fields)
 
 
 def emit_log_softmax(op: Op, ctx) -> str:
-    from ..engine.codegen.literals import c_call, c_struct
-
     p = log_softmax_params(op, ctx.graph)
-    outer, depth = rows(ctx.tensor(op.inputs[0]).shape)
-    if outer * depth == 0:
-        return ""
-    ctx.use("mcu_fixedpoint.h")
-    ctx.use("mcu_softmax_s8.h")
-    quant = c_struct("mcu_log_softmax_quant", {
-        "multiplier": p.multiplier, "left_shift": p.left_shift, "reverse_multiplier": p.reverse_multiplier,
-        "reverse_shift": p.reverse_shift, "diff_min": p.diff_min})
-    return c_call("mcu_log_softmax_s8", [ctx.ptr(op.inputs[0]), ctx.ptr(op.outputs[0]), str(outer), str(depth),
-                                         quant])
+    fields = {"multiplier": p.multiplier, "left_shift": p.left_shift, "reverse_multiplier": p.reverse_multiplier,
+              "reverse_shift": p.reverse_shift, "diff_min": p.diff_min}
+    return _row_call(op, ctx, "mcu_log_softmax_s8", "mcu_log_softmax_quant", fields)
 
 
 OPERATORS = (Operator("SOFTMAX", read, (1, 1, ()), write, SOFTMAX_SPEC, elementwise_shape, softmax, emit_softmax,
