@@ -66,7 +66,7 @@ def where(raw: RawOp) -> str:
     return f"operator #{raw.index} {raw.kind} (output {shown(raw.outputs[0], 32) if raw.outputs else '?'})"
 
 
-def _activation(raw: RawOp, code: int) -> str:
+def activation_of(raw: RawOp, code: int) -> str:
     if code not in _ACTIVATIONS:
         raise ModelError(f"{where(raw)}: fused activation #{code} is not supported "
                          "(only NONE, RELU, RELU6, RELU_N1_TO_1)")
@@ -91,7 +91,7 @@ def same_pads(in_size: int, out_size: int, kernel: int, stride: int, dilation: i
     return total // 2, total - total // 2
 
 
-def _window_pads(raw: RawOp, padding: int, in_hw: tuple[int, int], out_hw: tuple[int, int],
+def window_pads(raw: RawOp, padding: int, in_hw: tuple[int, int], out_hw: tuple[int, int],
                  kernel: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int]) -> tuple[int, ...]:
     if padding == 1:  # VALID
         expect = tuple((i - ((k - 1) * d + 1) + s) // s for i, k, s, d in zip(in_hw, kernel, stride, dilation))
@@ -108,7 +108,7 @@ def _window_pads(raw: RawOp, padding: int, in_hw: tuple[int, int], out_hw: tuple
     return pads
 
 
-def _check_rank(raw: RawOp, tensors: dict[str, Tensor], pos: int, rank: int, what: str) -> Tensor:
+def check_rank(raw: RawOp, tensors: dict[str, Tensor], pos: int, rank: int, what: str) -> Tensor:
     name = raw.inputs[pos] if pos >= 0 else raw.outputs[0]
     t = tensors[name]
     if len(t.shape) != rank:
@@ -119,7 +119,7 @@ def _check_rank(raw: RawOp, tensors: dict[str, Tensor], pos: int, rank: int, wha
 MAX_WINDOW = 1 << 12  # strides, dilations and filter sizes beyond this are corrupt, not models
 
 
-def _window(raw: RawOp, what: str, values: tuple[int, int]) -> tuple[int, int]:
+def window(raw: RawOp, what: str, values: tuple[int, int]) -> tuple[int, int]:
     if not all(1 <= v <= MAX_WINDOW for v in values):
         raise ModelError(f"{where(raw)}: {what} {list(values)} is invalid (1 .. {MAX_WINDOW} expected)")
     return values
@@ -128,17 +128,17 @@ def _window(raw: RawOp, what: str, values: tuple[int, int]) -> tuple[int, int]:
 def _conv(raw: RawOp, tensors: dict[str, Tensor]) -> list[Op]:
     depthwise = raw.kind == "DEPTHWISE_CONV_2D"
     opt = options_of(raw, "DepthwiseConv2DOptions" if depthwise else "Conv2DOptions", required=True)
-    x = _check_rank(raw, tensors, 0, 4, "input")
-    w = _check_rank(raw, tensors, 1, 4, "filter")
-    y = _check_rank(raw, tensors, -1, 4, "output")
+    x = check_rank(raw, tensors, 0, 4, "input")
+    w = check_rank(raw, tensors, 1, 4, "filter")
+    y = check_rank(raw, tensors, -1, 4, "output")
     if w.data is None:
         raise ModelError(f"{where(raw)}: the filter must be constant")
-    stride = _window(raw, "stride", (opt.StrideH(), opt.StrideW()))
-    dilation = _window(raw, "dilation", (opt.DilationHFactor() or 1, opt.DilationWFactor() or 1))
-    _window(raw, "filter size", w.shape[1:3])
-    pads = _window_pads(raw, opt.Padding(), x.shape[1:3], y.shape[1:3], w.shape[1:3], stride, dilation)
+    stride = window(raw, "stride", (opt.StrideH(), opt.StrideW()))
+    dilation = window(raw, "dilation", (opt.DilationHFactor() or 1, opt.DilationWFactor() or 1))
+    window(raw, "filter size", w.shape[1:3])
+    pads = window_pads(raw, opt.Padding(), x.shape[1:3], y.shape[1:3], w.shape[1:3], stride, dilation)
     attrs: dict[str, Any] = {"stride": stride, "dilation": dilation, "pad": pads,
-                             "activation": _activation(raw, opt.FusedActivationFunction())}
+                             "activation": activation_of(raw, opt.FusedActivationFunction())}
     if depthwise:
         if w.shape[0] != 1 or w.shape[3] != y.shape[3] or x.shape[3] == 0 or y.shape[3] % x.shape[3]:
             raise ModelError(f"{where(raw)}: filter {list(w.shape)} does not fit input {list(x.shape)} "
@@ -159,28 +159,16 @@ def _fully_connected(raw: RawOp, tensors: dict[str, Tensor]) -> list[Op]:
     opt = options_of(raw, "FullyConnectedOptions")
     if opt is not None and opt.WeightsFormat() != 0:
         raise ModelError(f"{where(raw)}: shuffled weight formats are not supported")
-    w = _check_rank(raw, tensors, 1, 2, "weights")
+    w = check_rank(raw, tensors, 1, 2, "weights")
     if w.data is None:
         raise ModelError(f"{where(raw)}: non-constant weights are not supported")
     x = tensors[raw.inputs[0]]
     if w.shape[1] == 0 or x.size % w.shape[1]:
         raise ModelError(f"{where(raw)}: input {list(x.shape)} cannot be flattened into rows of {w.shape[1]}")
-    attrs = {"activation": _activation(raw, opt.FusedActivationFunction() if opt else 0),
+    attrs = {"activation": activation_of(raw, opt.FusedActivationFunction() if opt else 0),
              "keep_num_dims": bool(opt.KeepNumDims()) if opt else False}
     bias = raw.inputs[2] if len(raw.inputs) > 2 else ""
     return [Op(raw.kind, (raw.inputs[0], raw.inputs[1], bias), raw.outputs[:1], attrs)]
-
-
-def _pool(raw: RawOp, tensors: dict[str, Tensor]) -> list[Op]:
-    opt = options_of(raw, "Pool2DOptions", required=True)
-    x = _check_rank(raw, tensors, 0, 4, "input")
-    y = _check_rank(raw, tensors, -1, 4, "output")
-    kernel = _window(raw, "filter", (opt.FilterHeight(), opt.FilterWidth()))
-    stride = _window(raw, "stride", (opt.StrideH(), opt.StrideW()))
-    pads = _window_pads(raw, opt.Padding(), x.shape[1:3], y.shape[1:3], kernel, stride, (1, 1))
-    attrs = {"filter": kernel, "stride": stride, "pad": pads,
-             "activation": _activation(raw, opt.FusedActivationFunction())}
-    return [Op(raw.kind, raw.inputs[:1], raw.outputs[:1], attrs)]
 
 
 def _binary(raw: RawOp, tensors: dict[str, Tensor]) -> list[Op]:
@@ -188,7 +176,7 @@ def _binary(raw: RawOp, tensors: dict[str, Tensor]) -> list[Op]:
     attrs: dict[str, Any] = {}
     if raw.kind in names:
         opt = options_of(raw, names[raw.kind])
-        attrs["activation"] = _activation(raw, opt.FusedActivationFunction() if opt else 0)
+        attrs["activation"] = activation_of(raw, opt.FusedActivationFunction() if opt else 0)
     return [Op(raw.kind, raw.inputs, raw.outputs[:1], attrs)]
 
 
@@ -228,7 +216,7 @@ def _concat(raw: RawOp, tensors: dict[str, Tensor]) -> list[Op]:
     axis = opt.Axis()
     if not -rank <= axis < rank:
         raise ModelError(f"{where(raw)}: axis {axis} out of range for rank {rank}")
-    attrs = {"axis": axis % rank, "activation": _activation(raw, opt.FusedActivationFunction())}
+    attrs = {"axis": axis % rank, "activation": activation_of(raw, opt.FusedActivationFunction())}
     return [Op("CONCATENATION", raw.inputs, raw.outputs[:1], attrs)]
 
 
@@ -289,7 +277,6 @@ def _strided_slice(raw: RawOp, tensors: dict[str, Tensor]) -> list[Op]:
 
 CONVERTERS: dict[str, Callable[[RawOp, dict[str, Tensor]], list[Op]]] = {
     "CONV_2D": _conv, "DEPTHWISE_CONV_2D": _conv, "FULLY_CONNECTED": _fully_connected,
-    "AVERAGE_POOL_2D": _pool, "MAX_POOL_2D": _pool,
     "ADD": _binary, "SUB": _binary, "MUL": _binary,
     "RELU": _unary,
     "QUANTIZE": _unary, "DEQUANTIZE": _unary,

@@ -20,13 +20,12 @@ from ..ir import Graph, Op, QuantParams, Tensor
 _TYPES = {"float32": tflite.TensorType.FLOAT32, "int32": tflite.TensorType.INT32,
           "uint8": tflite.TensorType.UINT8, "int64": tflite.TensorType.INT64,
           "bool": tflite.TensorType.BOOL, "int16": tflite.TensorType.INT16, "int8": tflite.TensorType.INT8}
-_ACTIVATIONS = {"NONE": tflite.ActivationFunctionType.NONE, "RELU": tflite.ActivationFunctionType.RELU,
+ACTIVATION_CODES = {"NONE": tflite.ActivationFunctionType.NONE, "RELU": tflite.ActivationFunctionType.RELU,
                 "RELU_N1_TO_1": tflite.ActivationFunctionType.RELU_N1_TO_1,
                 "RELU6": tflite.ActivationFunctionType.RELU6}
 _SAME, _VALID = tflite.Padding.SAME, tflite.Padding.VALID
 # builtin operator -> version written (the int8 version of each op in TFLite's op_version.cc)
-VERSIONS = {"CONV_2D": 3, "DEPTHWISE_CONV_2D": 3, "FULLY_CONNECTED": 4, "AVERAGE_POOL_2D": 2,
-             "MAX_POOL_2D": 2, "PAD": 2, "PADV2": 2, "RESHAPE": 1,
+VERSIONS = {"CONV_2D": 3, "DEPTHWISE_CONV_2D": 3, "FULLY_CONNECTED": 4, "PAD": 2, "PADV2": 2, "RESHAPE": 1,
              "CONCATENATION": 2, "STRIDED_SLICE": 2,
              "ADD": 2, "SUB": 2, "MUL": 2,
              "RELU": 2,
@@ -138,7 +137,7 @@ def _padded_input(low: _Lowering, op: Op, pad: Sequence[int], fill: int | None =
 # ---------------------------------------------------------------- op lowerings
 
 
-def _window_op(low: _Lowering, op: Op, kernel: Sequence[int], dilation: Sequence[int]) -> tuple[int, int]:
+def window_op(low: _Lowering, op: Op, kernel: Sequence[int], dilation: Sequence[int]) -> tuple[int, int]:
     """(input index, Padding) for a windowed op, emitting a PAD first when the pads are not SAME/VALID."""
     src, dst = low.graph[op.inputs[0]], low.graph[op.outputs[0]]
     pad = op.attrs["pad"]
@@ -155,10 +154,10 @@ def _window_op(low: _Lowering, op: Op, kernel: Sequence[int], dilation: Sequence
 def _conv(low: _Lowering, op: Op) -> None:
     a = op.attrs
     weights = low.graph[op.inputs[1]]
-    src, padding = _window_op(low, op, weights.shape[1:3], a["dilation"])
+    src, padding = window_op(low, op, weights.shape[1:3], a["dilation"])
     fields = {"Padding": padding, "StrideH": a["stride"][0], "StrideW": a["stride"][1],
               "DilationHFactor": a["dilation"][0], "DilationWFactor": a["dilation"][1],
-              "FusedActivationFunction": _ACTIVATIONS[a["activation"]]}
+              "FusedActivationFunction": ACTIVATION_CODES[a["activation"]]}
     table = "Conv2DOptions"
     if op.kind == "DEPTHWISE_CONV_2D":
         table, fields["DepthMultiplier"] = "DepthwiseConv2DOptions", a.get("multiplier", 1)
@@ -177,19 +176,10 @@ def _zero_bias(low: _Lowering, op: Op) -> int:
     return low.extra(f"{op.name}/zero_bias", (channels,), "int32", quant, np.zeros(channels, np.int32))
 
 
-def _pool(low: _Lowering, op: Op) -> None:
-    a = op.attrs
-    src, padding = _window_op(low, op, a["filter"], (1, 1))
-    fields = {"Padding": padding, "StrideH": a["stride"][0], "StrideW": a["stride"][1],
-              "FilterHeight": a["filter"][0], "FilterWidth": a["filter"][1],
-              "FusedActivationFunction": _ACTIVATIONS[a.get("activation", "NONE")]}
-    low.emit(op.kind, [src], [low.tensor(op.outputs[0])], ("Pool2DOptions", fields))
-
-
 def _fully_connected(low: _Lowering, op: Op) -> None:
     a = op.attrs
     bias = op.inputs[2] if len(op.inputs) > 2 else ""
-    fields = {"FusedActivationFunction": _ACTIVATIONS[a.get("activation", "NONE")],
+    fields = {"FusedActivationFunction": ACTIVATION_CODES[a.get("activation", "NONE")],
               "KeepNumDims": bool(a.get("keep_num_dims", False))}
     low.emit(op.kind, [low.tensor(n) for n in (op.inputs[0], op.inputs[1], bias)],
              [low.tensor(op.outputs[0])], ("FullyConnectedOptions", fields))
@@ -215,7 +205,7 @@ def _reshape(low: _Lowering, op: Op) -> None:
 
 def _concatenation(low: _Lowering, op: Op) -> None:
     fields = {"Axis": int(op.attrs["axis"]),
-              "FusedActivationFunction": _ACTIVATIONS[op.attrs.get("activation", "NONE")]}
+              "FusedActivationFunction": ACTIVATION_CODES[op.attrs.get("activation", "NONE")]}
     low.emit("CONCATENATION", [low.tensor(n) for n in op.inputs], [low.tensor(op.outputs[0])],
              ("ConcatenationOptions", fields))
 
@@ -269,7 +259,7 @@ def _simple(table: str | None, **attr_fields: str) -> Callable[[_Lowering, Op], 
         fields = {}
         for name, attr in attr_fields.items():
             value = op.attrs.get(attr, "NONE" if attr == "activation" else None)
-            fields[name] = _ACTIVATIONS[value] if attr == "activation" else value
+            fields[name] = ACTIVATION_CODES[value] if attr == "activation" else value
         low.emit(op.kind, [low.tensor(n) for n in op.inputs], [low.tensor(n) for n in op.outputs],
                  None if table is None else (table, {k: v for k, v in fields.items() if v is not None}))
 
@@ -278,7 +268,6 @@ def _simple(table: str | None, **attr_fields: str) -> Callable[[_Lowering, Op], 
 
 LOWERINGS: dict[str, Callable[[_Lowering, Op], None]] = {
     "CONV_2D": _conv, "DEPTHWISE_CONV_2D": _conv, "FULLY_CONNECTED": _fully_connected,
-    "AVERAGE_POOL_2D": _pool, "MAX_POOL_2D": _pool,
     "PAD": _pad, "RESHAPE": _reshape, "CONCATENATION": _concatenation,
     "STRIDED_SLICE": _strided_slice,
     "ADD": _simple("AddOptions", FusedActivationFunction="activation"),

@@ -30,7 +30,6 @@ class OpSpec:
 
 
 _CONV = ("stride", "dilation", "pad", "activation")
-_POOL = ("filter", "stride", "pad", "activation")
 
 SPECS: dict[str, OpSpec] = {
     # weights [O,KH,KW,I], bias int32 [O]
@@ -39,8 +38,6 @@ SPECS: dict[str, OpSpec] = {
     "DEPTHWISE_CONV_2D": OpSpec(("input", "weights", "bias?"), _CONV + ("multiplier",)),
     # weights [O,I]; input flattened to [-1, I]
     "FULLY_CONNECTED": OpSpec(("input", "weights", "bias?"), ("activation", "keep_num_dims")),
-    "AVERAGE_POOL_2D": OpSpec(("input",), _POOL),
-    "MAX_POOL_2D": OpSpec(("input",), _POOL),
     # pads: ((before, after), ...) one pair per dimension; value: the quantized fill value
     "PAD": OpSpec(("input",), ("pads", "value")),
     # RESHAPE, SQUEEZE and EXPAND_DIMS all become RESHAPE: same bytes, new shape (the output tensor's)

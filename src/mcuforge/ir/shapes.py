@@ -30,7 +30,9 @@ def _rank(where: str, shape: Shape, rank: int, what: str) -> None:
         raise _fail(where, f"the {what} has shape {list(shape)}; rank {rank} expected")
 
 
-def _windowed(op: Op, graph: Graph, where: str, kernel: tuple[int, int], channels: int) -> None:
+def windowed(op: Op, graph: Graph, where: str, kernel: tuple[int, int], channels: int) -> None:
+    """A windowed op's rule (convolutions, pools): NHWC in and out, the output size the window arithmetic
+    gives, `channels` out."""
     x, y = graph[op.inputs[0]].shape, graph[op.outputs[0]].shape
     _rank(where, x, 4, "input")
     _rank(where, y, 4, "output")
@@ -57,7 +59,7 @@ def _conv(op: Op, graph: Graph, where: str) -> None:
     channels = graph[op.inputs[0]].shape[-1]
     if w[3] < 1 or channels % w[3] or w[0] % (channels // w[3]):  # grouped: input channels = groups * w[3]
         raise _fail(where, f"filter {list(w)} does not match the input's {channels} channels")
-    _windowed(op, graph, where, (w[1], w[2]), w[0])
+    windowed(op, graph, where, (w[1], w[2]), w[0])
     _bias(op, graph, where, w[0])
 
 
@@ -67,7 +69,7 @@ def _depthwise(op: Op, graph: Graph, where: str) -> None:
     multiplier = op.attrs["multiplier"]
     if w[0] != 1 or multiplier < 1 or w[3] != x[-1] * multiplier:
         raise _fail(where, f"filter {list(w)} does not fit input {list(x)} with multiplier {multiplier}")
-    _windowed(op, graph, where, (w[1], w[2]), w[3])
+    windowed(op, graph, where, (w[1], w[2]), w[3])
     _bias(op, graph, where, w[3])
 
 
@@ -87,15 +89,9 @@ def _fully_connected(op: Op, graph: Graph, where: str) -> None:
 MAX_SUMMED = (1 << 31) // 256  # an int32 sum of this many int8 values (each |x - zp| <= 255) cannot overflow
 
 
-def _summed(where: str, count: int) -> None:
+def check_summed(where: str, count: int) -> None:
     if count > MAX_SUMMED:
         raise _fail(where, f"sums {count:,} values, more than an int32 sum of int8 values can hold ({MAX_SUMMED:,})")
-
-
-def _pool(op: Op, graph: Graph, where: str) -> None:
-    _windowed(op, graph, where, tuple(op.attrs["filter"]), graph[op.inputs[0]].shape[-1])
-    if op.kind == "AVERAGE_POOL_2D":
-        _summed(where, math.prod(op.attrs["filter"]))
 
 
 def _pad(op: Op, graph: Graph, where: str) -> None:
@@ -157,7 +153,7 @@ def _broadcast(shapes: list[Shape]) -> Shape:
 
 RULES: dict[str, Callable[[Op, Graph, str], None]] = {
     "CONV_2D": _conv, "DEPTHWISE_CONV_2D": _depthwise, "FULLY_CONNECTED": _fully_connected,
-    "AVERAGE_POOL_2D": _pool, "MAX_POOL_2D": _pool, "PAD": _pad,
+    "PAD": _pad,
     "RESHAPE": _same_size, "CONCATENATION": _concat, "STRIDED_SLICE": _strided_slice,
     **{kind: elementwise_shape for kind, s in SPECS.items() if s.elementwise and kind != "ACC_REQUANTIZE"},
 }

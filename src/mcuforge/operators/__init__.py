@@ -29,6 +29,7 @@ MODULES = (
     "transpose",
     "minmax",
     "softmax",
+    "pool",
 )
 
 _installed: dict = {}  # kind -> Operator, once installed

@@ -139,7 +139,7 @@ def _int8(op: Op, ctx) -> None:
 
 
 def reduce_loops(op: Op, ctx) -> str:
-    from ..engine.codegen.emit_pool import merge_loops, pad_loops, row_major_strides
+    from ..engine.codegen.loops import merge_loops, pad_loops, row_major_strides
     from ..engine.codegen.literals import c_struct
 
     shape = ctx.tensor(op.inputs[0]).shape

@@ -53,7 +53,7 @@ def reference(op: Op, graph: Graph, args: Sequence[np.ndarray | None]) -> list[n
 
 
 def emit(op: Op, ctx) -> str:
-    from ..engine.codegen.emit_pool import check_int8, row_major_strides
+    from ..engine.codegen.loops import check_int8, row_major_strides
     from ..engine.codegen.emit_shape import copy_loops
     from ..engine.codegen.literals import c_call
 

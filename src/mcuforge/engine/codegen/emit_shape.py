@@ -17,7 +17,7 @@ from ..reference.ops_shape import (concat_activation, concat_axis, concat_requan
                                    paste_block, slice_ranges)
 from .context import EmitContext, emitter
 from .literals import c_call, c_struct
-from .emit_pool import check_int8, merge_loops, pad_loops, row_major_strides
+from .loops import check_int8, merge_loops, pad_loops, row_major_strides
 
 
 @emitter("RESHAPE")

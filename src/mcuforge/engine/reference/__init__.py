@@ -8,7 +8,7 @@ import numpy as np
 from ...errors import ModelError, shown
 from ...quant.intmath import ScaleError
 from ...ir import NUMPY_DTYPES, Graph
-from . import ops_conv, ops_elementwise, ops_pool, ops_shape  # noqa: F401  (register kernels)
+from . import ops_conv, ops_elementwise, ops_shape  # noqa: F401  (register kernels)
 from .registry import KERNELS, kernel
 
 __all__ = ["run", "run_all", "initial_state", "kernel", "KERNELS"]

@@ -1,5 +1,6 @@
-"""Reference kernels: AVERAGE_POOL_2D and MAX_POOL_2D (int8, TFLM semantics; MEAN and REDUCE_MAX live in
-mcuforge.operators.reduce).
+"""AVERAGE_POOL_2D and MAX_POOL_2D on int8 (TFLM semantics), one module for the pair: geometry, reference,
+emitter over mcu_pool_s8.h (its channels-innermost variants). Moved into the registry from the stages'
+modules.
 
 Pooling (TFLM reference_integer_ops::AveragePool / MaxPool), per output element:
 - the window starts at (oy * stride_h - pad_top, ox * stride_w - pad_left) and is clipped to the input
@@ -13,16 +14,28 @@ Pooling (TFLM reference_integer_ops::AveragePool / MaxPool), per output element:
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ...errors import ModelError, shown
-from ...ir import Graph, Op, Tensor
-from ...quant import intmath
-from .registry import kernel
+from ..errors import ModelError, shown
+from ..frontends.tflite_ops import activation_of, check_rank, options_of, window, window_pads
+from ..ir.graph import Graph, Op, Tensor
+from ..ir.ops import OpSpec
+from ..ir.shapes import check_summed, windowed
+from ..quant import intmath
+from .base import Operator
+
+SPEC = OpSpec(("input",), ("filter", "stride", "pad", "activation"))
+
+
+def check(op: Op, graph: Graph, where_: str) -> None:
+    windowed(op, graph, where_, tuple(op.attrs["filter"]), graph[op.inputs[0]].shape[-1])
+    if op.kind == "AVERAGE_POOL_2D":
+        check_summed(where_, math.prod(op.attrs["filter"]))
 
 
 @dataclass(frozen=True)
@@ -94,7 +107,6 @@ def divide_round_half_away(acc: np.ndarray, count: np.ndarray | int) -> np.ndarr
     return np.where(acc > 0, (acc + half) // count, -((half - acc) // count))
 
 
-@kernel("AVERAGE_POOL_2D")
 def average_pool_2d(op: Op, graph: Graph, args: Sequence[np.ndarray | None]) -> list[np.ndarray]:
     g = pool_geometry(op, graph)
     lo, hi = pool_activation(op, graph)
@@ -107,9 +119,62 @@ def average_pool_2d(op: Op, graph: Graph, args: Sequence[np.ndarray | None]) -> 
     return [np.clip(out, lo, hi).astype(np.int8)]
 
 
-@kernel("MAX_POOL_2D")
 def max_pool_2d(op: Op, graph: Graph, args: Sequence[np.ndarray | None]) -> list[np.ndarray]:
     g = pool_geometry(op, graph)
     lo, hi = pool_activation(op, graph)
     values, _ = _windows(args[0], g, -128)
     return [np.clip(values.max(axis=(-2, -1)), lo, hi).astype(np.int8)]
+
+
+def read(raw, tensors: dict) -> list[Op]:
+    opt = options_of(raw, "Pool2DOptions", required=True)
+    x = check_rank(raw, tensors, 0, 4, "input")
+    y = check_rank(raw, tensors, -1, 4, "output")
+    kernel = window(raw, "filter", (opt.FilterHeight(), opt.FilterWidth()))
+    stride = window(raw, "stride", (opt.StrideH(), opt.StrideW()))
+    pads = window_pads(raw, opt.Padding(), x.shape[1:3], y.shape[1:3], kernel, stride, (1, 1))
+    attrs = {"filter": kernel, "stride": stride, "pad": pads,
+             "activation": activation_of(raw, opt.FusedActivationFunction())}
+    return [Op(raw.kind, raw.inputs[:1], raw.outputs[:1], attrs)]
+
+
+def write(low, op: Op) -> None:
+    from ..frontends.tflite_writer import ACTIVATION_CODES, window_op
+
+    a = op.attrs
+    src, padding = window_op(low, op, a["filter"], (1, 1))
+    fields = {"Padding": padding, "StrideH": a["stride"][0], "StrideW": a["stride"][1],
+              "FilterHeight": a["filter"][0], "FilterWidth": a["filter"][1],
+              "FusedActivationFunction": ACTIVATION_CODES[a.get("activation", "NONE")]}
+    low.emit(op.kind, [src], [low.tensor(op.outputs[0])], ("Pool2DOptions", fields))
+
+
+def emit(op: Op, ctx) -> str:
+    from ..engine.codegen.literals import c_call, c_struct
+    from ..engine.codegen.loops import check_int8
+
+    fn = "mcu_avgpool_s8" if op.kind == "AVERAGE_POOL_2D" else "mcu_maxpool_s8"
+    check_int8(op, ctx)
+    g = pool_geometry(op, ctx.graph)
+    lo, hi = pool_activation(op, ctx.graph)
+    if fn == "mcu_avgpool_s8":
+        for o, stride, pad, filt, size in ((g.out_h, g.stride_h, g.pad_top, g.filter_h, g.in_h),
+                                           (g.out_w, g.stride_w, g.pad_left, g.filter_w, g.in_w)):
+            first = np.arange(o) * stride - pad
+            if o and (np.minimum(filt, size - first) <= np.maximum(0, -first)).any():
+                raise ModelError(f"{op.kind} {shown(op.name)}: some pooling windows lie entirely in the padding")
+    if ctx.tensor(op.outputs[0]).size == 0:
+        return ""
+    ctx.use("mcu_pool_s8.h")
+    params = {"batches": g.batches, "in_h": g.in_h, "in_w": g.in_w, "channels": g.channels,
+              "out_h": g.out_h, "out_w": g.out_w, "filter_h": g.filter_h, "filter_w": g.filter_w,
+              "stride_h": g.stride_h, "stride_w": g.stride_w, "pad_top": g.pad_top, "pad_left": g.pad_left,
+              "act_min": lo, "act_max": hi}
+    # the fast variant (channels innermost) of each pool kernel; mcu_avgpool_s8 / mcu_maxpool_s8 are the
+    # reference variants with the same results
+    return c_call(fn + "_channels", [c_struct("mcu_pool_params", params), ctx.ptr(op.inputs[0]),
+                                     ctx.ptr(op.outputs[0])])
+
+
+OPERATORS = (Operator("AVERAGE_POOL_2D", read, (1, 1, ()), write, SPEC, check, average_pool_2d, emit, version=2),
+             Operator("MAX_POOL_2D", read, (1, 1, ()), write, SPEC, check, max_pool_2d, emit, version=2))
