@@ -26,13 +26,14 @@ import pytest
 
 from mcuforge.engine import compile_graph, reference
 from mcuforge.engine.codegen import runtime_source, with_dependencies
-from mcuforge.engine.codegen.emit_conv import im2col_order
 from mcuforge.engine.plan import plan_memory
 from mcuforge.engine.plan import scratch as scratch_module
-from mcuforge.engine.plan.scratch import dw_ring_rows, kernel_scratch
-from mcuforge.engine.reference.ops_conv import conv_quant
+from mcuforge.engine.plan.scratch import kernel_scratch
 from mcuforge.ir import Graph
 from mcuforge.models.builder import GraphBuilder
+from mcuforge.operators.conv_2d import im2col_order
+from mcuforge.operators.convolution import conv_quant
+from mcuforge.operators.depthwise_conv_2d import dw_ring_rows
 from mcuforge.targets.cortex_m import CortexMModel, toolchain_missing
 from mcuforge.targets.host import SANITIZE, HostModel, build_executable, compiler, run_executable
 from oracle import dev_models
@@ -344,7 +345,9 @@ def test_fast_scratch_never_raises_the_lower_bound(path, monkeypatch) -> None:
     from mcuforge.pipeline import load_model
 
     with_fast = plan_memory(load_model(path))
-    monkeypatch.setattr(scratch_module, "_fast", lambda op, graph, inplace: [])
+    for kind, rule in list(scratch_module.VARIANTS.items()):  # every kernel with its smallest scratch only
+        monkeypatch.setitem(scratch_module.VARIANTS, kind, lambda op, graph, inplace, rule=rule: iter(
+            [next(rule(op, graph, inplace))]))
     minimal = plan_memory(load_model(path))  # a new graph: the choices are memoized per graph
     assert with_fast.lower_bound == minimal.lower_bound
     assert with_fast.arena_bytes <= minimal.arena_bytes

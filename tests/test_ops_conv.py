@@ -14,7 +14,7 @@ import pytest
 from mcuforge.engine import compile_graph, reference
 from mcuforge.engine.plan import plan_memory
 from mcuforge.engine.plan.scratch import kernel_scratch
-from mcuforge.engine.reference.ops_conv import effective_scale
+from mcuforge.operators.convolution import effective_scale
 from mcuforge.errors import ModelError
 from mcuforge.frontends.tflite_reader import read_tflite
 from mcuforge.frontends.tflite_writer import write_tflite

@@ -16,14 +16,14 @@ import numpy as np
 import pytest
 
 from mcuforge.engine import compile_graph, reference
-from mcuforge.engine.codegen.emit_elementwise import broadcast_strides
-from mcuforge.engine.reference import ops_elementwise as ew
 from mcuforge.errors import ModelError
 from mcuforge.frontends.tflite_reader import read_tflite
 from mcuforge.frontends.tflite_writer import write_tflite
 from mcuforge.ir import Graph, Op, QuantParams, Tensor, clone_tensor
 from mcuforge.ir.passes import validate
-from mcuforge.operators import hard_swish
+from mcuforge.operators import add, hard_swish
+from mcuforge.operators.binary import broadcast_strides
+from mcuforge.operators.quantize import round_half_away_f32
 from mcuforge.models.builder import GraphBuilder
 from mcuforge.quant import intmath
 from mcuforge.targets.host import HostModel, build_executable, run_executable
@@ -180,14 +180,14 @@ def test_add_sub_multipliers_are_float64() -> None:
                        {"activation": "NONE"})
             cases.append((f"{kind} {s1} {s2} {so}", g, pairs))
             # the float32 variant would be wrong somewhere: the case has teeth
-            f32, q = np.float32, ew.add_quant(g.ops[0], g)
+            f32, q = np.float32, add.prepare(g.ops[0], g)
             twice = f32(2) * max(f32(s1), f32(s2))
             alt = [intmath.quantize_multiplier(float(r)) for r in
                    (f32(s1) / twice, f32(s2) / twice, twice / (f32(1 << 20) * f32(so)))]
-            q32 = ew.AddQuant(q.input1_offset, q.input2_offset, q.output_offset, q.left_shift, *alt[0], *alt[1],
+            q32 = add.AddQuant(q.input1_offset, q.input2_offset, q.output_offset, q.left_shift, *alt[0], *alt[1],
                               *alt[2], q.act_min, q.act_max)
-            assert not np.array_equal(ew.add_values(q32, *pairs, kind == "SUB"),
-                                      ew.add_values(q, *pairs, kind == "SUB"))
+            assert not np.array_equal(add.add_values(q32, *pairs, kind == "SUB"),
+                                      add.add_values(q, *pairs, kind == "SUB"))
     assert_bit_exact(cases, "add_sub_f64", trials=1)
 
 
@@ -269,7 +269,7 @@ def test_quantize_float_rounding_matches_tflm() -> None:
         scale, z = log_uniform(rng, 1e-3, 2.0), zp(rng)
         x = tie_values(rng, scale, 400)
         v64 = x.astype(np.float64) / np.float64(np.float32(scale))
-        disagree += int((np.sign(v64) * np.floor(np.abs(v64) + 0.5) != ew.round_half_away_f32(x / np.float32(scale))).sum())
+        disagree += int((np.sign(v64) * np.floor(np.abs(v64) + 0.5) != round_half_away_f32(x / np.float32(scale))).sum())
         g = single("QUANTIZE", [((x.size,), "float32", None, 0)], ((x.size,), "int8", scale, z))
         cases.append((f"QUANTIZE f32 scale={scale} zp={z}", g, [x]))
     assert disagree > 100  # float64 division would round these differently: the cases have teeth
@@ -323,7 +323,7 @@ def test_uint8_inside_a_model_is_refused() -> None:
 def test_round_half_away_from_zero() -> None:
     x = np.float32([0.49999997, -0.49999997, 0.5, -0.5, 1.5, 2.5, -2.5, 8388607.5, 8388608.0, -0.0, 3.4e38])
     expected = [0, 0, 1, -1, 2, 3, -3, 8388608, 8388608, 0, 3.4e38]
-    assert ew.round_half_away_f32(x).tolist() == np.float32(expected).tolist()
+    assert round_half_away_f32(x).tolist() == np.float32(expected).tolist()
 
 
 def test_quantize_float_out_of_range_is_defined() -> None:

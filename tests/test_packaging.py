@@ -16,7 +16,7 @@ import pytest
 from mcuforge import __version__
 from mcuforge.engine.codegen import CodeOptions
 from mcuforge.engine.codegen.packaging import EXAMPLE
-from mcuforge.engine.reference.ops_elementwise import dequantize_values, quantize_f32_values
+from mcuforge.operators.quantize import dequantize_values, quantize_f32_values
 from mcuforge.pipeline import compile_model, load_model, write_library
 from mcuforge.targets.host import WARNINGS, HostModel, compiler
 from oracle import MODELS

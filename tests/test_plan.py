@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 from mcuforge.engine.plan import MemoryPlan, PlanError, activation_lifetimes, check_plan, plan_memory, scratch_bytes
 from mcuforge.engine.plan.blocks import Block, live_bytes
 from mcuforge.engine.plan.packing import greedy, neighbours, pack
-from mcuforge.engine.plan.scratch import kernel_scratch, pointwise_column_bytes
+from mcuforge.engine.plan.scratch import kernel_scratch
 from mcuforge.ir import Graph
+from mcuforge.operators.conv_2d import pointwise_column_bytes
 from netbuilder import Net, random_graphs
 
 MODELS = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "models")

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import ModelError
 from ..ir import Tensor
-from .tflite_ops import RawOp, options_of, slices_of, where
+from .tflite_ops import RawOp, options_of, where
 
 Folder = Callable[[RawOp, Sequence[np.ndarray], dict[str, Tensor]], list[np.ndarray]]
 _SHAPE_TYPES = ("int32", "int64")
@@ -72,6 +72,8 @@ def _split(raw: RawOp, args: Sequence[np.ndarray], tensors: dict[str, Tensor]) -
 
 
 def _strided_slice(raw: RawOp, args: Sequence[np.ndarray], tensors: dict[str, Tensor]) -> list[np.ndarray]:
+    from ..operators.strided_slice import slices_of
+
     index = tuple(slice(b, e, s) for b, e, s in slices_of(raw, tensors))
     return [args[0][index]]
 

@@ -1,8 +1,9 @@
 """Write a canonical IR graph as a `.tflite` flatbuffer (schema version 3) that TFLite and TFLM run.
 
-The IR keeps explicit pads and moves constant operands (shapes, axes, perms ...) into attrs; this module
-maps both back: pads become SAME/VALID when they equal what TFLite would compute (else an explicit PAD
-before a VALID op), and attrs become constant int32 tensors next to the options tables.
+The IR keeps explicit pads and moves constant operands (shapes, axes, perms ...) into attrs; each
+operator's writer (Operator.write) maps both back with the helpers here: pads become SAME/VALID when they
+equal what TFLite would compute (else an explicit PAD before a VALID op), and attrs become constant int32
+tensors next to the options tables.
 Op versions are informative: TFLM's op resolver does not check them.
 """
 from __future__ import annotations
@@ -24,12 +25,8 @@ ACTIVATION_CODES = {"NONE": tflite.ActivationFunctionType.NONE, "RELU": tflite.A
                 "RELU_N1_TO_1": tflite.ActivationFunctionType.RELU_N1_TO_1,
                 "RELU6": tflite.ActivationFunctionType.RELU6}
 _SAME, _VALID = tflite.Padding.SAME, tflite.Padding.VALID
-# builtin operator -> version written (the int8 version of each op in TFLite's op_version.cc)
-VERSIONS = {"CONV_2D": 3, "DEPTHWISE_CONV_2D": 3, "FULLY_CONNECTED": 4, "PAD": 2, "PADV2": 2, "RESHAPE": 1,
-             "CONCATENATION": 2, "STRIDED_SLICE": 2,
-             "ADD": 2, "SUB": 2, "MUL": 2,
-             "RELU": 2,
-             "QUANTIZE": 2, "DEQUANTIZE": 2}
+# builtin operator -> version written (the int8 version of each op in TFLite's op_version.cc; Operator.version)
+VERSIONS: dict[str, int] = {}
 
 Options = tuple[str, dict[str, Any]] | None  # (options table name, {field: value}); list values are vectors
 
@@ -151,131 +148,8 @@ def window_op(low: _Lowering, op: Op, kernel: Sequence[int], dilation: Sequence[
     return _padded_input(low, op, pad, fill), _VALID
 
 
-def _conv(low: _Lowering, op: Op) -> None:
-    a = op.attrs
-    weights = low.graph[op.inputs[1]]
-    src, padding = window_op(low, op, weights.shape[1:3], a["dilation"])
-    fields = {"Padding": padding, "StrideH": a["stride"][0], "StrideW": a["stride"][1],
-              "DilationHFactor": a["dilation"][0], "DilationWFactor": a["dilation"][1],
-              "FusedActivationFunction": ACTIVATION_CODES[a["activation"]]}
-    table = "Conv2DOptions"
-    if op.kind == "DEPTHWISE_CONV_2D":
-        table, fields["DepthMultiplier"] = "DepthwiseConv2DOptions", a.get("multiplier", 1)
-    bias = low.tensor(op.inputs[2] if len(op.inputs) > 2 else "")
-    if bias < 0 and op.kind == "DEPTHWISE_CONV_2D":
-        bias = _zero_bias(low, op)
-    low.emit(op.kind, [src, low.tensor(op.inputs[1]), bias], [low.tensor(op.outputs[0])], (table, fields))
-
-
-def _zero_bias(low: _Lowering, op: Op) -> int:
-    """TFLM's depthwise kernel crashes without a bias operand: an all-zero bias gives the same result."""
-    x, w = low.graph[op.inputs[0]], low.graph[op.inputs[1]]
-    scales = (np.float32(x.quant.s) * w.quant.scale).astype(np.float32)
-    quant = QuantParams(scales, np.zeros(scales.size, np.int64), 0 if scales.size > 1 else None)
-    channels = w.shape[3]
-    return low.extra(f"{op.name}/zero_bias", (channels,), "int32", quant, np.zeros(channels, np.int32))
-
-
-def _fully_connected(low: _Lowering, op: Op) -> None:
-    a = op.attrs
-    bias = op.inputs[2] if len(op.inputs) > 2 else ""
-    fields = {"FusedActivationFunction": ACTIVATION_CODES[a.get("activation", "NONE")],
-              "KeepNumDims": bool(a.get("keep_num_dims", False))}
-    low.emit(op.kind, [low.tensor(n) for n in (op.inputs[0], op.inputs[1], bias)],
-             [low.tensor(op.outputs[0])], ("FullyConnectedOptions", fields))
-
-
-def _pad(low: _Lowering, op: Op) -> None:
-    dst = low.graph[op.outputs[0]]
-    pads = low.const_i32(f"{op.name}/pad_amounts", [list(p) for p in op.attrs["pads"]])
-    inputs = [low.tensor(op.inputs[0]), pads]
-    value = int(op.attrs.get("value", dst.quant.zp if dst.quant else 0))
-    if dst.quant is not None and value == dst.quant.zp:
-        low.emit("PAD", inputs, [low.tensor(dst.name)], ("PadOptions", {}))
-    else:
-        inputs.append(low.extra(f"{op.name}/pad_value", (), dst.dtype, dst.quant, np.array(value)))
-        low.emit("PADV2", inputs, [low.tensor(dst.name)], ("PadV2Options", {}))
-
-
-def _reshape(low: _Lowering, op: Op) -> None:
-    shape = [int(d) for d in low.graph[op.outputs[0]].shape]
-    low.emit("RESHAPE", [low.tensor(op.inputs[0]), low.const_i32(f"{op.name}/shape", shape)],
-             [low.tensor(op.outputs[0])], ("ReshapeOptions", {"NewShape": shape}))
-
-
-def _concatenation(low: _Lowering, op: Op) -> None:
-    fields = {"Axis": int(op.attrs["axis"]),
-              "FusedActivationFunction": ACTIVATION_CODES[op.attrs.get("activation", "NONE")]}
-    low.emit("CONCATENATION", [low.tensor(n) for n in op.inputs], [low.tensor(op.outputs[0])],
-             ("ConcatenationOptions", fields))
-
-
-def _shrunk_axes(block: Sequence[int], out: Sequence[int]) -> list[int] | None:
-    """Which size-1 axes of `block` to drop so that it becomes `out` (None if impossible)."""
-    if len(block) == len(out):
-        return [] if list(block) == list(out) else None
-    if not block:
-        return None
-    if out and block[0] == out[0]:
-        rest = _shrunk_axes(block[1:], out[1:])
-        if rest is not None:
-            return [i + 1 for i in rest]
-    if block[0] == 1:
-        rest = _shrunk_axes(block[1:], out)
-        if rest is not None:
-            return [0] + [i + 1 for i in rest]
-    return None
-
-
-def _strided_slice(low: _Lowering, op: Op) -> None:
-    src, dst = low.graph[op.inputs[0]], low.graph[op.outputs[0]]
-    bounds = [slice(*s).indices(d) for s, d in zip(op.attrs["slices"], src.shape)]
-    block = [len(range(*b)) for b in bounds]
-    shrink = _shrunk_axes(block, dst.shape)
-    if shrink is None:
-        raise ModelError(f"{op.name}: slices give {tuple(block)}, which cannot become {dst.shape}")
-    begin, end, strides, end_mask, shrink_mask = [], [], [], 0, 0
-    for axis, (start, stop, step) in enumerate(bounds):
-        if axis in shrink:
-            begin.append(start), end.append(start + 1), strides.append(1)
-            shrink_mask |= 1 << axis
-            continue
-        begin.append(start), strides.append(step)
-        if stop < 0:  # a negative step running past index 0: only the end mask can say so
-            end.append(0)
-            end_mask |= 1 << axis
-        else:
-            end.append(stop)
-    inputs = [low.tensor(src.name), low.const_i32(f"{op.name}/begin", begin),
-              low.const_i32(f"{op.name}/end", end), low.const_i32(f"{op.name}/strides", strides)]
-    fields = {"BeginMask": 0, "EndMask": end_mask, "ShrinkAxisMask": shrink_mask}
-    low.emit("STRIDED_SLICE", inputs, [low.tensor(dst.name)], ("StridedSliceOptions", fields))
-
-
-def _simple(table: str | None, **attr_fields: str) -> Callable[[_Lowering, Op], None]:
-    """Lowering of an op whose operands map one to one; `attr_fields` maps option fields to attrs."""
-
-    def lower(low: _Lowering, op: Op) -> None:
-        fields = {}
-        for name, attr in attr_fields.items():
-            value = op.attrs.get(attr, "NONE" if attr == "activation" else None)
-            fields[name] = ACTIVATION_CODES[value] if attr == "activation" else value
-        low.emit(op.kind, [low.tensor(n) for n in op.inputs], [low.tensor(n) for n in op.outputs],
-                 None if table is None else (table, {k: v for k, v in fields.items() if v is not None}))
-
-    return lower
-
-
-LOWERINGS: dict[str, Callable[[_Lowering, Op], None]] = {
-    "CONV_2D": _conv, "DEPTHWISE_CONV_2D": _conv, "FULLY_CONNECTED": _fully_connected,
-    "PAD": _pad, "RESHAPE": _reshape, "CONCATENATION": _concatenation,
-    "STRIDED_SLICE": _strided_slice,
-    "ADD": _simple("AddOptions", FusedActivationFunction="activation"),
-    "SUB": _simple("SubOptions", FusedActivationFunction="activation"),
-    "MUL": _simple("MulOptions", FusedActivationFunction="activation"),
-    "RELU": _simple(None),
-    "QUANTIZE": _simple(None), "DEQUANTIZE": _simple(None),
-}
+# kind -> how it is written (Operator.write, mcuforge.operators.<op>); filled by install()
+LOWERINGS: dict[str, Callable[[_Lowering, Op], None]] = {}
 
 
 # ---------------------------------------------------------------- flatbuffer serialisation

@@ -12,7 +12,8 @@ Shared attribute meanings
   see mcuforge.quant.intmath.activation_range).
 - axes: sorted, non-negative axis indices.
 
-Operands listed in `OPERANDS` are tensor names in `op.inputs`; "" marks an absent optional one.
+Operands listed in an OpSpec are tensor names in `op.inputs`; "" marks an absent optional one. Each
+operator's own operands and attributes are in its module (mcuforge.operators.<op>).
 """
 from __future__ import annotations
 
@@ -29,43 +30,8 @@ class OpSpec:
     typed: bool = False  # its shape rule checks the operand types as well (registry operators)
 
 
-_CONV = ("stride", "dilation", "pad", "activation")
-
-SPECS: dict[str, OpSpec] = {
-    # weights [O,KH,KW,I], bias int32 [O]
-    "CONV_2D": OpSpec(("input", "weights", "bias?"), _CONV),
-    # weights [1,KH,KW,C*multiplier]
-    "DEPTHWISE_CONV_2D": OpSpec(("input", "weights", "bias?"), _CONV + ("multiplier",)),
-    # weights [O,I]; input flattened to [-1, I]
-    "FULLY_CONNECTED": OpSpec(("input", "weights", "bias?"), ("activation", "keep_num_dims")),
-    # pads: ((before, after), ...) one pair per dimension; value: the quantized fill value
-    "PAD": OpSpec(("input",), ("pads", "value")),
-    # RESHAPE, SQUEEZE and EXPAND_DIMS all become RESHAPE: same bytes, new shape (the output tensor's)
-    "RESHAPE": OpSpec(("input",), ()),
-    "CONCATENATION": OpSpec(("inputs...",), ("axis", "activation")),
-    # slices: one (start, stop, step) per input dimension, as for a numpy slice (stop may be None);
-    # the output tensor's shape then drops shrunk axes (a reshape of the sliced block)
-    "STRIDED_SLICE": OpSpec(("input",), ("slices",)),
-    # Patch-based execution (engine.schedule.patch): the output is `base` (absent: undefined bytes) with the
-    # block starting at index `origin` (one start per dimension) replaced by `patch`; in place over `base`.
-    "PASTE": OpSpec(("base?", "patch"), ("origin",)),
-    # Fused inverted-residual execution (engine.schedule.fuse): a pointwise convolution over a slice of the
-    # input channels, added into an int32 accumulator [N,H,W,O]: acc (absent: 0) + bias (absent: 0) +
-    # sum over the slice of (input - input zero point) * weights; in place over `acc`.
-    "CONV_1X1_ACC": OpSpec(("input", "weights", "bias?", "acc?"), ()),
-    # The int32 accumulator of a convolution -> its int8 output, requantized as that convolution would:
-    # input_scale and filter_scales (one per output channel) are the convolution's, the output's
-    # quantization is the output tensor's.
-    "ACC_REQUANTIZE": OpSpec(("acc",), ("input_scale", "filter_scales", "activation"), elementwise=True),
-    "ADD": OpSpec(("a", "b"), ("activation",), elementwise=True),
-    "SUB": OpSpec(("a", "b"), ("activation",), elementwise=True),
-    "MUL": OpSpec(("a", "b"), ("activation",), elementwise=True),
-    "RELU": OpSpec(("input",), (), elementwise=True),
-    # float32 -> int8, or int8 -> int8 (requantize)
-    "QUANTIZE": OpSpec(("input",), (), elementwise=True),
-    # int8 -> float32
-    "DEQUANTIZE": OpSpec(("input",), (), elementwise=True),
-}
+# kind -> its OpSpec; filled by mcuforge.operators.install() (each operator's module defines its own)
+SPECS: dict[str, OpSpec] = {}
 
 # (input, output) types of the QUANTIZE ops the engine runs (TFLM's quantize kernel): float32 only from a
 # model input; uint8, int16 and int32 only at a model's edges (ir.passes), or from SOFTMAX's int16 output.

@@ -22,8 +22,9 @@ from functools import cache, lru_cache
 from itertools import accumulate
 
 from ..engine.plan.lifetimes import ALIGN, buffer_bytes, round_up
-from ..engine.plan.scratch import (DW_PLANE_MAX_K, SLACK_MARGIN, dw_plane_bytes, dw_ring_rows, im2col_stride,
-                                   pointwise_column_bytes, uses_im2col)
+from ..engine.plan.scratch import SLACK_MARGIN
+from ..operators.conv_2d import im2col_stride, is_pointwise, pointwise_column_bytes
+from ..operators.depthwise_conv_2d import DW_PLANE_MAX_K, dw_plane_bytes, dw_ring_rows
 from ..engine.schedule.choose import MAX_EXTRA_MACS, MAX_GRID, SHORTLIST
 from ..engine.schedule.fuse import slice_widths as _slice_widths
 from ..frontends.tflite_ops import same_pads
@@ -104,7 +105,7 @@ def _bound(steps: list[_Step]) -> int:
 
 def _conv_step(live: int, in_hw: tuple[int, int], out_hw: tuple[int, int], c_in: int, kernel: tuple[int, int],
                stride: tuple[int, int], pads: tuple[int, int, int, int]) -> _Step:
-    if uses_im2col(*kernel, 1, pads[0], pads[2], *in_hw, *out_hw, *stride):
+    if not is_pointwise(*kernel, pads[0], pads[2], *in_hw, *out_hw, *stride):
         depth = im2col_stride(*kernel, c_in)
         variants: Variants = (("im2col4", 9 * depth + 4, False), ("im2col", 4 * (depth + 1) + 4, False))
     else:

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from functools import cache
 from importlib import resources
 
-from ..engine.plan.scratch import Variant
+from ..operators.variants import Variant
 from .latency import GEMM_UNROLL, PLANE_BLOCK, kernel_path, plane_loads, pointwise_runs, spent_flags
 from .layers import Layer
 

@@ -21,7 +21,7 @@ Flash is what the code generator stores (compile_model's flash_weights_bytes): i
 requantization row per conv/depthwise channel (folded bias, multiplier, shift, rounding), the classifier's
 folded bias, for an in-place depthwise conv left with the smallest scratch (plain kernel) its int32 bias,
 multipliers and shifts too, and for the im2col stem whose filter rows need padding to a multiple of 4 both
-the padded rows and the unpadded ones (emit_conv stores both). The code generator stores identical arrays
+the padded rows and the unpadded ones (operators/conv_2d.py stores both). The code generator stores identical arrays
 once, so it could come out lower if two layers had the same multipliers or shifts. `param_bytes` counts
 int8 weights and int32 biases only (MemoryReport.param_bytes). MACs count as engine/opinfo.py does.
 """
@@ -33,8 +33,9 @@ from typing import Callable
 
 from ..engine.codegen.requant import CHANNEL_ROW, PLAIN_CHANNEL_VALUES
 from ..engine.plan.lifetimes import ALIGN, buffer_bytes, round_up
-from ..engine.plan.scratch import (SLACK_MARGIN, dw_plane_bytes, dw_ring_rows, im2col_stride,
-                                   pointwise_column_bytes, uses_im2col)
+from ..engine.plan.scratch import SLACK_MARGIN
+from ..operators.conv_2d import im2col_stride, is_pointwise, pointwise_column_bytes
+from ..operators.depthwise_conv_2d import dw_plane_bytes, dw_ring_rows
 from ..frontends.tflite_ops import same_pads
 from .layers import Layer
 from .space import NetworkSpec
@@ -90,10 +91,10 @@ def _stem(in_hw: tuple[int, int], channels: int, kernel: tuple[int, int], stride
     """((out_h, out_w), fast variants, padded filter values per output channel) of the stem conv."""
     out = (-(-in_hw[0] // stride[0]), -(-in_hw[1] // stride[1]))
     pads = [same_pads(in_hw[i], out[i], kernel[i], stride[i], 1)[0] for i in (0, 1)]
-    if not uses_im2col(*kernel, 1, pads[0], pads[1], *in_hw, *out, *stride):
+    if is_pointwise(*kernel, pads[0], pads[1], *in_hw, *out, *stride):
         return out, _column(channels), 0
     depth = im2col_stride(*kernel, channels)
-    padded = depth if (kernel[1] * channels) % 4 else 0  # emit_conv stores padded rows as well
+    padded = depth if (kernel[1] * channels) % 4 else 0  # conv_2d.emit stores padded rows as well
     return out, (("im2col4", 9 * depth + 4, False), ("im2col", 4 * (depth + 1) + 4, False)), padded
 
 

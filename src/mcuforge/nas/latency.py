@@ -25,7 +25,8 @@ from collections.abc import Sequence
 from functools import cache, lru_cache
 from importlib import resources
 
-from ..engine.plan.scratch import Variant, im2col_stride
+from ..operators.variants import Variant
+from ..operators.conv_2d import im2col_stride
 from .layers import Layer
 
 TABLE = "latency_table.json"

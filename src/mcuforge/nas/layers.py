@@ -26,7 +26,7 @@ class Layer:
     kernel: tuple[int, int] = (1, 1)  # the window (convolutions and pools)
     stride: tuple[int, int] = (1, 1)
     activation: str = "NONE"
-    variant: str = ""  # the kernel scratch variant (engine.plan.scratch.Variant, its value)
+    variant: str = ""  # the kernel scratch variant (operators.variants.Variant, its value)
     plane: bool = False  # a depthwise "rows" variant that also holds a plane
     inplace: bool = False  # the output lies over the input
     macs: int = 0

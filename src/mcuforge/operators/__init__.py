@@ -4,13 +4,28 @@ OPERATOR, or OPERATORS for a family that shares its code (PACK and UNPACK).
 Adding an operator: its module in this package, its C kernel (engine/runtime/mcu_<op>_<type>.h), its
 tests, and one entry in MODULES. Importing `mcuforge.engine` installs them; the reader, the writer and
 validation call `install()` too (it runs once), since they work without the engine.
-The operators older than the registry are still spread over the stages' own modules (docs/kernels.md).
+Modules that several operators share their code from: base (Operator), binary (the broadcast of the binary
+elementwise operators), convolution (the weight-product operators' Prepare, geometry and reading) and
+lowering (what the reader lowers into canonical operators).
 """
 from __future__ import annotations
 
 import importlib
 
 MODULES = (
+    "conv_2d",
+    "depthwise_conv_2d",
+    "fully_connected",
+    "conv_accumulate",
+    "add",
+    "mul",
+    "relu",
+    "quantize",
+    "pad",
+    "reshape",
+    "concatenation",
+    "strided_slice",
+    "paste",
     "svdf",
     "lstm",
     "pack",

@@ -13,6 +13,7 @@ from ..ir.graph import Graph, Op
 from ..ir.ops import OpSpec
 from ..ir.shapes import elementwise_shape
 from .base import Operator
+from .binary import binary_args, binary_call
 
 SPEC = OpSpec(("a", "b"), (), elementwise=True)
 
@@ -27,15 +28,11 @@ def write(low, op: Op) -> None:
 
 
 def reference(op: Op, graph: Graph, args: Sequence[np.ndarray | None]) -> list[np.ndarray]:
-    from ..engine.reference.ops_elementwise import binary_args
-
     a, b = binary_args(op, graph, args)
     return [(np.maximum if op.kind == "MAXIMUM" else np.minimum)(a, b).astype(np.int8)]
 
 
 def emit(op: Op, ctx) -> str:
-    from ..engine.codegen.emit_elementwise import binary_call
-
     ctx.use("mcu_minmax_s8.h")
     return binary_call(op, ctx, "mcu_minmax_s8", [str(int(op.kind == "MAXIMUM"))])
 

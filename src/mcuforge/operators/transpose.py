@@ -53,9 +53,8 @@ def reference(op: Op, graph: Graph, args: Sequence[np.ndarray | None]) -> list[n
 
 
 def emit(op: Op, ctx) -> str:
-    from ..engine.codegen.loops import check_int8, row_major_strides
-    from ..engine.codegen.emit_shape import copy_loops
     from ..engine.codegen.literals import c_call
+    from ..engine.codegen.loops import check_int8, copy_loops, row_major_strides
 
     check_int8(op, ctx)
     perm = transpose_perm(op, ctx.graph)

@@ -139,7 +139,7 @@ def _edge_quant(graph: Graph, names: Sequence[str], i: int, role: str) -> QuantP
 def quantize_input(graph: Graph, x: np.ndarray, i: int = 0) -> np.ndarray:
     """Real values -> the int8 codes of the graph's input i (float32 division, halves away from zero,
     as TFLite's QUANTIZE)."""
-    from ..engine.reference.ops_elementwise import quantize_f32_values
+    from ..operators.quantize import quantize_f32_values
 
     q = _edge_quant(graph, graph.inputs, i, "input")
     return quantize_f32_values(q.s, q.zp, x)

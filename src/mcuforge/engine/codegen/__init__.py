@@ -16,8 +16,6 @@ from ...ir import Graph
 from ...quant.intmath import ScaleError
 from ..opinfo import macs
 from ..plan import MemoryPlan
-from . import (  # noqa: F401  (register emitters)
-    emit_accumulate, emit_conv, emit_elementwise, emit_shape)
 from .context import CTYPES, EMITTERS, ConstPool, EmitContext, c_float
 from .files import weights_source
 from .io_helpers import QUANTIZE_HEADER, helper_declarations, helper_definitions, needs_quantize_header

@@ -124,15 +124,4 @@ class EmitContext:
 
 
 Emitter = Callable[[Op, EmitContext], str]
-EMITTERS: dict[str, Emitter] = {}
-
-
-def emitter(*kinds: str) -> Callable[[Emitter], Emitter]:
-    """Register the function that writes the C call(s) of one layer."""
-
-    def register(fn: Emitter) -> Emitter:
-        for kind in kinds:
-            EMITTERS[kind] = fn
-        return fn
-
-    return register
+EMITTERS: dict[str, Emitter] = {}  # kind -> Operator.emit, entered by mcuforge.operators.install()

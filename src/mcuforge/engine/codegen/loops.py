@@ -43,6 +43,14 @@ def pad_loops(op: Op, loops: Loops, depth: int) -> tuple[list[int], list[int]]:
     return [c for c, _ in full], [s for _, s in full]
 
 
+def copy_loops(op: Op, loops: Loops) -> str:
+    """mcu_transpose_s8.h's loop struct: (count, stride) per dimension, merged and padded to six."""
+    from .literals import c_struct
+
+    counts, strides = pad_loops(op, merge_loops(loops), 6)
+    return c_struct("mcu_copy_loops", {"count": counts, "stride": strides})
+
+
 def check_int8(op: Op, ctx: EmitContext) -> None:
     for name in (*op.inputs, *op.outputs):
         if name and ctx.tensor(name).dtype != "int8":

@@ -14,11 +14,11 @@ from enum import Enum
 import numpy as np
 
 from ...ir import Op
+from ...operators.convolution import ConvQuant, folded_bias
 from ...quant.intmath import multiply_by_quantized_multiplier
-from ..plan.scratch import folded_bias
-from ..reference.ops_conv import ConvQuant
 from .context import EmitContext
 from .literals import c_struct
+
 
 class RequantMode(Enum):
     """How a fast kernel requantizes (mcu_gemm_s8.h's MCU_REQUANT_*): TFLM's general form, the folded form
@@ -29,7 +29,6 @@ class RequantMode(Enum):
     DOUBLED = 2
 
 
-NULL_I32 = "(const int32_t *)0"
 CHANNEL_ROW = 4  # int32 values per output channel of the per-channel table: bias, multiplier, shift, rounding
 PLAIN_CHANNEL_VALUES = 3  # int32 arrays of a plain kernel: bias, multipliers and shifts (requant_arrays)
 FOLDED_RIGHT = (2, 23)  # right shifts mcu_requantize_folded takes (the rounding constant fits in int32)
@@ -143,7 +142,7 @@ def weight_abs_sums(op: Op, ctx: EmitContext) -> np.ndarray:
 
 
 def requant_params(op: Op, ctx: EmitContext, q: ConvQuant, per_channel: bool = True) -> str | None:
-    """`&(const mcu_requant_params){...}` with the folded bias (plan.scratch.folded_bias), or None when the
+    """`&(const mcu_requant_params){...}` with the folded bias (operators.convolution.folded_bias), or None when the
     bias does not fold: the layer takes a plain kernel. Per channel: the bias, multiplier, shift and
     rounding constant of each channel side by side in one array; per tensor: the biases and three scalars
     (unless some channels are constant, see folded_constants: then per channel too)."""

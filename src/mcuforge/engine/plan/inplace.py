@@ -4,22 +4,23 @@ Tensors that share bytes form one buffer: they all start at the buffer's base of
 are chained in time (an alias output starts while its input is live; an in-place output starts at the
 step where its input's buffer dies), so the buffer's footprint at a step is the largest member live then.
 
-In-place kernels (the codegen picks them for the ops in `Sharing.inplace_ops`):
-- DEPTHWISE_CONV_2D with multiplier 1, any stride/kernel/padding: output channel c goes to a temporary
-  (the op's scratch, see scratch.py) and is then written over input channel c's interleaved positions.
-- PASTE: the output is its `base` input with one block replaced; in place it writes only that block.
-- CONV_1X1_ACC: the output is its `acc` input plus the slice's products, element by element.
-- Elementwise ops: the kernels loop forward, reading element i before writing element i, so the output may
-  lie over an input of the same shape whose elements are at least as wide (QUANTIZE float32 -> int8 fits,
-  DEQUANTIZE int8 -> float32 does not).
+Which inputs an op's kernel may overwrite is the operator's own fact (Operator.inplace, entered in
+INPLACE): the in-place depthwise convolution, PASTE, CONV_1X1_ACC, and by default every elementwise op,
+whose kernel loops forward, reading element i before writing element i, so that the output may lie over
+an input of the same shape whose elements are at least as wide (QUANTIZE float32 -> int8 fits, DEQUANTIZE
+int8 -> float32 does not).
 An op runs in place only over an input whose whole buffer dies at that op and holds no graph output.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
-from ...ir import ALIAS_KINDS, DTYPE_BYTES, SPECS, Graph, Op
+from ...ir import ALIAS_KINDS, DTYPE_BYTES, Graph, Op
 from .lifetimes import Lifetime
+
+# kind -> the inputs its kernel may overwrite with its output (mcuforge.operators; Operator.inplace)
+INPLACE: dict[str, Callable[[Op, Graph], list[str]]] = {}
 
 
 @dataclass(frozen=True)
@@ -30,33 +31,27 @@ class Sharing:
 
 def inplace_candidates(op: Op, graph: Graph) -> list[str]:
     """Inputs of `op` its kernel may overwrite with its output (lifetimes not considered)."""
-    if len(op.outputs) != 1 or not op.outputs[0]:
+    rule = INPLACE.get(op.kind)
+    if rule is None or len(op.outputs) != 1 or not op.outputs[0] or graph[op.outputs[0]].data is not None:
         return []
+    return rule(op, graph)
+
+
+def elementwise_inputs(op: Op, graph: Graph) -> list[str]:
+    """An elementwise kernel's rule: the computed inputs of the output's shape, with elements at least as wide."""
     t = graph.tensors
     out = t[op.outputs[0]]
-    if out.data is not None:
-        return []
-    if op.kind == "DEPTHWISE_CONV_2D":
-        src = t[op.inputs[0]] if op.inputs and op.inputs[0] else None
-        if (src is None or src.data is not None or op.attrs.get("multiplier", 1) != 1
-                or DTYPE_BYTES[src.dtype] != DTYPE_BYTES[out.dtype] or not src.shape
-                or src.shape[-1] != out.shape[-1] or src.shape[0] != out.shape[0]):
-            return []
-        return [src.name]
-    if op.kind == "PASTE":
-        base = t[op.inputs[0]] if op.inputs[0] else None
-        same = base is not None and base.data is None and base.shape == out.shape and base.dtype == out.dtype
-        return [base.name] if same else []
-    if op.kind == "CONV_1X1_ACC":
-        acc = t[op.inputs[3]] if len(op.inputs) > 3 and op.inputs[3] else None
-        same = acc is not None and acc.data is None and acc.shape == out.shape and acc.dtype == out.dtype
-        return [acc.name] if same else []
-    spec = SPECS.get(op.kind)
-    if spec is None or not spec.elementwise or op.kind == "DEQUANTIZE":
-        return []
     return [n for n in dict.fromkeys(op.inputs)
             if n and t[n].data is None and t[n].shape == out.shape
             and DTYPE_BYTES[out.dtype] <= DTYPE_BYTES[t[n].dtype]]
+
+
+def same_as_output(op: Op, graph: Graph, position: int) -> list[str]:
+    """Input `position` when it is computed and has the output's shape and type (PASTE's base, CONV_1X1_ACC's acc)."""
+    name = op.inputs[position] if len(op.inputs) > position else ""
+    src, out = (graph[name] if name else None), graph[op.outputs[0]]
+    same = src is not None and src.data is None and src.shape == out.shape and src.dtype == out.dtype
+    return [name] if same else []
 
 
 class _Buffers:

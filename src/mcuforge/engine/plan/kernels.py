@@ -1,9 +1,9 @@
 """Each op's kernel, decided once when the memory is planned and recorded in the plan (MemoryPlan.kernels);
 the code generator prints what the plan says.
 
-Per convolution: the scratch variant plan.scratch chose (Variant) and whether the planner granted its
-scratch, and for a pointwise convolution without a column of its own whether the kernel may put the column
-over the input pixels it has already read (`column_over_input`): more than 1 % of the pixels would
+Per op whose kernel has scratch (Operator.variants or Operator.scratch): the variant plan.scratch chose
+(Variant) and whether the planner granted its scratch, and for a pointwise convolution without a column of
+its own whether the kernel may put the column over the input pixels it has already read (`column_over_input`): more than 1 % of the pixels would
 otherwise run without a column (their outputs reach the column in the output's tail), and no tensor over
 the input's bytes that already holds its value at this op (the input itself, an alias of it, a graph
 output) is read after it.
@@ -14,8 +14,11 @@ from dataclasses import dataclass
 from typing import Mapping
 
 from ...ir import Graph, Op
+from ...operators.conv_2d import pointwise
+from ...operators.convolution import conv_geometry, folded_bias
+from ...operators.variants import KernelScratch, Variant
 from .lifetimes import Lifetime, external_tensors
-from .scratch import KernelScratch, Variant, folded_bias, is_pointwise, kernel_scratch
+from .scratch import VARIANTS, kernel_scratch
 
 
 @dataclass(frozen=True)
@@ -34,7 +37,7 @@ def choose_kernels(graph: Graph, offsets: Mapping[str, int], lifetimes: Mapping[
     outside = external_tensors(graph)
     kernels: dict[int, KernelChoice] = {}
     for i, op in enumerate(graph.ops):
-        if op.kind not in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+        if op.kind not in VARIANTS:
             continue
         choice = kernel_scratch(op, graph, i in inplace_ops)
         granted = i in scratch and scratch[i][1] >= choice.nbytes > 0
@@ -46,11 +49,8 @@ def choose_kernels(graph: Graph, offsets: Mapping[str, int], lifetimes: Mapping[
 
 def _column_over_input(op: Op, index: int, graph: Graph, offsets: Mapping[str, int],
                        lifetimes: Mapping[str, Lifetime], outside: frozenset[str]) -> bool:
-    from ..reference.ops_conv import conv_geometry
-
     g = conv_geometry(op, graph)
-    if g.groups != 1 or folded_bias(op, graph) is None or not is_pointwise(
-            g.k_h, g.k_w, g.pad_top, g.pad_left, g.in_h, g.in_w, g.out_h, g.out_w, g.stride_h, g.stride_w):
+    if g.groups != 1 or folded_bias(op, graph) is None or not pointwise(g):
         return False
     name = op.inputs[0]
     pixels = g.batches * g.out_h * g.out_w

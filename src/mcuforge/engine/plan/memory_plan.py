@@ -21,7 +21,7 @@ class MemoryPlan:
     # State tensors (SVDF, LSTM) live in a buffer of their own, kept between invocations: offsets in it
     state_offsets: Mapping[str, int] = field(default_factory=dict)
     state_bytes: int = 0
-    # op index -> its kernel (plan.kernels.KernelChoice), for the ops that have several: the code generator
+    # op index -> its kernel (plan.kernels.KernelChoice), for the ops with scratch variants: the code generator
     # prints what the plan chose
     kernels: Mapping[int, Any] = field(default_factory=dict)
 

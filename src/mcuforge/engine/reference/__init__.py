@@ -1,4 +1,6 @@
-"""The numpy reference interpreter: our own statement of TFLite int8 semantics, bit-exact with TFLM."""
+"""The numpy reference interpreter: our own statement of TFLite int8 semantics, bit-exact with TFLM.
+
+Each operator's reference kernel is in its module (mcuforge.operators.<op>; Operator.reference)."""
 from __future__ import annotations
 
 from typing import Sequence
@@ -6,12 +8,11 @@ from typing import Sequence
 import numpy as np
 
 from ...errors import ModelError, shown
-from ...quant.intmath import ScaleError
 from ...ir import NUMPY_DTYPES, Graph
-from . import ops_conv, ops_elementwise, ops_shape  # noqa: F401  (register kernels)
-from .registry import KERNELS, kernel
+from ...quant.intmath import ScaleError
+from .registry import KERNELS
 
-__all__ = ["run", "run_all", "initial_state", "kernel", "KERNELS"]
+__all__ = ["run", "run_all", "initial_state", "KERNELS"]
 
 
 def initial_state(graph: Graph) -> dict[str, np.ndarray]:

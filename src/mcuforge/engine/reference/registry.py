@@ -1,4 +1,5 @@
-"""Registry of reference kernels: one numpy function per canonical operator kind.
+"""Registry of reference kernels: one numpy function per canonical operator kind (Operator.reference,
+entered by mcuforge.operators.install()).
 
 A kernel takes (op, graph, args) where args[i] is the value of op.inputs[i] (None for an absent optional
 operand) and returns one numpy array per op output, with the output tensor's dtype and shape.
@@ -13,12 +14,3 @@ from ...ir import Graph, Op
 
 Kernel = Callable[[Op, Graph, Sequence["np.ndarray | None"]], Sequence[np.ndarray]]
 KERNELS: dict[str, Kernel] = {}
-
-
-def kernel(*kinds: str) -> Callable[[Kernel], Kernel]:
-    def register(fn: Kernel) -> Kernel:
-        for kind in kinds:
-            KERNELS[kind] = fn
-        return fn
-
-    return register

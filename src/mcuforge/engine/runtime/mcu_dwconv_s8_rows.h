@@ -10,7 +10,7 @@
  *
  * mcu_dwconv_s8_inplace_rows writes the output over the input: output rows go to a ring of `ring_rows`
  * rows (the op's scratch) and are copied to their place once no later output row reads the input bytes
- * they cover; the planner computes ring_rows from the geometry (plan/scratch.py). */
+ * they cover; the planner computes ring_rows from the geometry (operators/depthwise_conv_2d.py, dw_ring_rows). */
 #ifndef MCU_DWCONV_S8_ROWS_H
 #define MCU_DWCONV_S8_ROWS_H
 

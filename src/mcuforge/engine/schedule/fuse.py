@@ -29,12 +29,12 @@ import numpy as np
 from ...errors import ModelError
 from ...ir import Graph, Op, QuantParams, Rewrite, Tensor
 from ...ir.graph import clone_tensor
-from ..plan.scratch import is_pointwise
-from ..reference.ops_conv import conv_geometry
+from ...operators.conv_2d import is_pointwise
+from ...operators.convolution import conv_geometry
 
 _INT32_MAX = 2**31 - 1
 # |x * w| + |zero point * w| for int8 x, zero point and w: bounds every partial sum, and each slice's bias
-# with the input offset folded in plus its products (scratch.folded_bias's check, which the codegen uses)
+# with the input offset folded in plus its products (convolution.folded_bias's check, which the codegen uses)
 _MAX_TERM = 256 * 128
 
 

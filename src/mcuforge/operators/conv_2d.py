@@ -1,0 +1,195 @@
+"""CONV_2D on int8 (TFLM semantics, operators/convolution.py), grouped convolutions included.
+
+Kernels (the planner picks the variant, engine/plan/kernels.py; each C header explains its own):
+- pointwise (1x1, every output pixel reads an input pixel): an int8 GEMM with the input offset folded
+  into the bias, mcu_conv_s8_1x1.h; its `column` variant keeps four pixels as int16 (8*C_in + 4 bytes);
+  without that scratch it borrows the end of its output, or lies over the input pixels already read;
+- other one-group convolutions: im2col, mcu_conv_s8_im2col.h, the filters in its column order
+  (im2col_order) padded to whole groups of four; `im2col4` keeps four windows as int16 and one as int8
+  (9*D + 4 bytes, D the window depth rounded up to a multiple of 4), `im2col` a column of two windows
+  (4*D + 8 bytes); without scratch it borrows the unwritten end of its output;
+- the plain kernel mcu_conv_s8.h (the reference variant) takes every other case: groups, or a bias that
+  does not fold into int32.
+"""
+from __future__ import annotations
+
+from typing import Iterator
+
+import numpy as np
+
+from ..errors import ModelError
+from ..ir.graph import Graph, Op
+from ..ir.ops import OpSpec
+from ..ir.shapes import expect_bias, expect_rank, windowed
+from .base import Operator
+from .convolution import (CONV_ATTRS, NULL_I8, ConvGeometry, ConvQuant, bias_pointer, check_scratch, conv_geometry,
+                          conv_quant, convolution_reference, exact_matmul, folded_bias, planned_kernel, quant_fields,
+                          read_conv, window_fields, windows, write_conv)
+from .variants import NO_SCRATCH, KernelScratch, Variant
+
+SPEC = OpSpec(("input", "weights", "bias?"), CONV_ATTRS)  # weights [O,KH,KW,I], bias int32 [O]
+
+
+def check(op: Op, graph: Graph, where_: str) -> None:
+    w = graph[op.inputs[1]].shape
+    expect_rank(where_, w, 4, "filter")
+    channels = graph[op.inputs[0]].shape[-1]
+    if w[3] < 1 or channels % w[3] or w[0] % (channels // w[3]):  # grouped: input channels = groups * w[3]
+        raise ModelError(f"{where_}: filter {list(w)} does not match the input's {channels} channels")
+    windowed(op, graph, where_, (w[1], w[2]), w[0])
+    expect_bias(op, graph, where_, w[0])
+
+
+def conv2d_acc(x: np.ndarray, w: np.ndarray, g: ConvGeometry, input_offset: int) -> np.ndarray:
+    """int64 accumulators [N, OH, OW, O] of a (grouped) convolution, without bias."""
+    win = windows(np.asarray(x, np.int64) + input_offset, g)
+    rows = g.batches * g.out_h * g.out_w
+    per_group = g.out_c // g.groups
+    acc = np.empty((rows, g.out_c), np.int64)
+    taps = win.reshape(rows, g.k_h, g.k_w, g.groups, g.filter_in_c)
+    for gi in range(g.groups):
+        cols = taps[:, :, :, gi, :].reshape(rows, -1)
+        wg = np.asarray(w[gi * per_group:(gi + 1) * per_group], np.int64).reshape(per_group, -1)
+        acc[:, gi * per_group:(gi + 1) * per_group] = exact_matmul(cols, wg.T)
+    return acc.reshape(g.batches, g.out_h, g.out_w, g.out_c)
+
+
+reference = convolution_reference(conv2d_acc)
+
+
+def macs(op: Op, graph: Graph) -> int:
+    w = graph[op.inputs[1]]  # [O, KH, KW, I]
+    return graph[op.outputs[0]].size * w.shape[1] * w.shape[2] * w.shape[3]
+
+
+# ---------------------------------------------------------------- kernel variants (planner facts)
+
+
+def is_pointwise(k_h: int, k_w: int, pad_top: int, pad_left: int, in_h: int, in_w: int, out_h: int,
+                 out_w: int, stride_h: int, stride_w: int) -> bool:
+    """A 1x1 kernel whose every output pixel reads an input pixel (no padding on any side)."""
+    return (k_h == 1 and k_w == 1 and pad_top == 0 and pad_left == 0
+            and (out_h - 1) * stride_h < in_h and (out_w - 1) * stride_w < in_w)
+
+
+def pointwise(g: ConvGeometry) -> bool:
+    return is_pointwise(g.k_h, g.k_w, g.pad_top, g.pad_left, g.in_h, g.in_w, g.out_h, g.out_w, g.stride_h,
+                        g.stride_w)
+
+
+def im2col_stride(k_h: int, k_w: int, in_c: int) -> int:
+    """Values per filter row of mcu_conv_s8_im2col: the window's depth rounded up to a multiple of 4 (the
+    emitter pads the weights with zeros)."""
+    depth = k_h * k_w * in_c
+    return depth + (-depth) % 4
+
+
+def pointwise_column_bytes(in_c: int) -> int:
+    """mcu_conv_s8_1x1's column scratch: four pixels' int16 values (two when in_c is not a multiple of 4,
+    each rounded up to even), plus 4 bytes to align it."""
+    values = 4 * in_c if in_c % 4 == 0 else 2 * (in_c + in_c % 2)
+    return 2 * values + 4
+
+
+def variants(op: Op, graph: Graph, inplace: bool) -> Iterator[KernelScratch]:
+    """No scratch at least; then the fast variants, fastest first (one group and a bias that folds)."""
+    yield NO_SCRATCH
+    try:
+        g = conv_geometry(op, graph)
+    except (ModelError, KeyError, IndexError, ValueError):
+        return
+    if g.groups != 1 or folded_bias(op, graph) is None:
+        return
+    if pointwise(g):
+        yield KernelScratch(Variant.COLUMN, pointwise_column_bytes(g.in_c))
+        return
+    stride = im2col_stride(g.k_h, g.k_w, g.in_c)
+    yield KernelScratch(Variant.IM2COL4, 9 * stride + 4)
+    yield KernelScratch(Variant.IM2COL, 4 * (stride + 1) + 4)
+
+
+# ---------------------------------------------------------------- C
+
+
+def emit(op: Op, ctx) -> str:
+    from ..engine.codegen.literals import c_call, c_fields
+    from ..engine.codegen.requant import requant_arrays, requant_params
+
+    g, q = conv_geometry(op, ctx.graph), conv_quant(op, ctx.graph)
+    requant = requant_params(op, ctx, q) if g.groups == 1 else None
+    if requant is not None and pointwise(g):
+        return _pointwise(op, ctx, g, requant)
+    if requant is not None:
+        return _im2col(op, ctx, g, q, requant)
+    ctx.use("mcu_conv_s8.h")
+    mult, shift = requant_arrays(op, ctx, q)
+    return c_call("mcu_conv_s8", [
+        f"&(const mcu_conv_shape){{{c_fields(_conv_shape(g))}}}",
+        f"&(const mcu_conv_quant){{{c_fields(quant_fields(q))}}}",
+        ctx.ptr(op.inputs[0]), ctx.const(op.inputs[1]), bias_pointer(op, ctx), mult, shift, ctx.ptr(op.outputs[0])])
+
+
+def _conv_shape(g: ConvGeometry) -> dict[str, int]:
+    return {"batches": g.batches, "in_h": g.in_h, "in_w": g.in_w, "in_c": g.in_c,
+            "out_h": g.out_h, "out_w": g.out_w, "out_c": g.out_c, "k_h": g.k_h, "k_w": g.k_w,
+            "filter_in_c": g.filter_in_c, **window_fields(g)}
+
+
+def _pointwise(op: Op, ctx, g: ConvGeometry, requant: str) -> str:
+    from ..engine.codegen.literals import c_call, c_fields
+
+    ctx.use("mcu_conv_s8_1x1.h")
+    if g.stride_h == g.stride_w == 1 and (g.in_h, g.in_w) == (g.out_h, g.out_w):  # one run of pixels
+        shape = {"batches": 1, "rows": 1, "cols": g.batches * g.out_h * g.out_w, "in_c": g.in_c,
+                 "out_c": g.out_c, "batch_step": 0, "row_step": 0, "col_step": g.in_c}
+    else:
+        shape = {"batches": g.batches, "rows": g.out_h, "cols": g.out_w, "in_c": g.in_c, "out_c": g.out_c,
+                 "batch_step": g.in_h * g.in_w * g.in_c, "row_step": g.stride_h * g.in_w * g.in_c,
+                 "col_step": g.stride_w * g.in_c}
+    column = _granted_column(op, ctx)
+    over_input = column == NULL_I8 and planned_kernel(ctx).column_over_input
+    return c_call("mcu_conv_s8_1x1", [f"&(const mcu_conv_1x1_shape){{{c_fields(shape)}}}", requant,
+                                      ctx.ptr(op.inputs[0]), ctx.const(op.inputs[1]), ctx.ptr(op.outputs[0]),
+                                      column, str(int(over_input))])
+
+
+def _im2col(op: Op, ctx, g: ConvGeometry, q: ConvQuant, requant: str) -> str:
+    from ..engine.codegen.literals import c_call, c_fields
+
+    ctx.use("mcu_conv_s8_im2col.h")
+    stride = im2col_stride(g.k_h, g.k_w, g.in_c)
+    weights = ctx.const(op.inputs[1])
+    order = im2col_order(g.k_h, g.k_w, g.in_c)
+    if stride != order.size or np.any(order != np.arange(order.size)):
+        # filter rows in the column's order, padded with zero weights to whole groups of four
+        w = np.asarray(ctx.graph[op.inputs[1]].data, np.int8).reshape(g.out_c, -1)[:, order]
+        weights = ctx.const(f"padded_{op.name}", np.pad(w, ((0, 0), (0, stride - w.shape[1]))), "int8_t")
+    column = _granted_column(op, ctx)
+    quads = planned_kernel(ctx).variant == Variant.IM2COL4 and column != NULL_I8
+    return c_call("mcu_conv_s8_im2col", [
+        f"&(const mcu_conv_shape){{{c_fields(_conv_shape(g))}}}", requant, str(-q.input_offset),
+        ctx.ptr(op.inputs[0]), weights, str(stride), ctx.ptr(op.outputs[0]), column, str(int(quads))])
+
+
+def im2col_order(k_h: int, k_w: int, in_c: int) -> np.ndarray:
+    """mcu_im2col_index's column order: position i of the column holds value order[i] of the window (in the
+    filter's [k_h, k_w, in_c] order). Each window row's whole groups of four first, row by row, then the
+    remaining row_values % 4 values of every row; the identity when row_values % 4 == 0."""
+    row_values = k_w * in_c
+    whole = row_values - row_values % 4
+    index = np.arange(k_h * row_values).reshape(k_h, row_values)
+    return np.concatenate([index[:, :whole].reshape(-1), index[:, whole:].reshape(-1)])
+
+
+def _granted_column(op: Op, ctx) -> str:
+    """The scratch of the column (im2col or pointwise) when the planner gave it, else NULL (the kernel then
+    borrows the end of its output)."""
+    choice = planned_kernel(ctx)
+    if choice.variant in (Variant.IM2COL4, Variant.IM2COL, Variant.COLUMN) and choice.granted:
+        check_scratch(op, ctx, choice.scratch.nbytes, choice.variant.value)
+        return ctx.scratch
+    return NULL_I8
+
+
+OPERATOR = Operator("CONV_2D", read_conv, (2, 3, (2,)), write_conv, SPEC, check, reference, emit, macs=macs,
+                    version=3, variants=variants)
