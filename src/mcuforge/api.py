@@ -150,10 +150,15 @@ def compile(model: str | os.PathLike | Graph, *, board: str | None = None, sram:
             flash: int | None = None, strategy: str = DEFAULT_STRATEGY, objective: str | None = None,
             max_extra_macs: float = MAX_EXTRA_MACS, name: str | None = None, target: str | None = None,
             opt: str = "-O2", arena: str = "static", arena_section: str | None = None,
-            weights_section: str | None = None, external_input: bool = False) -> Model:
+            weights_section: str | None = None, external_input: bool = False, weights: str | None = None) -> Model:
     """Compiles a model (.tflite path or IR graph) as `mcuforge compile` does; raises BudgetError when it
-    does not fit (see the module docstring)."""
+    does not fit (see the module docstring). `weights`: how the weights are stored, as --weights says
+    (int8, int4 or auto; None: as the model stores them; mcuforge.ir.formats)."""
     graph = model if isinstance(model, Graph) else load_model(model)
+    if weights is not None:
+        from .ir.formats import choose_formats
+
+        graph = choose_formats(graph, weights)
     if external_input:
         graph = graph.with_external_inputs()
     core = "cortex-m7"

@@ -70,6 +70,8 @@ def _add_target(p: argparse.ArgumentParser, what: str) -> None:
 
 
 def _add_strategy(p: argparse.ArgumentParser) -> None:
+    from ..ir.formats import CHOICES as WEIGHT_CHOICES
+
     p.add_argument("--strategy", choices=STRATEGIES, default=DEFAULT_STRATEGY,
                    help="how to run the model: auto (default: per block, whichever gives the lowest peak "
                    "SRAM), layer (layer by layer; fastest), fused (inverted-residual blocks in slices of "
@@ -81,6 +83,12 @@ def _add_strategy(p: argparse.ArgumentParser) -> None:
     p.add_argument("--external-input", action="store_true",
                    help="the model reads its input(s) from your own buffer (e.g. a camera frame; "
                    "<name>_set_input) instead of the arena: peak SRAM then leaves the input out")
+    p.add_argument("--weights", choices=WEIGHT_CHOICES,
+                   help="how the convolution and fully-connected weights are stored in flash: int8, int4 (two "
+                   "values per byte; every weight must lie in -8..7) or auto (int4 for each tensor whose values "
+                   "fit, int8 for the others: a lossless saving). Default: as the model file stores them (int4 "
+                   "for its INT4 tensors, int8 for the others). The results do not change; layers with int4 "
+                   "weights run on the plain kernels, which decode them as they read them")
 
 
 def _add_quantize_input(p: argparse.ArgumentParser) -> None:
@@ -172,6 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_bench_arguments(b)
 
     _add_quantize(sub)
+    _add_compress(sub)
     _add_validate(sub)
     from .nas import add_nas_parser, add_search_parser
 
@@ -237,6 +246,31 @@ def _add_validate(sub) -> None:
     v.add_argument("--report", metavar="FILE", help="also write a report with the results: FILE.html, or FILE.md "
                    "(with FILE_memory.svg)")
     _add_target(v, "run the generated C bare-metal in QEMU (MPS2 AN386 / AN500)")
+
+
+COMPRESS_DESCRIPTION = """\
+Re-quantize the weights of an int8 model into a smaller format and write the result as an int8 .tflite
+that TFLM runs as it is: each convolution and fully-connected weight tensor is quantized per output channel
+into the format's values (int4: -8..7), its scale chosen for the least squared error, and the bias
+re-scaled to match. `mcuforge compile OUT.tflite --weights auto` then stores those weights in the format
+(int4: two per byte). Prints the weight bytes before and after and how much the outputs move on the
+--calib samples (or on random inputs): post-training, without retraining, so check the accuracy on your
+data (mcuforge validate).
+"""
+
+
+def _add_compress(sub) -> None:
+    w = sub.add_parser("compress", help="int8 .tflite -> the same model with int4 weights (post-training)",
+                       description=COMPRESS_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="example:\n  mcuforge compress kws.tflite --weights int4 -o kws_int4.tflite\n"
+                       "  mcuforge compile kws_int4.tflite --weights auto -o kws_c/")
+    w.add_argument("model", help="int8 .tflite model")
+    w.add_argument("--weights", choices=("int4",), required=True, help="the format to quantize the weights into")
+    w.add_argument("-o", "--out", required=True, metavar="OUT.tflite", help="the compressed model (.tflite)")
+    w.add_argument("--calib", metavar="DATA", help="samples to measure the change of the outputs on: .npz (x or "
+                   "x_test, optional y or y_test: then top-1 accuracy too) or .npy (x), in the model's layout")
+    w.add_argument("--samples", type=parse_positive, default=32, metavar="N",
+                   help="samples to compare on (default 32: the first N of --calib, else N random inputs)")
 
 
 def _add_quantize(sub) -> None:

@@ -26,10 +26,14 @@ __all__ = ["main", "parse_bytes", "parse_fraction"]
 
 
 def _load(args):
-    """The model file as a graph, with external inputs when --external-input is given."""
+    """The model file as a graph, with external inputs when --external-input is given and its weights in the
+    --weights format."""
+    from ..ir.formats import choose_formats
     from ..pipeline import load_model
 
     graph = load_model(args.model)
+    if getattr(args, "weights", None) is not None:
+        graph = choose_formats(graph, args.weights)
     return graph.with_external_inputs() if getattr(args, "external_input", False) else graph
 
 
@@ -74,6 +78,13 @@ def _quantize(args, console: Console) -> int:
         console.print(f"wrote {len(files)} files to {files[0].parent}/ ({compiled.lib.name}.h is the API)",
                       markup=False)
     return 0
+
+
+def _compress(args, console: Console) -> int:
+    from ..compress.run import compress_model
+
+    return compress_model(args.model, args.weights, args.out, calib=args.calib, samples=args.samples,
+                          print_line=lambda line: console.print(line, markup=False, soft_wrap=True))
 
 
 def _compile(args, console: Console) -> int:
@@ -309,7 +320,7 @@ def _write_validate_report(args, result, console: Console) -> None:
 
 
 COMMANDS = {"bench": _bench, "compile": _compile, "run": _run, "verify": _verify, "inspect": _inspect, "demo": _demo,
-            "quantize": _quantize, "nas": _nas, "validate": _validate,
+            "quantize": _quantize, "compress": _compress, "nas": _nas, "validate": _validate,
             "search": _search}
 
 

@@ -10,12 +10,12 @@ from ..errors import ModelError, shown
 from ..ir import QuantParams, Tensor
 
 TFLITE_DTYPES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 6: "bool", 7: "int16",
-                 9: "int8"}
+                 9: "int8", 17: "int4"}  # int4: packed two per byte; read as int8 values in the int4 format
 MAX_RANK = 6
 MAX_ELEMENTS = 1 << 28
 # Scales outside [2^-60, 2^60] are corrupt, not quantization: products of two stay normal float32 values.
 MIN_SCALE, MAX_SCALE = 2.0 ** -60, 2.0 ** 60
-ZERO_POINT_RANGE = {"int8": (-128, 127), "uint8": (0, 255), "int16": (-32768, 32767), "int32": (0, 0), "int64": (0, 0)}
+ZERO_POINT_RANGE = {"int4": (-8, 7), "int8": (-128, 127), "uint8": (0, 255), "int16": (-32768, 32767), "int32": (0, 0), "int64": (0, 0)}
 
 
 def read_tensor(model, t, index: int, taken: Mapping[str, Tensor]) -> Tensor:
@@ -41,6 +41,10 @@ def read_tensor(model, t, index: int, taken: Mapping[str, Tensor]) -> Tensor:
     if t.IsVariable() and data is not None:
         raise ModelError(f"{label}: a state (variable) tensor with initial values; the engine, as TFLM, starts "
                          "state at its zero point")
+    if dtype == "int4":
+        if data is None:
+            raise ModelError(f"{label}: an int4 tensor without data; only constant weights may be int4")
+        return Tensor(name=name, shape=shape, dtype="int8", quant=quant, data=data, format="int4")
     return Tensor(name=name, shape=shape, dtype=dtype, quant=quant, data=data, variable=bool(t.IsVariable()))
 
 
@@ -65,6 +69,14 @@ def _data(model, t, shape: tuple[int, ...], dtype: str, label: str) -> np.ndarra
     if dtype == "float16":
         raise ModelError(f"{label}: float16 weights are not supported; convert with int8 quantization")
     raw = buf.DataAsNumpy().tobytes()
+    if dtype == "int4":  # two values per byte, low nibble first (ir.formats)
+        from ..ir.formats import unpack_int4
+
+        count = math.prod(shape)
+        if len(raw) != (count + 1) // 2:
+            raise ModelError(f"{label}: {len(raw)} bytes of int4 data for shape {list(shape)} "
+                             f"({(count + 1) // 2} expected)")
+        return unpack_int4(np.frombuffer(raw, np.uint8), count).reshape(shape)
     expect = math.prod(shape) * np.dtype(dtype).itemsize
     if len(raw) != expect:
         raise ModelError(f"{label}: {len(raw)} bytes of data for shape {list(shape)} {dtype} ({expect} expected)")

@@ -1,5 +1,8 @@
 """Write a canonical IR graph as a `.tflite` flatbuffer (schema version 3) that TFLite and TFLM run.
 
+Convolution weights in the int4 format (ir/formats.py) are written as TFLite INT4 tensors (packed two per
+byte, low nibble first), which TFLM runs; every other tensor keeps its type.
+
 The IR keeps explicit pads and moves constant operands (shapes, axes, perms ...) into attrs; each
 operator's writer (Operator.write) maps both back with the helpers here: pads become SAME/VALID when they
 equal what TFLite would compute (else an explicit PAD before a VALID op), and attrs become constant int32
@@ -17,10 +20,15 @@ import tflite
 
 from ..errors import ModelError
 from ..ir import Graph, Op, QuantParams, Tensor
+from ..ir.formats import pack_int4
 
 _TYPES = {"float32": tflite.TensorType.FLOAT32, "int32": tflite.TensorType.INT32,
           "uint8": tflite.TensorType.UINT8, "int64": tflite.TensorType.INT64,
-          "bool": tflite.TensorType.BOOL, "int16": tflite.TensorType.INT16, "int8": tflite.TensorType.INT8}
+          "bool": tflite.TensorType.BOOL, "int16": tflite.TensorType.INT16, "int8": tflite.TensorType.INT8,
+          "int4": tflite.TensorType.INT4}
+# Where weights in the int4 format are written as TFLite INT4 tensors: the kernels of the pip tflite-micro
+# that take them (its FULLY_CONNECTED refuses an INT4 filter with int8 input, so those stay INT8).
+INT4_KINDS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D"})
 ACTIVATION_CODES = {"NONE": tflite.ActivationFunctionType.NONE, "RELU": tflite.ActivationFunctionType.RELU,
                 "RELU_N1_TO_1": tflite.ActivationFunctionType.RELU_N1_TO_1,
                 "RELU6": tflite.ActivationFunctionType.RELU6}
@@ -55,6 +63,7 @@ class _Lowering:
     """Accumulates TFLite tensors and operators for one graph."""
 
     graph: Graph
+    packed: frozenset[str] = frozenset()  # weight tensors written as INT4
     tensors: list[_TensorRecord] = field(default_factory=list)
     index: dict[str, int] = field(default_factory=dict)
     ops: list[_OpRecord] = field(default_factory=list)
@@ -65,6 +74,9 @@ class _Lowering:
             return -1
         if name not in self.index:
             t: Tensor = self.graph[name]
+            if name in self.packed:
+                self._add(_TensorRecord(name, tuple(t.shape), "int4", t.quant, pack_int4(t.data).tobytes()))
+                return self.index[name]
             data = None if t.data is None else np.ascontiguousarray(t.data, t.dtype).tobytes()
             self._add(_TensorRecord(name, tuple(t.shape), t.dtype, t.quant, data, t.variable))
         return self.index[name]
@@ -275,7 +287,9 @@ def write_tflite(graph: Graph) -> bytes:
     from ..operators import install
 
     install()
-    low = _Lowering(graph)
+    packed = frozenset(op.inputs[1] for op in graph.ops
+                       if op.kind in INT4_KINDS and graph[op.inputs[1]].format == "int4" and graph[op.inputs[1]].is_const)
+    low = _Lowering(graph, packed)
     for name in graph.inputs:
         low.tensor(name)
     for op in graph.ops:

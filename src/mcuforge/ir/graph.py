@@ -65,6 +65,9 @@ class Tensor:
     # State kept from one invocation to the next (SVDF's memory, an LSTM's cell): no writer, not in the
     # arena; the one op that reads it updates it in place. It starts, and restarts, at its zero point.
     variable: bool = False
+    # How a constant weight tensor is stored in flash (ir.formats: "int8", "int4"); its values, and so the
+    # model's semantics, are `data` whatever the format.
+    format: str = "int8"
 
     @property
     def is_const(self) -> bool:

@@ -239,14 +239,11 @@ def _check_types(graph: Graph, op: Op, where: str) -> None:
         if w.dtype != "int8" or w.quant is None:
             raise ModelError(f"{where}: weights {shown(w.name)} are {w.dtype}"
                              f"{'' if w.quant else ' without quantization'}; int8 weights expected")
-        channel_axis = 0 if op.kind == "CONV_2D" else 3
-        if op.kind != "FULLY_CONNECTED" and w.quant.per_channel and (
-                w.quant.axis != channel_axis or w.quant.scale.size != w.shape[channel_axis]):
+        channel_axis = 3 if op.kind == "DEPTHWISE_CONV_2D" else 0  # the output channels (units)
+        if w.quant.scale.size != 1 and (w.quant.axis != channel_axis or w.quant.scale.size != w.shape[channel_axis]):
             raise ModelError(f"{where}: weights {shown(w.name)} have {w.quant.scale.size} scales on dimension "
                              f"{w.quant.axis} of {list(w.shape)}; per-channel scales must match the output "
                              f"channels (dimension {channel_axis})")
-        if op.kind == "FULLY_CONNECTED" and w.quant.scale.size != 1:
-            raise ModelError(f"{where}: per-channel fully-connected weights {shown(w.name)} are not supported")
         if len(op.inputs) > 2 and op.inputs[2]:
             b = graph[op.inputs[2]]
             if b.dtype != "int32" or not b.is_const:

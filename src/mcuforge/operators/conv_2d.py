@@ -8,8 +8,9 @@ Kernels (the planner picks the variant, engine/plan/kernels.py; each C header ex
   (im2col_order) padded to whole groups of four; `im2col4` keeps four windows as int16 and one as int8
   (9*D + 4 bytes, D the window depth rounded up to a multiple of 4), `im2col` a column of two windows
   (4*D + 8 bytes); without scratch it borrows the unwritten end of its output;
-- the plain kernel mcu_conv_s8.h (the reference variant) takes every other case: groups, or a bias that
-  does not fold into int32.
+- the plain kernel mcu_conv_s8.h (the reference variant) takes every other case: groups, a bias that
+  does not fold into int32, or weights in a format other than int8 (ir/formats.py; mcu_conv_s8_w decodes
+  them as it reads them, so the layer takes no scratch).
 """
 from __future__ import annotations
 
@@ -98,7 +99,7 @@ def variants(op: Op, graph: Graph, inplace: bool) -> Iterator[KernelScratch]:
         g = conv_geometry(op, graph)
     except (ModelError, KeyError, IndexError, ValueError):
         return
-    if g.groups != 1 or folded_bias(op, graph) is None:
+    if g.groups != 1 or graph[op.inputs[1]].format != "int8" or folded_bias(op, graph) is None:
         return
     if pointwise(g):
         yield KernelScratch(Variant.COLUMN, pointwise_column_bytes(g.in_c))
@@ -116,17 +117,19 @@ def emit(op: Op, ctx) -> str:
     from ..engine.codegen.requant import requant_arrays, requant_params
 
     g, q = conv_geometry(op, ctx.graph), conv_quant(op, ctx.graph)
-    requant = requant_params(op, ctx, q) if g.groups == 1 else None
+    encoded = ctx.tensor(op.inputs[1]).format != "int8"
+    requant = requant_params(op, ctx, q) if g.groups == 1 and not encoded else None
     if requant is not None and pointwise(g):
         return _pointwise(op, ctx, g, requant)
     if requant is not None:
         return _im2col(op, ctx, g, q, requant)
     ctx.use("mcu_conv_s8.h")
     mult, shift = requant_arrays(op, ctx, q)
-    return c_call("mcu_conv_s8", [
+    fn, weights = ("mcu_conv_s8_w", ctx.weights(op.inputs[1])) if encoded else ("mcu_conv_s8", ctx.const(op.inputs[1]))
+    return c_call(fn, [
         f"&(const mcu_conv_shape){{{c_fields(_conv_shape(g))}}}",
         f"&(const mcu_conv_quant){{{c_fields(quant_fields(q))}}}",
-        ctx.ptr(op.inputs[0]), ctx.const(op.inputs[1]), bias_pointer(op, ctx), mult, shift, ctx.ptr(op.outputs[0])])
+        ctx.ptr(op.inputs[0]), weights, bias_pointer(op, ctx), mult, shift, ctx.ptr(op.outputs[0])])
 
 
 def _conv_shape(g: ConvGeometry) -> dict[str, int]:

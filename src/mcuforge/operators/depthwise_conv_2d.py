@@ -10,7 +10,9 @@ Kernels (the planner picks the variant, engine/plan/kernels.py; each C header ex
   into N*out_h*out_w bytes; `rows` (mcu_dwconv_s8_inplace_rows) computes whole output rows into a ring of
   `ring_rows` rows of out_w*C bytes (dw_ring_rows), and in place its scratch is the larger of the ring and
   the plane;
-- the plain kernel mcu_dwconv_s8.h (the reference variant) takes every other case.
+- the plain kernel mcu_dwconv_s8.h (the reference variant) takes every other case, weights in a format
+  other than int8 among them (ir/formats.py; mcu_dwconv_s8_w and mcu_dwconv_s8_inplace_w decode them as
+  they read them).
 """
 from __future__ import annotations
 
@@ -116,7 +118,8 @@ def variants(op: Op, graph: Graph, inplace: bool) -> Iterator[KernelScratch]:
         g = conv_geometry(op, graph)
     except (ModelError, KeyError, IndexError, ValueError):
         return
-    if g.multiplier != 1 or g.out_h * g.out_w * g.batches == 0 or folded_bias(op, graph) is None:
+    if (g.multiplier != 1 or g.out_h * g.out_w * g.batches == 0 or graph[op.inputs[1]].format != "int8"
+            or folded_bias(op, graph) is None):
         return
     plane = dw_plane_bytes(g.out_h, g.out_w, g.k_h, g.k_w, g.stride_h, g.stride_w) \
         if g.dil_h == g.dil_w == 1 and max(g.k_h, g.k_w) <= DW_PLANE_MAX_K else 0
@@ -145,7 +148,8 @@ def emit(op: Op, ctx) -> str:
                       "multiplier": g.multiplier, **window_fields(g)})
     shape = f"&(const mcu_dwconv_shape){{{shape}}}"
     pad_value = str(-q.input_offset)
-    requant = requant_params(op, ctx, q) if g.multiplier <= MAX_MULTIPLIER else None
+    encoded = ctx.tensor(op.inputs[1]).format != "int8"
+    requant = requant_params(op, ctx, q) if g.multiplier <= MAX_MULTIPLIER and not encoded else None
     choice = planned_kernel(ctx).scratch
     check_scratch(op, ctx, choice.nbytes, choice.variant.value or "plain")
     if ctx.inplace and ctx.plan.offsets[op.inputs[0]] != ctx.plan.offsets[op.outputs[0]]:
@@ -156,14 +160,16 @@ def emit(op: Op, ctx) -> str:
         return c_call("mcu_dwconv_s8_fast", [shape, requant, pad_value, ctx.ptr(op.inputs[0]), ctx.const(op.inputs[1]),
                                              ctx.ptr(op.outputs[0]), scratch, str(choice.ring_rows),
                                              str(int(choice.plane))])
+    suffix, weights = ("_w", ctx.weights(op.inputs[1])) if encoded else ("", ctx.const(op.inputs[1]))
     if not ctx.inplace:
-        return c_call("mcu_dwconv_s8", [shape, _plain_quant(q), ctx.ptr(op.inputs[0]), ctx.const(op.inputs[1]),
-                                        bias_pointer(op, ctx), *requant_arrays(op, ctx, q), ctx.ptr(op.outputs[0])])
+        return c_call("mcu_dwconv_s8" + suffix, [shape, _plain_quant(q), ctx.ptr(op.inputs[0]), weights,
+                                                 bias_pointer(op, ctx), *requant_arrays(op, ctx, q),
+                                                 ctx.ptr(op.outputs[0])])
     if g.multiplier != 1 or ctx.scratch is None:
         raise ModelError(f"{op.kind} {shown(op.name)}: in-place depthwise needs multiplier 1 and a scratch "
                          "(planner error)")
-    return c_call("mcu_dwconv_s8_inplace", [shape, _plain_quant(q), ctx.ptr(op.outputs[0]), ctx.const(op.inputs[1]),
-                                            bias_pointer(op, ctx), *requant_arrays(op, ctx, q), ctx.scratch])
+    return c_call("mcu_dwconv_s8_inplace" + suffix, [shape, _plain_quant(q), ctx.ptr(op.outputs[0]), weights,
+                                                     bias_pointer(op, ctx), *requant_arrays(op, ctx, q), ctx.scratch])
 
 
 def _plain_quant(q: ConvQuant) -> str:

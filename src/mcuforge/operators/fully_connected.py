@@ -2,8 +2,9 @@
 times the weights [O, I] plus the bias, requantized per tensor or per output channel
 (operators/convolution.py). Weights with a zero point other than 0 are allowed per tensor, as in TFLM.
 
-Kernels: symmetric weights whose bias folds run as an int8 GEMM (mcu_fc_s8_fast.h, mcu_fc_s8_gemm); the
-plain kernels mcu_fc_s8 / mcu_fc_s8_per_channel (mcu_fc_s8.h, the reference variants) take the rest.
+Kernels: symmetric int8 weights whose bias folds run as an int8 GEMM (mcu_fc_s8_fast.h, mcu_fc_s8_gemm);
+the plain kernels mcu_fc_s8 / mcu_fc_s8_per_channel (mcu_fc_s8.h, the reference variants) take the rest,
+and mcu_fc_s8_rows takes weights in a format other than int8 (ir/formats.py), decoded as it reads them.
 """
 from __future__ import annotations
 
@@ -87,7 +88,9 @@ def emit(op: Op, ctx) -> str:
     batches, in_f, out_f = fc_shape(op, ctx.graph)
     q = fc_quant(op, ctx.graph)
     per_tensor = q.multiplier.size == 1
-    requant = requant_params(op, ctx, q, per_channel=not per_tensor) if q.weights_offset == 0 else None
+    encoded = ctx.tensor(op.inputs[1]).format != "int8"
+    requant = requant_params(op, ctx, q, per_channel=not per_tensor) if q.weights_offset == 0 and not encoded \
+        else None
     if requant is not None:
         ctx.use("mcu_fc_s8_fast.h")
         shape = {"batches": batches, "in_features": in_f, "out_features": out_f}
@@ -100,6 +103,12 @@ def emit(op: Op, ctx) -> str:
               "multiplier": int(q.multiplier[0]) if per_tensor else 0,
               "shift": int(q.shift[0]) if per_tensor else 0,
               "act_min": q.act_min, "act_max": q.act_max}
+    if encoded:
+        null = "(const int32_t *)0"
+        arrays = [null, null] if per_tensor else list(requant_arrays(op, ctx, q))
+        return c_call("mcu_fc_s8_rows", [f"&(const mcu_fc_params){{{c_fields(params)}}}", ctx.ptr(op.inputs[0]),
+                                         ctx.weights(op.inputs[1]), bias_pointer(op, ctx), *arrays,
+                                         ctx.ptr(op.outputs[0])])
     args = [f"&(const mcu_fc_params){{{c_fields(params)}}}", ctx.ptr(op.inputs[0]), ctx.const(op.inputs[1]),
             bias_pointer(op, ctx)]
     if per_tensor:

@@ -102,6 +102,16 @@ class EmitContext:
         assert ctype is not None
         return self.consts.add(name_or_tag, values, ctype)
 
+    def weights(self, name: str) -> str:
+        """C expression of a `const mcu_weights *` (mcu_weights.h): a weight tensor stored in its format."""
+        from ...ir.formats import encode
+
+        t = self.graph[name]
+        assert t.data is not None, name
+        data = self.consts.add(name, encode(t.format, t.data), "int8_t" if t.format == "int8" else "uint8_t")
+        self.use("mcu_weights.h")
+        return f"&(const mcu_weights){{{data}, MCU_W_{t.format.upper()}}}"
+
     @cached_property
     def lifetimes(self) -> "dict[str, Lifetime]":
         """Every arena tensor's lifetime (computed once per model, for emitters that ask)."""

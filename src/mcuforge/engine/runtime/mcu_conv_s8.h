@@ -2,11 +2,12 @@
  * Activations NHWC int8 (asymmetric), weights [O, KH, KW, I] int8 symmetric per output channel,
  * bias int32 per output channel (or NULL). Grouped convolution when in_c is a multiple of filter_in_c.
  * Taps outside the input are skipped (equivalent to padding with the input zero point).
- * Plain direct loops: the generated code passes literal shapes so the compiler specialises them. */
+ * Plain direct loops: the generated code passes literal shapes so the compiler specialises them.
+ * mcu_conv_s8_w: the same with weights in any format (mcu_weights.h), decoded as they are read. */
 #ifndef MCU_CONV_S8_H
 #define MCU_CONV_S8_H
 
-#include "mcu_common.h"
+#include "mcu_weights.h"
 
 typedef struct {
     int32_t batches;
@@ -25,9 +26,9 @@ typedef struct {
     int32_t act_min, act_max;
 } mcu_conv_quant;
 
-MCU_INLINE void mcu_conv_s8(const mcu_conv_shape *s, const mcu_conv_quant *q, const int8_t *input,
-                            const int8_t *weights, const int32_t *bias, const int32_t *multiplier,
-                            const int32_t *shift, int8_t *output) {
+MCU_INLINE void mcu_conv_s8_w(const mcu_conv_shape *s, const mcu_conv_quant *q, const int8_t *input,
+                              const mcu_weights *weights, const int32_t *bias, const int32_t *multiplier,
+                              const int32_t *shift, int8_t *output) {
     const int32_t groups = s->in_c / s->filter_in_c;
     const int32_t out_c_per_group = s->out_c / groups;
     const int32_t filter_size = s->k_h * s->k_w * s->filter_in_c;
@@ -40,7 +41,7 @@ MCU_INLINE void mcu_conv_s8(const mcu_conv_shape *s, const mcu_conv_quant *q, co
                 int8_t *out = output + ((b * s->out_h + oy) * s->out_w + ox) * s->out_c;
                 for (oc = 0; oc < s->out_c; ++oc) {
                     const int32_t first_in_c = (oc / out_c_per_group) * s->filter_in_c;
-                    const int8_t *filter = weights + oc * filter_size;
+                    const int32_t filter = oc * filter_size;
                     int32_t acc = 0;
                     for (ky = 0; ky < s->k_h; ++ky) {
                         const int32_t iy = y0 + ky * s->dil_h;
@@ -48,12 +49,12 @@ MCU_INLINE void mcu_conv_s8(const mcu_conv_shape *s, const mcu_conv_quant *q, co
                         for (kx = 0; kx < s->k_w; ++kx) {
                             const int32_t ix = x0 + kx * s->dil_w;
                             const int8_t *in;
-                            const int8_t *w;
+                            int32_t w;
                             if (ix < 0 || ix >= s->in_w) continue;
                             in = input + ((b * s->in_h + iy) * s->in_w + ix) * s->in_c + first_in_c;
                             w = filter + (ky * s->k_w + kx) * s->filter_in_c;
                             for (ic = 0; ic < s->filter_in_c; ++ic) {
-                                acc += (int32_t)w[ic] * ((int32_t)in[ic] + q->input_offset);
+                                acc += mcu_weight(weights, w + ic) * ((int32_t)in[ic] + q->input_offset);
                             }
                         }
                     }
@@ -64,6 +65,13 @@ MCU_INLINE void mcu_conv_s8(const mcu_conv_shape *s, const mcu_conv_quant *q, co
             }
         }
     }
+}
+
+MCU_INLINE void mcu_conv_s8(const mcu_conv_shape *s, const mcu_conv_quant *q, const int8_t *input,
+                            const int8_t *weights, const int32_t *bias, const int32_t *multiplier,
+                            const int32_t *shift, int8_t *output) {
+    const mcu_weights w = {weights, MCU_W_INT8};
+    mcu_conv_s8_w(s, q, input, &w, bias, multiplier, shift, output);
 }
 
 #endif /* MCU_CONV_S8_H */

@@ -5,11 +5,12 @@
  *
  * mcu_dwconv_s8_inplace: the same operator (multiplier 1) with the output over the input's
  * bytes. Channel c is computed into an N * out_h * out_w scratch, reading only input channel c, then copied to
- * the output positions p * C + c, which held only input channel c: no later channel reads them. */
+ * the output positions p * C + c, which held only input channel c: no later channel reads them.
+ * mcu_dwconv_s8_w, mcu_dwconv_s8_inplace_w: the same with weights in any format (mcu_weights.h). */
 #ifndef MCU_DWCONV_S8_H
 #define MCU_DWCONV_S8_H
 
-#include "mcu_common.h"
+#include "mcu_weights.h"
 
 typedef struct {
     int32_t batches;
@@ -30,7 +31,7 @@ typedef struct {
 
 /* One output value: output channel oc (reading input channel ic) at (b, oy, ox). */
 MCU_INLINE int8_t mcu_dwconv_s8_point(const mcu_dwconv_shape *s, const mcu_dwconv_quant *q,
-                                      const int8_t *input, const int8_t *weights, const int32_t *bias,
+                                      const int8_t *input, const mcu_weights *weights, const int32_t *bias,
                                       const int32_t *multiplier, const int32_t *shift, int32_t b,
                                       int32_t oy, int32_t ox, int32_t ic, int32_t oc) {
     const int32_t out_c = s->in_c * s->multiplier;
@@ -46,7 +47,7 @@ MCU_INLINE int8_t mcu_dwconv_s8_point(const mcu_dwconv_shape *s, const mcu_dwcon
             int32_t x;
             if (ix < 0 || ix >= s->in_w) continue;
             x = (int32_t)input[((b * s->in_h + iy) * s->in_w + ix) * s->in_c + ic];
-            acc += (int32_t)weights[(ky * s->k_w + kx) * out_c + oc] * (x + q->input_offset);
+            acc += mcu_weight(weights, (ky * s->k_w + kx) * out_c + oc) * (x + q->input_offset);
         }
     }
     if (bias) acc += bias[oc];
@@ -54,9 +55,9 @@ MCU_INLINE int8_t mcu_dwconv_s8_point(const mcu_dwconv_shape *s, const mcu_dwcon
     return (int8_t)mcu_clamp_i32(acc, q->act_min, q->act_max);
 }
 
-MCU_INLINE void mcu_dwconv_s8(const mcu_dwconv_shape *s, const mcu_dwconv_quant *q, const int8_t *input,
-                              const int8_t *weights, const int32_t *bias, const int32_t *multiplier,
-                              const int32_t *shift, int8_t *output) {
+MCU_INLINE void mcu_dwconv_s8_w(const mcu_dwconv_shape *s, const mcu_dwconv_quant *q, const int8_t *input,
+                                const mcu_weights *weights, const int32_t *bias, const int32_t *multiplier,
+                                const int32_t *shift, int8_t *output) {
     const int32_t out_c = s->in_c * s->multiplier;
     int32_t b, oy, ox, ic, m;
     for (b = 0; b < s->batches; ++b) {
@@ -77,9 +78,9 @@ MCU_INLINE void mcu_dwconv_s8(const mcu_dwconv_shape *s, const mcu_dwconv_quant 
 
 /* In place: `data` holds the input [N, in_h, in_w, C] on entry and the output [N, out_h, out_w, C] on
  * return; `scratch` has N * out_h * out_w bytes. Requires multiplier == 1. */
-MCU_INLINE void mcu_dwconv_s8_inplace(const mcu_dwconv_shape *s, const mcu_dwconv_quant *q, int8_t *data,
-                                      const int8_t *weights, const int32_t *bias, const int32_t *multiplier,
-                                      const int32_t *shift, int8_t *scratch) {
+MCU_INLINE void mcu_dwconv_s8_inplace_w(const mcu_dwconv_shape *s, const mcu_dwconv_quant *q, int8_t *data,
+                                        const mcu_weights *weights, const int32_t *bias, const int32_t *multiplier,
+                                        const int32_t *shift, int8_t *scratch) {
     const int32_t positions = s->batches * s->out_h * s->out_w;
     int32_t c, b, oy, ox, p;
     for (c = 0; c < s->in_c; ++c) {
@@ -95,6 +96,20 @@ MCU_INLINE void mcu_dwconv_s8_inplace(const mcu_dwconv_shape *s, const mcu_dwcon
             data[p * s->in_c + c] = scratch[p];
         }
     }
+}
+
+MCU_INLINE void mcu_dwconv_s8(const mcu_dwconv_shape *s, const mcu_dwconv_quant *q, const int8_t *input,
+                              const int8_t *weights, const int32_t *bias, const int32_t *multiplier,
+                              const int32_t *shift, int8_t *output) {
+    const mcu_weights w = {weights, MCU_W_INT8};
+    mcu_dwconv_s8_w(s, q, input, &w, bias, multiplier, shift, output);
+}
+
+MCU_INLINE void mcu_dwconv_s8_inplace(const mcu_dwconv_shape *s, const mcu_dwconv_quant *q, int8_t *data,
+                                      const int8_t *weights, const int32_t *bias, const int32_t *multiplier,
+                                      const int32_t *shift, int8_t *scratch) {
+    const mcu_weights w = {weights, MCU_W_INT8};
+    mcu_dwconv_s8_inplace_w(s, q, data, &w, bias, multiplier, shift, scratch);
 }
 
 #endif /* MCU_DWCONV_S8_H */

@@ -1,0 +1,97 @@
+"""Weight formats benchmark: each dev model's weights re-quantized into int4 (`mcuforge compress`), then the
+same model compiled with int8 and with int4 weights: weight bytes, flash of all constants, peak SRAM,
+Cortex-M7 instructions per inference (QEMU plugin, exact, one seeded random input) and the output change;
+and, as the anchor for "no decoded copy in SRAM", TFLM's minimum arena on the same model written with int8
+and with INT4 convolution weights (its kernels unpack an INT4 filter into the arena first).
+
+    python bench/weight_formats.py [--models DIR] [--out docs/weight_formats.md]
+
+Both builds compute the same bits (tests/test_weight_formats.py checks C = reference = TFLM); the int8 build
+of the compressed model is the fair baseline, since its weights and scales are the int4 model's.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from memory import tflm_arena  # noqa: E402
+
+from mcuforge.compress.weights import compress_weights, output_changes, weight_bytes  # noqa: E402
+from mcuforge.frontends.tflite_writer import write_tflite  # noqa: E402
+from mcuforge.ir.formats import choose_formats, weight_tensors  # noqa: E402
+from mcuforge.pipeline import compile_model, load_model  # noqa: E402
+from mcuforge.targets.cortex_m import CortexMModel  # noqa: E402
+from mcuforge.verify import random_inputs  # noqa: E402
+
+MODELS = ("mlperf_kws_dscnn_int8", "mlperf_ic_resnet8_int8", "mlperf_vww_mobilenetv1_025_96_int8",
+          "mlperf_ad_fc_autoencoder_int8", "ambiq_har_conv1d_int8")
+
+
+def measure(path: Path) -> dict:
+    original = load_model(path)
+    graph, _ = compress_weights(original)
+    x = random_inputs(graph, 1, seed=3)[0]
+    row = {"model": path.stem, "tensors": len(weight_tensors(graph))}
+    row["weights_int4"], row["weights_int8"] = weight_bytes(graph)
+    for fmt in ("int8", "int4"):
+        compiled = compile_model(choose_formats(graph, fmt))
+        row[f"flash_{fmt}"] = compiled.lib.flash_weights_bytes
+        row[f"sram_{fmt}"] = compiled.plan.arena_bytes
+        row[f"m7_{fmt}"] = CortexMModel.build(compiled.lib, core="cortex-m7").count_instructions(x)
+    for fmt, g in (("int8", choose_formats(graph, "int8")), ("int4", graph)):
+        data = write_tflite(g)
+        row[f"tflite_{fmt}"] = len(data)
+        row[f"tflm_{fmt}"] = tflm_arena(data, x)[0]
+    change = output_changes(original, graph, [xs[0] for xs in random_inputs(original, 16, seed=0)])[0]
+    row["mean_steps"] = change.mean_steps
+    return row
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| model | weight tensors | weights int8 -> int4 (B) | ratio | flash, all constants (B) | peak SRAM (B) "
+             "| Cortex-M7 instructions int8 -> int4 | ratio | output change (mean steps) | .tflite (B) "
+             "| TFLM arena (B) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['model']} | {r['tensors']} | {r['weights_int8']:,} -> {r['weights_int4']:,} | "
+                     f"{r['weights_int4'] / r['weights_int8']:.2f}x | {r['flash_int8']:,} -> {r['flash_int4']:,} | "
+                     f"{r['sram_int8']:,} -> {r['sram_int4']:,} | {r['m7_int8']:,} -> {r['m7_int4']:,} | "
+                     f"{r['m7_int4'] / r['m7_int8']:.1f}x | {r['mean_steps']:.1f} | "
+                     f"{r['tflite_int8']:,} -> {r['tflite_int4']:,} | {r['tflm_int8']:,} -> {r['tflm_int4']:,} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--models", default=str(ROOT.parent / "shared" / "models"))
+    p.add_argument("--out", help="write the table into this markdown file (replaced whole)")
+    args = p.parse_args()
+    rows = []
+    for name in MODELS:
+        rows.append(measure(Path(args.models) / f"{name}.tflite"))
+        print(rows[-1], flush=True)
+    text = table(rows)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(
+            "# Weight formats: int4\n\nMeasured with `python bench/weight_formats.py --out docs/weight_formats.md`"
+            " (this machine; instruction counts are exact and do not depend on it). Each model's weights are "
+            "re-quantized into int4 per output channel (`mcuforge compress --weights int4`, post-training, no "
+            "retraining), then the same model is compiled with int8 and with int4 weights; both compute the same "
+            "bits. The output change compares the int4 model with the original on 16 random inputs, in steps of "
+            "the output's quantization: without retraining on real data it says little about accuracy.\n\n"
+            f"{text}\n\nThe int4 layers run on the plain kernels, which decode each weight as they read it "
+            "(`mcu_weights.h`); the fast int4 kernels are not written yet, hence the instruction ratios. Our peak "
+            "SRAM stays that of the int8 build (the plain kernels take no scratch, so it could only fall). The "
+            ".tflite columns are the model written with int8 weights and with INT4 convolution weights (the pip "
+            "tflite-micro refuses INT4 fully-connected filters, so those stay INT8 in the file); TFLM's minimum "
+            "arena (bisection to 16 bytes) grows with INT4 filters, which its kernels unpack into the arena.\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,149 @@
+"""Post-training weight quantization of an int8 model into a weight format (`mcuforge compress`).
+
+Each weight tensor of CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED is re-quantized into the format's value
+set, per output channel (per-tensor fully-connected weights become per-channel ones: with 16 levels one
+scale for the whole tensor loses too much): the real weights scale * w are approximated
+by scale' * w' with w' in the format's values (int4: -8..7), and scale' is chosen among 26 clipping ratios
+(scale' = scale * max|w| / 7 * a, a in 0.5 .. 1.0, never below scale) as the one with the least squared
+error over the channel; a channel whose values fit already keeps them. The bias, whose scale is input scale x weight scale, is re-scaled to match: bias' =
+round(bias * scale / scale'). Everything else (activations, their scales, the operators) stays, so the
+result is again an int8 model: TFLM runs it as it is, and `mcuforge compile --weights auto` stores the new
+weights in the format (ir/formats.py).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from ..errors import ModelError, UsageError, shown
+from ..ir import Graph, QuantParams
+from ..ir.formats import ENCODED_KINDS, WEIGHTS, choose_formats, format_summary
+
+TARGETS = ("int4",)  # the formats `compress` quantizes into
+_LEVELS = {"int4": (-8, 7)}
+_RATIOS = np.linspace(0.5, 1.0, 26)
+
+
+def _channel_axis(kind: str) -> int:
+    return 3 if kind == "DEPTHWISE_CONV_2D" else 0
+
+
+def _best_step(w: np.ndarray, lo: int, hi: int) -> tuple[float, np.ndarray]:
+    """(step, codes): w (int8 values of one channel) ~ step * codes, codes in [lo, hi], least squares over
+    the clipping ratios."""
+    if w.size == 0 or (w.min() >= lo and w.max() <= hi):
+        return 1.0, w.copy()  # already in the format: exact
+    top = float(np.abs(w).max())
+    best = None
+    for a in _RATIOS:
+        step = max(top / hi * float(a), 1.0)  # never finer than the int8 step: the bias only shrinks
+        codes = np.clip(np.round(w / step), lo, hi)
+        err = float(((w - step * codes) ** 2).sum())
+        if best is None or err < best[0]:
+            best = (err, step, codes)
+    assert best is not None
+    return best[1], best[2]
+
+
+@dataclass(frozen=True)
+class CompressedTensor:
+    name: str
+    kind: str  # the operator that reads it
+    channels: int
+    rms_error: float  # of the real weights, relative to their RMS
+
+
+def compress_weights(graph: Graph, fmt: str = "int4") -> tuple[Graph, list[CompressedTensor]]:
+    """The graph with every convolution and fully-connected weight tensor re-quantized into `fmt` (see the
+    module docstring) and marked with that format; and what was done per tensor."""
+    if fmt not in TARGETS:
+        raise UsageError(f"compress into {fmt!r} is not supported yet: choose one of {', '.join(TARGETS)}")
+    lo, hi = _LEVELS[fmt]
+    tensors = dict(graph.tensors)
+    done: dict[str, np.ndarray] = {}  # weight tensor -> the factor scale'/scale per channel
+    biases: dict[str, str] = {}  # bias tensor -> the weight tensor it was re-scaled for
+    rows: list[CompressedTensor] = []
+    for op in graph.ops:
+        if op.kind not in ENCODED_KINDS or len(op.inputs) <= WEIGHTS:
+            continue
+        name = op.inputs[WEIGHTS]
+        w = graph[name]
+        if w.data is None or w.dtype != "int8" or w.quant is None:
+            continue
+        if name not in done:
+            if np.any(np.asarray(w.quant.zero_point) != 0):
+                raise ModelError(f"{op.kind} {shown(op.name)}: weights {shown(name)} have a zero point; only "
+                                 "symmetric weights can be compressed")
+            axis = _channel_axis(op.kind)
+            data = np.moveaxis(np.asarray(w.data, np.float64), axis, 0)
+            groups = data.shape[0]
+            flat = data.reshape(groups, -1)
+            steps, codes = zip(*(_best_step(flat[g], lo, hi) for g in range(groups)))
+            factor = np.asarray(steps, np.float64)
+            new = np.moveaxis(np.stack(codes).reshape(data.shape), 0, axis).astype(np.int8)
+            old = np.broadcast_to(np.asarray(w.quant.scale, np.float64).reshape(-1), (groups,))
+            scale = (old * factor).astype(np.float32)
+            quant = QuantParams(scale, np.zeros(groups, np.int64), axis)
+            tensors[name] = replace(w, data=new, quant=quant)
+            err = np.sqrt(((flat - factor[:, None] * np.stack(codes)) ** 2).mean() / max((flat ** 2).mean(), 1e-30))
+            rows.append(CompressedTensor(name, op.kind, groups, float(err)))
+            done[name] = factor
+        bias_name = op.inputs[2] if len(op.inputs) > 2 else ""
+        if bias_name and graph[bias_name].data is not None:
+            if biases.setdefault(bias_name, name) != name:
+                raise ModelError(f"bias {shown(bias_name)} is shared by layers with different weights; it cannot "
+                                 "be re-scaled for both")
+            tensors[bias_name] = _rescaled_bias(graph, bias_name, done[name])
+    compressed = replace(graph, tensors=tensors)
+    return choose_formats(compressed, fmt), rows
+
+
+def _rescaled_bias(graph: Graph, name: str, factor: np.ndarray) -> object:
+    b = graph[name]
+    values = np.asarray(b.data, np.float64).reshape(-1)
+    factor = np.broadcast_to(factor, values.shape)
+    new = np.round(values / factor)
+    if new.size and np.abs(new).max() > 2**31 - 1:
+        raise ModelError(f"bias {shown(name)} would leave int32 once its weights are compressed")
+    quant = b.quant
+    if quant is not None:
+        scale = (np.broadcast_to(np.asarray(quant.scale, np.float64), values.shape) * factor).astype(np.float32)
+        quant = QuantParams(scale, np.zeros(scale.size, np.int64), quant.axis if scale.size > 1 else None)
+    return replace(b, data=new.astype(np.int32).reshape(b.shape), quant=quant)
+
+
+@dataclass(frozen=True)
+class OutputChange:
+    """How much the compressed model's outputs move, on the same inputs."""
+
+    name: str
+    samples: int
+    max_steps: int  # largest difference, in steps of the output's quantization
+    mean_steps: float
+    top1_agreement: float | None  # share of samples whose largest output stays the same (classifiers)
+
+
+def output_changes(before: Graph, after: Graph, inputs: np.ndarray) -> list[OutputChange]:
+    """Run both graphs (numpy reference) on `inputs` [N, *input shape] and compare their outputs."""
+    from ..engine import reference
+
+    outs_a = [reference.run(before, [x]) for x in inputs]
+    outs_b = [reference.run(after, [x]) for x in inputs]
+    changes = []
+    for j, name in enumerate(before.outputs):
+        a = np.stack([o[j] for o in outs_a]).astype(np.int64)
+        b = np.stack([o[j] for o in outs_b]).astype(np.int64)
+        diff = np.abs(a - b)
+        per_sample = a.reshape(len(inputs), -1)
+        agree = None
+        if per_sample.shape[1] > 1:
+            agree = float((per_sample.argmax(1) == b.reshape(len(inputs), -1).argmax(1)).mean())
+        changes.append(OutputChange(name, len(inputs), int(diff.max(initial=0)), float(diff.mean()), agree))
+    return changes
+
+
+def weight_bytes(graph: Graph) -> tuple[int, int]:
+    """(bytes of the weight tensors in their formats, bytes as int8)."""
+    summary = format_summary(graph)
+    return sum(r["bytes"] for r in summary.values()), sum(r["int8_bytes"] for r in summary.values())

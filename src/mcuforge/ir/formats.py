@@ -1,0 +1,123 @@
+"""Weight formats: exact, compact encodings of an int8 weight tensor (Tensor.format).
+
+A format changes how a constant weight tensor is stored in flash, never its values: `Tensor.data` keeps the
+int8 values, so the model's semantics, the numpy reference and TFLM (on the int8 model) stay the oracle.
+The code generator stores the tensor encoded and the kernels decode it in their inner loop; no decoded copy
+is ever planned into the arena.
+
+- int8: one byte per value (the default).
+- int4: values in [-8, 7], two per byte, low nibble first: value i is the low nibble of byte i // 2 when
+  i is even, the high nibble when it is odd (TFLite's INT4 layout, byte-compatible with CMSIS-NN's s4);
+  an odd count leaves the last high nibble 0.
+
+`choose_formats` marks the weights of CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED: "auto" takes, per
+tensor, the smallest format that holds its values exactly (a lossless flash saving); a named format must
+hold every such tensor's values, else a ModelError lists those it cannot (lossy conversion into a format
+is `mcuforge compress`'s job).
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from .graph import Graph
+
+FORMATS = ("int8", "int4")  # smallest last
+ENCODED_KINDS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"})  # kernels that decode formats
+WEIGHTS = 1  # the weights' operand position in those operators
+CHOICES = ("int8", "int4", "auto")  # what a user may ask for
+
+
+def holds(fmt: str, values: np.ndarray) -> bool:
+    """Whether `fmt` stores `values` (int8) exactly."""
+    if fmt == "int8":
+        return True
+    if fmt == "int4":
+        v = np.asarray(values)
+        return bool(v.size == 0 or (v.min() >= -8 and v.max() <= 7))
+    raise ValueError(f"unknown weight format {fmt!r} (known: {', '.join(FORMATS)})")
+
+
+def encoded_bytes(fmt: str, count: int) -> int:
+    """Bytes of flash `count` values take in `fmt`."""
+    return count if fmt == "int8" else (count + 1) // 2
+
+
+def pack_int4(values: np.ndarray) -> np.ndarray:
+    """int4 values (in [-8, 7]) -> uint8 bytes, two per byte, low nibble first."""
+    v = np.asarray(values, np.int64).reshape(-1)
+    if v.size and (v.min() < -8 or v.max() > 7):
+        raise ValueError("int4 values must lie in [-8, 7]")
+    nibbles = (v & 0xF).astype(np.uint8)
+    if nibbles.size % 2:
+        nibbles = np.append(nibbles, np.uint8(0))
+    return (nibbles[0::2] | (nibbles[1::2] << 4)).astype(np.uint8)
+
+
+def unpack_int4(packed: np.ndarray, count: int) -> np.ndarray:
+    """The inverse of pack_int4: `count` int8 values."""
+    b = np.asarray(packed, np.uint8).reshape(-1)
+    nibbles = np.empty(2 * b.size, np.int16)
+    nibbles[0::2], nibbles[1::2] = b & 0xF, b >> 4
+    return np.where(nibbles > 7, nibbles - 16, nibbles)[:count].astype(np.int8)
+
+
+def encode(fmt: str, values: np.ndarray) -> np.ndarray:
+    """The bytes the C kernels read: int8 values as they are, int4 packed."""
+    if fmt == "int8":
+        return np.asarray(values, np.int8).reshape(-1)
+    if fmt == "int4":
+        return pack_int4(values)
+    raise ValueError(f"unknown weight format {fmt!r} (known: {', '.join(FORMATS)})")
+
+
+def weight_tensors(graph: Graph) -> list[str]:
+    """The constant int8 weight tensors the decoding kernels read, in op order."""
+    names: dict[str, None] = {}
+    for op in graph.ops:
+        if op.kind in ENCODED_KINDS and len(op.inputs) > WEIGHTS:
+            t = graph[op.inputs[WEIGHTS]]
+            if t.data is not None and t.dtype == "int8":
+                names[t.name] = None
+    return list(names)
+
+
+def choose_formats(graph: Graph, requested: str) -> Graph:
+    """The graph with its weight tensors' formats set (see the module docstring); "int8" resets them."""
+    from ..errors import ModelError, shown
+
+    if requested not in CHOICES:
+        raise ModelError(f"unknown weight format {requested!r}: choose one of {', '.join(CHOICES)}")
+    tensors = dict(graph.tensors)
+    refused = []
+    for name in weight_tensors(graph):
+        t = tensors[name]
+        if requested == "auto":
+            fmt = next(f for f in reversed(FORMATS) if holds(f, t.data))
+        elif holds(requested, t.data):
+            fmt = requested
+        else:
+            refused.append(name)
+            continue
+        tensors[name] = replace(t, format=fmt)
+    if refused:
+        lo = min(int(np.min(graph[n].data)) for n in refused)
+        hi = max(int(np.max(graph[n].data)) for n in refused)
+        raise ModelError(f"{len(refused)} weight tensor(s) hold values outside {requested} (e.g. {shown(refused[0])}; "
+                         f"values {lo}..{hi}): use --weights auto to keep them int8, or re-quantize them with "
+                         "mcuforge compress")
+    return replace(graph, tensors=tensors)
+
+
+def format_summary(graph: Graph) -> dict[str, dict[str, int]]:
+    """Per format: {"tensors", "values", "bytes", "int8_bytes"} over the graph's weight tensors."""
+    out: dict[str, dict[str, int]] = {}
+    for name in weight_tensors(graph):
+        t = graph[name]
+        row = out.setdefault(t.format, {"tensors": 0, "values": 0, "bytes": 0, "int8_bytes": 0})
+        row["tensors"] += 1
+        row["values"] += t.size
+        row["bytes"] += encoded_bytes(t.format, t.size)
+        row["int8_bytes"] += t.size
+    return out

@@ -1,0 +1,119 @@
+"""Weight formats (ir/formats.py) and `mcuforge compress`: int4 weights stored two per byte and decoded inside
+the kernels give the same bits as the int8 model in TFLM and the reference, with half the weight bytes and
+no more SRAM; the compress command's re-quantization and its one-line refusals."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mcuforge.cli import main
+from mcuforge.compress.weights import compress_weights, weight_bytes
+from mcuforge.errors import ModelError
+from mcuforge.frontends.tflite_reader import read_tflite
+from mcuforge.frontends.tflite_writer import write_tflite
+from mcuforge.ir.formats import choose_formats, format_summary, holds, pack_int4, unpack_int4, weight_tensors
+from mcuforge.pipeline import compile_model, load_model
+from mcuforge.verify import verify
+from oracle import assert_qemu_equals_reference, dev_models
+
+WEIGHTED = [p for p in dev_models() if p.stem.startswith(("mlperf_kws", "mlperf_ic_resnet8", "mlperf_ad",
+                                                           "tflm_hello", "ambiq_har", "st_har"))]
+KWS = next(p for p in dev_models() if p.stem.startswith("mlperf_kws"))
+
+
+def test_int4_layout_is_tflites_low_nibble_first() -> None:
+    assert pack_int4(np.array([1, -1, -8, 7, 3])).tolist() == [0xF1, 0x78, 0x03]
+    assert unpack_int4(np.array([0xF1, 0x78, 0x03], np.uint8), 5).tolist() == [1, -1, -8, 7, 3]
+    with pytest.raises(ValueError):
+        pack_int4(np.array([8]))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(-8, 7), max_size=41))
+def test_int4_round_trip(values: list[int]) -> None:
+    packed = pack_int4(np.array(values, np.int8))
+    assert packed.size == (len(values) + 1) // 2
+    assert unpack_int4(packed, len(values)).tolist() == values
+
+
+def test_auto_takes_int4_only_where_the_values_fit() -> None:
+    graph, _ = compress_weights(load_model(KWS))
+    first = weight_tensors(graph)[0]
+    wide = replace(graph, tensors={**graph.tensors, first: replace(graph[first], data=graph[first].data * 9)})
+    auto = choose_formats(wide, "auto")
+    assert auto[first].format == "int8" and not holds("int4", auto[first].data)
+    assert all(auto[n].format == "int4" for n in weight_tensors(auto)[1:])
+    assert choose_formats(auto, "int8")[first].format == "int8"
+    with pytest.raises(ModelError, match="1 weight tensor.*outside int4.*--weights auto"):
+        choose_formats(wide, "int4")
+
+
+@pytest.mark.parametrize("path", WEIGHTED, ids=lambda p: p.stem)
+def test_int4_weights_are_bit_exact_with_half_the_bytes(path) -> None:
+    """C (int4 weights decoded in the kernels) = reference = TFLM (the same model as int8 .tflite)."""
+    graph, rows = compress_weights(load_model(path))
+    assert rows and all(holds("int4", graph[n].data) for n in weight_tensors(graph))
+    as_int8 = choose_formats(graph, "int8")
+    int8, int4 = compile_model(as_int8), compile_model(graph)
+    result = verify(graph, samples=3, tflite_bytes=write_tflite(graph), compiled=int4)
+    assert result.ok and result.tflm_checked, result.lines()
+    packed, plain = weight_bytes(graph)
+    assert packed <= 0.52 * plain and format_summary(graph)["int4"]["tensors"] == len(rows)
+    assert int8.lib.flash_weights_bytes - int4.lib.flash_weights_bytes >= plain - packed
+    assert int4.plan.arena_bytes <= int8.plan.arena_bytes
+
+
+def test_int4_tflite_round_trip() -> None:
+    """Convolution weights in int4 are written as TFLite INT4 tensors (half the bytes), which TFLM runs and the
+    reader takes back as int4; fully-connected ones stay INT8 in the file (the pip TFLM refuses INT4 there)."""
+    graph, _ = compress_weights(load_model(KWS))
+    data, plain = write_tflite(graph), write_tflite(choose_formats(graph, "int8"))
+    assert len(plain) - len(data) > 0.45 * sum(graph[op.inputs[1]].size for op in graph.ops
+                                              if op.kind in ("CONV_2D", "DEPTHWISE_CONV_2D"))
+    back = read_tflite(data)
+    for op in back.ops:
+        if op.kind in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
+            w = back[op.inputs[1]]
+            assert w.format == ("int8" if op.kind == "FULLY_CONNECTED" else "int4")
+            assert np.array_equal(w.data, graph[op.inputs[1]].data)
+    result = verify(back, samples=2, tflite_bytes=data)
+    assert result.ok and result.tflm_checked, result.lines()
+
+
+def test_int4_weights_under_patch_and_fused_schedules() -> None:
+    vww = next(p for p in dev_models() if p.stem.startswith("mlperf_vww"))
+    graph, _ = compress_weights(load_model(vww))
+    for strategy in ("patch", "fused"):
+        result = verify(graph, samples=2, tflite_bytes=write_tflite(graph), strategy=strategy)
+        assert result.ok and result.tflm_checked, (strategy, result.lines())
+
+
+def test_int4_weights_in_qemu_equal_the_reference() -> None:
+    graph, _ = compress_weights(load_model(KWS))
+    assert format_summary(graph)["int4"]["tensors"] > 0
+    assert_qemu_equals_reference(graph, samples=2)
+
+
+def test_cli_compress_then_compile(tmp_path, capsys) -> None:
+    out = tmp_path / "kws4.tflite"
+    assert main(["compress", str(KWS), "--weights", "int4", "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "22,016 B as int8 -> 11,008 B as int4 (0.50x)" in text and "top-1 unchanged on" in text
+    assert main(["compile", str(out), "--weights", "auto", "-o", str(tmp_path / "c"), "--json"]) == 0
+    assert "MCU_W_INT4" in (tmp_path / "c" / "kws4.c").read_text()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["compile", str(KWS), "--weights", "int4", "-o", "{tmp}/c"], "outside int4"),
+    (["compress", str(KWS), "--weights", "int4", "-o", "{tmp}/model.bin"], "must be a file ending in .tflite"),
+    (["compress", str(KWS), "--weights", "int4", "-o", "{tmp}/none/m.tflite"], "does not exist"),
+])
+def test_refusals_are_one_line_exit_2(tmp_path, capsys, argv, message) -> None:
+    assert main([a.replace("{tmp}", str(tmp_path)) for a in argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err
+    assert not (tmp_path / "c").exists() and not (tmp_path / "model.bin").exists()
