@@ -3,6 +3,7 @@ the kernels give the same bits as the int8 model in TFLM and the reference, with
 no more SRAM; the compress command's re-quantization and its one-line refusals."""
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 import numpy as np
@@ -15,9 +16,12 @@ from mcuforge.compress.weights import compress_weights, weight_bytes
 from mcuforge.errors import ModelError
 from mcuforge.frontends.tflite_reader import read_tflite
 from mcuforge.frontends.tflite_writer import write_tflite
-from mcuforge.ir.formats import choose_formats, format_summary, holds, pack_int4, unpack_int4, weight_tensors
+from mcuforge.ir.formats import (choose_formats, format_summary, holds, pack_int4, pack_w4_rows, unpack_int4,
+                                 weight_tensors)
 from mcuforge.pipeline import compile_model, load_model
 from mcuforge.verify import verify
+from mcuforge.models.builder import GraphBuilder
+from netbuilder import merge
 from oracle import assert_qemu_equals_reference, dev_models
 
 WEIGHTED = [p for p in dev_models() if p.stem.startswith(("mlperf_kws", "mlperf_ic_resnet8", "mlperf_ad",
@@ -30,6 +34,8 @@ def test_int4_layout_is_tflites_low_nibble_first() -> None:
     assert unpack_int4(np.array([0xF1, 0x78, 0x03], np.uint8), 5).tolist() == [1, -1, -8, 7, 3]
     with pytest.raises(ValueError):
         pack_int4(np.array([8]))
+    # the fast kernels' w4 rows: per group of eight, byte j = value j | value j + 4 << 4, padded to the group
+    assert pack_w4_rows(np.array([[1, 2, 3, 4, 5, 6, 7, -8, -1]])).tolist() == [[0x51, 0x62, 0x73, 0x84, 15, 0, 0, 0]]
 
 
 @settings(max_examples=60, deadline=None)
@@ -82,6 +88,51 @@ def test_int4_tflite_round_trip() -> None:
             assert np.array_equal(w.data, graph[op.inputs[1]].data)
     result = verify(back, samples=2, tflite_bytes=data)
     assert result.ok and result.tflm_checked, result.lines()
+
+
+# (input shape, layer): pointwise convolutions (out_c, stride) and fully-connected layers (units) that take the
+# fast int4 kernels (mcu_gemm_s4.h): odd channel and pixel counts, strides, batches, depths of 8 and 16 ...
+FAST_CASES = [((1, 5, 3, 16), ("conv", 7, 1, 1)), ((1, 6, 5, 8), ("conv", 12, 1, 2)),
+              ((2, 3, 3, 24), ("conv", 5, 1, 1)), ((1, 4, 4, 40), ("conv", 64, 1, 1)), ((3, 8), ("fc", 5)),
+              ((1, 48), ("fc", 16)), ((2, 136), ("fc", 9)),
+              ((1, 9, 7, 3), ("conv", 8, 3, 2)), ((1, 6, 6, 8), ("conv", 5, 3, 1)), ((2, 5, 4, 4), ("conv", 6, 2, 1)),
+              ((1, 4, 4, 13), ("conv", 8, 1, 1)), ((1, 12), ("fc", 3))]  # the last two: depths the plain kernels take
+
+
+def _fast_case(i: int):
+    shape, layer = FAST_CASES[i]
+    b = GraphBuilder(seed=900 + i)
+    x = b.input(shape, zero_point=(-37 * i) % 256 - 128)
+    if layer[0] == "conv":
+        y = b.conv2d(x, layer[1], kernel=layer[2], stride=layer[3], padding="valid" if layer[2] == 1 else "same",
+                     activation="RELU" if i % 2 else "NONE")
+    else:
+        y = b.fully_connected(x, layer[1])
+    graph, _ = compress_weights(b.build([y], f"w4_{i}"))
+    return f"{shape} {layer}", graph
+
+
+@pytest.mark.parametrize("i", range(len(FAST_CASES)))
+def test_fast_int4_kernels_are_bit_exact(i: int) -> None:
+    _, graph = _fast_case(i)
+    code = compile_model(graph).lib.files[f"w4_{i}.c"]
+    assert any(f"{k}_w4(" in code for k in ("mcu_conv_s8_1x1", "mcu_fc_s8_gemm", "mcu_conv_s8_im2col")) == (i < 10)
+    result = verify(graph, samples=3, tflite_bytes=write_tflite(graph))
+    assert result.ok and result.tflm_checked, result.lines()
+
+
+def test_fast_int4_kernels_in_qemu() -> None:
+    """The DSP paths (SXTB16 on masked nibbles; the column where the merged graph leaves room) on Cortex-M4 and M7."""
+    graph = merge([_fast_case(i) for i in range(len(FAST_CASES))], "w4")
+    code = compile_model(graph).lib.files["w4.c"]
+    calls = re.findall(r"mcu_conv_s8_1x1_w4\((.*?)\);", code, re.S)
+    columns = [call.rsplit(",", 1)[1].strip() != "(int8_t *)0" for call in calls]
+    assert len(calls) == 4 and any(columns) and not all(columns)  # both paths
+    calls = re.findall(r"mcu_conv_s8_im2col_w4\((.*?)\);", code, re.S)
+    columns = [call.rsplit(",", 1)[1].strip() != "(int8_t *)0" for call in calls]
+    assert len(calls) == 3 and any(columns) and code.count("mcu_fc_s8_gemm_w4(") == 3
+    assert_qemu_equals_reference(graph, samples=2)
+    assert_qemu_equals_reference(_fast_case(7)[1], samples=2)  # im2col without scratch: the output's tail
 
 
 def test_int4_weights_under_patch_and_fused_schedules() -> None:

@@ -8,7 +8,8 @@ is ever planned into the arena.
 - int8: one byte per value (the default).
 - int4: values in [-8, 7], two per byte, low nibble first: value i is the low nibble of byte i // 2 when
   i is even, the high nibble when it is odd (TFLite's INT4 layout, byte-compatible with CMSIS-NN's s4);
-  an odd count leaves the last high nibble 0.
+  an odd count leaves the last high nibble 0. The fast fully-connected and pointwise kernels read the rows
+  of a weight matrix in a layout of their own with the same bytes per value (pack_w4_rows).
 
 `choose_formats` marks the weights of CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED: "auto" takes, per
 tensor, the smallest format that holds its values exactly (a lossless flash saving); a named format must
@@ -27,6 +28,7 @@ FORMATS = ("int8", "int4")  # smallest last
 ENCODED_KINDS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"})  # kernels that decode formats
 WEIGHTS = 1  # the weights' operand position in those operators
 CHOICES = ("int8", "int4", "auto")  # what a user may ask for
+W4_MAX_DEPTH = 1 << 17  # the fast int4 kernels sum 16 x the products in int32 (mcu_gemm_s4.h)
 
 
 def holds(fmt: str, values: np.ndarray) -> bool:
@@ -61,6 +63,21 @@ def unpack_int4(packed: np.ndarray, count: int) -> np.ndarray:
     nibbles = np.empty(2 * b.size, np.int16)
     nibbles[0::2], nibbles[1::2] = b & 0xF, b >> 4
     return np.where(nibbles > 7, nibbles - 16, nibbles)[:count].astype(np.int8)
+
+
+def pack_w4_rows(rows: np.ndarray) -> np.ndarray:
+    """int4 values [R, depth] -> the w4 layout of the fast int4 kernels (mcu_gemm_s4.h): per row, each group
+    of eight values k..k+7 in four bytes, byte j = value k+j (low nibble) | value k+4+j (high nibble), a
+    partial last group padded with zeros. uint8 [R, 4 * ceil(depth / 8)]."""
+    v = np.asarray(rows, np.int64)
+    if v.size and (v.min() < -8 or v.max() > 7):
+        raise ValueError("int4 values must lie in [-8, 7]")
+    count, depth = v.shape
+    groups = (depth + 7) // 8
+    padded = np.zeros((count, groups * 8), np.int64)
+    padded[:, :depth] = v & 0xF
+    halves = padded.reshape(count, groups, 2, 4)
+    return (halves[:, :, 0, :] | (halves[:, :, 1, :] << 4)).astype(np.uint8).reshape(count, groups * 4)
 
 
 def encode(fmt: str, values: np.ndarray) -> np.ndarray:

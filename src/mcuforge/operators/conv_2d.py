@@ -8,9 +8,15 @@ Kernels (the planner picks the variant, engine/plan/kernels.py; each C header ex
   (im2col_order) padded to whole groups of four; `im2col4` keeps four windows as int16 and one as int8
   (9*D + 4 bytes, D the window depth rounded up to a multiple of 4), `im2col` a column of two windows
   (4*D + 8 bytes); without scratch it borrows the unwritten end of its output;
+- int4 weights (ir/formats.py) of a pointwise convolution whose C_in is a multiple of 8:
+  mcu_conv_s8_1x1_w4, the weights in the w4 layout decoded in registers (mcu_gemm_s4.h), with a column of
+  two pixels (`column`, 4*C_in + 4 bytes) when the planner had room;
+- int4 weights of another one-group convolution: mcu_conv_s8_im2col_w4, the filter rows in the column's
+  order in the w4 layout, with its column (two windows as int16, 4*D + 4 bytes, D the depth rounded up to
+  a multiple of 8) in the scratch when the planner had room, else at the end of the output;
 - the plain kernel mcu_conv_s8.h (the reference variant) takes every other case: groups, a bias that
-  does not fold into int32, or weights in a format other than int8 (ir/formats.py; mcu_conv_s8_w decodes
-  them as it reads them, so the layer takes no scratch).
+  does not fold into int32, or int4 weights without the fast kernels' conditions (mcu_conv_s8_w decodes
+  them as it reads them).
 """
 from __future__ import annotations
 
@@ -19,6 +25,7 @@ from typing import Iterator
 import numpy as np
 
 from ..errors import ModelError
+from ..ir.formats import W4_MAX_DEPTH
 from ..ir.graph import Graph, Op
 from ..ir.ops import OpSpec
 from ..ir.shapes import expect_bias, expect_rank, windowed
@@ -92,6 +99,18 @@ def pointwise_column_bytes(in_c: int) -> int:
     return 2 * values + 4
 
 
+def w4_column_bytes(depth: int) -> int:
+    """The int4 kernels' column (mcu_conv_s8_1x1_w4, mcu_conv_s8_im2col_w4): two pixels' int16 values, plus 4
+    bytes to align it."""
+    return 4 * depth + 4
+
+
+def w4_stride(g: ConvGeometry) -> int:
+    """Values per filter row of mcu_conv_s8_im2col_w4: the window's depth rounded up to a multiple of 8."""
+    depth = g.k_h * g.k_w * g.in_c
+    return depth + (-depth) % 8
+
+
 def variants(op: Op, graph: Graph, inplace: bool) -> Iterator[KernelScratch]:
     """No scratch at least; then the fast variants, fastest first (one group and a bias that folds)."""
     yield NO_SCRATCH
@@ -99,7 +118,15 @@ def variants(op: Op, graph: Graph, inplace: bool) -> Iterator[KernelScratch]:
         g = conv_geometry(op, graph)
     except (ModelError, KeyError, IndexError, ValueError):
         return
-    if g.groups != 1 or graph[op.inputs[1]].format != "int8" or folded_bias(op, graph) is None:
+    if g.groups != 1 or folded_bias(op, graph) is None:
+        return
+    if graph[op.inputs[1]].format == "int4":
+        if pointwise(g) and g.in_c % 8 == 0 and g.in_c < W4_MAX_DEPTH:
+            yield KernelScratch(Variant.COLUMN, w4_column_bytes(g.in_c))
+        elif not pointwise(g) and w4_stride(g) < W4_MAX_DEPTH:
+            yield KernelScratch(Variant.IM2COL, w4_column_bytes(w4_stride(g)))
+        return
+    if graph[op.inputs[1]].format != "int8":
         return
     if pointwise(g):
         yield KernelScratch(Variant.COLUMN, pointwise_column_bytes(g.in_c))
@@ -118,6 +145,12 @@ def emit(op: Op, ctx) -> str:
 
     g, q = conv_geometry(op, ctx.graph), conv_quant(op, ctx.graph)
     encoded = ctx.tensor(op.inputs[1]).format != "int8"
+    if ctx.tensor(op.inputs[1]).format == "int4" and g.groups == 1:
+        w4_pointwise = pointwise(g) and g.in_c % 8 == 0 and g.in_c < W4_MAX_DEPTH
+        w4_im2col = not pointwise(g) and w4_stride(g) < W4_MAX_DEPTH
+        requant = requant_params(op, ctx, q) if w4_pointwise or w4_im2col else None
+        if requant is not None:
+            return _pointwise_w4(op, ctx, g, requant) if w4_pointwise else _im2col_w4(op, ctx, g, q, requant)
     requant = requant_params(op, ctx, q) if g.groups == 1 and not encoded else None
     if requant is not None and pointwise(g):
         return _pointwise(op, ctx, g, requant)
@@ -138,17 +171,47 @@ def _conv_shape(g: ConvGeometry) -> dict[str, int]:
             "filter_in_c": g.filter_in_c, **window_fields(g)}
 
 
+def _pointwise_shape(g: ConvGeometry) -> dict[str, int]:
+    """mcu_conv_1x1_shape: the output pixels as one run where they are contiguous in the input."""
+    if g.stride_h == g.stride_w == 1 and (g.in_h, g.in_w) == (g.out_h, g.out_w):
+        return {"batches": 1, "rows": 1, "cols": g.batches * g.out_h * g.out_w, "in_c": g.in_c,
+                "out_c": g.out_c, "batch_step": 0, "row_step": 0, "col_step": g.in_c}
+    return {"batches": g.batches, "rows": g.out_h, "cols": g.out_w, "in_c": g.in_c, "out_c": g.out_c,
+            "batch_step": g.in_h * g.in_w * g.in_c, "row_step": g.stride_h * g.in_w * g.in_c,
+            "col_step": g.stride_w * g.in_c}
+
+
+def _pointwise_w4(op: Op, ctx, g: ConvGeometry, requant: str) -> str:
+    """int4 weights in the w4 layout (mcu_gemm_s4.h), decoded in registers; the column when planned."""
+    from ..engine.codegen.literals import c_call, c_fields
+    from ..ir.formats import pack_w4_rows
+
+    ctx.use("mcu_conv_s8_1x1.h")
+    weights = ctx.const(f"w4_{op.name}", pack_w4_rows(ctx.graph[op.inputs[1]].data.reshape(g.out_c, -1)), "uint8_t")
+    return c_call("mcu_conv_s8_1x1_w4", [f"&(const mcu_conv_1x1_shape){{{c_fields(_pointwise_shape(g))}}}", requant,
+                                         ctx.ptr(op.inputs[0]), weights, ctx.ptr(op.outputs[0]),
+                                         _granted_column(op, ctx)])
+
+
+def _im2col_w4(op: Op, ctx, g: ConvGeometry, q: ConvQuant, requant: str) -> str:
+    """int4 weights, the filter rows in the column's order padded to w4_stride, in the w4 layout."""
+    from ..engine.codegen.literals import c_call, c_fields
+    from ..ir.formats import pack_w4_rows
+
+    ctx.use("mcu_conv_s8_im2col.h")
+    stride = w4_stride(g)
+    w = np.asarray(ctx.graph[op.inputs[1]].data, np.int8).reshape(g.out_c, -1)[:, im2col_order(g.k_h, g.k_w, g.in_c)]
+    weights = ctx.const(f"w4_{op.name}", pack_w4_rows(np.pad(w, ((0, 0), (0, stride - w.shape[1])))), "uint8_t")
+    return c_call("mcu_conv_s8_im2col_w4", [
+        f"&(const mcu_conv_shape){{{c_fields(_conv_shape(g))}}}", requant, str(-q.input_offset),
+        ctx.ptr(op.inputs[0]), weights, str(stride), ctx.ptr(op.outputs[0]), _granted_column(op, ctx)])
+
+
 def _pointwise(op: Op, ctx, g: ConvGeometry, requant: str) -> str:
     from ..engine.codegen.literals import c_call, c_fields
 
     ctx.use("mcu_conv_s8_1x1.h")
-    if g.stride_h == g.stride_w == 1 and (g.in_h, g.in_w) == (g.out_h, g.out_w):  # one run of pixels
-        shape = {"batches": 1, "rows": 1, "cols": g.batches * g.out_h * g.out_w, "in_c": g.in_c,
-                 "out_c": g.out_c, "batch_step": 0, "row_step": 0, "col_step": g.in_c}
-    else:
-        shape = {"batches": g.batches, "rows": g.out_h, "cols": g.out_w, "in_c": g.in_c, "out_c": g.out_c,
-                 "batch_step": g.in_h * g.in_w * g.in_c, "row_step": g.stride_h * g.in_w * g.in_c,
-                 "col_step": g.stride_w * g.in_c}
+    shape = _pointwise_shape(g)
     column = _granted_column(op, ctx)
     over_input = column == NULL_I8 and planned_kernel(ctx).column_over_input
     return c_call("mcu_conv_s8_1x1", [f"&(const mcu_conv_1x1_shape){{{c_fields(shape)}}}", requant,

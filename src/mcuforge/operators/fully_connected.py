@@ -4,7 +4,9 @@ times the weights [O, I] plus the bias, requantized per tensor or per output cha
 
 Kernels: symmetric int8 weights whose bias folds run as an int8 GEMM (mcu_fc_s8_fast.h, mcu_fc_s8_gemm);
 the plain kernels mcu_fc_s8 / mcu_fc_s8_per_channel (mcu_fc_s8.h, the reference variants) take the rest,
-and mcu_fc_s8_rows takes weights in a format other than int8 (ir/formats.py), decoded as it reads them.
+int4 weights (ir/formats.py) run on mcu_fc_s8_gemm_w4, decoded in registers (mcu_gemm_s4.h), where the
+GEMM's conditions hold and the depth is a multiple of 8 (other depths would pad every row of the w4
+layout), else on mcu_fc_s8_rows, which decodes each weight as it reads it.
 """
 from __future__ import annotations
 
@@ -84,6 +86,7 @@ def macs(op: Op, graph: Graph) -> int:
 def emit(op: Op, ctx) -> str:
     from ..engine.codegen.literals import c_call, c_fields
     from ..engine.codegen.requant import requant_arrays, requant_params
+    from ..ir.formats import W4_MAX_DEPTH, pack_w4_rows
 
     batches, in_f, out_f = fc_shape(op, ctx.graph)
     q = fc_quant(op, ctx.graph)
@@ -91,6 +94,14 @@ def emit(op: Op, ctx) -> str:
     encoded = ctx.tensor(op.inputs[1]).format != "int8"
     requant = requant_params(op, ctx, q, per_channel=not per_tensor) if q.weights_offset == 0 and not encoded \
         else None
+    if requant is None and encoded and q.weights_offset == 0 and in_f % 8 == 0 and in_f < W4_MAX_DEPTH:
+        requant = requant_params(op, ctx, q, per_channel=not per_tensor)
+        if requant is not None:  # the fast int4 kernel: weights in the w4 layout, decoded in registers
+            ctx.use("mcu_fc_s8_fast.h")
+            shape = {"batches": batches, "in_features": in_f, "out_features": out_f}
+            weights = ctx.const(f"w4_{op.name}", pack_w4_rows(ctx.graph[op.inputs[1]].data), "uint8_t")
+            return c_call("mcu_fc_s8_gemm_w4", [f"&(const mcu_fc_shape){{{c_fields(shape)}}}", requant,
+                                                ctx.ptr(op.inputs[0]), weights, ctx.ptr(op.outputs[0])])
     if requant is not None:
         ctx.use("mcu_fc_s8_fast.h")
         shape = {"batches": batches, "in_features": in_f, "out_features": out_f}

@@ -10,10 +10,14 @@
  * end of the output, which is not written yet: then the last pixels, whose outputs reach it, are computed
  * from the int8 input directly, as every pixel is on the portable path, unless the input dies with this
  * layer (`input_spent`): then the column moves over the input pixels already read. Same results as
- * mcu_conv_s8. */
+ * mcu_conv_s8.
+ * mcu_conv_s8_1x1_w4: int4 weights in the w4 layout (mcu_gemm_s4.h), two pixels at a time, through a column
+ * in `scratch` (NULL or 4 * in_c + 4 bytes) on Arm cores with the DSP extension when in_c is a multiple of 8,
+ * else from the int8 input. */
 #ifndef MCU_CONV_S8_1X1_H
 #define MCU_CONV_S8_1X1_H
 
+#include "mcu_gemm_s4.h"
 #include "mcu_gemm_s8_3px.h"
 
 /* The column over the spent input (mcu_conv_s8_1x1's input_spent): a second copy of the pixel loops, so
@@ -134,6 +138,35 @@ MCU_SPECIALIZE void mcu_conv_s8_1x1(const mcu_conv_1x1_shape *s, const mcu_requa
             (void)spent;
 #endif
             mcu_conv_s8_1x1_run(s, r, in, weights, out, 0, s->cols, quads, column, column_start);
+        }
+    }
+}
+
+MCU_SPECIALIZE void mcu_conv_s8_1x1_w4(const mcu_conv_1x1_shape *s, const mcu_requant_params *r,
+                                       const int8_t *input, const uint8_t *weights, int8_t *output, int8_t *scratch) {
+    const int32_t column_bytes = 2 * mcu_col_stride(s->in_c) * (int32_t)sizeof(mcu_col_t);
+    const int8_t *unused;
+    mcu_col_t *column = MCU_GEMM_DSP && scratch && s->in_c % 8 == 0
+                            ? mcu_tail_column(scratch, column_bytes + 4, column_bytes, &unused) : (mcu_col_t *)0;
+    int32_t b, row, col;
+    for (b = 0; b < s->batches; ++b) {
+        for (row = 0; row < s->rows; ++row) {
+            const int8_t *in = input + b * s->batch_step + row * s->row_step;
+            int8_t *out = output + ((b * s->rows + row) * s->cols) * s->out_c;
+            for (col = 0; col < s->cols; col += 2) {
+                const int32_t pair = col + 1 < s->cols;
+                const int8_t *x0 = in + col * s->col_step;
+                const int8_t *x1 = pair ? x0 + s->col_step : x0;
+                int8_t *y0 = out + col * s->out_c;
+                int8_t *y1 = pair ? y0 + s->out_c : (int8_t *)0;
+                if (column) {
+                    mcu_pack_s8(x0, s->in_c, column);
+                    mcu_pack_s8(x1, s->in_c, column + mcu_col_stride(s->in_c));
+                    mcu_gemm_col_2rows_w4(column, weights, s->in_c, s->out_c, r, y0, y1);
+                } else {
+                    mcu_gemm_s8_2rows_w4(x0, x1, weights, s->in_c, s->out_c, r, y0, y1);
+                }
+            }
         }
     }
 }

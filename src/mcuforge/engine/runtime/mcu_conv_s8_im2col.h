@@ -11,7 +11,10 @@
  * The column lives in the op's scratch when the planner gave it one (4 * (depth + 1) + 4 bytes, enough
  * for int16 values; more for four pixels at a time); otherwise (scratch == NULL) in the not yet written
  * end of the output, and the last pixels, whose outputs reach it, are computed tap by tap without a
- * column. Same results as mcu_conv_s8. */
+ * column. Same results as mcu_conv_s8.
+ * mcu_conv_s8_im2col_w4: int4 weights, the filter rows in the column's order padded to `stride` (a multiple
+ * of 8) in the w4 layout (mcu_gemm_s4.h), decoded in registers; the column of two pixels in `scratch`
+ * (4 * stride + 4 bytes) or, without it, at the end of the output as above. */
 #ifndef MCU_CONV_S8_IM2COL_H
 #define MCU_CONV_S8_IM2COL_H
 
@@ -165,15 +168,16 @@ MCU_SPECIALIZE void mcu_pack_window_4px(const mcu_conv_shape *s, const mcu_requa
 #endif
 
 /* Output pixel (b, oy, ox) without a column: tap by tap, a padded tap reading pad_value. Filter rows are
- * `stride` values apart, in the column's order. */
-MCU_SPECIALIZE void mcu_conv_s8_pixel_direct(const mcu_conv_shape *s, const mcu_requant_params *r,
-                                             int8_t pad_value, const int8_t *input, const int8_t *weights,
-                                             int32_t stride, int32_t b, int32_t oy, int32_t ox, int8_t *out) {
+ * `stride` values apart, in the column's order; `w4` (a literal): int4 rows in the w4 layout (mcu_gemm_s4.h). */
+MCU_SPECIALIZE void mcu_conv_s8_pixel_weights(const mcu_conv_shape *s, const mcu_requant_params *r,
+                                              int8_t pad_value, const int8_t *input, const void *weights,
+                                              int32_t w4, int32_t stride, int32_t b, int32_t oy, int32_t ox,
+                                              int8_t *out) {
     const int32_t y0 = oy * s->stride_h - s->pad_top;
     const int32_t x0 = ox * s->stride_w - s->pad_left;
     int32_t oc, ky, kx, ic;
     for (oc = 0; oc < s->out_c; ++oc) {
-        const int8_t *w = weights + oc * stride;
+        const int8_t *w = (const int8_t *)weights + oc * (w4 ? mcu_w4_row_bytes(stride) : stride);
         int32_t acc = 0;
         for (ky = 0; ky < s->k_h; ++ky) {
             const int32_t iy = y0 + ky * s->dil_h;
@@ -182,12 +186,19 @@ MCU_SPECIALIZE void mcu_conv_s8_pixel_direct(const mcu_conv_shape *s, const mcu_
                 const int32_t outside = iy < 0 || iy >= s->in_h || ix < 0 || ix >= s->in_w;
                 const int8_t *in = outside ? input : input + ((b * s->in_h + iy) * s->in_w + ix) * s->in_c;
                 for (ic = 0; ic < s->in_c; ++ic) {
-                    acc += (outside ? pad_value : in[ic]) * w[mcu_im2col_index(s, ky, kx * s->in_c + ic)];
+                    const int32_t at = mcu_im2col_index(s, ky, kx * s->in_c + ic);
+                    acc += (outside ? pad_value : in[ic]) * (w4 ? mcu_w4_at((const uint8_t *)w, at) : w[at]);
                 }
             }
         }
         out[oc] = mcu_requant_s8(r, acc, oc);
     }
+}
+
+MCU_SPECIALIZE void mcu_conv_s8_pixel_direct(const mcu_conv_shape *s, const mcu_requant_params *r,
+                                             int8_t pad_value, const int8_t *input, const int8_t *weights,
+                                             int32_t stride, int32_t b, int32_t oy, int32_t ox, int8_t *out) {
+    mcu_conv_s8_pixel_weights(s, r, pad_value, input, weights, 0, stride, b, oy, ox, out);
 }
 
 /* Filter rows of `stride` values: the window's depth k_h * k_w * in_c rounded up to a multiple of 4, the
@@ -245,6 +256,33 @@ MCU_SPECIALIZE void mcu_conv_s8_im2col(const mcu_conv_shape *s, const mcu_requan
     for (; p < pixels; ++p) {
         mcu_conv_s8_pixel_direct(s, r, pad_value, input, weights, stride, p / plane, (p % plane) / s->out_w,
                                  p % s->out_w, output + p * s->out_c);
+    }
+}
+
+MCU_SPECIALIZE void mcu_conv_s8_im2col_w4(const mcu_conv_shape *s, const mcu_requant_params *r, int8_t pad_value,
+                                          const int8_t *input, const uint8_t *weights, int32_t stride,
+                                          int8_t *output, int8_t *scratch) {
+    const int32_t plane = s->out_h * s->out_w;
+    const int32_t pixels = s->batches * plane;
+    const int32_t out_bytes = pixels * s->out_c;
+    const int32_t column_bytes = 2 * mcu_col_stride(stride) * (int32_t)sizeof(mcu_col_t);
+    const int8_t *column_end; /* pixels whose outputs end at or below it may use the column */
+    mcu_col_t *column = mcu_tail_column(scratch ? scratch : output, scratch ? column_bytes + 4 : out_bytes,
+                                        column_bytes, &column_end);
+    int32_t p;
+    for (p = 0; p < pixels; p += 2) {
+        const int32_t pair = p + 1 < pixels;
+        const int32_t q = pair ? p + 1 : p;
+        if (!column || (!scratch && output + (p + 1 + pair) * s->out_c > column_end)) break;
+        mcu_im2col_s8(s, pad_value, input, p / plane, (p % plane) / s->out_w, p % s->out_w, stride, column);
+        mcu_im2col_s8(s, pad_value, input, q / plane, (q % plane) / s->out_w, q % s->out_w, stride,
+                      column + mcu_col_stride(stride));
+        mcu_gemm_col_2rows_w4(column, weights, stride, s->out_c, r, output + p * s->out_c,
+                              pair ? output + q * s->out_c : (int8_t *)0);
+    }
+    for (; p < pixels; ++p) {
+        mcu_conv_s8_pixel_weights(s, r, pad_value, input, weights, 1, stride, p / plane, (p % plane) / s->out_w,
+                                  p % s->out_w, output + p * s->out_c);
     }
 }
 

@@ -1,26 +1,43 @@
 /* mcuforge runtime: int8 fully connected layer (FULLY_CONNECTED) as an int8 GEMM, two batch rows at a
  * time against every weight row (mcu_gemm_s8.h), the input offset folded into the bias at compile time.
  * Symmetric weights only (weights zero point 0); per-tensor or per-output-unit requantization.
- * Same results as mcu_fc_s8 / mcu_fc_s8_per_channel (mcu_fc_s8.h). */
+ * Same results as mcu_fc_s8 / mcu_fc_s8_per_channel (mcu_fc_s8.h). mcu_fc_s8_gemm_w4: the same with int4
+ * weights in the w4 layout (mcu_gemm_s4.h), decoded in registers. */
 #ifndef MCU_FC_S8_FAST_H
 #define MCU_FC_S8_FAST_H
 
-#include "mcu_gemm_s8.h"
+#include "mcu_gemm_s4.h"
 
 typedef struct {
     int32_t batches, in_features, out_features;
 } mcu_fc_shape;
 
-MCU_SPECIALIZE void mcu_fc_s8_gemm(const mcu_fc_shape *s, const mcu_requant_params *r, const int8_t *input,
-                               const int8_t *weights, int8_t *output) {
+/* Two batch rows at a time; `w4` (a literal): the weights are int4 in the w4 layout, else int8. */
+MCU_SPECIALIZE void mcu_fc_s8_gemm_rows(const mcu_fc_shape *s, const mcu_requant_params *r, const int8_t *input,
+                                        const void *weights, int32_t w4, int8_t *output) {
     int32_t b;
     for (b = 0; b < s->batches; b += 2) {
         const int32_t pair = b + 1 < s->batches;
         const int8_t *x0 = input + b * s->in_features;
+        const int8_t *x1 = pair ? x0 + s->in_features : x0;
         int8_t *y0 = output + b * s->out_features;
-        mcu_gemm_s8_2rows(x0, pair ? x0 + s->in_features : x0, weights, s->in_features, s->out_features, r, y0,
-                          pair ? y0 + s->out_features : (int8_t *)0);
+        int8_t *y1 = pair ? y0 + s->out_features : (int8_t *)0;
+        if (w4) {
+            mcu_gemm_s8_2rows_w4(x0, x1, (const uint8_t *)weights, s->in_features, s->out_features, r, y0, y1);
+        } else {
+            mcu_gemm_s8_2rows(x0, x1, (const int8_t *)weights, s->in_features, s->out_features, r, y0, y1);
+        }
     }
+}
+
+MCU_SPECIALIZE void mcu_fc_s8_gemm(const mcu_fc_shape *s, const mcu_requant_params *r, const int8_t *input,
+                               const int8_t *weights, int8_t *output) {
+    mcu_fc_s8_gemm_rows(s, r, input, weights, 0, output);
+}
+
+MCU_SPECIALIZE void mcu_fc_s8_gemm_w4(const mcu_fc_shape *s, const mcu_requant_params *r, const int8_t *input,
+                                  const uint8_t *weights, int8_t *output) {
+    mcu_fc_s8_gemm_rows(s, r, input, weights, 1, output);
 }
 
 #endif /* MCU_FC_S8_FAST_H */
