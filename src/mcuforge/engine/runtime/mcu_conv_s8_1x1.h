@@ -162,10 +162,8 @@ MCU_SPECIALIZE void mcu_conv_s8_1x1_w4(const mcu_conv_1x1_shape *s, const mcu_re
                 if (column) {
                     mcu_pack_s8(x0, s->in_c, column);
                     mcu_pack_s8(x1, s->in_c, column + mcu_col_stride(s->in_c));
-                    mcu_gemm_col_2rows_w4(column, weights, s->in_c, s->out_c, r, y0, y1);
-                } else {
-                    mcu_gemm_s8_2rows_w4(x0, x1, weights, s->in_c, s->out_c, r, y0, y1);
                 }
+                mcu_gemm_w4(x0, x1, column, weights, s->in_c, s->out_c, r, y0, y1);
             }
         }
     }

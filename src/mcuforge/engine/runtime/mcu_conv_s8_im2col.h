@@ -277,8 +277,8 @@ MCU_SPECIALIZE void mcu_conv_s8_im2col_w4(const mcu_conv_shape *s, const mcu_req
         mcu_im2col_s8(s, pad_value, input, p / plane, (p % plane) / s->out_w, p % s->out_w, stride, column);
         mcu_im2col_s8(s, pad_value, input, q / plane, (q % plane) / s->out_w, q % s->out_w, stride,
                       column + mcu_col_stride(stride));
-        mcu_gemm_col_2rows_w4(column, weights, stride, s->out_c, r, output + p * s->out_c,
-                              pair ? output + q * s->out_c : (int8_t *)0);
+        mcu_gemm_w4((const int8_t *)0, (const int8_t *)0, column, weights, stride, s->out_c, r, output + p * s->out_c,
+                    pair ? output + q * s->out_c : (int8_t *)0);
     }
     for (; p < pixels; ++p) {
         mcu_conv_s8_pixel_weights(s, r, pad_value, input, weights, 1, stride, p / plane, (p % plane) / s->out_w,

@@ -23,7 +23,8 @@ MCU_SPECIALIZE void mcu_fc_s8_gemm_rows(const mcu_fc_shape *s, const mcu_requant
         int8_t *y0 = output + b * s->out_features;
         int8_t *y1 = pair ? y0 + s->out_features : (int8_t *)0;
         if (w4) {
-            mcu_gemm_s8_2rows_w4(x0, x1, (const uint8_t *)weights, s->in_features, s->out_features, r, y0, y1);
+            mcu_gemm_w4(x0, x1, (const mcu_col_t *)0, (const uint8_t *)weights, s->in_features, s->out_features, r,
+                        y0, y1);
         } else {
             mcu_gemm_s8_2rows(x0, x1, (const int8_t *)weights, s->in_features, s->out_features, r, y0, y1);
         }

@@ -1,6 +1,7 @@
-/* mcuforge runtime: int8 activations against int4 weights (values -8..7), the inner loops of the fast
- * fully-connected and pointwise kernels for int4 weights (mcu_fc_s8_fast.h, mcu_conv_s8_1x1.h). The weights
- * stay packed in flash and are decoded in registers: nothing decoded is stored.
+/* mcuforge runtime: int8 activations against int4 weights (values -8..7): mcu_gemm_w4, the inner loops of the
+ * fast fully-connected, pointwise and im2col kernels for int4 weights (mcu_fc_s8_fast.h, mcu_conv_s8_1x1.h,
+ * mcu_conv_s8_im2col.h). The weights stay packed in flash and are decoded in registers: nothing decoded is
+ * stored.
  *
  * Weight rows in the w4 layout: each group of eight values k..k+7 of a row takes four bytes, byte j holding
  * value k+j in its low nibble and value k+4+j in its high nibble; a row takes mcu_w4_row_bytes(depth)
@@ -31,32 +32,35 @@ MCU_SPECIALIZE int32_t mcu_w4_at(const uint8_t *row, int32_t i) {
 MCU_SPECIALIZE uint32_t mcu_w4_low(uint32_t w) { return (w << 4) & 0xF0F0F0F0u; }
 MCU_SPECIALIZE uint32_t mcu_w4_high(uint32_t w) { return w & 0xF0F0F0F0u; }
 
-/* Two int8 rows a0, a1 against two w4 rows b0, b1: the four dot products of n values. */
-MCU_SPECIALIZE void mcu_dot_s8_2x2_w4(const int8_t *a0, const int8_t *a1, const uint8_t *b0, const uint8_t *b1,
-                                      int32_t n, int32_t sums[4]) {
+/* Two pixels against two w4 rows b0, b1: the four dot products of n values. The pixels are int8 rows
+ * (`column` NULL: a0, a1) or the two pixels of a column (mcu_pack_s8's layout; n a multiple of 8). */
+MCU_SPECIALIZE void mcu_dot_2x2_w4(const int8_t *a0, const int8_t *a1, const mcu_col_t *column, int32_t second,
+                                   const uint8_t *b0, const uint8_t *b1, int32_t n, int32_t sums[4]) {
     int32_t s00 = 0, s01 = 0, s10 = 0, s11 = 0;
-    int32_t k;
+    int32_t k, h;
     for (k = 0; k + 8 <= n; k += 8) {
         const uint32_t p0 = mcu_load_u32(b0 + k / 2), p1 = mcu_load_u32(b1 + k / 2);
-        int32_t h;
         for (h = 0; h < 2; ++h) { /* values k..k+3 (the low nibbles), then k+4..k+7 (the high ones) */
             const uint32_t w0 = h ? mcu_w4_high(p0) : mcu_w4_low(p0), w1 = h ? mcu_w4_high(p1) : mcu_w4_low(p1);
-            const uint32_t x0 = mcu_load_u32(a0 + k + 4 * h), x1 = mcu_load_u32(a1 + k + 4 * h);
-            const int16x2_t x0_even = __sxtb16(x0), x0_odd = mcu_sxtb16_odd(x0);
-            const int16x2_t x1_even = __sxtb16(x1), x1_odd = mcu_sxtb16_odd(x1);
-            const int16x2_t w0_even = __sxtb16(w0), w0_odd = mcu_sxtb16_odd(w0);
-            const int16x2_t w1_even = __sxtb16(w1), w1_odd = mcu_sxtb16_odd(w1);
-            s00 = __smlad(x0_even, w0_even, __smlad(x0_odd, w0_odd, s00));
-            s01 = __smlad(x0_even, w1_even, __smlad(x0_odd, w1_odd, s01));
-            s10 = __smlad(x1_even, w0_even, __smlad(x1_odd, w0_odd, s10));
-            s11 = __smlad(x1_even, w1_even, __smlad(x1_odd, w1_odd, s11));
+            int16x2_t x0_even, x0_odd, x1_even, x1_odd;
+            if (column) {
+                mcu_load_lanes(column + k + 4 * h, &x0_even, &x0_odd);
+                mcu_load_lanes(column + second + k + 4 * h, &x1_even, &x1_odd);
+            } else {
+                const uint32_t x0 = mcu_load_u32(a0 + k + 4 * h), x1 = mcu_load_u32(a1 + k + 4 * h);
+                x0_even = __sxtb16(x0);
+                x0_odd = mcu_sxtb16_odd(x0);
+                x1_even = __sxtb16(x1);
+                x1_odd = mcu_sxtb16_odd(x1);
+            }
+            MCU_SMLAD_2X2(x0_even, x0_odd, x1_even, x1_odd, w0, w1);
         }
     }
     s00 >>= 4;
     s01 >>= 4;
     s10 >>= 4;
     s11 >>= 4;
-    for (; k < n; ++k) {
+    for (; k < n; ++k) { /* int8 rows only */
         const int32_t w0 = mcu_w4_at(b0, k), w1 = mcu_w4_at(b1, k);
         s00 += a0[k] * w0;
         s01 += a0[k] * w1;
@@ -69,39 +73,16 @@ MCU_SPECIALIZE void mcu_dot_s8_2x2_w4(const int8_t *a0, const int8_t *a1, const 
     sums[3] = s11;
 }
 
-/* Two columns (mcu_pack_s8: groups of four as (x0, x2), (x1, x3)) against two w4 rows; n a multiple of 8. */
-MCU_SPECIALIZE void mcu_dot_s16_2x2_w4(const mcu_col_t *a0, const mcu_col_t *a1, const uint8_t *b0,
-                                       const uint8_t *b1, int32_t n, int32_t sums[4]) {
+#else /* portable: every weight decoded where it is read; a column holds the pixels' int8 values */
+
+MCU_SPECIALIZE void mcu_dot_2x2_w4(const int8_t *a0, const int8_t *a1, const mcu_col_t *column, int32_t second,
+                                   const uint8_t *b0, const uint8_t *b1, int32_t n, int32_t sums[4]) {
     int32_t s00 = 0, s01 = 0, s10 = 0, s11 = 0;
     int32_t k;
-    for (k = 0; k < n; k += 8) {
-        const uint32_t p0 = mcu_load_u32(b0 + k / 2), p1 = mcu_load_u32(b1 + k / 2);
-        int32_t h;
-        for (h = 0; h < 2; ++h) {
-            const uint32_t w0 = h ? mcu_w4_high(p0) : mcu_w4_low(p0), w1 = h ? mcu_w4_high(p1) : mcu_w4_low(p1);
-            int16x2_t x0_even, x0_odd, x1_even, x1_odd;
-            const int16x2_t w0_even = __sxtb16(w0), w0_odd = mcu_sxtb16_odd(w0);
-            const int16x2_t w1_even = __sxtb16(w1), w1_odd = mcu_sxtb16_odd(w1);
-            mcu_load_lanes(a0 + k + 4 * h, &x0_even, &x0_odd);
-            mcu_load_lanes(a1 + k + 4 * h, &x1_even, &x1_odd);
-            s00 = __smlad(x0_even, w0_even, __smlad(x0_odd, w0_odd, s00));
-            s01 = __smlad(x0_even, w1_even, __smlad(x0_odd, w1_odd, s01));
-            s10 = __smlad(x1_even, w0_even, __smlad(x1_odd, w0_odd, s10));
-            s11 = __smlad(x1_even, w1_even, __smlad(x1_odd, w1_odd, s11));
-        }
+    if (column) {
+        a0 = column;
+        a1 = column + second;
     }
-    sums[0] = s00 >> 4;
-    sums[1] = s01 >> 4;
-    sums[2] = s10 >> 4;
-    sums[3] = s11 >> 4;
-}
-
-#else /* portable */
-
-MCU_SPECIALIZE void mcu_dot_s8_2x2_w4(const int8_t *a0, const int8_t *a1, const uint8_t *b0, const uint8_t *b1,
-                                      int32_t n, int32_t sums[4]) {
-    int32_t s00 = 0, s01 = 0, s10 = 0, s11 = 0;
-    int32_t k;
     for (k = 0; k < n; ++k) {
         const int32_t w0 = mcu_w4_at(b0, k), w1 = mcu_w4_at(b1, k);
         s00 += a0[k] * w0;
@@ -117,44 +98,20 @@ MCU_SPECIALIZE void mcu_dot_s8_2x2_w4(const int8_t *a0, const int8_t *a1, const 
 
 #endif /* MCU_GEMM_DSP */
 
-/* mcu_gemm_s8_2rows with w4 weight rows. */
-MCU_SPECIALIZE void mcu_gemm_s8_2rows_w4(const int8_t *x0, const int8_t *x1, const uint8_t *weights, int32_t depth,
-                                         int32_t out_c, const mcu_requant_params *r, int8_t *y0, int8_t *y1) {
+/* y0[o] = requant(x0 . w_o) for every output channel o, and y1[o] = requant(x1 . w_o) unless y1 is NULL (then
+ * pass x1 = x0), for w4 weight rows; the pixels as int8 rows x0, x1, or (`column` not NULL) the two pixels of
+ * a column made by mcu_pack_s8, the second at column + mcu_col_stride(depth), depth then a multiple of 8. */
+MCU_SPECIALIZE void mcu_gemm_w4(const int8_t *x0, const int8_t *x1, const mcu_col_t *column, const uint8_t *weights,
+                                int32_t depth, int32_t out_c, const mcu_requant_params *r, int8_t *y0, int8_t *y1) {
     const int32_t row = mcu_w4_row_bytes(depth);
     int32_t o;
     int32_t sums[4];
-    for (o = 0; o + 1 < out_c; o += 2) {
+    for (o = 0; o < out_c; o += 2) {
+        const int32_t pair = o + 1 < out_c; /* else the last channel alone: its weight row twice */
         const uint8_t *w = weights + o * row;
-        mcu_dot_s8_2x2_w4(x0, x1, w, w + row, depth, sums);
-        mcu_gemm_store(r, sums, o, 1, y0, y1);
+        mcu_dot_2x2_w4(x0, x1, column, mcu_col_stride(depth), w, pair ? w + row : w, depth, sums);
+        mcu_gemm_store(r, sums, o, pair, y0, y1);
     }
-    if (out_c % 2) {
-        const uint8_t *w = weights + o * row;
-        mcu_dot_s8_2x2_w4(x0, x1, w, w, depth, sums);
-        mcu_gemm_store(r, sums, o, 0, y0, y1);
-    }
-}
-
-/* mcu_gemm_col_2rows with w4 weight rows; on the DSP path the depth must be a multiple of 8. */
-MCU_SPECIALIZE void mcu_gemm_col_2rows_w4(const mcu_col_t *column, const uint8_t *weights, int32_t depth,
-                                          int32_t out_c, const mcu_requant_params *r, int8_t *y0, int8_t *y1) {
-#if MCU_GEMM_DSP
-    const int32_t row = mcu_w4_row_bytes(depth);
-    int32_t o;
-    int32_t sums[4];
-    for (o = 0; o + 1 < out_c; o += 2) {
-        const uint8_t *w = weights + o * row;
-        mcu_dot_s16_2x2_w4(column, column + mcu_col_stride(depth), w, w + row, depth, sums);
-        mcu_gemm_store(r, sums, o, 1, y0, y1);
-    }
-    if (out_c % 2) {
-        const uint8_t *w = weights + o * row;
-        mcu_dot_s16_2x2_w4(column, column + mcu_col_stride(depth), w, w, depth, sums);
-        mcu_gemm_store(r, sums, o, 0, y0, y1);
-    }
-#else
-    mcu_gemm_s8_2rows_w4(column, column + mcu_col_stride(depth), weights, depth, out_c, r, y0, y1);
-#endif
 }
 
 #endif /* MCU_GEMM_S4_H */

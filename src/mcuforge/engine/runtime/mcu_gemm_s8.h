@@ -209,6 +209,18 @@ MCU_SPECIALIZE void mcu_load_lanes(const mcu_col_t *p, int16x2_t *even, int16x2_
     memcpy(odd, q + 2, sizeof *odd);
 }
 
+/* Four values of two pixels, as lane pairs (x0, x2), (x1, x3), against four weights of two filters, the
+ * bytes of w0 and w1: into the sums s00 .. s11 of the enclosing function. */
+#define MCU_SMLAD_2X2(x0_even, x0_odd, x1_even, x1_odd, w0, w1)                                 \
+    do {                                                                                       \
+        const int16x2_t w0_even = __sxtb16(w0), w0_odd = mcu_sxtb16_odd(w0);                   \
+        const int16x2_t w1_even = __sxtb16(w1), w1_odd = mcu_sxtb16_odd(w1);                   \
+        s00 = __smlad(x0_even, w0_even, __smlad(x0_odd, w0_odd, s00));                         \
+        s01 = __smlad(x0_even, w1_even, __smlad(x0_odd, w1_odd, s01));                         \
+        s10 = __smlad(x1_even, w0_even, __smlad(x1_odd, w0_odd, s10));                         \
+        s11 = __smlad(x1_even, w1_even, __smlad(x1_odd, w1_odd, s11));                         \
+    } while (0)
+
 /* Four values of two columns times four weights of two filters, into the four sums. */
 #define MCU_DOT_S16_STEP(k)                                                                    \
     do {                                                                                       \
@@ -216,12 +228,7 @@ MCU_SPECIALIZE void mcu_load_lanes(const mcu_col_t *p, int16x2_t *even, int16x2_
         const uint32_t w0 = mcu_load_u32(b0 + (k)), w1 = mcu_load_u32(b1 + (k));               \
         mcu_load_lanes(a0 + (k), &x0_even, &x0_odd);                                           \
         mcu_load_lanes(a1 + (k), &x1_even, &x1_odd);                                           \
-        const int16x2_t w0_even = __sxtb16(w0), w0_odd = mcu_sxtb16_odd(w0);                   \
-        const int16x2_t w1_even = __sxtb16(w1), w1_odd = mcu_sxtb16_odd(w1);                   \
-        s00 = __smlad(x0_even, w0_even, __smlad(x0_odd, w0_odd, s00));                         \
-        s01 = __smlad(x0_even, w1_even, __smlad(x0_odd, w1_odd, s01));                         \
-        s10 = __smlad(x1_even, w0_even, __smlad(x1_odd, w0_odd, s10));                         \
-        s11 = __smlad(x1_even, w1_even, __smlad(x1_odd, w1_odd, s11));                         \
+        MCU_SMLAD_2X2(x0_even, x0_odd, x1_even, x1_odd, w0, w1);                               \
     } while (0)
 
 /* a0, a1: columns, 4-byte aligned. */
