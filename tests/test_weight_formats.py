@@ -96,7 +96,12 @@ FAST_CASES = [((1, 5, 3, 16), ("conv", 7, 1, 1)), ((1, 6, 5, 8), ("conv", 12, 1,
               ((2, 3, 3, 24), ("conv", 5, 1, 1)), ((1, 4, 4, 40), ("conv", 64, 1, 1)), ((3, 8), ("fc", 5)),
               ((1, 48), ("fc", 16)), ((2, 136), ("fc", 9)),
               ((1, 9, 7, 3), ("conv", 8, 3, 2)), ((1, 6, 6, 8), ("conv", 5, 3, 1)), ((2, 5, 4, 4), ("conv", 6, 2, 1)),
-              ((1, 4, 4, 13), ("conv", 8, 1, 1)), ((1, 12), ("fc", 3))]  # the last two: depths the plain kernels take
+              # depthwise layers (the plain kernel, in place or not), and depths that are not multiples of 8
+              ((1, 7, 6, 8), ("dw", 3, 1, 1)), ((2, 6, 5, 12), ("dw", 5, 2, 1)), ((1, 5, 6, 6), ("dw", 3, 1, 1)),
+              ((1, 5, 5, 3), ("dw", 3, 1, 2)), ((1, 9, 8, 8), ("dw", 3, 1, 1, 2)),
+              ((1, 4, 4, 13), ("conv", 8, 1, 1)), ((1, 12), ("fc", 3))]
+FAST = len(FAST_CASES) - 2
+FAST_CALLS = ("mcu_conv_s8_1x1_w4(", "mcu_fc_s8_gemm_w4(", "mcu_conv_s8_im2col_w4(")
 
 
 def _fast_case(i: int):
@@ -106,6 +111,9 @@ def _fast_case(i: int):
     if layer[0] == "conv":
         y = b.conv2d(x, layer[1], kernel=layer[2], stride=layer[3], padding="valid" if layer[2] == 1 else "same",
                      activation="RELU" if i % 2 else "NONE")
+    elif layer[0] == "dw":
+        y = b.depthwise_conv2d(x, kernel=layer[1], stride=layer[2], multiplier=layer[3],
+                               dilation=layer[4] if len(layer) > 4 else 1, activation="RELU6" if i % 2 else "NONE")
     else:
         y = b.fully_connected(x, layer[1])
     graph, _ = compress_weights(b.build([y], f"w4_{i}"))
@@ -116,7 +124,7 @@ def _fast_case(i: int):
 def test_fast_int4_kernels_are_bit_exact(i: int) -> None:
     _, graph = _fast_case(i)
     code = compile_model(graph).lib.files[f"w4_{i}.c"]
-    assert any(f"{k}_w4(" in code for k in ("mcu_conv_s8_1x1", "mcu_fc_s8_gemm", "mcu_conv_s8_im2col")) == (i < 10)
+    assert any(call in code for call in FAST_CALLS) == (FAST_CASES[i][1][0] != "dw" and i < FAST)
     result = verify(graph, samples=3, tflite_bytes=write_tflite(graph))
     assert result.ok and result.tflm_checked, result.lines()
 
@@ -127,10 +135,11 @@ def test_fast_int4_kernels_in_qemu() -> None:
     code = compile_model(graph).lib.files["w4.c"]
     calls = re.findall(r"mcu_conv_s8_1x1_w4\((.*?)\);", code, re.S)
     columns = [call.rsplit(",", 1)[1].strip() != "(int8_t *)0" for call in calls]
-    assert len(calls) == 4 and any(columns) and not all(columns)  # both paths
+    assert len(calls) == 4 and any(columns)  # (the FC layers take the int8 rows path)
     calls = re.findall(r"mcu_conv_s8_im2col_w4\((.*?)\);", code, re.S)
     columns = [call.rsplit(",", 1)[1].strip() != "(int8_t *)0" for call in calls]
     assert len(calls) == 3 and any(columns) and code.count("mcu_fc_s8_gemm_w4(") == 3
+    assert code.count("mcu_dwconv_s8_w(") + code.count("mcu_dwconv_s8_inplace_w(") == 5
     assert_qemu_equals_reference(graph, samples=2)
     assert_qemu_equals_reference(_fast_case(7)[1], samples=2)  # im2col without scratch: the output's tail
 
