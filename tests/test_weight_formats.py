@@ -3,6 +3,7 @@ the kernels give the same bits as the int8 model in TFLM and the reference, with
 no more SRAM; the compress command's re-quantization and its one-line refusals."""
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import replace
 
@@ -165,6 +166,22 @@ def test_cli_compress_then_compile(tmp_path, capsys) -> None:
     assert "22,016 B as int8 -> 11,008 B as int4 (0.50x)" in text and "top-1 unchanged on" in text
     assert main(["compile", str(out), "--weights", "auto", "-o", str(tmp_path / "c"), "--json"]) == 0
     assert "MCU_W_INT4" in (tmp_path / "c" / "kws4.c").read_text()
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["weight_formats"]["int4"] == {"tensors": 10, "values": 22016, "bytes": 11008, "int8_bytes": 22016}
+
+
+def test_bench_per_format(tmp_path, capsys) -> None:
+    """`mcuforge bench --weights`: the same model's instructions per layer with int8 and with int4 weights."""
+    graph, _ = compress_weights(load_model(KWS))
+    path = tmp_path / "kws4.tflite"
+    path.write_bytes(write_tflite(graph))
+    totals = {}
+    for fmt in ("int8", "int4"):
+        assert main(["bench", str(path), "--weights", fmt, "--layers", "--json"]) == 0
+        rows = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
+        assert len(rows) == len(graph.ops)
+        totals[fmt] = sum(r["instructions"] for r in rows)
+    assert totals["int4"] > totals["int8"] > 0
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -16,6 +16,7 @@ from .engine.schedule import MAX_EXTRA_MACS, Schedule, schedule
 from .errors import BudgetError, UsageError, shown
 from .frontends.tflite_reader import read_tflite_file
 from .ir import Graph
+from .ir.formats import format_summary
 from .outdir import replaced_folder
 from .plan_choice import PlanChoice, choose_plan
 
@@ -95,6 +96,9 @@ class MemoryReport:
     model_layers: tuple[ModelLayerRow, ...] = ()  # the model's own layers, numbered as the model is
     source: tuple[int, ...] = ()  # for each op run (`layers`), its index in `model_layers`
     state_bytes: int = 0  # state kept between invocations (SVDF, LSTM), in a buffer of its own
+    # the weight tensors by format (ir.formats.format_summary): {"int4": {"tensors", "values", "bytes",
+    # "int8_bytes"}, ...}; "bytes" are the packed values, before any kernel's layout or padding
+    weight_formats: dict = field(default_factory=dict)
 
     @property
     def sram_bytes(self) -> int:
@@ -127,7 +131,7 @@ class MemoryReport:
                 "extra_macs_ratio": round(self.extra_macs_ratio, 6), "external_inputs": self.external_inputs,
                 "plan_choice": self.plan_choice, "param_bytes": self.param_bytes,
                 "flash_code_bytes": self.flash_code_bytes, "flash_code_build": self.flash_code_build or None,
-                "flash_bytes": self.flash_bytes}
+                "flash_bytes": self.flash_bytes, "weight_formats": self.weight_formats}
 
 
 @dataclass(frozen=True)
@@ -168,7 +172,8 @@ def memory_report(graph: Graph, plan: MemoryPlan, flash_bytes: int, chosen: Sche
                         plan.peak_step, chosen.strategy if chosen else "layer",
                         chosen.describe() if chosen else "layer by layer", tuple(chosen.blocks()) if chosen else (),
                         extra, bool(graph.external), choice.as_json() if choice else None,
-                        param_bytes(model if model is not None else graph), state_bytes=plan.state_bytes)
+                        param_bytes(model if model is not None else graph), state_bytes=plan.state_bytes,
+                        weight_formats=format_summary(model if model is not None else graph))
     if model is not None and chosen is not None:
         layers, source = model_layer_rows(model, chosen, plan)
         report = replace(report, model_layers=layers, source=source)

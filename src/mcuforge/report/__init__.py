@@ -36,6 +36,11 @@ def print_memory(report: MemoryReport, console: Console) -> None:
     if report.plan_choice:
         t.add_row("plan chosen for", escape(report.plan_choice["reason"]))
     t.add_row("flash: weights, biases, requant constants", kib(report.flash_weights_bytes))
+    packed = {fmt: row for fmt, row in report.weight_formats.items() if fmt != "int8"}
+    if packed:
+        t.add_row("of which weights by format", "; ".join(
+            f"{fmt}: {row['tensors']} tensors, {row['bytes']:,} B (as int8 {row['int8_bytes']:,} B)"
+            for fmt, row in sorted(packed.items())))
     if report.flash_code_bytes is not None:
         t.add_row("flash: model code and its tables", f"{kib(report.flash_code_bytes)}  ({report.flash_code_build}, "
                   "arm-none-eabi-size)")

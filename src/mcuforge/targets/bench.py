@@ -210,15 +210,18 @@ def cortex_m_layer_instructions(lib: CLibrary, inputs: Sequence[np.ndarray], cor
     return _cortex_m_model(lib, core, opt, trace=True).count_layer_instructions(list(inputs))
 
 
-def bench_layers(path: str | Path, core: str = "cortex-m7") -> list[dict]:
+def bench_layers(path: str | Path, core: str = "cortex-m7", weights: str | None = None) -> list[dict]:
     """Per-layer Cortex-M instruction counts of one .tflite model (`mcuforge bench --layers`): one dict per
-    layer with its index, operator, output shape, MACs and instructions."""
+    layer with its index, operator, output shape, MACs and instructions; `weights` as compile --weights."""
     from ..engine.opinfo import macs
+    from ..ir.formats import choose_formats
     from ..pipeline import compile_model, load_model
     from ..verify import random_inputs
 
     path = Path(path)
     graph = load_model(path)
+    if weights is not None:
+        graph = choose_formats(graph, weights)
     compiled = compile_model(graph)
     counts = cortex_m_layer_instructions(compiled.lib, random_inputs(graph, 1, seed=SEED)[0], core)
     if len(counts) != len(graph.ops):
@@ -300,15 +303,19 @@ def bench_graph(graph: Graph, tflite_bytes: bytes | None = None, *, name: str | 
     return result
 
 
-def bench_model(path: str | Path, *, cortex_m: bool = True, tflm_invokes: int = TFLM_INVOKES) -> dict:
+def bench_model(path: str | Path, *, cortex_m: bool = True, tflm_invokes: int = TFLM_INVOKES,
+                weights: str | None = None) -> dict:
     """Every speed figure of one .tflite model as a JSON-ready dict (None where a tool is missing; the
-    'notes' list says which)."""
+    'notes' list says which). `weights`: the weight format, as compile --weights (TFLM runs the file)."""
+    from ..ir.formats import choose_formats
     from ..pipeline import load_model
 
     path = Path(path)
     graph = load_model(path)
-    return bench_graph(graph, path.read_bytes(), name=path.stem, cortex_m=cortex_m,
-                       tflm_invokes=tflm_invokes).as_json()
+    if weights is not None:
+        graph = choose_formats(graph, weights)
+    name = path.stem if weights is None else f"{path.stem} ({weights})"
+    return bench_graph(graph, path.read_bytes(), name=name, cortex_m=cortex_m, tflm_invokes=tflm_invokes).as_json()
 
 
 # ------------------------------------------------------------------------------------------- CLI
@@ -326,6 +333,10 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
                         help="instead: instructions of every layer on a Cortex-M core (QEMU plugin, trace build)")
     parser.add_argument("--core", choices=("cortex-m4", "cortex-m7"), default="cortex-m7",
                         help="the core of --layers (default cortex-m7)")
+    from ..ir.formats import CHOICES
+
+    parser.add_argument("--weights", choices=CHOICES, help="the weights' format, as compile --weights (int8, int4 "
+                        "or auto; default: as the model file stores them): instructions per format")
 
 
 def _fmt(value: float | None, spec: str = ",") -> str:
@@ -337,7 +348,7 @@ def _run_layers(args: argparse.Namespace, console) -> int:
     from rich.table import Table
 
     for path in args.model:
-        rows = bench_layers(path, args.core)
+        rows = bench_layers(path, args.core, args.weights)
         if args.json:
             for row in rows:
                 print(json.dumps(row), flush=True)
@@ -365,7 +376,7 @@ def run_bench(args: argparse.Namespace, console) -> int:
         return _run_layers(args, console)
     rows = []
     for path in args.model:
-        row = bench_model(path, cortex_m=args.cortex_m, tflm_invokes=args.tflm_invokes)
+        row = bench_model(path, cortex_m=args.cortex_m, tflm_invokes=args.tflm_invokes, weights=args.weights)
         if args.json:
             print(json.dumps(row), flush=True)
         rows.append(row)
