@@ -168,16 +168,15 @@ MCU_SPECIALIZE void mcu_pack_window_4px(const mcu_conv_shape *s, const mcu_requa
 #endif
 
 /* Output pixel (b, oy, ox) without a column: tap by tap, a padded tap reading pad_value. Filter rows are
- * `stride` values apart, in the column's order; `w4` (a literal): int4 rows in the w4 layout (mcu_gemm_s4.h). */
-MCU_SPECIALIZE void mcu_conv_s8_pixel_weights(const mcu_conv_shape *s, const mcu_requant_params *r,
-                                              int8_t pad_value, const int8_t *input, const void *weights,
-                                              int32_t w4, int32_t stride, int32_t b, int32_t oy, int32_t ox,
-                                              int8_t *out) {
+ * `stride` values apart, in the column's order. */
+MCU_SPECIALIZE void mcu_conv_s8_pixel_direct(const mcu_conv_shape *s, const mcu_requant_params *r,
+                                             int8_t pad_value, const int8_t *input, const int8_t *weights,
+                                             int32_t stride, int32_t b, int32_t oy, int32_t ox, int8_t *out) {
     const int32_t y0 = oy * s->stride_h - s->pad_top;
     const int32_t x0 = ox * s->stride_w - s->pad_left;
     int32_t oc, ky, kx, ic;
     for (oc = 0; oc < s->out_c; ++oc) {
-        const int8_t *w = (const int8_t *)weights + oc * (w4 ? mcu_w4_row_bytes(stride) : stride);
+        const int8_t *w = weights + oc * stride;
         int32_t acc = 0;
         for (ky = 0; ky < s->k_h; ++ky) {
             const int32_t iy = y0 + ky * s->dil_h;
@@ -186,8 +185,7 @@ MCU_SPECIALIZE void mcu_conv_s8_pixel_weights(const mcu_conv_shape *s, const mcu
                 const int32_t outside = iy < 0 || iy >= s->in_h || ix < 0 || ix >= s->in_w;
                 const int8_t *in = outside ? input : input + ((b * s->in_h + iy) * s->in_w + ix) * s->in_c;
                 for (ic = 0; ic < s->in_c; ++ic) {
-                    const int32_t at = mcu_im2col_index(s, ky, kx * s->in_c + ic);
-                    acc += (outside ? pad_value : in[ic]) * (w4 ? mcu_w4_at((const uint8_t *)w, at) : w[at]);
+                    acc += (outside ? pad_value : in[ic]) * w[mcu_im2col_index(s, ky, kx * s->in_c + ic)];
                 }
             }
         }
@@ -195,10 +193,29 @@ MCU_SPECIALIZE void mcu_conv_s8_pixel_weights(const mcu_conv_shape *s, const mcu
     }
 }
 
-MCU_SPECIALIZE void mcu_conv_s8_pixel_direct(const mcu_conv_shape *s, const mcu_requant_params *r,
-                                             int8_t pad_value, const int8_t *input, const int8_t *weights,
-                                             int32_t stride, int32_t b, int32_t oy, int32_t ox, int8_t *out) {
-    mcu_conv_s8_pixel_weights(s, r, pad_value, input, weights, 0, stride, b, oy, ox, out);
+/* The same with int4 w4 rows (mcu_gemm_s4.h), walking the column's order: value i of a filter row is value
+ * j of window row ky (mcu_im2col_index's inverse), and the values past the window are the zero padding. */
+MCU_SPECIALIZE void mcu_conv_s8_pixel_direct_w4(const mcu_conv_shape *s, const mcu_requant_params *r,
+                                                int8_t pad_value, const int8_t *input, const uint8_t *weights,
+                                                int32_t stride, int32_t b, int32_t oy, int32_t ox, int8_t *out) {
+    const int32_t whole = 4 * mcu_im2col_row_groups(s), rest = mcu_im2col_row_rest(s);
+    const int32_t depth = s->k_h * s->k_w * s->in_c;
+    int32_t oc, i;
+    for (oc = 0; oc < s->out_c; ++oc) {
+        const uint8_t *row = weights + oc * mcu_w4_row_bytes(stride);
+        int32_t acc = 0;
+        for (i = 0; i < depth; ++i) {
+            const int32_t tail = i >= s->k_h * whole; /* past every row's groups: the rows' rests */
+            const int32_t ky = tail ? (i - s->k_h * whole) / rest : i / whole;
+            const int32_t j = tail ? whole + (i - s->k_h * whole) % rest : i % whole;
+            const int32_t iy = oy * s->stride_h - s->pad_top + ky * s->dil_h;
+            const int32_t ix = ox * s->stride_w - s->pad_left + (j / s->in_c) * s->dil_w;
+            const int32_t inside = iy >= 0 && iy < s->in_h && ix >= 0 && ix < s->in_w;
+            const int32_t x = inside ? input[((b * s->in_h + iy) * s->in_w + ix) * s->in_c + j % s->in_c] : pad_value;
+            acc += x * mcu_w4_at(row, i);
+        }
+        out[oc] = mcu_requant_s8(r, acc, oc);
+    }
 }
 
 /* Filter rows of `stride` values: the window's depth k_h * k_w * in_c rounded up to a multiple of 4, the
@@ -281,8 +298,8 @@ MCU_SPECIALIZE void mcu_conv_s8_im2col_w4(const mcu_conv_shape *s, const mcu_req
                     pair ? output + q * s->out_c : (int8_t *)0);
     }
     for (; p < pixels; ++p) {
-        mcu_conv_s8_pixel_weights(s, r, pad_value, input, weights, 1, stride, p / plane, (p % plane) / s->out_w,
-                                  p % s->out_w, output + p * s->out_c);
+        mcu_conv_s8_pixel_direct_w4(s, r, pad_value, input, weights, stride, p / plane, (p % plane) / s->out_w,
+                                    p % s->out_w, output + p * s->out_c);
     }
 }
 
