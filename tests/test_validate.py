@@ -4,7 +4,9 @@ through tests/oracle.py, quantization and the metrics with a few lines of numpy.
 variable set) a missing tflite-micro, PyTorch or Arm toolchain fails these tests instead of skipping them."""
 from __future__ import annotations
 
+import contextlib
 import importlib
+import io
 import json
 import math
 import os
@@ -122,8 +124,9 @@ def torch_case(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("validate_torch")
     save_program(image_model(), (2, 10, 10), folder / "model.pt2")
     x = calibration((2, 10, 10), folder / "calib.npy", n=40)
-    assert main(["quantize", str(folder / "model.pt2"), "--calib", str(folder / "calib.npy"), "-o",
-                 str(folder / "model.tflite")]) == 0
+    with contextlib.redirect_stdout(io.StringIO()):  # not into the capsys of the test that asked first
+        assert main(["quantize", str(folder / "model.pt2"), "--calib", str(folder / "calib.npy"), "-o",
+                     str(folder / "model.tflite")]) == 0
     np.savez(folder / "data.npz", x=np.moveaxis(x, 1, -1))
     np.save(folder / "nchw.npy", x)
     head = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(200, 4))
