@@ -1,10 +1,10 @@
-"""Weight formats benchmark: each dev model's weights re-quantized into int4 (`mcuforge compress`), then the
-same model compiled with int8 and with int4 weights: weight bytes, flash of all constants, peak SRAM,
+"""Weight formats benchmark: each dev model's weights re-quantized into a format (`mcuforge compress`: int4,
+codebook:4, codebook:2), then the same model compiled with int8 weights and in the format: weight bytes, flash of all constants, peak SRAM,
 Cortex-M7 instructions per inference (QEMU plugin, exact, one seeded random input) and the output change;
 and, as the anchor for "no decoded copy in SRAM", TFLM's minimum arena on the same model written with int8
 and with INT4 convolution weights (its kernels unpack an INT4 filter into the arena first).
 
-    python bench/weight_formats.py [--models DIR] [--out docs/weight_formats.md]
+    python bench/weight_formats.py [--models DIR] [--formats int4,codebook:4,codebook:2] [--out docs/weight_formats.md]
 
 Both builds compute the same bits (tests/test_weight_formats.py checks C = reference = TFLM); the int8 build
 of the compressed model is the fair baseline, since its weights and scales are the int4 model's.
@@ -32,60 +32,65 @@ MODELS = ("mlperf_kws_dscnn_int8", "mlperf_ic_resnet8_int8", "mlperf_vww_mobilen
           "mlperf_ad_fc_autoencoder_int8", "ambiq_har_conv1d_int8")
 
 
-def measure(path: Path) -> dict:
+def measure(path: Path, fmt: str) -> dict:
     original = load_model(path)
-    graph, _ = compress_weights(original)
+    graph, _ = compress_weights(original, fmt)
     x = random_inputs(graph, 1, seed=3)[0]
     row = {"model": path.stem, "tensors": len(weight_tensors(graph))}
-    row["weights_int4"], row["weights_int8"] = weight_bytes(graph)
-    for fmt in ("int8", "int4"):
-        compiled = compile_model(choose_formats(graph, fmt))
-        row[f"flash_{fmt}"] = compiled.lib.flash_weights_bytes
-        row[f"sram_{fmt}"] = compiled.plan.arena_bytes
-        row[f"m7_{fmt}"] = CortexMModel.build(compiled.lib, core="cortex-m7").count_instructions(x)
-    for fmt, g in (("int8", choose_formats(graph, "int8")), ("int4", graph)):
+    row["weights_new"], row["weights_int8"] = weight_bytes(graph)
+    for tag, g in (("int8", choose_formats(graph, "int8")), ("new", graph)):
+        compiled = compile_model(g)
+        row[f"flash_{tag}"] = compiled.lib.flash_weights_bytes
+        row[f"sram_{tag}"] = compiled.plan.arena_bytes
+        row[f"m7_{tag}"] = CortexMModel.build(compiled.lib, core="cortex-m7").count_instructions(x)
         data = write_tflite(g)
-        row[f"tflite_{fmt}"] = len(data)
-        row[f"tflm_{fmt}"] = tflm_arena(data, x)[0]
+        row[f"tflite_{tag}"] = len(data)
+        row[f"tflm_{tag}"] = tflm_arena(data, x)[0]
     change = output_changes(original, graph, [xs[0] for xs in random_inputs(original, 16, seed=0)])[0]
     row["mean_steps"] = change.mean_steps
     return row
 
 
-def table(rows: list[dict]) -> str:
-    lines = ["| model | weight tensors | weights int8 -> int4 (B) | ratio | flash, all constants (B) | peak SRAM (B) "
-             "| Cortex-M7 instructions int8 -> int4 | ratio | output change (mean steps) | .tflite (B) "
+def table(rows: list[dict], fmt: str) -> str:
+    lines = [f"| model | weight tensors | weights int8 -> {fmt} (B) | ratio | flash, all constants (B) | peak SRAM (B) "
+             f"| Cortex-M7 instructions int8 -> {fmt} | ratio | output change (mean steps) | .tflite (B) "
              "| TFLM arena (B) |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['model']} | {r['tensors']} | {r['weights_int8']:,} -> {r['weights_int4']:,} | "
-                     f"{r['weights_int4'] / r['weights_int8']:.2f}x | {r['flash_int8']:,} -> {r['flash_int4']:,} | "
-                     f"{r['sram_int8']:,} -> {r['sram_int4']:,} | {r['m7_int8']:,} -> {r['m7_int4']:,} | "
-                     f"{r['m7_int4'] / r['m7_int8']:.1f}x | {r['mean_steps']:.1f} | "
-                     f"{r['tflite_int8']:,} -> {r['tflite_int4']:,} | {r['tflm_int8']:,} -> {r['tflm_int4']:,} |")
+        lines.append(f"| {r['model']} | {r['tensors']} | {r['weights_int8']:,} -> {r['weights_new']:,} | "
+                     f"{r['weights_new'] / r['weights_int8']:.2f}x | {r['flash_int8']:,} -> {r['flash_new']:,} | "
+                     f"{r['sram_int8']:,} -> {r['sram_new']:,} | {r['m7_int8']:,} -> {r['m7_new']:,} | "
+                     f"{r['m7_new'] / r['m7_int8']:.1f}x | {r['mean_steps']:.1f} | "
+                     f"{r['tflite_int8']:,} -> {r['tflite_new']:,} | {r['tflm_int8']:,} -> {r['tflm_new']:,} |")
     return "\n".join(lines)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--models", default=str(ROOT.parent / "shared" / "models"))
-    p.add_argument("--out", help="write the table into this markdown file (replaced whole)")
+    p.add_argument("--formats", default="int4,codebook:4,codebook:2", help="comma-separated formats")
+    p.add_argument("--out", help="write the tables into this markdown file (replaced whole)")
     args = p.parse_args()
-    rows = []
-    for name in MODELS:
-        rows.append(measure(Path(args.models) / f"{name}.tflite"))
-        print(rows[-1], flush=True)
-    text = table(rows)
+    tables = []
+    for fmt in args.formats.split(","):
+        rows = []
+        for name in MODELS:
+            rows.append(measure(Path(args.models) / f"{name}.tflite", fmt))
+            print(fmt, rows[-1], flush=True)
+        tables.append(f"### {fmt}\n\n{table(rows, fmt)}")
+    text = "\n\n".join(tables)
     print(text)
     if args.out:
         Path(args.out).write_text(
-            "# Weight formats: int4\n\nMeasured with `python bench/weight_formats.py --out docs/weight_formats.md`"
+            "# Weight formats\n\nMeasured with `python bench/weight_formats.py --out docs/weight_formats.md`"
             " (this machine; instruction counts are exact and do not depend on it). Each model's weights are "
-            "re-quantized into int4 per output channel (`mcuforge compress --weights int4`, post-training, no "
-            "retraining), then the same model is compiled with int8 and with int4 weights; both compute the same "
-            "bits. The output change compares the int4 model with the original on 16 random inputs, in steps of "
-            "the output's quantization: without retraining on real data it says little about accuracy.\n\n"
-            f"{text}\n\nWith int4 weights, fully-connected layers and pointwise convolutions whose depth is a "
+            "re-quantized into the format (`mcuforge compress --weights FORMAT`: int4 per output channel, codebooks "
+            "clustered per tensor; post-training, no retraining), then the same model is compiled with int8 weights "
+            "and in the format; both compute the same bits. The output change compares the compressed model with "
+            "the original on 16 random inputs, in steps of the output's quantization: without retraining on real "
+            "data it says little about accuracy.\n\n"
+            f"{text}\n\nCodebook weights run on the plain kernels, which look each weight up as they read it. "
+            "With int4 weights, fully-connected layers and pointwise convolutions whose depth is a "
             "multiple of 8, and other convolutions whose column fits the plan, run on the fast int4 kernels "
             "(`mcu_gemm_s4.h`: eight weights per 32-bit load, decoded in registers); depthwise convolutions and "
             "the rest run on the plain kernels, which decode each weight as they read it (`mcu_weights.h`), "

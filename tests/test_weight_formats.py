@@ -17,8 +17,8 @@ from mcuforge.compress.weights import compress_weights, weight_bytes
 from mcuforge.errors import ModelError
 from mcuforge.frontends.tflite_reader import read_tflite
 from mcuforge.frontends.tflite_writer import write_tflite
-from mcuforge.ir.formats import (choose_formats, format_summary, holds, pack_int4, pack_w4_rows, unpack_int4,
-                                 weight_tensors)
+from mcuforge.ir.formats import (choose_formats, encoded_bytes, format_summary, holds, pack_codebook, pack_int4,
+                                 pack_w4_rows, unpack_codebook, unpack_int4, weight_tensors)
 from mcuforge.pipeline import compile_model, load_model
 from mcuforge.verify import verify
 from mcuforge.models.builder import GraphBuilder
@@ -47,15 +47,47 @@ def test_int4_round_trip(values: list[int]) -> None:
     assert unpack_int4(packed, len(values)).tolist() == values
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 7), st.data())
+def test_codebook_round_trip(bits: int, data) -> None:
+    table = data.draw(st.lists(st.integers(-128, 127), min_size=1, max_size=1 << bits, unique=True))
+    values = np.array(data.draw(st.lists(st.sampled_from(table), max_size=50)), np.int8)
+    packed_table, indices = pack_codebook(values, bits)
+    assert packed_table.size + indices.size == encoded_bytes(f"codebook:{bits}", values.size)
+    assert unpack_codebook(packed_table, indices, bits, values.size).tolist() == values.tolist()
+
+
+@pytest.mark.parametrize("fmt", ["codebook:2", "codebook:4", "codebook:7"])
+def test_codebook_weights_are_bit_exact(fmt: str) -> None:
+    """Clustered weights (mcuforge compress --weights codebook:B), stored as B-bit indices and a table that the
+    plain kernels look up as they read: C = reference = TFLM, and B/8 of the int8 bytes plus the tables."""
+    graph, rows = compress_weights(load_model(KWS), fmt)
+    bits = int(fmt.split(":")[1])
+    assert all(len(np.unique(graph[n].data)) <= 1 << bits and graph[n].format == fmt for n in weight_tensors(graph))
+    result = verify(graph, samples=2, tflite_bytes=write_tflite(graph))
+    assert result.ok and result.tflm_checked, result.lines()
+    packed, plain = weight_bytes(graph)
+    assert packed <= bits / 8 * plain + len(rows) * ((1 << bits) + 2)
+    assert "MCU_W_CODEBOOK" in compile_model(graph).lib.files[f"{graph.name}.c"]
+
+
+def test_codebook_weights_in_qemu_equal_the_reference() -> None:
+    graph, _ = compress_weights(load_model(KWS), "codebook:3")
+    assert_qemu_equals_reference(graph, samples=2)
+
+
 def test_auto_takes_int4_only_where_the_values_fit() -> None:
     graph, _ = compress_weights(load_model(KWS))
     first = weight_tensors(graph)[0]
     wide = replace(graph, tensors={**graph.tensors, first: replace(graph[first], data=graph[first].data * 9)})
     auto = choose_formats(wide, "auto")
-    assert auto[first].format == "int8" and not holds("int4", auto[first].data)
-    assert all(auto[n].format == "int4" for n in weight_tensors(auto)[1:])
+    assert auto[first].format == "codebook:4" and not holds("int4", auto[first].data)  # 16 values, x9
+    assert all(auto[n].format == "int4" for n in weight_tensors(auto)[1:])  # int4 beats codebook:4's table
+    spread = replace(wide, tensors={**wide.tensors, first: replace(wide[first], data=np.arange(
+        wide[first].size).reshape(wide[first].shape).astype(np.int8))})
+    assert choose_formats(spread, "auto")[first].format == "int8"  # 256 values: nothing smaller holds them
     assert choose_formats(auto, "int8")[first].format == "int8"
-    with pytest.raises(ModelError, match="1 weight tensor.*outside int4.*--weights auto"):
+    with pytest.raises(ModelError, match="1 weight tensor.*outside int4.*values -.*--weights auto"):
         choose_formats(wide, "int4")
 
 
@@ -186,6 +218,7 @@ def test_bench_per_format(tmp_path, capsys) -> None:
 
 @pytest.mark.parametrize("argv, message", [
     (["compile", str(KWS), "--weights", "int4", "-o", "{tmp}/c"], "outside int4"),
+    (["compile", str(KWS), "--weights", "codebook:3", "-o", "{tmp}/c"], "outside codebook:3"),
     (["compress", str(KWS), "--weights", "int4", "-o", "{tmp}/model.bin"], "must be a file ending in .tflite"),
     (["compress", str(KWS), "--weights", "int4", "-o", "{tmp}/none/m.tflite"], "does not exist"),
 ])

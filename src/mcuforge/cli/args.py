@@ -85,10 +85,11 @@ def _add_strategy(p: argparse.ArgumentParser) -> None:
                    "<name>_set_input) instead of the arena: peak SRAM then leaves the input out")
     p.add_argument("--weights", choices=WEIGHT_CHOICES,
                    help="how the convolution and fully-connected weights are stored in flash: int8, int4 (two "
-                   "values per byte; every weight must lie in -8..7) or auto (int4 for each tensor whose values "
-                   "fit, int8 for the others: a lossless saving). Default: as the model file stores them (int4 "
-                   "for its INT4 tensors, int8 for the others). The results do not change; layers with int4 "
-                   "weights run on the plain kernels, which decode them as they read them")
+                   "values per byte; every weight must lie in -8..7), codebook:B (B-bit indices into a table of "
+                   "2^B values per tensor; at most 2^B distinct values) or auto (per tensor, the format with the "
+                   "fewest bytes that holds its values: a lossless saving). Default: as the model file stores them (int4 "
+                   "for its INT4 tensors, int8 for the others). The results do not change; the kernels decode the "
+                   "weights as they read them")
 
 
 def _add_quantize_input(p: argparse.ArgumentParser) -> None:
@@ -265,7 +266,11 @@ def _add_compress(sub) -> None:
                        epilog="example:\n  mcuforge compress kws.tflite --weights int4 -o kws_int4.tflite\n"
                        "  mcuforge compile kws_int4.tflite --weights auto -o kws_c/")
     w.add_argument("model", help="int8 .tflite model")
-    w.add_argument("--weights", choices=("int4",), required=True, help="the format to quantize the weights into")
+    from ..ir.formats import CODEBOOKS
+
+    w.add_argument("--weights", choices=("int4", *CODEBOOKS), required=True,
+                   help="the format to quantize the weights into: int4 (per output channel, -8..7) or codebook:B "
+                   "(at most 2^B distinct values per tensor, B = 1 .. 7, clustered)")
     w.add_argument("-o", "--out", required=True, metavar="OUT.tflite", help="the compressed model (.tflite)")
     w.add_argument("--calib", metavar="DATA", help="samples to measure the change of the outputs on: .npz (x or "
                    "x_test, optional y or y_test: then top-1 accuracy too) or .npy (x), in the model's layout")

@@ -63,6 +63,11 @@ def compress_model(model: str | os.PathLike, fmt: str, out: str | os.PathLike, *
             predicted = np.array([np.asarray(reference.run(g, [x])[0]).reshape(-1).argmax() for x in inputs])
             print_line(f"top-1 accuracy of the {name} model on {source}: {100 * float((predicted == y).mean()):.2f} %")
     write_file_atomically(target, lambda f: f.write(data))
-    print_line(f"wrote {os.fspath(out)} ({len(data):,} bytes; its convolution weights are INT4 tensors, which TFLM "
-               f"runs); compile it with --weights auto to store the fully-connected weights as {fmt} too")
+    if fmt == "int4":
+        print_line(f"wrote {os.fspath(out)} ({len(data):,} bytes; its convolution weights are INT4 tensors, which TFLM "
+                   f"runs); compile it with --weights auto to store the fully-connected weights as {fmt} too")
+    else:
+        print_line(f"wrote {os.fspath(out)} ({len(data):,} bytes, int8 weights with at most "
+                   f"{1 << int(fmt.split(':')[1])} values per tensor); compile it with --weights auto to store them "
+                   "in the smallest format that holds them")
     return 0

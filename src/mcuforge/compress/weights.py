@@ -1,6 +1,11 @@
 """Post-training weight quantization of an int8 model into a weight format (`mcuforge compress`).
 
-Each weight tensor of CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED is re-quantized into the format's value
+codebook:B: each weight tensor's int8 values are clustered into at most 2^B int8 values (1-D k-means,
+Lloyd's iterations from the quantiles, centers rounded to int8) and every weight is replaced by its nearest
+center. Scales and biases stay: the values stay in the tensor's own int8 domain.
+
+int4:
+each weight tensor of CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED is re-quantized into the format's value
 set, per output channel (per-tensor fully-connected weights become per-channel ones: with 16 levels one
 scale for the whole tensor loses too much): the real weights scale * w are approximated
 by scale' * w' with w' in the format's values (int4: -8..7), and scale' is chosen among 26 clipping ratios
@@ -18,9 +23,9 @@ import numpy as np
 
 from ..errors import ModelError, UsageError, shown
 from ..ir import Graph, QuantParams
-from ..ir.formats import ENCODED_KINDS, WEIGHTS, choose_formats, format_summary
+from ..ir.formats import CODEBOOKS, ENCODED_KINDS, WEIGHTS, choose_formats, codebook_bits, format_summary
 
-TARGETS = ("int4",)  # the formats `compress` quantizes into
+TARGETS = ("int4", *CODEBOOKS)  # the formats `compress` quantizes into
 _LEVELS = {"int4": (-8, 7)}
 _RATIOS = np.linspace(0.5, 1.0, 26)
 
@@ -59,6 +64,8 @@ def compress_weights(graph: Graph, fmt: str = "int4") -> tuple[Graph, list[Compr
     module docstring) and marked with that format; and what was done per tensor."""
     if fmt not in TARGETS:
         raise UsageError(f"compress into {fmt!r} is not supported yet: choose one of {', '.join(TARGETS)}")
+    if fmt in CODEBOOKS:
+        return _clustered(graph, fmt)
     lo, hi = _LEVELS[fmt]
     tensors = dict(graph.tensors)
     done: dict[str, np.ndarray] = {}  # weight tensor -> the factor scale'/scale per channel
@@ -97,6 +104,40 @@ def compress_weights(graph: Graph, fmt: str = "int4") -> tuple[Graph, list[Compr
             tensors[bias_name] = _rescaled_bias(graph, bias_name, done[name])
     compressed = replace(graph, tensors=tensors)
     return choose_formats(compressed, fmt), rows
+
+
+def cluster(values: np.ndarray, count: int) -> np.ndarray:
+    """int8 `values` snapped to at most `count` int8 centers: 1-D k-means from the quantiles, then rounded."""
+    v = np.asarray(values, np.float64).reshape(-1)
+    if np.unique(v).size <= count:
+        return np.asarray(values, np.int8).copy()
+    centers = np.unique(np.quantile(v, (np.arange(count) + 0.5) / count))
+    for _ in range(50):
+        index = np.searchsorted((centers[1:] + centers[:-1]) / 2, v)
+        sums, sizes = np.bincount(index, v, centers.size), np.bincount(index, minlength=centers.size)
+        moved = np.where(sizes > 0, sums / np.maximum(sizes, 1), centers)
+        if np.allclose(moved, centers):
+            break
+        centers = np.unique(moved)
+    centers = np.unique(np.clip(np.round(centers), -128, 127))
+    index = np.searchsorted((centers[1:] + centers[:-1]) / 2, v)
+    return centers[index].astype(np.int8).reshape(np.shape(values))
+
+
+def _clustered(graph: Graph, fmt: str) -> tuple[Graph, list[CompressedTensor]]:
+    from ..ir.formats import weight_tensors
+
+    tensors = dict(graph.tensors)
+    rows = []
+    kinds = {op.inputs[WEIGHTS]: op.kind for op in graph.ops if op.kind in ENCODED_KINDS and len(op.inputs) > WEIGHTS}
+    for name in weight_tensors(graph):
+        w = graph[name]
+        new = cluster(w.data, 1 << codebook_bits(fmt))
+        err = np.sqrt(((w.data.astype(np.float64) - new) ** 2).mean() / max((w.data.astype(np.float64) ** 2).mean(),
+                                                                          1e-30))
+        tensors[name] = replace(w, data=new)
+        rows.append(CompressedTensor(name, kinds[name], 1, float(err)))
+    return choose_formats(replace(graph, tensors=tensors), fmt), rows
 
 
 def _rescaled_bias(graph: Graph, name: str, factor: np.ndarray) -> object:

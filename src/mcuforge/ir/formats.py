@@ -10,9 +10,12 @@ is ever planned into the arena.
   i is even, the high nibble when it is odd (TFLite's INT4 layout, byte-compatible with CMSIS-NN's s4);
   an odd count leaves the last high nibble 0. The fast fully-connected and pointwise kernels read the rows
   of a weight matrix in a layout of their own with the same bytes per value (pack_w4_rows).
+- codebook:B (B = 1 .. 7): at most 2^B distinct values per tensor (weight sharing, clustering): a table of
+  2^B int8 values, then B-bit indices into it, value i at bits [i * B, i * B + B) of the little-endian
+  byte stream, and one byte of padding (the kernels read two bytes at a time).
 
 `choose_formats` marks the weights of CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED: "auto" takes, per
-tensor, the smallest format that holds its values exactly (a lossless flash saving); a named format must
+tensor, the format with the fewest bytes that holds its values exactly (a lossless flash saving); a named format must
 hold every such tensor's values, else a ModelError lists those it cannot (lossy conversion into a format
 is `mcuforge compress`'s job).
 """
@@ -24,26 +27,57 @@ import numpy as np
 
 from .graph import Graph
 
-FORMATS = ("int8", "int4")  # smallest last
+CODEBOOKS = tuple(f"codebook:{b}" for b in range(1, 8))
+FORMATS = ("int8", "int4", *CODEBOOKS)
 ENCODED_KINDS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"})  # kernels that decode formats
 WEIGHTS = 1  # the weights' operand position in those operators
-CHOICES = ("int8", "int4", "auto")  # what a user may ask for
+CHOICES = ("int8", "int4", *CODEBOOKS, "auto")  # what a user may ask for
 W4_MAX_DEPTH = 1 << 17  # the fast int4 kernels sum 16 x the products in int32 (mcu_gemm_s4.h)
+
+
+def codebook_bits(fmt: str) -> int:
+    """B of codebook:B (0 for the other formats)."""
+    return int(fmt.split(":")[1]) if fmt in CODEBOOKS else 0
 
 
 def holds(fmt: str, values: np.ndarray) -> bool:
     """Whether `fmt` stores `values` (int8) exactly."""
+    v = np.asarray(values)
     if fmt == "int8":
         return True
     if fmt == "int4":
-        v = np.asarray(values)
         return bool(v.size == 0 or (v.min() >= -8 and v.max() <= 7))
+    if fmt in CODEBOOKS:
+        return len(np.unique(v)) <= 1 << codebook_bits(fmt)
     raise ValueError(f"unknown weight format {fmt!r} (known: {', '.join(FORMATS)})")
 
 
 def encoded_bytes(fmt: str, count: int) -> int:
-    """Bytes of flash `count` values take in `fmt`."""
+    """Bytes of flash `count` values take in `fmt` (a codebook's table and padding included)."""
+    if fmt in CODEBOOKS:
+        bits = codebook_bits(fmt)
+        return (1 << bits) + (count * bits + 7) // 8 + 1
     return count if fmt == "int8" else (count + 1) // 2
+
+
+def pack_codebook(values: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """(table int8 [2^bits], indices uint8): see the module docstring; unused table entries are 0."""
+    v = np.asarray(values, np.int64).reshape(-1)
+    table = np.unique(v)
+    if table.size > 1 << bits:
+        raise ValueError(f"{table.size} distinct values do not fit a codebook of {1 << bits}")
+    index = np.searchsorted(table, v)
+    stream = ((index[:, None] >> np.arange(bits)) & 1).astype(np.uint8).reshape(-1)  # bit i*bits+k = bit k
+    stream = np.concatenate([stream, np.zeros((-stream.size) % 8 + 8, np.uint8)])  # whole bytes, one more
+    packed = np.packbits(stream.reshape(-1, 8), axis=1, bitorder="little").reshape(-1)
+    return np.pad(table, (0, (1 << bits) - table.size)).astype(np.int8), packed.astype(np.uint8)
+
+
+def unpack_codebook(table: np.ndarray, packed: np.ndarray, bits: int, count: int) -> np.ndarray:
+    """The inverse of pack_codebook: `count` int8 values."""
+    stream = np.unpackbits(np.asarray(packed, np.uint8), bitorder="little")[:count * bits].reshape(count, bits)
+    index = (stream.astype(np.int64) << np.arange(bits)).sum(axis=1)
+    return np.asarray(table, np.int8)[index]
 
 
 def pack_int4(values: np.ndarray) -> np.ndarray:
@@ -81,7 +115,7 @@ def pack_w4_rows(rows: np.ndarray) -> np.ndarray:
 
 
 def encode(fmt: str, values: np.ndarray) -> np.ndarray:
-    """The bytes the C kernels read: int8 values as they are, int4 packed."""
+    """The bytes the C kernels read: int8 values as they are, int4 packed (a codebook: pack_codebook)."""
     if fmt == "int8":
         return np.asarray(values, np.int8).reshape(-1)
     if fmt == "int4":
@@ -110,8 +144,8 @@ def choose_formats(graph: Graph, requested: str) -> Graph:
     refused = []
     for name in weight_tensors(graph):
         t = tensors[name]
-        if requested == "auto":
-            fmt = next(f for f in reversed(FORMATS) if holds(f, t.data))
+        if requested == "auto":  # the smallest that holds the values, int8 on a tie
+            fmt = min((f for f in FORMATS if holds(f, t.data)), key=lambda f: (encoded_bytes(f, t.size), f != "int8"))
         elif holds(requested, t.data):
             fmt = requested
         else:
@@ -119,10 +153,11 @@ def choose_formats(graph: Graph, requested: str) -> Graph:
             continue
         tensors[name] = replace(t, format=fmt)
     if refused:
-        lo = min(int(np.min(graph[n].data)) for n in refused)
-        hi = max(int(np.max(graph[n].data)) for n in refused)
-        raise ModelError(f"{len(refused)} weight tensor(s) hold values outside {requested} (e.g. {shown(refused[0])}; "
-                         f"values {lo}..{hi}): use --weights auto to keep them int8, or re-quantize them with "
+        first = graph[refused[0]].data
+        what = (f"{len(np.unique(first))} distinct values" if requested in CODEBOOKS
+                else f"values {int(first.min())}..{int(first.max())}")
+        raise ModelError(f"{len(refused)} weight tensor(s) hold values outside {requested} (e.g. {shown(refused[0])}: "
+                         f"{what}): use --weights auto to keep them as they fit, or re-quantize them with "
                          "mcuforge compress")
     return replace(graph, tensors=tensors)
 

@@ -94,7 +94,8 @@ def emit(op: Op, ctx) -> str:
     encoded = ctx.tensor(op.inputs[1]).format != "int8"
     requant = requant_params(op, ctx, q, per_channel=not per_tensor) if q.weights_offset == 0 and not encoded \
         else None
-    if requant is None and encoded and q.weights_offset == 0 and in_f % 8 == 0 and in_f < W4_MAX_DEPTH:
+    int4 = ctx.tensor(op.inputs[1]).format == "int4"
+    if requant is None and int4 and q.weights_offset == 0 and in_f % 8 == 0 and in_f < W4_MAX_DEPTH:
         requant = requant_params(op, ctx, q, per_channel=not per_tensor)
         if requant is not None:  # the fast int4 kernel: weights in the w4 layout, decoded in registers
             ctx.use("mcu_fc_s8_fast.h")

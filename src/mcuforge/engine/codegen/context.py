@@ -104,13 +104,18 @@ class EmitContext:
 
     def weights(self, name: str) -> str:
         """C expression of a `const mcu_weights *` (mcu_weights.h): a weight tensor stored in its format."""
-        from ...ir.formats import encode
+        from ...ir.formats import codebook_bits, encode, pack_codebook
 
         t = self.graph[name]
         assert t.data is not None, name
-        data = self.consts.add(name, encode(t.format, t.data), "int8_t" if t.format == "int8" else "uint8_t")
         self.use("mcu_weights.h")
-        return f"&(const mcu_weights){{{data}, MCU_W_{t.format.upper()}}}"
+        bits = codebook_bits(t.format)
+        if bits:
+            table, indices = pack_codebook(t.data, bits)
+            return (f"&(const mcu_weights){{.data = {self.consts.add(name, indices, 'uint8_t')}, .format = MCU_W_CODEBOOK, "
+                    f".bits = {bits}, .table = {self.consts.add(f'table_{name}', table, 'int8_t')}}}")
+        data = self.consts.add(name, encode(t.format, t.data), "int8_t" if t.format == "int8" else "uint8_t")
+        return f"&(const mcu_weights){{.data = {data}, .format = MCU_W_{t.format.upper()}}}"
 
     @cached_property
     def lifetimes(self) -> "dict[str, Lifetime]":

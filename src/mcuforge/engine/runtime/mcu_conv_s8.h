@@ -70,7 +70,7 @@ MCU_INLINE void mcu_conv_s8_w(const mcu_conv_shape *s, const mcu_conv_quant *q, 
 MCU_INLINE void mcu_conv_s8(const mcu_conv_shape *s, const mcu_conv_quant *q, const int8_t *input,
                             const int8_t *weights, const int32_t *bias, const int32_t *multiplier,
                             const int32_t *shift, int8_t *output) {
-    const mcu_weights w = {weights, MCU_W_INT8};
+    const mcu_weights w = {.data = weights, .format = MCU_W_INT8};
     mcu_conv_s8_w(s, q, input, &w, bias, multiplier, shift, output);
 }
 

@@ -101,14 +101,14 @@ MCU_INLINE void mcu_dwconv_s8_inplace_w(const mcu_dwconv_shape *s, const mcu_dwc
 MCU_INLINE void mcu_dwconv_s8(const mcu_dwconv_shape *s, const mcu_dwconv_quant *q, const int8_t *input,
                               const int8_t *weights, const int32_t *bias, const int32_t *multiplier,
                               const int32_t *shift, int8_t *output) {
-    const mcu_weights w = {weights, MCU_W_INT8};
+    const mcu_weights w = {.data = weights, .format = MCU_W_INT8};
     mcu_dwconv_s8_w(s, q, input, &w, bias, multiplier, shift, output);
 }
 
 MCU_INLINE void mcu_dwconv_s8_inplace(const mcu_dwconv_shape *s, const mcu_dwconv_quant *q, int8_t *data,
                                       const int8_t *weights, const int32_t *bias, const int32_t *multiplier,
                                       const int32_t *shift, int8_t *scratch) {
-    const mcu_weights w = {weights, MCU_W_INT8};
+    const mcu_weights w = {.data = weights, .format = MCU_W_INT8};
     mcu_dwconv_s8_inplace_w(s, q, data, &w, bias, multiplier, shift, scratch);
 }
 

@@ -42,14 +42,14 @@ MCU_INLINE void mcu_fc_s8_rows(const mcu_fc_params *p, const int8_t *input, cons
 
 MCU_INLINE void mcu_fc_s8(const mcu_fc_params *p, const int8_t *input, const int8_t *weights,
                           const int32_t *bias, int8_t *output) {
-    const mcu_weights w = {weights, MCU_W_INT8};
+    const mcu_weights w = {.data = weights, .format = MCU_W_INT8};
     mcu_fc_s8_rows(p, input, &w, bias, (const int32_t *)0, (const int32_t *)0, output);
 }
 
 MCU_INLINE void mcu_fc_s8_per_channel(const mcu_fc_params *p, const int8_t *input, const int8_t *weights,
                                       const int32_t *bias, const int32_t *multipliers, const int32_t *shifts,
                                       int8_t *output) {
-    const mcu_weights w = {weights, MCU_W_INT8};
+    const mcu_weights w = {.data = weights, .format = MCU_W_INT8};
     mcu_fc_s8_rows(p, input, &w, bias, multipliers, shifts, output);
 }
 

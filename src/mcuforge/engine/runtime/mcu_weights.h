@@ -1,17 +1,22 @@
 /* mcuforge runtime: weight formats, decoded where a kernel reads a weight (mcuforge/ir/formats.py).
  * A format is an exact encoding of int8 weights, so every kernel computes the same bits from either form.
  * MCU_W_INT8: one int8 per value. MCU_W_INT4: values in [-8, 7], two per byte, low nibble first (TFLite's
- * INT4 layout). The format is a literal in the generated call, so the compiler keeps only its branch. */
+ * INT4 layout). MCU_W_CODEBOOK: `bits`-bit indices into `table` (2^bits int8 values), value i at bits
+ * [i * bits, i * bits + bits) of the little-endian byte stream, which has one byte of padding after its
+ * last index (two bytes are read at a time). The format is a literal in the generated call, so the
+ * compiler keeps only its branch. */
 #ifndef MCU_WEIGHTS_H
 #define MCU_WEIGHTS_H
 
 #include "mcu_common.h"
 
-enum { MCU_W_INT8 = 0, MCU_W_INT4 = 1 };
+enum { MCU_W_INT8 = 0, MCU_W_INT4 = 1, MCU_W_CODEBOOK = 2 };
 
 typedef struct {
     const void *data;
-    int32_t format; /* MCU_W_INT8 or MCU_W_INT4 */
+    int32_t format; /* MCU_W_INT8, MCU_W_INT4 or MCU_W_CODEBOOK */
+    int32_t bits;        /* codebook: bits per index (1 .. 7) */
+    const int8_t *table; /* codebook: the 2^bits values */
 } mcu_weights;
 
 /* Weight number i (in the tensor's own order). */
@@ -20,6 +25,12 @@ MCU_INLINE int32_t mcu_weight(const mcu_weights *w, int32_t i) {
         const uint32_t b = ((const uint8_t *)w->data)[i >> 1];
         const int32_t nibble = (int32_t)((i & 1) ? b >> 4 : b & 0x0Fu);
         return nibble - ((nibble & 8) << 1); /* 8..15 -> -8..-1 */
+    }
+    if (w->format == MCU_W_CODEBOOK) {
+        const int32_t bit = i * w->bits;
+        const uint8_t *p = (const uint8_t *)w->data + (bit >> 3);
+        const uint32_t two = (uint32_t)p[0] | ((uint32_t)p[1] << 8);
+        return w->table[(two >> (bit & 7)) & ((1u << w->bits) - 1u)];
     }
     return ((const int8_t *)w->data)[i];
 }
