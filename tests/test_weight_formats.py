@@ -129,7 +129,8 @@ FAST_CASES = [((1, 5, 3, 16), ("conv", 7, 1, 1)), ((1, 6, 5, 8), ("conv", 12, 1,
               ((2, 3, 3, 24), ("conv", 5, 1, 1)), ((1, 4, 4, 40), ("conv", 64, 1, 1)), ((3, 8), ("fc", 5)),
               ((1, 48), ("fc", 16)), ((2, 136), ("fc", 9)),
               ((1, 9, 7, 3), ("conv", 8, 3, 2)), ((1, 6, 6, 8), ("conv", 5, 3, 1)), ((2, 5, 4, 4), ("conv", 6, 2, 1)),
-              # depthwise layers (the plain kernel, in place or not), and depths that are not multiples of 8
+              # depthwise layers (the plane kernel, in place or not; the plain one with a multiplier or dilation),
+              # and depths that are not multiples of 8
               ((1, 7, 6, 8), ("dw", 3, 1, 1)), ((2, 6, 5, 12), ("dw", 5, 2, 1)), ((1, 5, 6, 6), ("dw", 3, 1, 1)),
               ((1, 5, 5, 3), ("dw", 3, 1, 2)), ((1, 9, 8, 8), ("dw", 3, 1, 1, 2)),
               ((1, 4, 4, 13), ("conv", 8, 1, 1)), ((1, 12), ("fc", 3))]
@@ -172,9 +173,31 @@ def test_fast_int4_kernels_in_qemu() -> None:
     calls = re.findall(r"mcu_conv_s8_im2col_w4\((.*?)\);", code, re.S)
     columns = [call.rsplit(",", 1)[1].strip() != "(int8_t *)0" for call in calls]
     assert len(calls) == 3 and any(columns) and code.count("mcu_fc_s8_gemm_w4(") == 3
-    assert code.count("mcu_dwconv_s8_w(") + code.count("mcu_dwconv_s8_inplace_w(") == 5
+    assert code.count("mcu_dwconv_s8_w(") + code.count("mcu_dwconv_s8_inplace_w(") == 2
+    calls = re.findall(r"mcu_dwconv_s8_plane_w\((.*?)\);", code, re.S)
+    assert len(calls) == 3  # (where the plane does not raise the peak: not in the one-layer graphs alone)
     assert_qemu_equals_reference(graph, samples=2)
     assert_qemu_equals_reference(_fast_case(7)[1], samples=2)  # im2col without scratch: the output's tail
+
+
+@pytest.mark.parametrize("fmt", ["int4", "codebook:3"])
+def test_depthwise_plane_in_place_with_weights_in_a_format(fmt: str) -> None:
+    """A depthwise layer over its own input, whose plane fits under the peak the pointwise layer before it
+    sets, decodes its taps once per channel (mcu_dwconv_s8_plane_w): host and TFLM, Cortex-M4 and M7."""
+    b = GraphBuilder(seed=77)
+    x = b.input((1, 7, 9, 8), zero_point=-21)
+    y = b.conv2d(x, 32, kernel=1, activation="RELU")
+    y = b.depthwise_conv2d(y, kernel=3, stride=1, activation="RELU6")
+    y = b.depthwise_conv2d(y, kernel=5, stride=2)
+    graph, _ = compress_weights(b.build([b.conv2d(y, 8, kernel=1)], "dwplane"), fmt)
+    compiled = compile_model(graph)
+    calls = re.findall(r"mcu_dwconv_s8_plane_w\((.*?)\);", compiled.lib.files["dwplane.c"], re.S)
+    pointers = [re.findall(r"&dwplane_arena\.bytes\[\d+\]", call) for call in calls]
+    assert len(calls) == 2 and all(p[0] == p[1] for p in pointers)  # input and output: in place
+    assert compiled.plan.arena_bytes == compile_model(choose_formats(graph, "int8")).plan.arena_bytes
+    result = verify(graph, samples=3, tflite_bytes=write_tflite(choose_formats(graph, "int8")))
+    assert result.ok and result.tflm_checked, result.lines()
+    assert_qemu_equals_reference(graph, samples=2)
 
 
 def test_int4_weights_under_patch_and_fused_schedules() -> None:

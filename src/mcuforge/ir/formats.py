@@ -32,7 +32,7 @@ FORMATS = ("int8", "int4", *CODEBOOKS)
 ENCODED_KINDS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"})  # kernels that decode formats
 WEIGHTS = 1  # the weights' operand position in those operators
 CHOICES = ("int8", "int4", *CODEBOOKS, "auto")  # what a user may ask for
-W4_MAX_DEPTH = 1 << 17  # the fast int4 kernels sum 16 x the products in int32 (mcu_gemm_s4.h)
+W4_MAX_DEPTH = 1 << 16  # the fast int4 kernels sum 16 x the (perhaps doubled) products in int32 (mcu_gemm_s4.h)
 
 
 def codebook_bits(fmt: str) -> int:

@@ -100,8 +100,7 @@ def pointwise_column_bytes(in_c: int) -> int:
 
 
 def w4_column_bytes(depth: int) -> int:
-    """The int4 kernels' column (mcu_conv_s8_1x1_w4, mcu_conv_s8_im2col_w4): two pixels' int16 values, plus 4
-    bytes to align it."""
+    """mcu_conv_s8_im2col_w4's column: two pixels' int16 values, plus 4 bytes to align it."""
     return 4 * depth + 4
 
 
@@ -121,9 +120,10 @@ def variants(op: Op, graph: Graph, inplace: bool) -> Iterator[KernelScratch]:
     if g.groups != 1 or folded_bias(op, graph) is None:
         return
     if graph[op.inputs[1]].format == "int4":
-        if pointwise(g) and g.in_c % 8 == 0 and g.in_c < W4_MAX_DEPTH:
-            yield KernelScratch(Variant.COLUMN, w4_column_bytes(g.in_c))
+        if pointwise(g) and g.in_c % 8 == 0 and g.in_c < W4_MAX_DEPTH:  # four pixels' column, as for int8
+            yield KernelScratch(Variant.COLUMN, pointwise_column_bytes(g.in_c))
         elif not pointwise(g) and w4_stride(g) < W4_MAX_DEPTH:
+            yield KernelScratch(Variant.IM2COL4, 9 * w4_stride(g) + 4)
             yield KernelScratch(Variant.IM2COL, w4_column_bytes(w4_stride(g)))
         return
     if graph[op.inputs[1]].format != "int8":
@@ -202,9 +202,11 @@ def _im2col_w4(op: Op, ctx, g: ConvGeometry, q: ConvQuant, requant: str) -> str:
     stride = w4_stride(g)
     w = np.asarray(ctx.graph[op.inputs[1]].data, np.int8).reshape(g.out_c, -1)[:, im2col_order(g.k_h, g.k_w, g.in_c)]
     weights = ctx.const(f"w4_{op.name}", pack_w4_rows(np.pad(w, ((0, 0), (0, stride - w.shape[1])))), "uint8_t")
+    column = _granted_column(op, ctx)
+    quads = planned_kernel(ctx).variant == Variant.IM2COL4 and column != NULL_I8
     return c_call("mcu_conv_s8_im2col_w4", [
         f"&(const mcu_conv_shape){{{c_fields(_conv_shape(g))}}}", requant, str(-q.input_offset),
-        ctx.ptr(op.inputs[0]), weights, str(stride), ctx.ptr(op.outputs[0]), _granted_column(op, ctx)])
+        ctx.ptr(op.inputs[0]), weights, str(stride), ctx.ptr(op.outputs[0]), column, str(int(quads))])
 
 
 def _pointwise(op: Op, ctx, g: ConvGeometry, requant: str) -> str:

@@ -10,9 +10,10 @@ Kernels (the planner picks the variant, engine/plan/kernels.py; each C header ex
   into N*out_h*out_w bytes; `rows` (mcu_dwconv_s8_inplace_rows) computes whole output rows into a ring of
   `ring_rows` rows of out_w*C bytes (dw_ring_rows), and in place its scratch is the larger of the ring and
   the plane;
-- the plain kernel mcu_dwconv_s8.h (the reference variant) takes every other case, weights in a format
-  other than int8 among them (ir/formats.py; mcu_dwconv_s8_w and mcu_dwconv_s8_inplace_w decode them as
-  they read them).
+- the plain kernel mcu_dwconv_s8.h (the reference variant) takes every other case.
+Weights in a format other than int8 (ir/formats.py): `plane` (mcu_dwconv_s8_plane_w, on every build,
+in place or not) decodes a channel's taps once and then runs as for int8; where the plane does not apply,
+the plain kernel (mcu_dwconv_s8_w, mcu_dwconv_s8_inplace_w) decodes each weight as it reads it.
 """
 from __future__ import annotations
 
@@ -118,11 +119,14 @@ def variants(op: Op, graph: Graph, inplace: bool) -> Iterator[KernelScratch]:
         g = conv_geometry(op, graph)
     except (ModelError, KeyError, IndexError, ValueError):
         return
-    if (g.multiplier != 1 or g.out_h * g.out_w * g.batches == 0 or graph[op.inputs[1]].format != "int8"
-            or folded_bias(op, graph) is None):
+    if g.multiplier != 1 or g.out_h * g.out_w * g.batches == 0 or folded_bias(op, graph) is None:
         return
     plane = dw_plane_bytes(g.out_h, g.out_w, g.k_h, g.k_w, g.stride_h, g.stride_w) \
         if g.dil_h == g.dil_w == 1 and max(g.k_h, g.k_w) <= DW_PLANE_MAX_K else 0
+    if graph[op.inputs[1]].format != "int8":
+        if plane:
+            yield KernelScratch(Variant.PLANE, plane, 0, True)
+        return
     if not inplace:
         if plane:
             yield KernelScratch(Variant.ROWS, plane, 0, True)
@@ -161,6 +165,10 @@ def emit(op: Op, ctx) -> str:
                                              ctx.ptr(op.outputs[0]), scratch, str(choice.ring_rows),
                                              str(int(choice.plane))])
     suffix, weights = ("_w", ctx.weights(op.inputs[1])) if encoded else ("", ctx.const(op.inputs[1]))
+    if choice.variant == Variant.PLANE:  # weights in a format, decoded once per channel
+        ctx.use("mcu_dwconv_s8_plane.h")
+        return c_call("mcu_dwconv_s8_plane_w", [shape, requant_params(op, ctx, q), pad_value, ctx.ptr(op.inputs[0]),
+                                                weights, ctx.ptr(op.outputs[0]), f"(int16_t *)(void *){ctx.scratch}"])
     if not ctx.inplace:
         return c_call("mcu_dwconv_s8" + suffix, [shape, _plain_quant(q), ctx.ptr(op.inputs[0]), weights,
                                                  bias_pointer(op, ctx), *requant_arrays(op, ctx, q),

@@ -16,6 +16,7 @@ class Variant(str, Enum):
     PLAIN = ""  # no scratch (or an operator's fixed scratch)
     CHANNELS = "channels"  # in-place depthwise, one channel at a time
     ROWS = "rows"  # depthwise by output rows (in place: a ring), with the DSP plane when `plane`
+    PLANE = "plane"  # depthwise with weights in a format: the plane kernel on every build (`plane` too)
     IM2COL4 = "im2col4"  # im2col convolution, four windows at a time
     IM2COL = "im2col"  # im2col convolution, a column of two windows
     COLUMN = "column"  # pointwise convolution's int16 column of four pixels

@@ -11,9 +11,10 @@
  * from the int8 input directly, as every pixel is on the portable path, unless the input dies with this
  * layer (`input_spent`): then the column moves over the input pixels already read. Same results as
  * mcu_conv_s8.
- * mcu_conv_s8_1x1_w4: int4 weights in the w4 layout (mcu_gemm_s4.h), two pixels at a time, through a column
- * in `scratch` (NULL or 4 * in_c + 4 bytes) on Arm cores with the DSP extension when in_c is a multiple of 8,
- * else from the int8 input. */
+ * mcu_conv_s8_1x1_w4: int4 weights in the w4 layout (mcu_gemm_s4.h): on Arm cores with the DSP extension
+ * four pixels at a time through the interleaved column, in `scratch` (NULL or mcu_pointwise_column_bytes, as
+ * for int8) or else at the end of the output, when in_c is a multiple of 8; the other pixels two at a time
+ * from their int8 values. */
 #ifndef MCU_CONV_S8_1X1_H
 #define MCU_CONV_S8_1X1_H
 
@@ -144,26 +145,39 @@ MCU_SPECIALIZE void mcu_conv_s8_1x1(const mcu_conv_1x1_shape *s, const mcu_requa
 
 MCU_SPECIALIZE void mcu_conv_s8_1x1_w4(const mcu_conv_1x1_shape *s, const mcu_requant_params *r,
                                        const int8_t *input, const uint8_t *weights, int8_t *output, int8_t *scratch) {
-    const int32_t column_bytes = 2 * mcu_col_stride(s->in_c) * (int32_t)sizeof(mcu_col_t);
-    const int8_t *unused;
-    mcu_col_t *column = MCU_GEMM_DSP && scratch && s->in_c % 8 == 0
-                            ? mcu_tail_column(scratch, column_bytes + 4, column_bytes, &unused) : (mcu_col_t *)0;
     int32_t b, row, col;
+#if MCU_GEMM_DSP
+    const int32_t out_bytes = s->batches * s->rows * s->cols * s->out_c;
+    const int32_t column_bytes = 4 * s->in_c * (int32_t)sizeof(mcu_col_t);
+    const int8_t *column_start = output; /* pixels whose outputs end at or below it may use the column */
+    mcu_col_t *column = (mcu_col_t *)0;
+    if (s->in_c % 8 == 0 && scratch) {
+        column = mcu_tail_column(scratch, column_bytes + 4, column_bytes, &column_start);
+        column_start = output + out_bytes;
+    } else if (s->in_c % 8 == 0) {
+        column = mcu_tail_column(output, out_bytes, column_bytes, &column_start);
+    }
+#else
+    (void)scratch;
+#endif
     for (b = 0; b < s->batches; ++b) {
         for (row = 0; row < s->rows; ++row) {
             const int8_t *in = input + b * s->batch_step + row * s->row_step;
             int8_t *out = output + ((b * s->rows + row) * s->cols) * s->out_c;
-            for (col = 0; col < s->cols; col += 2) {
+            col = 0;
+#if MCU_GEMM_DSP
+            for (; column && col + 4 <= s->cols && out + (col + 4) * s->out_c <= column_start; col += 4) {
+                int32_t p;
+                for (p = 0; p < 4; ++p) mcu_pack_4px(in + (col + p) * s->col_step, s->in_c, p, r, column);
+                mcu_gemm_4px_w4(column, weights, s->in_c, s->out_c, r, out + col * s->out_c);
+            }
+#endif
+            for (; col < s->cols; col += 2) { /* the last pixels of a row, from their int8 values */
                 const int32_t pair = col + 1 < s->cols;
                 const int8_t *x0 = in + col * s->col_step;
-                const int8_t *x1 = pair ? x0 + s->col_step : x0;
                 int8_t *y0 = out + col * s->out_c;
-                int8_t *y1 = pair ? y0 + s->out_c : (int8_t *)0;
-                if (column) {
-                    mcu_pack_s8(x0, s->in_c, column);
-                    mcu_pack_s8(x1, s->in_c, column + mcu_col_stride(s->in_c));
-                }
-                mcu_gemm_w4(x0, x1, column, weights, s->in_c, s->out_c, r, y0, y1);
+                mcu_gemm_w4(x0, pair ? x0 + s->col_step : x0, (const mcu_col_t *)0, weights, s->in_c, s->out_c, r,
+                            y0, pair ? y0 + s->out_c : (int8_t *)0);
             }
         }
     }

@@ -13,8 +13,9 @@
  * end of the output, and the last pixels, whose outputs reach it, are computed tap by tap without a
  * column. Same results as mcu_conv_s8.
  * mcu_conv_s8_im2col_w4: int4 weights, the filter rows in the column's order padded to `stride` (a multiple
- * of 8) in the w4 layout (mcu_gemm_s4.h), decoded in registers; the column of two pixels in `scratch`
- * (4 * stride + 4 bytes) or, without it, at the end of the output as above. */
+ * of 8) in the w4 layout (mcu_gemm_s4.h), decoded in registers; four pixels at a time where `quads` (scratch
+ * of 9 * stride + 4 bytes, as for int8), else the column of two pixels in `scratch` (4 * stride + 4 bytes)
+ * or, without it, at the end of the output as above. */
 #ifndef MCU_CONV_S8_IM2COL_H
 #define MCU_CONV_S8_IM2COL_H
 
@@ -165,6 +166,25 @@ MCU_SPECIALIZE void mcu_pack_window_4px(const mcu_conv_shape *s, const mcu_requa
         }
     }
 }
+
+/* The windows of output pixels p .. p + 3 into mcu_gemm_4px's interleaved column `quad` (stride values of
+ * each); `window`: stride bytes, where a window that reaches outside the input is gathered first. */
+MCU_SPECIALIZE void mcu_im2col_4px(const mcu_conv_shape *s, const mcu_requant_params *r, int8_t pad_value,
+                                   const int8_t *input, int32_t stride, int32_t p, mcu_col_t *quad, int8_t *window) {
+    const int32_t plane = s->out_h * s->out_w;
+    int32_t k;
+    for (k = 0; k < 4; ++k) {
+        const int32_t q = p + k, b = q / plane, oy = (q % plane) / s->out_w, ox = q % s->out_w;
+        const int32_t y0 = oy * s->stride_h - s->pad_top, x0 = ox * s->stride_w - s->pad_left;
+        if (s->dil_w == 1 && y0 >= 0 && y0 + (s->k_h - 1) * s->dil_h < s->in_h && x0 >= 0
+            && x0 + s->k_w <= s->in_w) { /* the whole window inside: whole words from the input rows */
+            mcu_pack_window_4px(s, r, input + ((b * s->in_h + y0) * s->in_w + x0) * s->in_c, k, quad);
+        } else {
+            mcu_im2col_bytes(s, pad_value, input, b, oy, ox, stride, window);
+            mcu_pack_4px(window, stride, k, r, quad);
+        }
+    }
+}
 #endif
 
 /* Output pixel (b, oy, ox) without a column: tap by tap, a padded tap reading pad_value. Filter rows are
@@ -242,18 +262,7 @@ MCU_SPECIALIZE void mcu_conv_s8_im2col(const mcu_conv_shape *s, const mcu_requan
         mcu_col_t *quad = mcu_tail_column(scratch, 8 * stride + 4, 8 * stride, &unused);
         int8_t *window = (int8_t *)(void *)(quad + 4 * stride);
         for (; p + 4 <= pixels; p += 4) {
-            int32_t k;
-            for (k = 0; k < 4; ++k) {
-                const int32_t q = p + k, b = q / plane, oy = (q % plane) / s->out_w, ox = q % s->out_w;
-                const int32_t y0 = oy * s->stride_h - s->pad_top, x0 = ox * s->stride_w - s->pad_left;
-                if (s->dil_w == 1 && y0 >= 0 && y0 + (s->k_h - 1) * s->dil_h < s->in_h && x0 >= 0
-                    && x0 + s->k_w <= s->in_w) { /* the whole window inside: whole words from the input rows */
-                    mcu_pack_window_4px(s, r, input + ((b * s->in_h + y0) * s->in_w + x0) * s->in_c, k, quad);
-                } else {
-                    mcu_im2col_bytes(s, pad_value, input, b, oy, ox, stride, window);
-                    mcu_pack_4px(window, stride, k, r, quad);
-                }
-            }
+            mcu_im2col_4px(s, r, pad_value, input, stride, p, quad, window);
             mcu_gemm_4px(quad, weights, stride, s->out_c, r, output + p * s->out_c);
         }
     }
@@ -278,7 +287,7 @@ MCU_SPECIALIZE void mcu_conv_s8_im2col(const mcu_conv_shape *s, const mcu_requan
 
 MCU_SPECIALIZE void mcu_conv_s8_im2col_w4(const mcu_conv_shape *s, const mcu_requant_params *r, int8_t pad_value,
                                           const int8_t *input, const uint8_t *weights, int32_t stride,
-                                          int8_t *output, int8_t *scratch) {
+                                          int8_t *output, int8_t *scratch, int32_t quads) {
     const int32_t plane = s->out_h * s->out_w;
     const int32_t pixels = s->batches * plane;
     const int32_t out_bytes = pixels * s->out_c;
@@ -286,8 +295,21 @@ MCU_SPECIALIZE void mcu_conv_s8_im2col_w4(const mcu_conv_shape *s, const mcu_req
     const int8_t *column_end; /* pixels whose outputs end at or below it may use the column */
     mcu_col_t *column = mcu_tail_column(scratch ? scratch : output, scratch ? column_bytes + 4 : out_bytes,
                                         column_bytes, &column_end);
-    int32_t p;
-    for (p = 0; p < pixels; p += 2) {
+    int32_t p = 0;
+#if MCU_GEMM_DSP
+    if (quads && scratch) { /* as mcu_conv_s8_im2col's four pixels at a time, against w4 rows */
+        const int8_t *unused;
+        mcu_col_t *quad = mcu_tail_column(scratch, 8 * stride + 4, 8 * stride, &unused);
+        int8_t *window = (int8_t *)(void *)(quad + 4 * stride);
+        for (; p + 4 <= pixels; p += 4) {
+            mcu_im2col_4px(s, r, pad_value, input, stride, p, quad, window);
+            mcu_gemm_4px_w4(quad, weights, stride, s->out_c, r, output + p * s->out_c);
+        }
+    }
+#else
+    (void)quads;
+#endif
+    for (; p < pixels; p += 2) {
         const int32_t pair = p + 1 < pixels;
         const int32_t q = pair ? p + 1 : p;
         if (!column || (!scratch && output + (p + 1 + pair) * s->out_c > column_end)) break;

@@ -34,8 +34,6 @@ MCU_SPECIALIZE int32_t mcu_dw_plane_rows(const mcu_dwconv_shape *s) {
     return (s->out_h - 1) * s->stride_h + s->k_h;
 }
 
-#if MCU_GEMM_DSP
-
 #define MCU_DW_PLANE_BLOCK 8 /* the most outputs of a row computed at once */
 #define MCU_DW_PAIRS ((MCU_DW_PLANE_MAX_K + 1) / 2) /* weight pairs of a window row, at most */
 
@@ -55,7 +53,7 @@ MCU_SPECIALIZE int32_t mcu_load_s16x2(const int16_t *p) {
 
 /* mcu_load_s16x2 where the code puts it: a volatile asm keeps the loads in the order written, which helps
  * GCC keep the sums in registers (measured on MLPerf KWS, Cortex-M7: 0.6 % fewer instructions in all). */
-#if defined(__GNUC__)
+#if defined(__GNUC__) && MCU_GEMM_DSP
 typedef int32_t __attribute__((may_alias)) mcu_s16x2_alias;
 MCU_SPECIALIZE int32_t mcu_load_s16x2_here(const int16_t *p) {
     int32_t v;
@@ -68,7 +66,7 @@ MCU_SPECIALIZE int32_t mcu_load_s16x2_here(const int16_t *p) {
 
 /* (low, high) as the two 16-bit lanes of a word: one PKHBT where the compiler has asm. */
 MCU_SPECIALIZE uint32_t mcu_pack_s16x2(int32_t low, int32_t high) {
-#if defined(__GNUC__)
+#if defined(__GNUC__) && MCU_GEMM_DSP
     uint32_t r;
     __asm__("pkhbt %0, %1, %2, lsl #16" : "=r"(r) : "r"(low), "r"(high));
     return r;
@@ -76,6 +74,16 @@ MCU_SPECIALIZE uint32_t mcu_pack_s16x2(int32_t low, int32_t high) {
     return (uint32_t)(uint16_t)low | ((uint32_t)high << 16);
 #endif
 }
+
+/* SMLAD: acc + the products of the two 16-bit lanes of x and y; in portable C where the core has no DSP
+ * extension (the plane kernel with weights in a format runs on every build, mcu_dwconv_s8_plane_w). */
+#if MCU_GEMM_DSP
+#define MCU_DW_SMLAD __smlad
+#else
+MCU_SPECIALIZE int32_t MCU_DW_SMLAD(uint32_t x, uint32_t y, int32_t acc) {
+    return acc + (int32_t)(int16_t)x * (int16_t)y + (int32_t)(int16_t)(x >> 16) * (int16_t)(y >> 16);
+}
+#endif
 
 /* The plane's padding, the same for every channel: plane row r, column j holds input (r - pad_top,
  * j - pad_left); every place outside the input (and the spare column) gets pad_value, once per layer. */
@@ -169,7 +177,7 @@ MCU_SPECIALIZE void mcu_dw_plane_outputs(const mcu_dwconv_shape *s, const mcu_re
             MCU_DW_UNROLL
             for (i = 0; i < np; ++i) {
                 k = mcu_dw_plane_meets(s, n, j, i);
-                if (k >= 0) acc[k] = __smlad(x, w[i], acc[k]);
+                if (k >= 0) acc[k] = MCU_DW_SMLAD(x, w[i], acc[k]);
             }
         }
     }
@@ -177,19 +185,15 @@ MCU_SPECIALIZE void mcu_dw_plane_outputs(const mcu_dwconv_shape *s, const mcu_re
     for (k = 0; k < n; ++k) y[k * s->in_c] = mcu_requant_sum(r, acc[k], c);
 }
 
-/* Channel c of one batch: every output pixel, from the plane, in blocks of up to MCU_DW_PLANE_BLOCK along
- * each output row (12 outputs as 6 + 6, not 8 + 4). */
-MCU_SPECIALIZE void mcu_dw_plane_channel(const mcu_dwconv_shape *s, const mcu_requant_params *r,
-                                         const int16_t *plane, const int8_t *weights, int32_t c, int8_t *out) {
+/* Channel c of one batch, with its weight pairs (mcu_dw_weight_pairs): every output pixel, from the plane, in
+ * blocks of up to MCU_DW_PLANE_BLOCK along each output row (12 outputs as 6 + 6, not 8 + 4). */
+MCU_SPECIALIZE void mcu_dw_plane_apply(const mcu_dwconv_shape *s, const mcu_requant_params *r,
+                                       const int16_t *plane, const int32_t *pairs, int32_t c, int8_t *out) {
     const int32_t cols = mcu_dw_plane_cols(s);
     const int32_t blocks = (s->out_w + MCU_DW_PLANE_BLOCK - 1) / MCU_DW_PLANE_BLOCK; /* per row, evenly */
     const int32_t block = (s->out_w + blocks - 1) / blocks;
     const int32_t whole = s->out_w - s->out_w % block;
-    int32_t pairs_memory[MCU_DW_PLANE_MAX_K * MCU_DW_PAIRS];
-    const int32_t *pairs = pairs_memory;
     int32_t oy, ox;
-    mcu_dw_weight_pairs(s, r, weights, c, pairs_memory);
-    MCU_OPAQUE(pairs); /* read from memory in each block: the registers hold the sums */
     for (oy = 0; oy < s->out_h; ++oy) {
         const int16_t *row = plane + oy * s->stride_h * cols;
         int8_t *y = out + oy * s->out_w * s->in_c + c;
@@ -205,6 +209,16 @@ MCU_SPECIALIZE void mcu_dw_plane_channel(const mcu_dwconv_shape *s, const mcu_re
             mcu_dw_plane_outputs(s, r, row, cols, pairs, s->out_w - whole, channel, y);
         }
     }
+}
+
+/* Channel c of one batch: its weight pairs, then every output pixel. */
+MCU_SPECIALIZE void mcu_dw_plane_channel(const mcu_dwconv_shape *s, const mcu_requant_params *r,
+                                         const int16_t *plane, const int8_t *weights, int32_t c, int8_t *out) {
+    int32_t pairs_memory[MCU_DW_PLANE_MAX_K * MCU_DW_PAIRS];
+    const int32_t *pairs = pairs_memory;
+    mcu_dw_weight_pairs(s, r, weights, c, pairs_memory);
+    MCU_OPAQUE(pairs); /* read from memory in each block: the registers hold the sums */
+    mcu_dw_plane_apply(s, r, plane, pairs, c, out);
 }
 
 /* `output` may equal `input` (in place). The biases in `r` are bias + input_offset * (sum of the
@@ -224,7 +238,31 @@ MCU_SPECIALIZE void mcu_dwconv_s8_plane(const mcu_dwconv_shape *s, const mcu_req
     }
 }
 
-#endif /* MCU_GEMM_DSP */
+/* mcu_dwconv_s8_plane with the weights in any format (mcu_weights.h): each channel's taps are decoded once,
+ * into a few bytes on the stack, and its weight pairs made from them as from the int8 weights of a
+ * one-channel layer. The loops over the plane never see the format: every format runs at int8's speed. */
+MCU_SPECIALIZE void mcu_dwconv_s8_plane_w(const mcu_dwconv_shape *s, const mcu_requant_params *r, int8_t pad_value,
+                                          const int8_t *input, const mcu_weights *weights, int8_t *output,
+                                          int16_t *plane) {
+    mcu_dwconv_shape one = *s;
+    int32_t b, c, t;
+    one.in_c = 1;
+    mcu_dw_plane_pad(s, pad_value, plane);
+    for (c = 0; c < s->in_c; ++c) {
+        int8_t taps[MCU_DW_PLANE_MAX_K * MCU_DW_PLANE_MAX_K];
+        int32_t pairs_memory[MCU_DW_PLANE_MAX_K * MCU_DW_PAIRS];
+        const int32_t *pairs = pairs_memory;
+        int32_t channel = c;
+        for (t = 0; t < s->k_h * s->k_w; ++t) taps[t] = (int8_t)mcu_weight(weights, t * s->in_c + c);
+        mcu_dw_weight_pairs(&one, r, taps, 0, pairs_memory);
+        MCU_OPAQUE(pairs);
+        MCU_OPAQUE(channel);
+        for (b = 0; b < s->batches; ++b) {
+            mcu_dw_plane_fill(s, input + b * s->in_h * s->in_w * s->in_c, channel, plane);
+            mcu_dw_plane_apply(s, r, plane, pairs, channel, output + b * s->out_h * s->out_w * s->in_c);
+        }
+    }
+}
 
 /* The fast depthwise kernel of this build: the plane kernel on Arm cores with the DSP extension when the
  * planner's scratch holds a plane (`plane` = 1), else row by row (mcu_dwconv_s8_rows.h): in place

@@ -10,12 +10,13 @@
  * high ones ((w << 4) & 0xF0F0F0F0) gives the first four as bytes of sixteen times their value, masking the
  * high ones (w & 0xF0F0F0F0) the next four, and SXTB16 then lines them up as (w0, w2), (w1, w3) with the
  * activations (as mcu_gemm_s8.h pairs them). The sums are sixteen times the dot product, exactly, and are
- * shifted back once: |16 * x * w| <= 2^14, so a depth below 2^17 cannot overflow (the codegen checks it).
+ * shifted back once: |16 * x * w| <= 2^14 (2^15 from a column of doubled values, mcu_requant_twice), so a
+ * depth below 2^16 cannot overflow (the codegen checks it).
  * Elsewhere each weight is decoded where it is read. Every path adds the same products: the same bits. */
 #ifndef MCU_GEMM_S4_H
 #define MCU_GEMM_S4_H
 
-#include "mcu_gemm_s8.h"
+#include "mcu_gemm_s8_4px.h"
 
 MCU_SPECIALIZE int32_t mcu_w4_row_bytes(int32_t depth) { return 4 * ((depth + 7) / 8); }
 
@@ -71,6 +72,47 @@ MCU_SPECIALIZE void mcu_dot_2x2_w4(const int8_t *a0, const int8_t *a1, const mcu
     sums[1] = s01;
     sums[2] = s10;
     sums[3] = s11;
+}
+
+#ifndef MCU_4PX_W4_UNROLL
+#define MCU_4PX_W4_UNROLL 4 /* weight words (eight depth values) per iteration of the inner loop */
+#endif
+
+/* Eight depth values (one word of a w4 row at w): two groups of the four pixels at col. */
+#define MCU_DOT_4PX_W4_STEP(col, w)                                                                  \
+    do {                                                                                             \
+        const uint32_t p = mcu_load_u32(w), low = mcu_w4_low(p), high = mcu_w4_high(p);              \
+        const int16x2_t low_even = __sxtb16(low), low_odd = mcu_sxtb16_odd(low);                     \
+        const int16x2_t high_even = __sxtb16(high), high_odd = mcu_sxtb16_odd(high);                 \
+        MCU_SMLAD_4PX(col, low_even, low_odd);                                                       \
+        MCU_SMLAD_4PX((col) + MCU_4PX_GROUP, high_even, high_odd);                                   \
+    } while (0)
+
+/* mcu_gemm_4px for w4 rows (depth a multiple of 8): four pixels of the interleaved column (mcu_pack_4px)
+ * against every filter. Per eight depth values of the four pixels: one LDR, three masks and four SXTB16 for
+ * the weights, eight LDRD and sixteen SMLAD (int8's path: half the weight words, twice the SXTB16). */
+MCU_SPECIALIZE void mcu_gemm_4px_w4(const mcu_col_t *column, const uint8_t *weights, int32_t depth, int32_t out_c,
+                                    const mcu_requant_params *r, int8_t *y) {
+    const int32_t words = depth / 8, row = mcu_w4_row_bytes(depth);
+    int32_t o, g;
+    for (o = 0; o < out_c; ++o) {
+        const uint8_t *w = weights + o * row;
+        const mcu_col_t *col = column;
+        const int32_t start = mcu_requant_start(r, o);
+        int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        MCU_OPAQUE(col); /* a register base: LDRD reaches only +-1020 bytes from it */
+        for (g = 0; g + MCU_4PX_W4_UNROLL <= words; g += MCU_4PX_W4_UNROLL) {
+            int32_t u;
+            MCU_UNROLL
+            for (u = 0; u < MCU_4PX_W4_UNROLL; ++u, w += 4, col += 2 * MCU_4PX_GROUP) MCU_DOT_4PX_W4_STEP(col, w);
+        }
+        MCU_UNROLL
+        for (; g < words; ++g, w += 4, col += 2 * MCU_4PX_GROUP) MCU_DOT_4PX_W4_STEP(col, w);
+        y[o] = mcu_requant_sum(r, start + (s0 >> 4), o);
+        y[out_c + o] = mcu_requant_sum(r, start + (s1 >> 4), o);
+        y[2 * out_c + o] = mcu_requant_sum(r, start + (s2 >> 4), o);
+        y[3 * out_c + o] = mcu_requant_sum(r, start + (s3 >> 4), o);
+    }
 }
 
 #else /* portable: every weight decoded where it is read; a column holds the pixels' int8 values */

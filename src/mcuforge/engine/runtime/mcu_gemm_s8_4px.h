@@ -42,12 +42,11 @@ MCU_SPECIALIZE void mcu_pack_4px(const int8_t *x, int32_t depth, int32_t p, cons
     for (k = 0; k < depth; k += 4, dst += MCU_4PX_GROUP) mcu_pack_group_4px(mcu_load_u32(x + k), r, dst);
 }
 
-/* One depth group: the filter's four weights against the four pixels. */
-#define MCU_DOT_4PX_STEP(col, w)                                                                     \
+/* One depth group of the four pixels at col against four weights as lane pairs (w0, w2), (w1, w3): into
+ * the sums s0 .. s3 of the enclosing function. */
+#define MCU_SMLAD_4PX(col, w_even, w_odd)                                                            \
     do {                                                                                             \
         int16x2_t x_even, x_odd;                                                                     \
-        const uint32_t w4 = mcu_load_u32(w);                                                         \
-        const int16x2_t w_even = __sxtb16(w4), w_odd = mcu_sxtb16_odd(w4);                           \
         mcu_load_lanes((col), &x_even, &x_odd);                                                      \
         s0 = __smlad(x_even, w_even, __smlad(x_odd, w_odd, s0));                                     \
         mcu_load_lanes((col) + 4, &x_even, &x_odd);                                                  \
@@ -56,6 +55,14 @@ MCU_SPECIALIZE void mcu_pack_4px(const int8_t *x, int32_t depth, int32_t p, cons
         s2 = __smlad(x_even, w_even, __smlad(x_odd, w_odd, s2));                                     \
         mcu_load_lanes((col) + 12, &x_even, &x_odd);                                                 \
         s3 = __smlad(x_even, w_even, __smlad(x_odd, w_odd, s3));                                     \
+    } while (0)
+
+/* One depth group: the filter's four weights against the four pixels. */
+#define MCU_DOT_4PX_STEP(col, w)                                                                     \
+    do {                                                                                             \
+        const uint32_t w4 = mcu_load_u32(w);                                                         \
+        const int16x2_t w_even = __sxtb16(w4), w_odd = mcu_sxtb16_odd(w4);                           \
+        MCU_SMLAD_4PX(col, w_even, w_odd);                                                           \
     } while (0)
 
 /* The four pixels' outputs of every filter: y + p * out_c + o gets pixel p's output channel o. */
