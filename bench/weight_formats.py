@@ -1,10 +1,10 @@
 """Weight formats benchmark: each dev model's weights re-quantized into a format (`mcuforge compress`: int4,
-codebook:4, codebook:2), then the same model compiled with int8 weights and in the format: weight bytes, flash of all constants, peak SRAM,
+ternary, pow2, codebook:4, codebook:2), then the same model compiled with int8 weights and in the format: weight bytes, flash of all constants, peak SRAM,
 Cortex-M7 instructions per inference (QEMU plugin, exact, one seeded random input) and the output change;
 and, as the anchor for "no decoded copy in SRAM", TFLM's minimum arena on the same model written with int8
 and with INT4 convolution weights (its kernels unpack an INT4 filter into the arena first).
 
-    python bench/weight_formats.py [--models DIR] [--formats int4,codebook:4,codebook:2] [--out docs/weight_formats.md]
+    python bench/weight_formats.py [--models DIR] [--formats int4,ternary,pow2,codebook:4,codebook:2] [--out docs/weight_formats.md]
 
 Both builds compute the same bits (tests/test_weight_formats.py checks C = reference = TFLM); the int8 build
 of the compressed model is the fair baseline, since its weights and scales are the int4 model's.
@@ -60,7 +60,7 @@ def table(rows: list[dict], fmt: str) -> str:
         lines.append(f"| {r['model']} | {r['tensors']} | {r['weights_int8']:,} -> {r['weights_new']:,} | "
                      f"{r['weights_new'] / r['weights_int8']:.2f}x | {r['flash_int8']:,} -> {r['flash_new']:,} | "
                      f"{r['sram_int8']:,} -> {r['sram_new']:,} | {r['m7_int8']:,} -> {r['m7_new']:,} | "
-                     f"{r['m7_new'] / r['m7_int8']:.1f}x | {r['mean_steps']:.1f} | "
+                     f"{r['m7_new'] / r['m7_int8']:.2f}x | {r['mean_steps']:.1f} | "
                      f"{r['tflite_int8']:,} -> {r['tflite_new']:,} | {r['tflm_int8']:,} -> {r['tflm_new']:,} |")
     return "\n".join(lines)
 
@@ -68,7 +68,7 @@ def table(rows: list[dict], fmt: str) -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--models", default=str(ROOT.parent / "shared" / "models"))
-    p.add_argument("--formats", default="int4,codebook:4,codebook:2", help="comma-separated formats")
+    p.add_argument("--formats", default="int4,ternary,pow2,codebook:4,codebook:2", help="comma-separated formats")
     p.add_argument("--out", help="write the tables into this markdown file (replaced whole)")
     args = p.parse_args()
     tables = []
@@ -84,17 +84,19 @@ def main() -> None:
         Path(args.out).write_text(
             "# Weight formats\n\nMeasured with `python bench/weight_formats.py --out docs/weight_formats.md`"
             " (this machine; instruction counts are exact and do not depend on it). Each model's weights are "
-            "re-quantized into the format (`mcuforge compress --weights FORMAT`: int4 per output channel, codebooks "
-            "clustered per tensor; post-training, no retraining), then the same model is compiled with int8 weights "
+            "re-quantized into the format (`mcuforge compress --weights FORMAT`: int4, ternary and pow2 per output "
+            "channel, codebooks clustered per tensor; post-training, no retraining: ternary weights need training, "
+            "the next issue), then the same model is compiled with int8 weights "
             "and in the format; both compute the same bits. The output change compares the compressed model with "
             "the original on 16 random inputs, in steps of the output's quantization: without retraining on real "
             "data it says little about accuracy.\n\n"
-            f"{text}\n\nCodebook weights run on the plain kernels, which look each weight up as they read it. "
-            "With int4 weights, fully-connected layers and pointwise convolutions whose depth is a "
-            "multiple of 8, and other convolutions whose column fits the plan, run on the fast int4 kernels "
-            "(`mcu_gemm_s4.h`: eight weights per 32-bit load, decoded in registers); depthwise convolutions and "
-            "the rest run on the plain kernels, which decode each weight as they read it (`mcu_weights.h`), "
-            "hence most of the instruction ratio. Peak SRAM is planned as for the int8 build. The "
+            f"{text}\n\nDepthwise convolutions run on the plane kernel in every format (each channel's taps decoded "
+            "once, then as for int8). With int4 weights, fully-connected layers, pointwise convolutions whose "
+            "depth is a multiple of 8 and im2col convolutions run on the fast int4 kernels (`mcu_gemm_s4.h`: eight "
+            "weights per 32-bit load, decoded in registers, four pixels at a time where the column fits). Other "
+            "convolution and fully-connected layers in ternary, pow2 and codebook formats run on the plain "
+            "kernels, which decode each weight as they read it (`mcu_weights.h`): hence their instruction "
+            "ratios. Peak SRAM is planned as for the int8 build. The "
             ".tflite columns are the model written with int8 weights and with INT4 convolution weights (the pip "
             "tflite-micro refuses INT4 fully-connected filters, so those stay INT8 in the file); TFLM's minimum "
             "arena (bisection to 16 bytes) grows with INT4 filters, which its kernels unpack into the arena.\n")

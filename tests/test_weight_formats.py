@@ -17,8 +17,9 @@ from mcuforge.compress.weights import compress_weights, weight_bytes
 from mcuforge.errors import ModelError
 from mcuforge.frontends.tflite_reader import read_tflite
 from mcuforge.frontends.tflite_writer import write_tflite
-from mcuforge.ir.formats import (choose_formats, encoded_bytes, format_summary, holds, pack_codebook, pack_int4,
-                                 pack_w4_rows, unpack_codebook, unpack_int4, weight_tensors)
+from mcuforge.ir.formats import (POW2, choose_formats, decode, encode, encoded_bytes, format_summary, holds,
+                                 pack_codebook, pack_int4, pack_w4_rows, unpack_codebook, unpack_int4,
+                                 weight_tensors)
 from mcuforge.pipeline import compile_model, load_model
 from mcuforge.verify import verify
 from mcuforge.models.builder import GraphBuilder
@@ -55,6 +56,43 @@ def test_codebook_round_trip(bits: int, data) -> None:
     packed_table, indices = pack_codebook(values, bits)
     assert packed_table.size + indices.size == encoded_bytes(f"codebook:{bits}", values.size)
     assert unpack_codebook(packed_table, indices, bits, values.size).tolist() == values.tolist()
+
+
+def test_ternary_and_pow2_layouts() -> None:
+    # ternary: 2-bit two's complement codes, lowest bits first; pow2: sign << 3 | (k + 1) in int4's nibble order
+    assert encode("ternary", np.array([1, -1, 0, 1, -1])).tolist() == [0b01001101, 0b11]
+    assert encode("pow2", np.array([1, -64, 0, 8, -1])).tolist() == [0xF1, 0x40, 0x09]
+    assert POW2 == (-64, -32, -16, -8, -4, -2, -1, 0, 1, 2, 4, 8, 16, 32, 64)
+    with pytest.raises(ValueError):
+        encode("ternary", np.array([2]))
+    with pytest.raises(ValueError):
+        encode("pow2", np.array([3]))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from(["ternary", "pow2"]), st.data())
+def test_ternary_and_pow2_round_trip(fmt: str, data) -> None:
+    domain = (-1, 0, 1) if fmt == "ternary" else POW2
+    values = np.array(data.draw(st.lists(st.sampled_from(domain), max_size=45)), np.int8)
+    packed = encode(fmt, values)
+    assert packed.size == encoded_bytes(fmt, values.size) and holds(fmt, values)
+    assert decode(fmt, packed, values.size).tolist() == values.tolist()
+
+
+@pytest.mark.parametrize("fmt", ["ternary", "pow2"])
+def test_ternary_and_pow2_weights_are_bit_exact(fmt: str) -> None:
+    """Per-channel ternary (the magnitude in the scale) and power-of-two weights (mcuforge compress), stored in 2
+    and 4 bits and decoded in the kernels: C = reference = TFLM, host and Cortex-M4/M7."""
+    graph, rows = compress_weights(load_model(KWS), fmt)
+    assert rows and all(holds(fmt, graph[n].data) and graph[n].format == fmt for n in weight_tensors(graph))
+    assert choose_formats(choose_formats(graph, "int8"), "auto")[weight_tensors(graph)[0]].format == fmt
+    result = verify(graph, samples=2, tflite_bytes=write_tflite(graph))
+    assert result.ok and result.tflm_checked, result.lines()
+    packed, plain = weight_bytes(graph)
+    assert packed == sum(encoded_bytes(fmt, graph[n].size) for n in weight_tensors(graph))
+    assert packed <= (0.25 if fmt == "ternary" else 0.5) * plain + len(rows)
+    assert f"MCU_W_{fmt.upper()}" in compile_model(graph).lib.files[f"{graph.name}.c"]
+    assert_qemu_equals_reference(graph, samples=1)
 
 
 @pytest.mark.parametrize("fmt", ["codebook:2", "codebook:4", "codebook:7"])
@@ -242,6 +280,7 @@ def test_bench_per_format(tmp_path, capsys) -> None:
 @pytest.mark.parametrize("argv, message", [
     (["compile", str(KWS), "--weights", "int4", "-o", "{tmp}/c"], "outside int4"),
     (["compile", str(KWS), "--weights", "codebook:3", "-o", "{tmp}/c"], "outside codebook:3"),
+    (["compile", str(KWS), "--weights", "ternary", "-o", "{tmp}/c"], "outside ternary"),
     (["compress", str(KWS), "--weights", "int4", "-o", "{tmp}/model.bin"], "must be a file ending in .tflite"),
     (["compress", str(KWS), "--weights", "int4", "-o", "{tmp}/none/m.tflite"], "does not exist"),
 ])

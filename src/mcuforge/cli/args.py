@@ -85,7 +85,8 @@ def _add_strategy(p: argparse.ArgumentParser) -> None:
                    "<name>_set_input) instead of the arena: peak SRAM then leaves the input out")
     p.add_argument("--weights", choices=WEIGHT_CHOICES,
                    help="how the convolution and fully-connected weights are stored in flash: int8, int4 (two "
-                   "values per byte; every weight must lie in -8..7), codebook:B (B-bit indices into a table of "
+                   "values per byte; every weight must lie in -8..7), ternary (-1, 0, 1; four per byte), pow2 (0 "
+                   "and +-2^k up to 64; two per byte), codebook:B (B-bit indices into a table of "
                    "2^B values per tensor; at most 2^B distinct values) or auto (per tensor, the format with the "
                    "fewest bytes that holds its values: a lossless saving). Default: as the model file stores them (int4 "
                    "for its INT4 tensors, int8 for the others). The results do not change; the kernels decode the "
@@ -252,25 +253,28 @@ def _add_validate(sub) -> None:
 COMPRESS_DESCRIPTION = """\
 Re-quantize the weights of an int8 model into a smaller format and write the result as an int8 .tflite
 that TFLM runs as it is: each convolution and fully-connected weight tensor is quantized per output channel
-into the format's values (int4: -8..7), its scale chosen for the least squared error, and the bias
-re-scaled to match. `mcuforge compile OUT.tflite --weights auto` then stores those weights in the format
-(int4: two per byte). Prints the weight bytes before and after and how much the outputs move on the
+into the format's values (int4: -8..7; ternary: -1, 0, 1; pow2: 0, +-1, +-2, .. +-64), its scale chosen
+for the least squared error, and the bias re-scaled to match; codebook:B clusters each tensor's values
+into 2^B. `mcuforge compile OUT.tflite --weights auto` then stores those weights in the format (int4 and
+pow2: two per byte; ternary: four; codebook:B: B bits and a table). Prints the weight bytes before and after and how much the outputs move on the
 --calib samples (or on random inputs): post-training, without retraining, so check the accuracy on your
 data (mcuforge validate).
 """
 
 
 def _add_compress(sub) -> None:
-    w = sub.add_parser("compress", help="int8 .tflite -> the same model with int4 weights (post-training)",
+    w = sub.add_parser("compress", help="int8 .tflite -> the same model with int4, ternary, pow2 or codebook "
+                       "weights (post-training)",
                        description=COMPRESS_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
                        epilog="example:\n  mcuforge compress kws.tflite --weights int4 -o kws_int4.tflite\n"
                        "  mcuforge compile kws_int4.tflite --weights auto -o kws_c/")
     w.add_argument("model", help="int8 .tflite model")
-    from ..ir.formats import CODEBOOKS
+    from ..compress.weights import TARGETS
 
-    w.add_argument("--weights", choices=("int4", *CODEBOOKS), required=True,
-                   help="the format to quantize the weights into: int4 (per output channel, -8..7) or codebook:B "
-                   "(at most 2^B distinct values per tensor, B = 1 .. 7, clustered)")
+    w.add_argument("--weights", choices=TARGETS, required=True,
+                   help="the format to quantize the weights into: int4 (per output channel, -8..7), ternary (per "
+                   "output channel, -1, 0, 1), pow2 (per output channel, 0 and +-2^k), or codebook:B (at most 2^B "
+                   "distinct values per tensor, B = 1 .. 7, clustered)")
     w.add_argument("-o", "--out", required=True, metavar="OUT.tflite", help="the compressed model (.tflite)")
     w.add_argument("--calib", metavar="DATA", help="samples to measure the change of the outputs on: .npz (x or "
                    "x_test, optional y or y_test: then top-1 accuracy too) or .npy (x), in the model's layout")

@@ -7,6 +7,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import UsageError, shown
+from ..ir.formats import codebook_bits
 from .weights import compress_weights, output_changes, weight_bytes
 
 
@@ -67,7 +68,8 @@ def compress_model(model: str | os.PathLike, fmt: str, out: str | os.PathLike, *
         print_line(f"wrote {os.fspath(out)} ({len(data):,} bytes; its convolution weights are INT4 tensors, which TFLM "
                    f"runs); compile it with --weights auto to store the fully-connected weights as {fmt} too")
     else:
-        print_line(f"wrote {os.fspath(out)} ({len(data):,} bytes, int8 weights with at most "
-                   f"{1 << int(fmt.split(':')[1])} values per tensor); compile it with --weights auto to store them "
-                   "in the smallest format that holds them")
+        what = {"ternary": "in -1, 0, 1", "pow2": "0 or +-2^k"}.get(fmt, f"with at most {1 << codebook_bits(fmt)} "
+                                                                          "values per tensor")
+        print_line(f"wrote {os.fspath(out)} ({len(data):,} bytes, int8 weights {what}); compile it with "
+                   "--weights auto to store them in the smallest format that holds them")
     return 0

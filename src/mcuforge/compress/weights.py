@@ -4,13 +4,15 @@ codebook:B: each weight tensor's int8 values are clustered into at most 2^B int8
 Lloyd's iterations from the quantiles, centers rounded to int8) and every weight is replaced by its nearest
 center. Scales and biases stay: the values stay in the tensor's own int8 domain.
 
-int4:
+int4, ternary, pow2:
 each weight tensor of CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED is re-quantized into the format's value
 set, per output channel (per-tensor fully-connected weights become per-channel ones: with 16 levels one
 scale for the whole tensor loses too much): the real weights scale * w are approximated
-by scale' * w' with w' in the format's values (int4: -8..7), and scale' is chosen among 26 clipping ratios
-(scale' = scale * max|w| / 7 * a, a in 0.5 .. 1.0, never below scale) as the one with the least squared
-error over the channel; a channel whose values fit already keeps them. The bias, whose scale is input scale x weight scale, is re-scaled to match: bias' =
+by scale' * w' with w' in the format's values (int4: -8..7; ternary: -1, 0, 1; pow2: 0, +-1, +-2, .. +-64),
+each weight taking the nearest, and scale' is chosen among clipping ratios (scale' = scale * max|w| / top * a,
+top the format's largest value; int4: 26 ratios a in 0.5 .. 1.0; ternary and pow2: 60 in 0.05 .. 2.0,
+geometric, since the best threshold for ternary lies far below the largest weight), never below scale, as
+the one with the least squared error over the channel; a channel whose values fit already keeps them. The bias, whose scale is input scale x weight scale, is re-scaled to match: bias' =
 round(bias * scale / scale'). Everything else (activations, their scales, the operators) stays, so the
 result is again an int8 model: TFLM runs it as it is, and `mcuforge compile --weights auto` stores the new
 weights in the format (ir/formats.py).
@@ -23,27 +25,35 @@ import numpy as np
 
 from ..errors import ModelError, UsageError, shown
 from ..ir import Graph, QuantParams
-from ..ir.formats import CODEBOOKS, ENCODED_KINDS, WEIGHTS, choose_formats, codebook_bits, format_summary
+from ..ir.formats import CODEBOOKS, ENCODED_KINDS, POW2, WEIGHTS, choose_formats, codebook_bits, format_summary
 
-TARGETS = ("int4", *CODEBOOKS)  # the formats `compress` quantizes into
-_LEVELS = {"int4": (-8, 7)}
-_RATIOS = np.linspace(0.5, 1.0, 26)
+TARGETS = ("int4", "ternary", "pow2", *CODEBOOKS)  # the formats `compress` quantizes into
+_LEVELS = {"int4": np.arange(-8, 8), "ternary": np.array([-1, 0, 1]), "pow2": np.array(POW2)}  # sorted
+_RATIOS = {"int4": np.linspace(0.5, 1.0, 26)}
+_WIDE_RATIOS = np.geomspace(0.05, 2.0, 60)
 
 
 def _channel_axis(kind: str) -> int:
     return 3 if kind == "DEPTHWISE_CONV_2D" else 0
 
 
-def _best_step(w: np.ndarray, lo: int, hi: int) -> tuple[float, np.ndarray]:
-    """(step, codes): w (int8 values of one channel) ~ step * codes, codes in [lo, hi], least squares over
-    the clipping ratios."""
-    if w.size == 0 or (w.min() >= lo and w.max() <= hi):
+def _nearest(x: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """Each x as the nearest of the sorted `levels` (a whole range of integers: rounded, then clipped)."""
+    if levels.size == levels[-1] - levels[0] + 1:
+        return np.clip(np.round(x), levels[0], levels[-1])
+    return levels[np.searchsorted((levels[1:] + levels[:-1]) / 2, x)].astype(np.float64)
+
+
+def _best_step(w: np.ndarray, levels: np.ndarray, ratios: np.ndarray) -> tuple[float, np.ndarray]:
+    """(step, codes): w (int8 values of one channel) ~ step * codes, codes among `levels`, least squares
+    over the clipping ratios."""
+    if w.size == 0 or np.isin(w, levels).all():
         return 1.0, w.copy()  # already in the format: exact
-    top = float(np.abs(w).max())
+    top, hi = float(np.abs(w).max()), float(levels[-1])
     best = None
-    for a in _RATIOS:
+    for a in ratios:
         step = max(top / hi * float(a), 1.0)  # never finer than the int8 step: the bias only shrinks
-        codes = np.clip(np.round(w / step), lo, hi)
+        codes = _nearest(w / step, levels)
         err = float(((w - step * codes) ** 2).sum())
         if best is None or err < best[0]:
             best = (err, step, codes)
@@ -66,7 +76,7 @@ def compress_weights(graph: Graph, fmt: str = "int4") -> tuple[Graph, list[Compr
         raise UsageError(f"compress into {fmt!r} is not supported yet: choose one of {', '.join(TARGETS)}")
     if fmt in CODEBOOKS:
         return _clustered(graph, fmt)
-    lo, hi = _LEVELS[fmt]
+    levels, ratios = _LEVELS[fmt], _RATIOS.get(fmt, _WIDE_RATIOS)
     tensors = dict(graph.tensors)
     done: dict[str, np.ndarray] = {}  # weight tensor -> the factor scale'/scale per channel
     biases: dict[str, str] = {}  # bias tensor -> the weight tensor it was re-scaled for
@@ -86,7 +96,7 @@ def compress_weights(graph: Graph, fmt: str = "int4") -> tuple[Graph, list[Compr
             data = np.moveaxis(np.asarray(w.data, np.float64), axis, 0)
             groups = data.shape[0]
             flat = data.reshape(groups, -1)
-            steps, codes = zip(*(_best_step(flat[g], lo, hi) for g in range(groups)))
+            steps, codes = zip(*(_best_step(flat[g], levels, ratios) for g in range(groups)))
             factor = np.asarray(steps, np.float64)
             new = np.moveaxis(np.stack(codes).reshape(data.shape), 0, axis).astype(np.int8)
             old = np.broadcast_to(np.asarray(w.quant.scale, np.float64).reshape(-1), (groups,))

@@ -10,6 +10,11 @@ is ever planned into the arena.
   i is even, the high nibble when it is odd (TFLite's INT4 layout, byte-compatible with CMSIS-NN's s4);
   an odd count leaves the last high nibble 0. The fast fully-connected and pointwise kernels read the rows
   of a weight matrix in a layout of their own with the same bytes per value (pack_w4_rows).
+- ternary: values in {-1, 0, 1} (the magnitude lives in the per-channel scale), two bits each, four per
+  byte, lowest bits first: value i is bits [2 * (i % 4), 2 * (i % 4) + 2) of byte i // 4, as a 2-bit two's
+  complement (3 = -1).
+- pow2: 0 and +-2^k for k = 0 .. 6 (power-of-two, logarithmic weights), four bits each in int4's nibble
+  order: code 0 is 0, code k + 1 is 2^k, code 8 + k + 1 is -2^k (sign and exponent: a shift decodes it).
 - codebook:B (B = 1 .. 7): at most 2^B distinct values per tensor (weight sharing, clustering): a table of
   2^B int8 values, then B-bit indices into it, value i at bits [i * B, i * B + B) of the little-endian
   byte stream, and one byte of padding (the kernels read two bytes at a time).
@@ -28,10 +33,11 @@ import numpy as np
 from .graph import Graph
 
 CODEBOOKS = tuple(f"codebook:{b}" for b in range(1, 8))
-FORMATS = ("int8", "int4", *CODEBOOKS)
+FORMATS = ("int8", "int4", "ternary", "pow2", *CODEBOOKS)  # on a tie in bytes, auto takes the first
+POW2 = tuple(sorted({0, *(s * (1 << k) for s in (-1, 1) for k in range(7))}))  # pow2's values
 ENCODED_KINDS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"})  # kernels that decode formats
 WEIGHTS = 1  # the weights' operand position in those operators
-CHOICES = ("int8", "int4", *CODEBOOKS, "auto")  # what a user may ask for
+CHOICES = (*FORMATS, "auto")  # what a user may ask for
 W4_MAX_DEPTH = 1 << 16  # the fast int4 kernels sum 16 x the (perhaps doubled) products in int32 (mcu_gemm_s4.h)
 
 
@@ -47,6 +53,10 @@ def holds(fmt: str, values: np.ndarray) -> bool:
         return True
     if fmt == "int4":
         return bool(v.size == 0 or (v.min() >= -8 and v.max() <= 7))
+    if fmt == "ternary":
+        return bool(np.isin(v, (-1, 0, 1)).all())
+    if fmt == "pow2":
+        return bool(np.isin(v, POW2).all())
     if fmt in CODEBOOKS:
         return len(np.unique(v)) <= 1 << codebook_bits(fmt)
     raise ValueError(f"unknown weight format {fmt!r} (known: {', '.join(FORMATS)})")
@@ -57,6 +67,8 @@ def encoded_bytes(fmt: str, count: int) -> int:
     if fmt in CODEBOOKS:
         bits = codebook_bits(fmt)
         return (1 << bits) + (count * bits + 7) // 8 + 1
+    if fmt == "ternary":
+        return (count + 3) // 4
     return count if fmt == "int8" else (count + 1) // 2
 
 
@@ -99,6 +111,42 @@ def unpack_int4(packed: np.ndarray, count: int) -> np.ndarray:
     return np.where(nibbles > 7, nibbles - 16, nibbles)[:count].astype(np.int8)
 
 
+def pack_ternary(values: np.ndarray) -> np.ndarray:
+    """Values in {-1, 0, 1} -> uint8 bytes, four 2-bit codes per byte, lowest bits first."""
+    v = np.asarray(values, np.int64).reshape(-1)
+    if not holds("ternary", v):
+        raise ValueError("ternary values must be -1, 0 or 1")
+    codes = np.concatenate([v & 3, np.zeros((-v.size) % 4, np.int64)]).reshape(-1, 4)
+    return (codes << np.arange(0, 8, 2)).sum(axis=1).astype(np.uint8)
+
+
+def pack_pow2(values: np.ndarray) -> np.ndarray:
+    """Values in POW2 -> uint8 bytes of 4-bit codes (sign << 3 | exponent + 1; 0 for 0), two per byte."""
+    v = np.asarray(values, np.int64).reshape(-1)
+    if not holds("pow2", v):
+        raise ValueError("pow2 values must be 0 or +-2^k, k = 0 .. 6")
+    magnitude = np.abs(v)
+    codes = np.where(v == 0, 0, (v < 0) * 8 + np.log2(np.maximum(magnitude, 1)).astype(np.int64) + 1)
+    return pack_int4(np.where(codes > 7, codes - 16, codes))
+
+
+def decode(fmt: str, packed: np.ndarray, count: int) -> np.ndarray:
+    """The inverse of encode (int8, int4, ternary, pow2): `count` int8 values, as the C kernels decode them."""
+    b = np.asarray(packed, np.uint8).reshape(-1)
+    if fmt == "int8":
+        return b.view(np.int8)[:count].copy()
+    if fmt == "ternary":
+        codes = ((b[:, None] >> np.arange(0, 8, 2)) & 3).reshape(-1)[:count].astype(np.int16)
+        return (codes - ((codes & 2) << 1)).astype(np.int8)
+    if fmt == "int4":
+        return unpack_int4(b, count)
+    nibbles = unpack_int4(b, count).astype(np.int16) & 0xF
+    if fmt == "pow2":
+        magnitude = np.where(nibbles & 7, 1 << np.maximum((nibbles & 7) - 1, 0), 0)
+        return np.where(nibbles & 8, -magnitude, magnitude).astype(np.int8)
+    raise ValueError(f"unknown weight format {fmt!r} (known: {', '.join(FORMATS)})")
+
+
 def pack_w4_rows(rows: np.ndarray) -> np.ndarray:
     """int4 values [R, depth] -> the w4 layout of the fast int4 kernels (mcu_gemm_s4.h): per row, each group
     of eight values k..k+7 in four bytes, byte j = value k+j (low nibble) | value k+4+j (high nibble), a
@@ -120,6 +168,10 @@ def encode(fmt: str, values: np.ndarray) -> np.ndarray:
         return np.asarray(values, np.int8).reshape(-1)
     if fmt == "int4":
         return pack_int4(values)
+    if fmt == "ternary":
+        return pack_ternary(values)
+    if fmt == "pow2":
+        return pack_pow2(values)
     raise ValueError(f"unknown weight format {fmt!r} (known: {', '.join(FORMATS)})")
 
 

@@ -1,7 +1,9 @@
 /* mcuforge runtime: weight formats, decoded where a kernel reads a weight (mcuforge/ir/formats.py).
  * A format is an exact encoding of int8 weights, so every kernel computes the same bits from either form.
  * MCU_W_INT8: one int8 per value. MCU_W_INT4: values in [-8, 7], two per byte, low nibble first (TFLite's
- * INT4 layout). MCU_W_CODEBOOK: `bits`-bit indices into `table` (2^bits int8 values), value i at bits
+ * INT4 layout). MCU_W_TERNARY: -1, 0, 1 as 2-bit two's complement codes, four per byte, lowest bits first.
+ * MCU_W_POW2: 0 and +-2^k (k = 0 .. 6) as 4-bit codes in int4's nibble order: 0 for 0, else sign << 3 |
+ * (k + 1). MCU_W_CODEBOOK: `bits`-bit indices into `table` (2^bits int8 values), value i at bits
  * [i * bits, i * bits + bits) of the little-endian byte stream, which has one byte of padding after its
  * last index (two bytes are read at a time). The format is a literal in the generated call, so the
  * compiler keeps only its branch. */
@@ -10,11 +12,11 @@
 
 #include "mcu_common.h"
 
-enum { MCU_W_INT8 = 0, MCU_W_INT4 = 1, MCU_W_CODEBOOK = 2 };
+enum { MCU_W_INT8 = 0, MCU_W_INT4 = 1, MCU_W_CODEBOOK = 2, MCU_W_TERNARY = 3, MCU_W_POW2 = 4 };
 
 typedef struct {
     const void *data;
-    int32_t format; /* MCU_W_INT8, MCU_W_INT4 or MCU_W_CODEBOOK */
+    int32_t format; /* MCU_W_INT8, _INT4, _CODEBOOK, _TERNARY or _POW2 */
     int32_t bits;        /* codebook: bits per index (1 .. 7) */
     const int8_t *table; /* codebook: the 2^bits values */
 } mcu_weights;
@@ -31,6 +33,16 @@ MCU_INLINE int32_t mcu_weight(const mcu_weights *w, int32_t i) {
         const uint8_t *p = (const uint8_t *)w->data + (bit >> 3);
         const uint32_t two = (uint32_t)p[0] | ((uint32_t)p[1] << 8);
         return w->table[(two >> (bit & 7)) & ((1u << w->bits) - 1u)];
+    }
+    if (w->format == MCU_W_TERNARY) {
+        const uint32_t code = (((const uint8_t *)w->data)[i >> 2] >> ((i & 3) * 2)) & 3u;
+        return (int32_t)code - (int32_t)((code & 2u) << 1); /* 3 -> -1 */
+    }
+    if (w->format == MCU_W_POW2) {
+        const uint32_t b = ((const uint8_t *)w->data)[i >> 1];
+        const uint32_t code = (i & 1) ? b >> 4 : b & 0x0Fu;
+        const int32_t magnitude = (code & 7u) ? (int32_t)(1u << ((code & 7u) - 1u)) : 0;
+        return (code & 8u) ? -magnitude : magnitude;
     }
     return ((const int8_t *)w->data)[i];
 }
