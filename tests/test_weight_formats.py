@@ -18,8 +18,8 @@ from mcuforge.errors import ModelError
 from mcuforge.frontends.tflite_reader import read_tflite
 from mcuforge.frontends.tflite_writer import write_tflite
 from mcuforge.ir.formats import (POW2, choose_formats, decode, encode, encoded_bytes, format_summary, holds,
-                                 pack_codebook, pack_int4, pack_w4_rows, unpack_codebook, unpack_int4,
-                                 weight_tensors)
+                                 pack_codebook, pack_int4, pack_sparse, pack_w4_rows, tensor_bytes, unpack_codebook,
+                                 unpack_int4, unpack_sparse, weight_tensors)
 from mcuforge.pipeline import compile_model, load_model
 from mcuforge.verify import verify
 from mcuforge.models.builder import GraphBuilder
@@ -79,18 +79,41 @@ def test_ternary_and_pow2_round_trip(fmt: str, data) -> None:
     assert decode(fmt, packed, values.size).tolist() == values.tolist()
 
 
-@pytest.mark.parametrize("fmt", ["ternary", "pow2"])
-def test_ternary_and_pow2_weights_are_bit_exact(fmt: str) -> None:
-    """Per-channel ternary (the magnitude in the scale) and power-of-two weights (mcuforge compress), stored in 2
-    and 4 bits and decoded in the kernels: C = reference = TFLM, host and Cortex-M4/M7."""
-    graph, rows = compress_weights(load_model(KWS), fmt)
+def test_sparse_layout() -> None:
+    """Per block of 32 values a bitmap word, per superblock of 8 blocks the nonzeros before it, per block the
+    nonzeros before it in its superblock (bytes, lowest first); then the nonzero values."""
+    values = np.zeros(300, np.int8)
+    values[[1, 4, 33, 299]] = [5, -3, 7, 9]
+    words, nonzero = pack_sparse(values)
+    bitmaps = [18, 2, 0, 0, 0, 0, 0, 0, 0, 1 << 11]  # 10 blocks; value 299 is bit 11 of block 9
+    local = [bytes([0, 2, 3, 3]), bytes([3, 3, 3, 3]), bytes([0, 0, 0, 0])]  # blocks 0..7, then 8, 9 (+ padding)
+    assert words.tolist() == bitmaps + [0, 3] + [int.from_bytes(w, "little") for w in local]
+    assert nonzero.tolist() == [5, -3, 7, 9]
+    assert tensor_bytes("sparse", values) == 4 * 15 + 4
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.sampled_from([0, 0, 0, 0, -128, -1, 1, 127, 42]), max_size=600))
+def test_sparse_round_trip(values: list[int]) -> None:
+    v = np.array(values, np.int8)
+    words, nonzero = pack_sparse(v)
+    assert 4 * words.size + nonzero.size == tensor_bytes("sparse", v)
+    assert unpack_sparse(words, nonzero, v.size).tolist() == values
+
+
+@pytest.mark.parametrize("fmt, ratio", [("ternary", 0.25), ("pow2", 0.5), ("sparse", 0.40)])
+def test_ternary_pow2_and_sparse_weights_are_bit_exact(fmt: str, ratio: float) -> None:
+    """Per-channel ternary (the magnitude in the scale) and power-of-two weights, and weights pruned to 80 %
+    zeros (mcuforge compress), stored in 2, 4 bits and as a bitmap with the nonzero values, decoded in the
+    kernels: C = reference = TFLM, host and Cortex-M4/M7."""
+    graph, rows = compress_weights(load_model(KWS), fmt, sparsity=0.8)
     assert rows and all(holds(fmt, graph[n].data) and graph[n].format == fmt for n in weight_tensors(graph))
     assert choose_formats(choose_formats(graph, "int8"), "auto")[weight_tensors(graph)[0]].format == fmt
     result = verify(graph, samples=2, tflite_bytes=write_tflite(graph))
     assert result.ok and result.tflm_checked, result.lines()
     packed, plain = weight_bytes(graph)
-    assert packed == sum(encoded_bytes(fmt, graph[n].size) for n in weight_tensors(graph))
-    assert packed <= (0.25 if fmt == "ternary" else 0.5) * plain + len(rows)
+    assert packed == sum(tensor_bytes(fmt, graph[n].data) for n in weight_tensors(graph))
+    assert packed <= ratio * plain + len(rows)
     assert f"MCU_W_{fmt.upper()}" in compile_model(graph).lib.files[f"{graph.name}.c"]
     assert_qemu_equals_reference(graph, samples=1)
 
@@ -281,6 +304,7 @@ def test_bench_per_format(tmp_path, capsys) -> None:
     (["compile", str(KWS), "--weights", "int4", "-o", "{tmp}/c"], "outside int4"),
     (["compile", str(KWS), "--weights", "codebook:3", "-o", "{tmp}/c"], "outside codebook:3"),
     (["compile", str(KWS), "--weights", "ternary", "-o", "{tmp}/c"], "outside ternary"),
+    (["compress", str(KWS), "--weights", "sparse", "--sparsity", "100%", "-o", "{tmp}/c.tflite"], "share of zeros in [0, 1)"),
     (["compress", str(KWS), "--weights", "int4", "-o", "{tmp}/model.bin"], "must be a file ending in .tflite"),
     (["compress", str(KWS), "--weights", "int4", "-o", "{tmp}/none/m.tflite"], "does not exist"),
 ])

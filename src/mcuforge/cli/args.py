@@ -87,7 +87,8 @@ def _add_strategy(p: argparse.ArgumentParser) -> None:
                    help="how the convolution and fully-connected weights are stored in flash: int8, int4 (two "
                    "values per byte; every weight must lie in -8..7), ternary (-1, 0, 1; four per byte), pow2 (0 "
                    "and +-2^k up to 64; two per byte), codebook:B (B-bit indices into a table of "
-                   "2^B values per tensor; at most 2^B distinct values) or auto (per tensor, the format with the "
+                   "2^B values per tensor; at most 2^B distinct values), sparse (a bitmap and the nonzero values) "
+                   "or auto (per tensor, the format with the "
                    "fewest bytes that holds its values: a lossless saving). Default: as the model file stores them (int4 "
                    "for its INT4 tensors, int8 for the others). The results do not change; the kernels decode the "
                    "weights as they read them")
@@ -273,8 +274,12 @@ def _add_compress(sub) -> None:
 
     w.add_argument("--weights", choices=TARGETS, required=True,
                    help="the format to quantize the weights into: int4 (per output channel, -8..7), ternary (per "
-                   "output channel, -1, 0, 1), pow2 (per output channel, 0 and +-2^k), or codebook:B (at most 2^B "
-                   "distinct values per tensor, B = 1 .. 7, clustered)")
+                   "output channel, -1, 0, 1), pow2 (per output channel, 0 and +-2^k), codebook:B (at most 2^B "
+                   "distinct values per tensor, B = 1 .. 7, clustered) or sparse (the smallest values set to 0, "
+                   "--sparsity of each tensor; stored as a bitmap and the nonzero values)")
+    w.add_argument("--sparsity", type=parse_fraction, default=0.5, metavar="FRACTION",
+                   help="with --weights sparse: the share of each weight tensor set to 0, e.g. 0.8 or 80%% "
+                   "(default 50%%)")
     w.add_argument("-o", "--out", required=True, metavar="OUT.tflite", help="the compressed model (.tflite)")
     w.add_argument("--calib", metavar="DATA", help="samples to measure the change of the outputs on: .npz (x or "
                    "x_test, optional y or y_test: then top-1 accuracy too) or .npy (x), in the model's layout")

@@ -84,6 +84,7 @@ def _compress(args, console: Console) -> int:
     from ..compress.run import compress_model
 
     return compress_model(args.model, args.weights, args.out, calib=args.calib, samples=args.samples,
+                          sparsity=args.sparsity,
                           print_line=lambda line: console.print(line, markup=False, soft_wrap=True))
 
 

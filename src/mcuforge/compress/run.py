@@ -31,7 +31,7 @@ def _samples(graph, calib: str | None, count: int) -> tuple[np.ndarray, np.ndarr
 
 
 def compress_model(model: str | os.PathLike, fmt: str, out: str | os.PathLike, *, calib: str | None = None,
-                   samples: int = 32, print_line: Callable[[str], None] = print) -> int:
+                   samples: int = 32, sparsity: float = 0.5, print_line: Callable[[str], None] = print) -> int:
     """Compress `model`'s weights into `fmt`, write `out` (.tflite, atomically), print the sizes and how the
     outputs move. Returns the exit status (0)."""
     from ..frontends.tflite_writer import write_tflite
@@ -43,11 +43,11 @@ def compress_model(model: str | os.PathLike, fmt: str, out: str | os.PathLike, *
     if len(graph.inputs) != 1:
         raise UsageError(f"{shown(os.fspath(model))} has {len(graph.inputs)} inputs; compress takes models with one")
     inputs, labels, source = _samples(graph, calib, samples)
-    compressed, rows = compress_weights(graph, fmt)
+    compressed, rows = compress_weights(graph, fmt, sparsity)
     data = write_tflite(compressed)
     before, _ = weight_bytes(graph)
     after, _ = weight_bytes(compressed)
-    print_line(f"{len(rows)} weight tensors re-quantized into {fmt}: weights {before:,} B as int8 -> {after:,} B as "
+    print_line(f"{len(rows)} weight tensors {'pruned' if fmt == 'sparse' else 're-quantized'} into {fmt}: weights {before:,} B as int8 -> {after:,} B as "
                f"{fmt} ({after / max(before, 1):.2f}x); relative RMS error of the weights "
                f"{min(r.rms_error for r in rows):.3f} .. {max(r.rms_error for r in rows):.3f}")
     for change in output_changes(graph, compressed, inputs):
@@ -68,8 +68,8 @@ def compress_model(model: str | os.PathLike, fmt: str, out: str | os.PathLike, *
         print_line(f"wrote {os.fspath(out)} ({len(data):,} bytes; its convolution weights are INT4 tensors, which TFLM "
                    f"runs); compile it with --weights auto to store the fully-connected weights as {fmt} too")
     else:
-        what = {"ternary": "in -1, 0, 1", "pow2": "0 or +-2^k"}.get(fmt, f"with at most {1 << codebook_bits(fmt)} "
-                                                                          "values per tensor")
+        what = {"ternary": "in -1, 0, 1", "pow2": "0 or +-2^k", "sparse": f"{100 * sparsity:g} % of them 0"}.get(
+            fmt, f"with at most {1 << codebook_bits(fmt)} values per tensor")
         print_line(f"wrote {os.fspath(out)} ({len(data):,} bytes, int8 weights {what}); compile it with "
                    "--weights auto to store them in the smallest format that holds them")
     return 0

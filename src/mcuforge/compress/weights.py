@@ -1,5 +1,8 @@
 """Post-training weight quantization of an int8 model into a weight format (`mcuforge compress`).
 
+sparse: in each weight tensor the values of least magnitude are set to 0 until `sparsity` of them are 0
+(magnitude pruning, post-training: the values, scales and biases stay).
+
 codebook:B: each weight tensor's int8 values are clustered into at most 2^B int8 values (1-D k-means,
 Lloyd's iterations from the quantiles, centers rounded to int8) and every weight is replaced by its nearest
 center. Scales and biases stay: the values stay in the tensor's own int8 domain.
@@ -20,6 +23,7 @@ weights in the format (ir/formats.py).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Callable
 
 import numpy as np
 
@@ -27,7 +31,7 @@ from ..errors import ModelError, UsageError, shown
 from ..ir import Graph, QuantParams
 from ..ir.formats import CODEBOOKS, ENCODED_KINDS, POW2, WEIGHTS, choose_formats, codebook_bits, format_summary
 
-TARGETS = ("int4", "ternary", "pow2", *CODEBOOKS)  # the formats `compress` quantizes into
+TARGETS = ("int4", "ternary", "pow2", *CODEBOOKS, "sparse")  # the formats `compress` quantizes into
 _LEVELS = {"int4": np.arange(-8, 8), "ternary": np.array([-1, 0, 1]), "pow2": np.array(POW2)}  # sorted
 _RATIOS = {"int4": np.linspace(0.5, 1.0, 26)}
 _WIDE_RATIOS = np.geomspace(0.05, 2.0, 60)
@@ -69,13 +73,18 @@ class CompressedTensor:
     rms_error: float  # of the real weights, relative to their RMS
 
 
-def compress_weights(graph: Graph, fmt: str = "int4") -> tuple[Graph, list[CompressedTensor]]:
+def compress_weights(graph: Graph, fmt: str = "int4", sparsity: float = 0.5) -> tuple[Graph, list[CompressedTensor]]:
     """The graph with every convolution and fully-connected weight tensor re-quantized into `fmt` (see the
-    module docstring) and marked with that format; and what was done per tensor."""
+    module docstring; `sparsity`: the share of zeros for "sparse") and marked with that format; and what was
+    done per tensor."""
     if fmt not in TARGETS:
         raise UsageError(f"compress into {fmt!r} is not supported yet: choose one of {', '.join(TARGETS)}")
     if fmt in CODEBOOKS:
-        return _clustered(graph, fmt)
+        return _per_tensor(graph, fmt, lambda v: cluster(v, 1 << codebook_bits(fmt)))
+    if fmt == "sparse":
+        if not 0 <= sparsity < 1:
+            raise UsageError(f"sparsity {sparsity}: give a share of zeros in [0, 1), e.g. 0.8")
+        return _per_tensor(graph, fmt, lambda v: prune(v, sparsity))
     levels, ratios = _LEVELS[fmt], _RATIOS.get(fmt, _WIDE_RATIOS)
     tensors = dict(graph.tensors)
     done: dict[str, np.ndarray] = {}  # weight tensor -> the factor scale'/scale per channel
@@ -134,7 +143,16 @@ def cluster(values: np.ndarray, count: int) -> np.ndarray:
     return centers[index].astype(np.int8).reshape(np.shape(values))
 
 
-def _clustered(graph: Graph, fmt: str) -> tuple[Graph, list[CompressedTensor]]:
+def prune(values: np.ndarray, sparsity: float) -> np.ndarray:
+    """int8 `values` with the floor(sparsity * size) of least magnitude (the first on a tie) set to 0."""
+    v = np.asarray(values, np.int8).copy()
+    flat = v.reshape(-1)
+    flat[np.argsort(np.abs(flat.astype(np.int16)), kind="stable")[:int(sparsity * flat.size)]] = 0
+    return v
+
+
+def _per_tensor(graph: Graph, fmt: str, rule: Callable[[np.ndarray], np.ndarray]) -> tuple[Graph, list[CompressedTensor]]:
+    """Every weight tensor's int8 values replaced by rule(values), in their own domain (scales stay)."""
     from ..ir.formats import weight_tensors
 
     tensors = dict(graph.tensors)
@@ -142,7 +160,7 @@ def _clustered(graph: Graph, fmt: str) -> tuple[Graph, list[CompressedTensor]]:
     kinds = {op.inputs[WEIGHTS]: op.kind for op in graph.ops if op.kind in ENCODED_KINDS and len(op.inputs) > WEIGHTS}
     for name in weight_tensors(graph):
         w = graph[name]
-        new = cluster(w.data, 1 << codebook_bits(fmt))
+        new = rule(w.data)
         err = np.sqrt(((w.data.astype(np.float64) - new) ** 2).mean() / max((w.data.astype(np.float64) ** 2).mean(),
                                                                           1e-30))
         tensors[name] = replace(w, data=new)

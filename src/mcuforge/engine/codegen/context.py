@@ -56,7 +56,8 @@ class ConstPool:
 
 
 def _ctype_size(ctype: str) -> int:
-    return {"int8_t": 1, "uint8_t": 1, "int16_t": 2, "uint16_t": 2, "int32_t": 4, "float": 4, "int64_t": 8}[ctype]
+    return {"int8_t": 1, "uint8_t": 1, "int16_t": 2, "uint16_t": 2, "int32_t": 4, "uint32_t": 4, "float": 4,
+            "int64_t": 8}[ctype]
 
 
 def _c_ident(text: str) -> str:
@@ -104,11 +105,16 @@ class EmitContext:
 
     def weights(self, name: str) -> str:
         """C expression of a `const mcu_weights *` (mcu_weights.h): a weight tensor stored in its format."""
-        from ...ir.formats import codebook_bits, encode, pack_codebook
+        from ...ir.formats import codebook_bits, encode, pack_codebook, pack_sparse
 
         t = self.graph[name]
         assert t.data is not None, name
         self.use("mcu_weights.h")
+        if t.format == "sparse":
+            words, nonzero = pack_sparse(t.data)
+            blocks = -(-t.size // 32)
+            return (f"&(const mcu_weights){{.data = {self.consts.add(name, words, 'uint32_t')}, .format = MCU_W_SPARSE, "
+                    f".blocks = {blocks}, .table = {self.consts.add(f'nonzero_{name}', nonzero, 'int8_t')}}}")
         bits = codebook_bits(t.format)
         if bits:
             table, indices = pack_codebook(t.data, bits)

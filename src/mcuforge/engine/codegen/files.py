@@ -14,6 +14,8 @@ def _values(ctype: str, values: np.ndarray) -> str:
     elif ctype == "int32_t":
         # INT32_MIN cannot be written as a plain literal
         items = [str(v) if v != -(2**31) else "(-2147483647 - 1)" for v in values.tolist()]
+    elif ctype == "uint32_t":
+        items = [f"{v}u" for v in values.tolist()]
     else:
         items = [str(v) for v in values.tolist()]
     if not items:
