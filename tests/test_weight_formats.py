@@ -261,6 +261,18 @@ def test_depthwise_plane_in_place_with_weights_in_a_format(fmt: str) -> None:
     assert_qemu_equals_reference(graph, samples=2)
 
 
+def test_sparse_kernels_on_odd_shapes() -> None:
+    """The zero-skipping kernels (mcu_sparse_s8.h: pointwise, im2col and fully-connected, four pixels at a
+    time and one) on the shapes above, 70 % zeros: host against TFLM, then Cortex-M4 and M7."""
+    graph, _ = compress_weights(merge([_fast_case(i) for i in range(len(FAST_CASES))], "sp"), "sparse", 0.7)
+    code = compile_model(graph).lib.files["sp.c"]
+    assert code.count("mcu_conv_s8_1x1_sparse(") == 5 and code.count("mcu_fc_s8_sparse(") == 4
+    assert code.count("mcu_conv_s8_im2col_sparse(") >= 2
+    result = verify(graph, samples=2, tflite_bytes=write_tflite(graph))
+    assert result.ok and result.tflm_checked, result.lines()
+    assert_qemu_equals_reference(graph, samples=2)
+
+
 def test_int4_weights_under_patch_and_fused_schedules() -> None:
     vww = next(p for p in dev_models() if p.stem.startswith("mlperf_vww"))
     graph, _ = compress_weights(load_model(vww))

@@ -126,6 +126,9 @@ def variants(op: Op, graph: Graph, inplace: bool) -> Iterator[KernelScratch]:
             yield KernelScratch(Variant.IM2COL4, 9 * w4_stride(g) + 4)
             yield KernelScratch(Variant.IM2COL, w4_column_bytes(w4_stride(g)))
         return
+    if graph[op.inputs[1]].format == "sparse":  # as for int8: four pixels' column, four windows
+        yield (KernelScratch(Variant.COLUMN, pointwise_column_bytes(g.in_c)) if pointwise(g) else
+               KernelScratch(Variant.IM2COL4, 9 * im2col_stride(g.k_h, g.k_w, g.in_c) + 4))
     if graph[op.inputs[1]].format != "int8":
         return
     if pointwise(g):
@@ -151,6 +154,11 @@ def emit(op: Op, ctx) -> str:
         requant = requant_params(op, ctx, q) if w4_pointwise or w4_im2col else None
         if requant is not None:
             return _pointwise_w4(op, ctx, g, requant) if w4_pointwise else _im2col_w4(op, ctx, g, q, requant)
+    if ctx.tensor(op.inputs[1]).format == "sparse" and g.groups == 1:
+        column = _granted_column(op, ctx)
+        requant = requant_params(op, ctx, q) if pointwise(g) or column != NULL_I8 else None
+        if requant is not None:  # the zeros skipped
+            return _sparse(op, ctx, g, q, requant, column)
     requant = requant_params(op, ctx, q) if g.groups == 1 and not encoded else None
     if requant is not None and pointwise(g):
         return _pointwise(op, ctx, g, requant)
@@ -207,6 +215,26 @@ def _im2col_w4(op: Op, ctx, g: ConvGeometry, q: ConvQuant, requant: str) -> str:
     return c_call("mcu_conv_s8_im2col_w4", [
         f"&(const mcu_conv_shape){{{c_fields(_conv_shape(g))}}}", requant, str(-q.input_offset),
         ctx.ptr(op.inputs[0]), weights, str(stride), ctx.ptr(op.outputs[0]), column, str(int(quads))])
+
+
+def _sparse(op: Op, ctx, g: ConvGeometry, q: ConvQuant, requant: str, column: str) -> str:
+    """Sparse weights (the zeros skipped, mcu_sparse_s8.h): pointwise, or im2col with the filter rows
+    re-encoded in the column's order and padded to the column's stride with zeros."""
+    from ..engine.codegen.literals import c_call, c_fields
+
+    if pointwise(g):
+        ctx.use("mcu_conv_s8_1x1.h")
+        return c_call("mcu_conv_s8_1x1_sparse", [f"&(const mcu_conv_1x1_shape){{{c_fields(_pointwise_shape(g))}}}",
+                                                 requant, ctx.ptr(op.inputs[0]), ctx.weights(op.inputs[1]),
+                                                 ctx.ptr(op.outputs[0]), column])
+    ctx.use("mcu_conv_s8_im2col.h")
+    stride = im2col_stride(g.k_h, g.k_w, g.in_c)
+    w = np.asarray(ctx.graph[op.inputs[1]].data, np.int8).reshape(g.out_c, -1)[:, im2col_order(g.k_h, g.k_w, g.in_c)]
+    rows = np.pad(w, ((0, 0), (0, stride - w.shape[1])))
+    return c_call("mcu_conv_s8_im2col_sparse", [
+        f"&(const mcu_conv_shape){{{c_fields(_conv_shape(g))}}}", requant, str(-q.input_offset),
+        ctx.ptr(op.inputs[0]), ctx.sparse_weights(f"rows_{op.name}", rows), str(stride), ctx.ptr(op.outputs[0]),
+        column])
 
 
 def _pointwise(op: Op, ctx, g: ConvGeometry, requant: str) -> str:

@@ -103,6 +103,13 @@ def emit(op: Op, ctx) -> str:
             weights = ctx.const(f"w4_{op.name}", pack_w4_rows(ctx.graph[op.inputs[1]].data), "uint8_t")
             return c_call("mcu_fc_s8_gemm_w4", [f"&(const mcu_fc_shape){{{c_fields(shape)}}}", requant,
                                                 ctx.ptr(op.inputs[0]), weights, ctx.ptr(op.outputs[0])])
+    if requant is None and ctx.tensor(op.inputs[1]).format == "sparse" and q.weights_offset == 0:
+        requant = requant_params(op, ctx, q, per_channel=not per_tensor)
+        if requant is not None:  # the zeros skipped
+            ctx.use("mcu_fc_s8_fast.h")
+            shape = {"batches": batches, "in_features": in_f, "out_features": out_f}
+            return c_call("mcu_fc_s8_sparse", [f"&(const mcu_fc_shape){{{c_fields(shape)}}}", requant,
+                                               ctx.ptr(op.inputs[0]), ctx.weights(op.inputs[1]), ctx.ptr(op.outputs[0])])
     if requant is not None:
         ctx.use("mcu_fc_s8_fast.h")
         shape = {"batches": batches, "in_features": in_f, "out_features": out_f}

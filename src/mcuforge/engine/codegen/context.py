@@ -105,16 +105,13 @@ class EmitContext:
 
     def weights(self, name: str) -> str:
         """C expression of a `const mcu_weights *` (mcu_weights.h): a weight tensor stored in its format."""
-        from ...ir.formats import codebook_bits, encode, pack_codebook, pack_sparse
+        from ...ir.formats import codebook_bits, encode, pack_codebook
 
         t = self.graph[name]
         assert t.data is not None, name
         self.use("mcu_weights.h")
         if t.format == "sparse":
-            words, nonzero = pack_sparse(t.data)
-            blocks = -(-t.size // 32)
-            return (f"&(const mcu_weights){{.data = {self.consts.add(name, words, 'uint32_t')}, .format = MCU_W_SPARSE, "
-                    f".blocks = {blocks}, .table = {self.consts.add(f'nonzero_{name}', nonzero, 'int8_t')}}}")
+            return self.sparse_weights(name, t.data)
         bits = codebook_bits(t.format)
         if bits:
             table, indices = pack_codebook(t.data, bits)
@@ -122,6 +119,16 @@ class EmitContext:
                     f".bits = {bits}, .table = {self.consts.add(f'table_{name}', table, 'int8_t')}}}")
         data = self.consts.add(name, encode(t.format, t.data), "int8_t" if t.format == "int8" else "uint8_t")
         return f"&(const mcu_weights){{.data = {data}, .format = MCU_W_{t.format.upper()}}}"
+
+    def sparse_weights(self, tag: str, values: np.ndarray) -> str:
+        """C expression of a `const mcu_weights *` holding `values` in the sparse format."""
+        from ...ir.formats import SPARSE_BLOCK, pack_sparse
+
+        self.use("mcu_weights.h")
+        words, nonzero = pack_sparse(values)
+        return (f"&(const mcu_weights){{.data = {self.consts.add(tag, words, 'uint32_t')}, .format = MCU_W_SPARSE, "
+                f".bits = {-(-np.size(values) // SPARSE_BLOCK)}, "
+                f".table = {self.consts.add(f'nonzero_{tag}', nonzero, 'int8_t')}}}")
 
     @cached_property
     def lifetimes(self) -> "dict[str, Lifetime]":

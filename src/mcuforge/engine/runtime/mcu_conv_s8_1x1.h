@@ -11,7 +11,8 @@
  * from the int8 input directly, as every pixel is on the portable path, unless the input dies with this
  * layer (`input_spent`): then the column moves over the input pixels already read. Same results as
  * mcu_conv_s8.
- * mcu_conv_s8_1x1_w4: int4 weights in the w4 layout (mcu_gemm_s4.h): on Arm cores with the DSP extension
+ * mcu_conv_s8_1x1_w4, mcu_conv_s8_1x1_sparse: int4 weights in the w4 layout (mcu_gemm_s4.h), sparse weights
+ * (mcu_sparse_s8.h): on Arm cores with the DSP extension
  * four pixels at a time through the interleaved column, in `scratch` (NULL or mcu_pointwise_column_bytes, as
  * for int8) or else at the end of the output, when in_c is a multiple of 8; the other pixels two at a time
  * from their int8 values. */
@@ -20,6 +21,7 @@
 
 #include "mcu_gemm_s4.h"
 #include "mcu_gemm_s8_3px.h"
+#include "mcu_sparse_s8.h"
 
 /* The column over the spent input (mcu_conv_s8_1x1's input_spent): a second copy of the pixel loops, so
  * only where the compiler optimizes (and drops the copy where input_spent is 0). */
@@ -143,20 +145,30 @@ MCU_SPECIALIZE void mcu_conv_s8_1x1(const mcu_conv_1x1_shape *s, const mcu_requa
     }
 }
 
-MCU_SPECIALIZE void mcu_conv_s8_1x1_w4(const mcu_conv_1x1_shape *s, const mcu_requant_params *r,
-                                       const int8_t *input, const uint8_t *weights, int8_t *output, int8_t *scratch) {
-    int32_t b, row, col;
 #if MCU_GEMM_DSP
+/* A column of four pixels' values (4 * in_c int16) for the kernels with weights in a format: in `scratch`
+ * (NULL or mcu_pointwise_column_bytes(in_c) bytes), then any pixel may use it, else at the end of the
+ * output (NULL where it does not fit), then the pixels whose outputs end at or below the column. */
+MCU_SPECIALIZE mcu_col_t *mcu_quad_column(const mcu_conv_1x1_shape *s, int8_t *scratch, int8_t *output) {
     const int32_t out_bytes = s->batches * s->rows * s->cols * s->out_c;
     const int32_t column_bytes = 4 * s->in_c * (int32_t)sizeof(mcu_col_t);
-    const int8_t *column_start = output; /* pixels whose outputs end at or below it may use the column */
-    mcu_col_t *column = (mcu_col_t *)0;
-    if (s->in_c % 8 == 0 && scratch) {
-        column = mcu_tail_column(scratch, column_bytes + 4, column_bytes, &column_start);
-        column_start = output + out_bytes;
-    } else if (s->in_c % 8 == 0) {
-        column = mcu_tail_column(output, out_bytes, column_bytes, &column_start);
-    }
+    const int8_t *unused;
+    return scratch ? mcu_tail_column(scratch, column_bytes + 4, column_bytes, &unused)
+                   : mcu_tail_column(output, out_bytes, column_bytes, &unused);
+}
+#endif
+
+/* Pointwise convolution with weights in a format (`sparse`, a literal: sparse weights, mcu_sparse_s8.h, else
+ * int4 in the w4 layout): four pixels at a time through the column of mcu_quad_column where the depth allows
+ * (w4: a multiple of 8; sparse: of 4), the other pixels from their int8 values. */
+MCU_SPECIALIZE void mcu_conv_s8_1x1_formats(const mcu_conv_1x1_shape *s, const mcu_requant_params *r,
+                                            const int8_t *input, const void *weights, int8_t *output,
+                                            int8_t *scratch, int32_t sparse) {
+    const mcu_weights *packed = (const mcu_weights *)weights;
+    int32_t b, row, col;
+#if MCU_GEMM_DSP
+    mcu_col_t *column = s->in_c % (sparse ? 4 : 8) == 0 ? mcu_quad_column(s, scratch, output) : (mcu_col_t *)0;
+    const int8_t *column_start = scratch ? output + s->batches * s->rows * s->cols * s->out_c : (int8_t *)column;
 #else
     (void)scratch;
 #endif
@@ -168,19 +180,37 @@ MCU_SPECIALIZE void mcu_conv_s8_1x1_w4(const mcu_conv_1x1_shape *s, const mcu_re
 #if MCU_GEMM_DSP
             for (; column && col + 4 <= s->cols && out + (col + 4) * s->out_c <= column_start; col += 4) {
                 int32_t p;
-                for (p = 0; p < 4; ++p) mcu_pack_4px(in + (col + p) * s->col_step, s->in_c, p, r, column);
-                mcu_gemm_4px_w4(column, weights, s->in_c, s->out_c, r, out + col * s->out_c);
+                for (p = 0; p < 4; ++p) {
+                    if (sparse) mcu_pack_side_by_side(in + (col + p) * s->col_step, s->in_c, p, r, column);
+                    else mcu_pack_4px(in + (col + p) * s->col_step, s->in_c, p, r, column);
+                }
+                if (sparse) mcu_sparse_4px(packed, column, s->in_c, s->out_c, r, out + col * s->out_c);
+                else mcu_gemm_4px_w4(column, (const uint8_t *)weights, s->in_c, s->out_c, r, out + col * s->out_c);
             }
 #endif
+            for (; sparse && col < s->cols; ++col) {
+                mcu_sparse_pixel(packed, in + col * s->col_step, s->in_c, s->out_c, r, out + col * s->out_c);
+            }
             for (; col < s->cols; col += 2) { /* the last pixels of a row, from their int8 values */
                 const int32_t pair = col + 1 < s->cols;
                 const int8_t *x0 = in + col * s->col_step;
                 int8_t *y0 = out + col * s->out_c;
-                mcu_gemm_w4(x0, pair ? x0 + s->col_step : x0, (const mcu_col_t *)0, weights, s->in_c, s->out_c, r,
-                            y0, pair ? y0 + s->out_c : (int8_t *)0);
+                mcu_gemm_w4(x0, pair ? x0 + s->col_step : x0, (const mcu_col_t *)0, (const uint8_t *)weights,
+                            s->in_c, s->out_c, r, y0, pair ? y0 + s->out_c : (int8_t *)0);
             }
         }
     }
+}
+
+MCU_SPECIALIZE void mcu_conv_s8_1x1_w4(const mcu_conv_1x1_shape *s, const mcu_requant_params *r,
+                                       const int8_t *input, const uint8_t *weights, int8_t *output, int8_t *scratch) {
+    mcu_conv_s8_1x1_formats(s, r, input, weights, output, scratch, 0);
+}
+
+MCU_SPECIALIZE void mcu_conv_s8_1x1_sparse(const mcu_conv_1x1_shape *s, const mcu_requant_params *r,
+                                           const int8_t *input, const mcu_weights *weights, int8_t *output,
+                                           int8_t *scratch) {
+    mcu_conv_s8_1x1_formats(s, r, input, weights, output, scratch, 1);
 }
 
 #endif /* MCU_CONV_S8_1X1_H */

@@ -15,7 +15,10 @@
  * mcu_conv_s8_im2col_w4: int4 weights, the filter rows in the column's order padded to `stride` (a multiple
  * of 8) in the w4 layout (mcu_gemm_s4.h), decoded in registers; four pixels at a time where `quads` (scratch
  * of 9 * stride + 4 bytes, as for int8), else the column of two pixels in `scratch` (4 * stride + 4 bytes)
- * or, without it, at the end of the output as above. */
+ * or, without it, at the end of the output as above.
+ * mcu_conv_s8_im2col_sparse: sparse weights (mcu_sparse_s8.h), the filter rows encoded in the column's order
+ * and padded to `stride` with zeros, which cost nothing; each window's int8 values gathered
+ * (mcu_im2col_bytes), four windows side by side on Arm cores with the DSP extension. */
 #ifndef MCU_CONV_S8_IM2COL_H
 #define MCU_CONV_S8_IM2COL_H
 
@@ -322,6 +325,38 @@ MCU_SPECIALIZE void mcu_conv_s8_im2col_w4(const mcu_conv_shape *s, const mcu_req
     for (; p < pixels; ++p) {
         mcu_conv_s8_pixel_direct_w4(s, r, pad_value, input, weights, stride, p / plane, (p % plane) / s->out_w,
                                     p % s->out_w, output + p * s->out_c);
+    }
+}
+
+/* Convolution through im2col (mcu_conv_s8_im2col's shapes) with sparse weights, rows of `stride` values in
+ * the column's order; `scratch`: 9 * stride + 4 bytes (the planner's IM2COL4 variant): four windows side by
+ * side (int16) and one window of int8 values. */
+MCU_SPECIALIZE void mcu_conv_s8_im2col_sparse(const mcu_conv_shape *s, const mcu_requant_params *r, int8_t pad_value,
+                                              const int8_t *input, const mcu_weights *weights, int32_t stride,
+                                              int8_t *output, int8_t *scratch) {
+    const int32_t plane = s->out_h * s->out_w;
+    const int32_t pixels = s->batches * plane;
+    const int8_t *unused;
+    mcu_col_t *quad = mcu_tail_column(scratch, 8 * stride + 4, 8 * stride, &unused);
+    int8_t *window = (int8_t *)(void *)(quad + 4 * stride);
+    const int32_t quads = MCU_GEMM_DSP ? pixels / 4 : 0; /* four windows at a time, then one */
+    int32_t i, p;
+#if MCU_GEMM_DSP
+    for (i = 0; i < quads; ++i) {
+        int32_t k;
+        for (k = 0; k < 4; ++k) {
+            p = 4 * i + k;
+            mcu_im2col_bytes(s, pad_value, input, p / plane, (p % plane) / s->out_w, p % s->out_w, stride, window);
+            mcu_pack_side_by_side(window, stride, k, r, quad);
+        }
+        mcu_sparse_4px(weights, quad, stride, s->out_c, r, output + 4 * i * s->out_c);
+    }
+#else
+    (void)i;
+#endif
+    for (p = 4 * quads; p < pixels; ++p) {
+        mcu_im2col_bytes(s, pad_value, input, p / plane, (p % plane) / s->out_w, p % s->out_w, stride, window);
+        mcu_sparse_pixel(weights, window, stride, s->out_c, r, output + p * s->out_c);
     }
 }
 

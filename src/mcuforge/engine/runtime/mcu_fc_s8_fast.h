@@ -2,11 +2,13 @@
  * time against every weight row (mcu_gemm_s8.h), the input offset folded into the bias at compile time.
  * Symmetric weights only (weights zero point 0); per-tensor or per-output-unit requantization.
  * Same results as mcu_fc_s8 / mcu_fc_s8_per_channel (mcu_fc_s8.h). mcu_fc_s8_gemm_w4: the same with int4
- * weights in the w4 layout (mcu_gemm_s4.h), decoded in registers. */
+ * weights in the w4 layout (mcu_gemm_s4.h), decoded in registers. mcu_fc_s8_sparse: sparse weights
+ * (mcu_sparse_s8.h), the zeros skipped. */
 #ifndef MCU_FC_S8_FAST_H
 #define MCU_FC_S8_FAST_H
 
 #include "mcu_gemm_s4.h"
+#include "mcu_sparse_s8.h"
 
 typedef struct {
     int32_t batches, in_features, out_features;
@@ -39,6 +41,16 @@ MCU_SPECIALIZE void mcu_fc_s8_gemm(const mcu_fc_shape *s, const mcu_requant_para
 MCU_SPECIALIZE void mcu_fc_s8_gemm_w4(const mcu_fc_shape *s, const mcu_requant_params *r, const int8_t *input,
                                   const uint8_t *weights, int8_t *output) {
     mcu_fc_s8_gemm_rows(s, r, input, weights, 1, output);
+}
+
+/* Fully-connected layer (mcu_fc_s8_gemm's shapes) with sparse weights. */
+MCU_SPECIALIZE void mcu_fc_s8_sparse(const mcu_fc_shape *s, const mcu_requant_params *r, const int8_t *input,
+                                     const mcu_weights *weights, int8_t *output) {
+    int32_t b;
+    for (b = 0; b < s->batches; ++b) {
+        mcu_sparse_pixel(weights, input + b * s->in_features, s->in_features, s->out_features, r,
+                         output + b * s->out_features);
+    }
 }
 
 #endif /* MCU_FC_S8_FAST_H */

@@ -5,8 +5,8 @@
  * MCU_W_POW2: 0 and +-2^k (k = 0 .. 6) as 4-bit codes in int4's nibble order: 0 for 0, else sign << 3 |
  * (k + 1). MCU_W_SPARSE: the zeros skipped (ir/formats.py): `data` holds, as uint32 words, a bitmap per
  * block of 32 values, the nonzero count before each superblock of 8 blocks, and the count before each
- * block within its superblock (bytes, four per word, lowest first); `table` the nonzero values (`blocks`
- * bitmap words). MCU_W_CODEBOOK: `bits`-bit indices into `table` (2^bits int8 values), value i at bits
+ * block within its superblock (bytes, four per word, lowest first); `table` the nonzero values; `bits`
+ * the number of bitmap words. MCU_W_CODEBOOK: `bits`-bit indices into `table` (2^bits int8 values), value i at bits
  * [i * bits, i * bits + bits) of the little-endian byte stream, which has one byte of padding after its
  * last index (two bytes are read at a time). The format is a literal in the generated call, so the
  * compiler keeps only its branch. */
@@ -20,9 +20,8 @@ enum { MCU_W_INT8 = 0, MCU_W_INT4 = 1, MCU_W_CODEBOOK = 2, MCU_W_TERNARY = 3, MC
 typedef struct {
     const void *data;
     int32_t format; /* MCU_W_INT8, _INT4, _CODEBOOK, _TERNARY, _POW2 or _SPARSE */
-    int32_t bits;        /* codebook: bits per index (1 .. 7) */
+    int32_t bits;        /* codebook: bits per index (1 .. 7); sparse: bitmap words (values / 32, rounded up) */
     const int8_t *table; /* codebook: the 2^bits values; sparse: the nonzero values */
-    int32_t blocks;      /* sparse: bitmap words (values / 32, rounded up) */
 } mcu_weights;
 
 /* The number of set bits of x. */
@@ -31,6 +30,21 @@ MCU_INLINE int32_t mcu_popcount32(uint32_t x) {
     x = (x & 0x33333333u) + ((x >> 2) & 0x33333333u);
     x = (x + (x >> 4)) & 0x0F0F0F0Fu;
     return (int32_t)((x * 0x01010101u) >> 24);
+}
+
+/* Sparse weights: the number of nonzero values before value i. */
+MCU_INLINE int32_t mcu_sparse_rank(const mcu_weights *w, int32_t i) {
+    const uint32_t *bitmap = (const uint32_t *)w->data;
+    const uint32_t *before = bitmap + w->bits;             /* per superblock */
+    const uint32_t *local = before + ((w->bits + 7) >> 3); /* per block, four per word */
+    const int32_t block = i >> 5;
+    return (int32_t)before[block >> 3] + (int32_t)((local[block >> 2] >> ((block & 3) * 8)) & 0xFFu)
+           + mcu_popcount32(bitmap[block] & ((1u << (i & 31)) - 1u));
+}
+
+/* Sparse weights: value i. */
+MCU_INLINE int32_t mcu_sparse_weight(const mcu_weights *w, int32_t i) {
+    return ((((const uint32_t *)w->data)[i >> 5] >> (i & 31)) & 1u) ? w->table[mcu_sparse_rank(w, i)] : 0;
 }
 
 /* Weight number i (in the tensor's own order). */
@@ -46,16 +60,7 @@ MCU_INLINE int32_t mcu_weight(const mcu_weights *w, int32_t i) {
         const uint32_t two = (uint32_t)p[0] | ((uint32_t)p[1] << 8);
         return w->table[(two >> (bit & 7)) & ((1u << w->bits) - 1u)];
     }
-    if (w->format == MCU_W_SPARSE) {
-        const uint32_t *bitmap = (const uint32_t *)w->data;
-        const int32_t block = i >> 5, bit = i & 31;
-        const uint32_t bits = bitmap[block];
-        const uint32_t *before = bitmap + w->blocks;                  /* per superblock */
-        const uint32_t *local = before + ((w->blocks + 7) >> 3);      /* per block, four per word */
-        if (!((bits >> bit) & 1u)) return 0;
-        return w->table[(int32_t)before[block >> 3] + (int32_t)((local[block >> 2] >> ((block & 3) * 8)) & 0xFFu)
-                        + mcu_popcount32(bits & ((1u << bit) - 1u))];
-    }
+    if (w->format == MCU_W_SPARSE) return mcu_sparse_weight(w, i);
     if (w->format == MCU_W_TERNARY) {
         const uint32_t code = (((const uint8_t *)w->data)[i >> 2] >> ((i & 3) * 2)) & 3u;
         return (int32_t)code - (int32_t)((code & 2u) << 1); /* 3 -> -1 */
