@@ -18,7 +18,7 @@ from mcuforge.errors import ModelError
 from mcuforge.frontends.tflite_reader import read_tflite
 from mcuforge.frontends.tflite_writer import write_tflite
 from mcuforge.ir.formats import (POW2, choose_formats, decode, encode, encoded_bytes, format_summary, holds,
-                                 pack_codebook, pack_int4, pack_sparse, pack_w4_rows, tensor_bytes, unpack_codebook,
+                                 pack_codebook, pack_int4, pack_sparse, pack_wb_rows, tensor_bytes, unpack_codebook,
                                  unpack_int4, unpack_sparse, weight_tensors)
 from mcuforge.pipeline import compile_model, load_model
 from mcuforge.verify import verify
@@ -37,7 +37,10 @@ def test_int4_layout_is_tflites_low_nibble_first() -> None:
     with pytest.raises(ValueError):
         pack_int4(np.array([8]))
     # the fast kernels' w4 rows: per group of eight, byte j = value j | value j + 4 << 4, padded to the group
-    assert pack_w4_rows(np.array([[1, 2, 3, 4, 5, 6, 7, -8, -1]])).tolist() == [[0x51, 0x62, 0x73, 0x84, 15, 0, 0, 0]]
+    assert pack_wb_rows(np.array([[1, 2, 3, 4, 5, 6, 7, -8, -1]])).tolist() == [[0x51, 0x62, 0x73, 0x84, 15, 0, 0, 0]]
+    # ternary rows: per group of sixteen, byte j = values j, j + 4, j + 8, j + 12 in 2-bit fields from the lowest
+    row = [1, -1, 0, 1, 0, 0, 1, -1, -1, 0, 0, 0, 1, 1, 1, 1, -1]
+    assert pack_wb_rows(np.array([row]), 2).tolist() == [[0b01110001, 0b01000011, 0b01000100, 0b01001101, 3, 0, 0, 0]]
 
 
 @settings(max_examples=60, deadline=None)
@@ -257,6 +260,18 @@ def test_depthwise_plane_in_place_with_weights_in_a_format(fmt: str) -> None:
     assert len(calls) == 2 and all(p[0] == p[1] for p in pointers)  # input and output: in place
     assert compiled.plan.arena_bytes == compile_model(choose_formats(graph, "int8")).plan.arena_bytes
     result = verify(graph, samples=3, tflite_bytes=write_tflite(choose_formats(graph, "int8")))
+    assert result.ok and result.tflm_checked, result.lines()
+    assert_qemu_equals_reference(graph, samples=2)
+
+
+def test_ternary_kernels_on_odd_shapes() -> None:
+    """The fast kernels with 2-bit ternary rows (mcu_gemm_s4.h with bits 2: sixteen weights per load) on the
+    shapes above, re-quantized into ternary: host against TFLM, then Cortex-M4 and M7."""
+    graph, _ = compress_weights(merge([_fast_case(i) for i in range(len(FAST_CASES))], "w2"), "ternary")
+    code = compile_model(graph).lib.files["w2.c"]
+    assert code.count("mcu_conv_s8_1x1_w2(") == 1 and code.count("mcu_conv_s8_im2col_w2(") == 3  # depth % 16
+    assert code.count("mcu_fc_s8_gemm_w2(") == 1
+    result = verify(graph, samples=2, tflite_bytes=write_tflite(graph))
     assert result.ok and result.tflm_checked, result.lines()
     assert_qemu_equals_reference(graph, samples=2)
 

@@ -8,8 +8,9 @@ is ever planned into the arena.
 - int8: one byte per value (the default).
 - int4: values in [-8, 7], two per byte, low nibble first: value i is the low nibble of byte i // 2 when
   i is even, the high nibble when it is odd (TFLite's INT4 layout, byte-compatible with CMSIS-NN's s4);
-  an odd count leaves the last high nibble 0. The fast fully-connected and pointwise kernels read the rows
-  of a weight matrix in a layout of their own with the same bytes per value (pack_w4_rows).
+  an odd count leaves the last high nibble 0. The fast fully-connected and convolution kernels read the
+  rows of an int4 or ternary weight matrix in a layout of their own with the same bytes per value
+  (pack_wb_rows).
 - ternary: values in {-1, 0, 1} (the magnitude lives in the per-channel scale), two bits each, four per
   byte, lowest bits first: value i is bits [2 * (i % 4), 2 * (i % 4) + 2) of byte i // 4, as a 2-bit two's
   complement (3 = -1).
@@ -44,7 +45,7 @@ POW2 = tuple(sorted({0, *(s * (1 << k) for s in (-1, 1) for k in range(7))}))  #
 ENCODED_KINDS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"})  # kernels that decode formats
 WEIGHTS = 1  # the weights' operand position in those operators
 CHOICES = (*FORMATS, "auto")  # what a user may ask for
-W4_MAX_DEPTH = 1 << 16  # the fast int4 kernels sum 16 x the (perhaps doubled) products in int32 (mcu_gemm_s4.h)
+W4_MAX_DEPTH = 1 << 16  # the fast low-bit kernels sum 2^(8 - bits) x the (perhaps doubled) products in int32
 
 
 def codebook_bits(fmt: str) -> int:
@@ -203,19 +204,27 @@ def decode(fmt: str, packed: np.ndarray, count: int) -> np.ndarray:
     raise ValueError(f"unknown weight format {fmt!r} (known: {', '.join(FORMATS)})")
 
 
-def pack_w4_rows(rows: np.ndarray) -> np.ndarray:
-    """int4 values [R, depth] -> the w4 layout of the fast int4 kernels (mcu_gemm_s4.h): per row, each group
-    of eight values k..k+7 in four bytes, byte j = value k+j (low nibble) | value k+4+j (high nibble), a
-    partial last group padded with zeros. uint8 [R, 4 * ceil(depth / 8)]."""
+LOW_BITS = {"int4": 4, "ternary": 2}  # the formats of the fast low-bit kernels (mcu_gemm_s4.h) and their widths
+
+
+def pack_wb_rows(rows: np.ndarray, bits: int = 4) -> np.ndarray:
+    """Values [R, depth] of `bits`-bit two's complement (int4: -8..7, bits 4; ternary: bits 2) -> the wb
+    layout of the fast low-bit kernels (mcu_gemm_s4.h): per row, each group of 32 / bits values k.. in one
+    32-bit word, byte j holding values k + j, k + 4 + j, .. in its `bits`-bit fields from the lowest (bits 4:
+    the w4 layout, value k + j in the low nibble and k + 4 + j in the high one), a partial last group padded
+    with zeros. uint8 [R, 4 * ceil(depth * bits / 32)]."""
     v = np.asarray(rows, np.int64)
-    if v.size and (v.min() < -8 or v.max() > 7):
-        raise ValueError("int4 values must lie in [-8, 7]")
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    if v.size and (v.min() < lo or v.max() > hi):
+        raise ValueError(f"{bits}-bit values must lie in [{lo}, {hi}]")
     count, depth = v.shape
-    groups = (depth + 7) // 8
-    padded = np.zeros((count, groups * 8), np.int64)
-    padded[:, :depth] = v & 0xF
-    halves = padded.reshape(count, groups, 2, 4)
-    return (halves[:, :, 0, :] | (halves[:, :, 1, :] << 4)).astype(np.uint8).reshape(count, groups * 4)
+    per = 32 // bits
+    groups = (depth + per - 1) // per
+    padded = np.zeros((count, groups * per), np.int64)
+    padded[:, :depth] = v & ((1 << bits) - 1)
+    fields = padded.reshape(count, groups, per // 4, 4)  # [row, word, field, byte]
+    words = (fields << (bits * np.arange(per // 4))[None, None, :, None]).sum(axis=2)
+    return words.astype(np.uint8).reshape(count, groups * 4)
 
 
 def encode(fmt: str, values: np.ndarray) -> np.ndarray:

@@ -8,15 +8,17 @@ Kernels (the planner picks the variant, engine/plan/kernels.py; each C header ex
   (im2col_order) padded to whole groups of four; `im2col4` keeps four windows as int16 and one as int8
   (9*D + 4 bytes, D the window depth rounded up to a multiple of 4), `im2col` a column of two windows
   (4*D + 8 bytes); without scratch it borrows the unwritten end of its output;
-- int4 weights (ir/formats.py) of a pointwise convolution whose C_in is a multiple of 8:
-  mcu_conv_s8_1x1_w4, the weights in the w4 layout decoded in registers (mcu_gemm_s4.h), with a column of
-  two pixels (`column`, 4*C_in + 4 bytes) when the planner had room;
-- int4 weights of another one-group convolution: mcu_conv_s8_im2col_w4, the filter rows in the column's
-  order in the w4 layout, with its column (two windows as int16, 4*D + 4 bytes, D the depth rounded up to
-  a multiple of 8) in the scratch when the planner had room, else at the end of the output;
+- int4 or ternary weights (ir/formats.py; 4 or 2 bits) of a pointwise convolution whose C_in is a multiple
+  of 32 / bits: mcu_conv_s8_1x1_w4 / _w2, the weights in the wb layout decoded in registers (mcu_gemm_s4.h),
+  four pixels at a time through the same column as int8's (or the end of the output);
+- int4 or ternary weights of another one-group convolution: mcu_conv_s8_im2col_w4 / _w2, the filter rows in
+  the column's order in the wb layout, `im2col4` (four windows, as for int8) or `im2col` (two windows as
+  int16, 4*D + 4 bytes, D the depth rounded up to a multiple of 32 / bits), else at the end of the output;
+- sparse weights of a one-group convolution: mcu_conv_s8_1x1_sparse (with the pointwise column) or, where
+  the planner gave `im2col4`, mcu_conv_s8_im2col_sparse (mcu_sparse_s8.h: the zeros skipped);
 - the plain kernel mcu_conv_s8.h (the reference variant) takes every other case: groups, a bias that
-  does not fold into int32, or int4 weights without the fast kernels' conditions (mcu_conv_s8_w decodes
-  them as it reads them).
+  does not fold into int32, or weights in a format without the fast kernels' conditions (mcu_conv_s8_w
+  decodes them as it reads them).
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ from typing import Iterator
 import numpy as np
 
 from ..errors import ModelError
-from ..ir.formats import W4_MAX_DEPTH
+from ..ir.formats import LOW_BITS, W4_MAX_DEPTH
 from ..ir.graph import Graph, Op
 from ..ir.ops import OpSpec
 from ..ir.shapes import expect_bias, expect_rank, windowed
@@ -100,14 +102,15 @@ def pointwise_column_bytes(in_c: int) -> int:
 
 
 def w4_column_bytes(depth: int) -> int:
-    """mcu_conv_s8_im2col_w4's column: two pixels' int16 values, plus 4 bytes to align it."""
+    """mcu_conv_s8_im2col_wb's column: two pixels' int16 values, plus 4 bytes to align it."""
     return 4 * depth + 4
 
 
-def w4_stride(g: ConvGeometry) -> int:
-    """Values per filter row of mcu_conv_s8_im2col_w4: the window's depth rounded up to a multiple of 8."""
+def wb_stride(g: ConvGeometry, bits: int) -> int:
+    """Values per filter row of mcu_conv_s8_im2col_wb: the window's depth rounded up to a multiple of
+    32 / bits (a weight word)."""
     depth = g.k_h * g.k_w * g.in_c
-    return depth + (-depth) % 8
+    return depth + (-depth) % (32 // bits)
 
 
 def variants(op: Op, graph: Graph, inplace: bool) -> Iterator[KernelScratch]:
@@ -119,12 +122,13 @@ def variants(op: Op, graph: Graph, inplace: bool) -> Iterator[KernelScratch]:
         return
     if g.groups != 1 or folded_bias(op, graph) is None:
         return
-    if graph[op.inputs[1]].format == "int4":
-        if pointwise(g) and g.in_c % 8 == 0 and g.in_c < W4_MAX_DEPTH:  # four pixels' column, as for int8
+    bits = LOW_BITS.get(graph[op.inputs[1]].format)
+    if bits:
+        if pointwise(g) and g.in_c % (32 // bits) == 0 and g.in_c < W4_MAX_DEPTH:  # four pixels, as for int8
             yield KernelScratch(Variant.COLUMN, pointwise_column_bytes(g.in_c))
-        elif not pointwise(g) and w4_stride(g) < W4_MAX_DEPTH:
-            yield KernelScratch(Variant.IM2COL4, 9 * w4_stride(g) + 4)
-            yield KernelScratch(Variant.IM2COL, w4_column_bytes(w4_stride(g)))
+        elif not pointwise(g) and wb_stride(g, bits) < W4_MAX_DEPTH:
+            yield KernelScratch(Variant.IM2COL4, 9 * wb_stride(g, bits) + 4)
+            yield KernelScratch(Variant.IM2COL, w4_column_bytes(wb_stride(g, bits)))
         return
     if graph[op.inputs[1]].format == "sparse":  # as for int8: four pixels' column, four windows
         yield (KernelScratch(Variant.COLUMN, pointwise_column_bytes(g.in_c)) if pointwise(g) else
@@ -148,12 +152,14 @@ def emit(op: Op, ctx) -> str:
 
     g, q = conv_geometry(op, ctx.graph), conv_quant(op, ctx.graph)
     encoded = ctx.tensor(op.inputs[1]).format != "int8"
-    if ctx.tensor(op.inputs[1]).format == "int4" and g.groups == 1:
-        w4_pointwise = pointwise(g) and g.in_c % 8 == 0 and g.in_c < W4_MAX_DEPTH
-        w4_im2col = not pointwise(g) and w4_stride(g) < W4_MAX_DEPTH
-        requant = requant_params(op, ctx, q) if w4_pointwise or w4_im2col else None
+    bits = LOW_BITS.get(ctx.tensor(op.inputs[1]).format)
+    if bits and g.groups == 1:
+        wb_pointwise = pointwise(g) and g.in_c % (32 // bits) == 0 and g.in_c < W4_MAX_DEPTH
+        wb_im2col = not pointwise(g) and wb_stride(g, bits) < W4_MAX_DEPTH
+        requant = requant_params(op, ctx, q) if wb_pointwise or wb_im2col else None
         if requant is not None:
-            return _pointwise_w4(op, ctx, g, requant) if w4_pointwise else _im2col_w4(op, ctx, g, q, requant)
+            return (_pointwise_wb(op, ctx, g, requant, bits) if wb_pointwise
+                    else _im2col_wb(op, ctx, g, q, requant, bits))
     if ctx.tensor(op.inputs[1]).format == "sparse" and g.groups == 1:
         column = _granted_column(op, ctx)
         requant = requant_params(op, ctx, q) if pointwise(g) or column != NULL_I8 else None
@@ -189,30 +195,33 @@ def _pointwise_shape(g: ConvGeometry) -> dict[str, int]:
             "col_step": g.stride_w * g.in_c}
 
 
-def _pointwise_w4(op: Op, ctx, g: ConvGeometry, requant: str) -> str:
-    """int4 weights in the w4 layout (mcu_gemm_s4.h), decoded in registers; the column when planned."""
+def _pointwise_wb(op: Op, ctx, g: ConvGeometry, requant: str, bits: int) -> str:
+    """int4 or ternary weights in the wb layout (mcu_gemm_s4.h), decoded in registers; the column when
+    planned."""
     from ..engine.codegen.literals import c_call, c_fields
-    from ..ir.formats import pack_w4_rows
+    from ..ir.formats import pack_wb_rows
 
     ctx.use("mcu_conv_s8_1x1.h")
-    weights = ctx.const(f"w4_{op.name}", pack_w4_rows(ctx.graph[op.inputs[1]].data.reshape(g.out_c, -1)), "uint8_t")
-    return c_call("mcu_conv_s8_1x1_w4", [f"&(const mcu_conv_1x1_shape){{{c_fields(_pointwise_shape(g))}}}", requant,
+    rows = pack_wb_rows(ctx.graph[op.inputs[1]].data.reshape(g.out_c, -1), bits)
+    weights = ctx.const(f"w{bits}_{op.name}", rows, "uint8_t")
+    return c_call(f"mcu_conv_s8_1x1_w{bits}", [f"&(const mcu_conv_1x1_shape){{{c_fields(_pointwise_shape(g))}}}", requant,
                                          ctx.ptr(op.inputs[0]), weights, ctx.ptr(op.outputs[0]),
                                          _granted_column(op, ctx)])
 
 
-def _im2col_w4(op: Op, ctx, g: ConvGeometry, q: ConvQuant, requant: str) -> str:
-    """int4 weights, the filter rows in the column's order padded to w4_stride, in the w4 layout."""
+def _im2col_wb(op: Op, ctx, g: ConvGeometry, q: ConvQuant, requant: str, bits: int) -> str:
+    """int4 or ternary weights, the filter rows in the column's order padded to wb_stride, in the wb layout."""
     from ..engine.codegen.literals import c_call, c_fields
-    from ..ir.formats import pack_w4_rows
+    from ..ir.formats import pack_wb_rows
 
     ctx.use("mcu_conv_s8_im2col.h")
-    stride = w4_stride(g)
+    stride = wb_stride(g, bits)
     w = np.asarray(ctx.graph[op.inputs[1]].data, np.int8).reshape(g.out_c, -1)[:, im2col_order(g.k_h, g.k_w, g.in_c)]
-    weights = ctx.const(f"w4_{op.name}", pack_w4_rows(np.pad(w, ((0, 0), (0, stride - w.shape[1])))), "uint8_t")
+    weights = ctx.const(f"w{bits}_{op.name}", pack_wb_rows(np.pad(w, ((0, 0), (0, stride - w.shape[1]))), bits),
+                        "uint8_t")
     column = _granted_column(op, ctx)
     quads = planned_kernel(ctx).variant == Variant.IM2COL4 and column != NULL_I8
-    return c_call("mcu_conv_s8_im2col_w4", [
+    return c_call(f"mcu_conv_s8_im2col_w{bits}", [
         f"&(const mcu_conv_shape){{{c_fields(_conv_shape(g))}}}", requant, str(-q.input_offset),
         ctx.ptr(op.inputs[0]), weights, str(stride), ctx.ptr(op.outputs[0]), column, str(int(quads))])
 

@@ -11,8 +11,8 @@
  * from the int8 input directly, as every pixel is on the portable path, unless the input dies with this
  * layer (`input_spent`): then the column moves over the input pixels already read. Same results as
  * mcu_conv_s8.
- * mcu_conv_s8_1x1_w4, mcu_conv_s8_1x1_sparse: int4 weights in the w4 layout (mcu_gemm_s4.h), sparse weights
- * (mcu_sparse_s8.h): on Arm cores with the DSP extension
+ * mcu_conv_s8_1x1_w4, mcu_conv_s8_1x1_w2, mcu_conv_s8_1x1_sparse: int4 and ternary weights in the wb layout
+ * (mcu_gemm_s4.h), sparse weights (mcu_sparse_s8.h): on Arm cores with the DSP extension
  * four pixels at a time through the interleaved column, in `scratch` (NULL or mcu_pointwise_column_bytes, as
  * for int8) or else at the end of the output, when in_c is a multiple of 8; the other pixels two at a time
  * from their int8 values. */
@@ -158,16 +158,19 @@ MCU_SPECIALIZE mcu_col_t *mcu_quad_column(const mcu_conv_1x1_shape *s, int8_t *s
 }
 #endif
 
-/* Pointwise convolution with weights in a format (`sparse`, a literal: sparse weights, mcu_sparse_s8.h, else
- * int4 in the w4 layout): four pixels at a time through the column of mcu_quad_column where the depth allows
- * (w4: a multiple of 8; sparse: of 4), the other pixels from their int8 values. */
+/* Pointwise convolution with weights in a format (`bits`, a literal: 0 for sparse weights, mcu_sparse_s8.h,
+ * else 4 for int4 or 2 for ternary in the wb layout, mcu_gemm_s4.h): four pixels at a time through the
+ * column of mcu_quad_column where the depth allows (a multiple of 32 / bits; sparse: of 4), the other pixels
+ * from their int8 values. */
 MCU_SPECIALIZE void mcu_conv_s8_1x1_formats(const mcu_conv_1x1_shape *s, const mcu_requant_params *r,
                                             const int8_t *input, const void *weights, int8_t *output,
-                                            int8_t *scratch, int32_t sparse) {
+                                            int8_t *scratch, int32_t bits) {
     const mcu_weights *packed = (const mcu_weights *)weights;
+    const int32_t sparse = bits == 0;
     int32_t b, row, col;
 #if MCU_GEMM_DSP
-    mcu_col_t *column = s->in_c % (sparse ? 4 : 8) == 0 ? mcu_quad_column(s, scratch, output) : (mcu_col_t *)0;
+    mcu_col_t *column = s->in_c % (sparse ? 4 : 32 / bits) == 0 ? mcu_quad_column(s, scratch, output)
+                                                                 : (mcu_col_t *)0;
     const int8_t *column_start = scratch ? output + s->batches * s->rows * s->cols * s->out_c : (int8_t *)column;
 #else
     (void)scratch;
@@ -185,7 +188,7 @@ MCU_SPECIALIZE void mcu_conv_s8_1x1_formats(const mcu_conv_1x1_shape *s, const m
                     else mcu_pack_4px(in + (col + p) * s->col_step, s->in_c, p, r, column);
                 }
                 if (sparse) mcu_sparse_4px(packed, column, s->in_c, s->out_c, r, out + col * s->out_c);
-                else mcu_gemm_4px_w4(column, (const uint8_t *)weights, s->in_c, s->out_c, r, out + col * s->out_c);
+                else mcu_gemm_4px_wb(column, (const uint8_t *)weights, s->in_c, s->out_c, bits, r, out + col * s->out_c);
             }
 #endif
             for (; sparse && col < s->cols; ++col) {
@@ -195,8 +198,8 @@ MCU_SPECIALIZE void mcu_conv_s8_1x1_formats(const mcu_conv_1x1_shape *s, const m
                 const int32_t pair = col + 1 < s->cols;
                 const int8_t *x0 = in + col * s->col_step;
                 int8_t *y0 = out + col * s->out_c;
-                mcu_gemm_w4(x0, pair ? x0 + s->col_step : x0, (const mcu_col_t *)0, (const uint8_t *)weights,
-                            s->in_c, s->out_c, r, y0, pair ? y0 + s->out_c : (int8_t *)0);
+                mcu_gemm_wb(x0, pair ? x0 + s->col_step : x0, (const mcu_col_t *)0, (const uint8_t *)weights,
+                            s->in_c, s->out_c, bits, r, y0, pair ? y0 + s->out_c : (int8_t *)0);
             }
         }
     }
@@ -204,13 +207,18 @@ MCU_SPECIALIZE void mcu_conv_s8_1x1_formats(const mcu_conv_1x1_shape *s, const m
 
 MCU_SPECIALIZE void mcu_conv_s8_1x1_w4(const mcu_conv_1x1_shape *s, const mcu_requant_params *r,
                                        const int8_t *input, const uint8_t *weights, int8_t *output, int8_t *scratch) {
-    mcu_conv_s8_1x1_formats(s, r, input, weights, output, scratch, 0);
+    mcu_conv_s8_1x1_formats(s, r, input, weights, output, scratch, 4);
+}
+
+MCU_SPECIALIZE void mcu_conv_s8_1x1_w2(const mcu_conv_1x1_shape *s, const mcu_requant_params *r,
+                                       const int8_t *input, const uint8_t *weights, int8_t *output, int8_t *scratch) {
+    mcu_conv_s8_1x1_formats(s, r, input, weights, output, scratch, 2);
 }
 
 MCU_SPECIALIZE void mcu_conv_s8_1x1_sparse(const mcu_conv_1x1_shape *s, const mcu_requant_params *r,
                                            const int8_t *input, const mcu_weights *weights, int8_t *output,
                                            int8_t *scratch) {
-    mcu_conv_s8_1x1_formats(s, r, input, weights, output, scratch, 1);
+    mcu_conv_s8_1x1_formats(s, r, input, weights, output, scratch, 0);
 }
 
 #endif /* MCU_CONV_S8_1X1_H */

@@ -1,16 +1,18 @@
-/* mcuforge runtime: int8 activations against int4 weights (values -8..7): mcu_gemm_w4, the inner loops of the
- * fast fully-connected, pointwise and im2col kernels for int4 weights (mcu_fc_s8_fast.h, mcu_conv_s8_1x1.h,
+/* mcuforge runtime: int8 activations against low-bit weights, int4 (values -8..7, `bits` 4) or ternary
+ * (-1, 0, 1 as 2-bit two's complement, `bits` 2): mcu_gemm_wb, mcu_gemm_4px_wb, the inner loops of the fast
+ * fully-connected, pointwise and im2col kernels for those weights (mcu_fc_s8_fast.h, mcu_conv_s8_1x1.h,
  * mcu_conv_s8_im2col.h). The weights stay packed in flash and are decoded in registers: nothing decoded is
- * stored.
+ * stored. `bits` is a literal in every call, so each kernel is compiled for its width.
  *
- * Weight rows in the w4 layout: each group of eight values k..k+7 of a row takes four bytes, byte j holding
- * value k+j in its low nibble and value k+4+j in its high nibble; a row takes mcu_w4_row_bytes(depth)
- * bytes, a partial last group padded with zeros (the codegen packs them so: ir/formats.py).
- * On Arm cores with the DSP extension one 32-bit load gives eight weights: masking the low nibbles into the
- * high ones ((w << 4) & 0xF0F0F0F0) gives the first four as bytes of sixteen times their value, masking the
- * high ones (w & 0xF0F0F0F0) the next four, and SXTB16 then lines them up as (w0, w2), (w1, w3) with the
- * activations (as mcu_gemm_s8.h pairs them). The sums are sixteen times the dot product, exactly, and are
- * shifted back once: |16 * x * w| <= 2^14 (2^15 from a column of doubled values, mcu_requant_twice), so a
+ * Weight rows in the wb layout: each group of 32 / bits values k.. of a row takes one 32-bit word, byte j
+ * holding values k + j, k + 4 + j, .. in its fields of `bits` bits from the lowest (int4, the w4 layout:
+ * value k + j in the low nibble, k + 4 + j in the high one); a row takes mcu_wb_row_bytes(depth, bits) bytes,
+ * a partial last group padded with zeros (the codegen packs them so: ir/formats.py, pack_wb_rows).
+ * On Arm cores with the DSP extension one 32-bit load gives 32 / bits weights: shifting field g of every byte
+ * to the byte's top bits and masking the rest ((w << (8 - bits - g * bits)) & top) gives four of them as bytes
+ * of 2^(8 - bits) times their value, and SXTB16 then lines them up as (w0, w2), (w1, w3) with the activations
+ * (as mcu_gemm_s8.h pairs them). The sums are 2^(8 - bits) times the dot product, exactly, and are shifted
+ * back once: |2^(8 - bits) * x * w| <= 2^15 even from a column of doubled values (mcu_requant_twice), so a
  * depth below 2^16 cannot overflow (the codegen checks it).
  * Elsewhere each weight is decoded where it is read. Every path adds the same products: the same bits. */
 #ifndef MCU_GEMM_S4_H
@@ -18,37 +20,47 @@
 
 #include "mcu_gemm_s8_4px.h"
 
-MCU_SPECIALIZE int32_t mcu_w4_row_bytes(int32_t depth) { return 4 * ((depth + 7) / 8); }
+/* Values per 32-bit word of a wb row. */
+MCU_SPECIALIZE int32_t mcu_wb_per_word(int32_t bits) { return 32 / bits; }
 
-/* Value i of a w4 row. */
-MCU_SPECIALIZE int32_t mcu_w4_at(const uint8_t *row, int32_t i) {
-    const uint32_t b = row[(i >> 3) * 4 + (i & 3)];
-    const int32_t nibble = (int32_t)((i & 4) ? b >> 4 : b & 0x0Fu);
-    return nibble - ((nibble & 8) << 1); /* 8..15 -> -8..-1 */
+MCU_SPECIALIZE int32_t mcu_wb_row_bytes(int32_t depth, int32_t bits) {
+    return 4 * ((depth + mcu_wb_per_word(bits) - 1) / mcu_wb_per_word(bits));
+}
+
+/* Value i of a wb row. */
+MCU_SPECIALIZE int32_t mcu_wb_at(const uint8_t *row, int32_t i, int32_t bits) {
+    const int32_t per = mcu_wb_per_word(bits);
+    const uint32_t b = row[(i / per) * 4 + (i & 3)];
+    const int32_t field = (int32_t)((b >> (((i % per) >> 2) * bits)) & ((1u << bits) - 1u));
+    return field - ((field & (1 << (bits - 1))) << 1); /* the top bit is the sign */
 }
 
 #if MCU_GEMM_DSP
 
-/* The four low and the four high weights of a group, each as 16 times its value in a byte. */
-MCU_SPECIALIZE uint32_t mcu_w4_low(uint32_t w) { return (w << 4) & 0xF0F0F0F0u; }
-MCU_SPECIALIZE uint32_t mcu_w4_high(uint32_t w) { return w & 0xF0F0F0F0u; }
+/* Group g of word w (values 4g .. 4g + 3 of its group of 32 / bits): each as 2^(8 - bits) times its value in
+ * a byte. */
+MCU_SPECIALIZE uint32_t mcu_wb_group(uint32_t w, int32_t g, int32_t bits) {
+    const uint32_t top = (0xFFu << (8 - bits)) & 0xFFu;
+    return (w << (8 - bits - g * bits)) & (top * 0x01010101u);
+}
 
-/* Two pixels against two w4 rows b0, b1: the four dot products of n values. The pixels are int8 rows
- * (`column` NULL: a0, a1) or the two pixels of a column (mcu_pack_s8's layout; n a multiple of 8). */
-MCU_SPECIALIZE void mcu_dot_2x2_w4(const int8_t *a0, const int8_t *a1, const mcu_col_t *column, int32_t second,
-                                   const uint8_t *b0, const uint8_t *b1, int32_t n, int32_t sums[4]) {
+/* Two pixels against two wb rows b0, b1: the four dot products of n values. The pixels are int8 rows
+ * (`column` NULL: a0, a1) or the two pixels of a column (mcu_pack_s8's layout; n a multiple of 32 / bits). */
+MCU_SPECIALIZE void mcu_dot_2x2_wb(const int8_t *a0, const int8_t *a1, const mcu_col_t *column, int32_t second,
+                                   const uint8_t *b0, const uint8_t *b1, int32_t n, int32_t bits, int32_t sums[4]) {
+    const int32_t per = mcu_wb_per_word(bits);
     int32_t s00 = 0, s01 = 0, s10 = 0, s11 = 0;
-    int32_t k, h;
-    for (k = 0; k + 8 <= n; k += 8) {
-        const uint32_t p0 = mcu_load_u32(b0 + k / 2), p1 = mcu_load_u32(b1 + k / 2);
-        for (h = 0; h < 2; ++h) { /* values k..k+3 (the low nibbles), then k+4..k+7 (the high ones) */
-            const uint32_t w0 = h ? mcu_w4_high(p0) : mcu_w4_low(p0), w1 = h ? mcu_w4_high(p1) : mcu_w4_low(p1);
+    int32_t k, g;
+    for (k = 0; k + per <= n; k += per) {
+        const uint32_t p0 = mcu_load_u32(b0 + k * bits / 8), p1 = mcu_load_u32(b1 + k * bits / 8);
+        for (g = 0; g < per / 4; ++g) { /* values k + 4g .. k + 4g + 3 */
+            const uint32_t w0 = mcu_wb_group(p0, g, bits), w1 = mcu_wb_group(p1, g, bits);
             int16x2_t x0_even, x0_odd, x1_even, x1_odd;
             if (column) {
-                mcu_load_lanes(column + k + 4 * h, &x0_even, &x0_odd);
-                mcu_load_lanes(column + second + k + 4 * h, &x1_even, &x1_odd);
+                mcu_load_lanes(column + k + 4 * g, &x0_even, &x0_odd);
+                mcu_load_lanes(column + second + k + 4 * g, &x1_even, &x1_odd);
             } else {
-                const uint32_t x0 = mcu_load_u32(a0 + k + 4 * h), x1 = mcu_load_u32(a1 + k + 4 * h);
+                const uint32_t x0 = mcu_load_u32(a0 + k + 4 * g), x1 = mcu_load_u32(a1 + k + 4 * g);
                 x0_even = __sxtb16(x0);
                 x0_odd = mcu_sxtb16_odd(x0);
                 x1_even = __sxtb16(x1);
@@ -57,12 +69,12 @@ MCU_SPECIALIZE void mcu_dot_2x2_w4(const int8_t *a0, const int8_t *a1, const mcu
             MCU_SMLAD_2X2(x0_even, x0_odd, x1_even, x1_odd, w0, w1);
         }
     }
-    s00 >>= 4;
-    s01 >>= 4;
-    s10 >>= 4;
-    s11 >>= 4;
+    s00 >>= 8 - bits;
+    s01 >>= 8 - bits;
+    s10 >>= 8 - bits;
+    s11 >>= 8 - bits;
     for (; k < n; ++k) { /* int8 rows only */
-        const int32_t w0 = mcu_w4_at(b0, k), w1 = mcu_w4_at(b1, k);
+        const int32_t w0 = mcu_wb_at(b0, k, bits), w1 = mcu_wb_at(b1, k, bits);
         s00 += a0[k] * w0;
         s01 += a0[k] * w1;
         s10 += a1[k] * w0;
@@ -74,26 +86,30 @@ MCU_SPECIALIZE void mcu_dot_2x2_w4(const int8_t *a0, const int8_t *a1, const mcu
     sums[3] = s11;
 }
 
-#ifndef MCU_4PX_W4_UNROLL
-#define MCU_4PX_W4_UNROLL 4 /* weight words (eight depth values) per iteration of the inner loop */
+#ifndef MCU_4PX_WB_UNROLL
+#define MCU_4PX_WB_UNROLL 4 /* weight words per iteration of the inner loop */
 #endif
 
-/* Eight depth values (one word of a w4 row at w): two groups of the four pixels at col. */
-#define MCU_DOT_4PX_W4_STEP(col, w)                                                                  \
+/* One word of a wb row at w (32 / bits depth values): its groups against the four pixels at col. */
+#define MCU_DOT_4PX_WB_STEP(col, w, bits)                                                            \
     do {                                                                                             \
-        const uint32_t p = mcu_load_u32(w), low = mcu_w4_low(p), high = mcu_w4_high(p);              \
-        const int16x2_t low_even = __sxtb16(low), low_odd = mcu_sxtb16_odd(low);                     \
-        const int16x2_t high_even = __sxtb16(high), high_odd = mcu_sxtb16_odd(high);                 \
-        MCU_SMLAD_4PX(col, low_even, low_odd);                                                       \
-        MCU_SMLAD_4PX((col) + MCU_4PX_GROUP, high_even, high_odd);                                   \
+        const uint32_t p = mcu_load_u32(w);                                                          \
+        int32_t g;                                                                                   \
+        MCU_UNROLL                                                                                   \
+        for (g = 0; g < 8 / (bits); ++g) {                                                           \
+            const uint32_t v = mcu_wb_group(p, g, bits);                                             \
+            const int16x2_t v_even = __sxtb16(v), v_odd = mcu_sxtb16_odd(v);                        \
+            MCU_SMLAD_4PX((col) + g * MCU_4PX_GROUP, v_even, v_odd);                                  \
+        }                                                                                            \
     } while (0)
 
-/* mcu_gemm_4px for w4 rows (depth a multiple of 8): four pixels of the interleaved column (mcu_pack_4px)
- * against every filter. Per eight depth values of the four pixels: one LDR, three masks and four SXTB16 for
- * the weights, eight LDRD and sixteen SMLAD (int8's path: half the weight words, twice the SXTB16). */
-MCU_SPECIALIZE void mcu_gemm_4px_w4(const mcu_col_t *column, const uint8_t *weights, int32_t depth, int32_t out_c,
-                                    const mcu_requant_params *r, int8_t *y) {
-    const int32_t words = depth / 8, row = mcu_w4_row_bytes(depth);
+/* mcu_gemm_4px for wb rows (depth a multiple of 32 / bits): four pixels of the interleaved column
+ * (mcu_pack_4px) against every filter. Per word of weights and four pixels: one LDR, then per group of four
+ * values two masks, two SXTB16, four LDRD and eight SMLAD (int8's path: one LDR and two SXTB16 per group). */
+MCU_SPECIALIZE void mcu_gemm_4px_wb(const mcu_col_t *column, const uint8_t *weights, int32_t depth, int32_t out_c,
+                                    int32_t bits, const mcu_requant_params *r, int8_t *y) {
+    const int32_t words = depth / mcu_wb_per_word(bits), row = mcu_wb_row_bytes(depth, bits);
+    const int32_t step = (8 / bits) * MCU_4PX_GROUP; /* column values per weight word */
     int32_t o, g;
     for (o = 0; o < out_c; ++o) {
         const uint8_t *w = weights + o * row;
@@ -101,24 +117,24 @@ MCU_SPECIALIZE void mcu_gemm_4px_w4(const mcu_col_t *column, const uint8_t *weig
         const int32_t start = mcu_requant_start(r, o);
         int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
         MCU_OPAQUE(col); /* a register base: LDRD reaches only +-1020 bytes from it */
-        for (g = 0; g + MCU_4PX_W4_UNROLL <= words; g += MCU_4PX_W4_UNROLL) {
+        for (g = 0; g + MCU_4PX_WB_UNROLL <= words; g += MCU_4PX_WB_UNROLL) {
             int32_t u;
             MCU_UNROLL
-            for (u = 0; u < MCU_4PX_W4_UNROLL; ++u, w += 4, col += 2 * MCU_4PX_GROUP) MCU_DOT_4PX_W4_STEP(col, w);
+            for (u = 0; u < MCU_4PX_WB_UNROLL; ++u, w += 4, col += step) MCU_DOT_4PX_WB_STEP(col, w, bits);
         }
         MCU_UNROLL
-        for (; g < words; ++g, w += 4, col += 2 * MCU_4PX_GROUP) MCU_DOT_4PX_W4_STEP(col, w);
-        y[o] = mcu_requant_sum(r, start + (s0 >> 4), o);
-        y[out_c + o] = mcu_requant_sum(r, start + (s1 >> 4), o);
-        y[2 * out_c + o] = mcu_requant_sum(r, start + (s2 >> 4), o);
-        y[3 * out_c + o] = mcu_requant_sum(r, start + (s3 >> 4), o);
+        for (; g < words; ++g, w += 4, col += step) MCU_DOT_4PX_WB_STEP(col, w, bits);
+        y[o] = mcu_requant_sum(r, start + (s0 >> (8 - bits)), o);
+        y[out_c + o] = mcu_requant_sum(r, start + (s1 >> (8 - bits)), o);
+        y[2 * out_c + o] = mcu_requant_sum(r, start + (s2 >> (8 - bits)), o);
+        y[3 * out_c + o] = mcu_requant_sum(r, start + (s3 >> (8 - bits)), o);
     }
 }
 
 #else /* portable: every weight decoded where it is read; a column holds the pixels' int8 values */
 
-MCU_SPECIALIZE void mcu_dot_2x2_w4(const int8_t *a0, const int8_t *a1, const mcu_col_t *column, int32_t second,
-                                   const uint8_t *b0, const uint8_t *b1, int32_t n, int32_t sums[4]) {
+MCU_SPECIALIZE void mcu_dot_2x2_wb(const int8_t *a0, const int8_t *a1, const mcu_col_t *column, int32_t second,
+                                   const uint8_t *b0, const uint8_t *b1, int32_t n, int32_t bits, int32_t sums[4]) {
     int32_t s00 = 0, s01 = 0, s10 = 0, s11 = 0;
     int32_t k;
     if (column) {
@@ -126,7 +142,7 @@ MCU_SPECIALIZE void mcu_dot_2x2_w4(const int8_t *a0, const int8_t *a1, const mcu
         a1 = column + second;
     }
     for (k = 0; k < n; ++k) {
-        const int32_t w0 = mcu_w4_at(b0, k), w1 = mcu_w4_at(b1, k);
+        const int32_t w0 = mcu_wb_at(b0, k, bits), w1 = mcu_wb_at(b1, k, bits);
         s00 += a0[k] * w0;
         s01 += a0[k] * w1;
         s10 += a1[k] * w0;
@@ -141,17 +157,19 @@ MCU_SPECIALIZE void mcu_dot_2x2_w4(const int8_t *a0, const int8_t *a1, const mcu
 #endif /* MCU_GEMM_DSP */
 
 /* y0[o] = requant(x0 . w_o) for every output channel o, and y1[o] = requant(x1 . w_o) unless y1 is NULL (then
- * pass x1 = x0), for w4 weight rows; the pixels as int8 rows x0, x1, or (`column` not NULL) the two pixels of
- * a column made by mcu_pack_s8, the second at column + mcu_col_stride(depth), depth then a multiple of 8. */
-MCU_SPECIALIZE void mcu_gemm_w4(const int8_t *x0, const int8_t *x1, const mcu_col_t *column, const uint8_t *weights,
-                                int32_t depth, int32_t out_c, const mcu_requant_params *r, int8_t *y0, int8_t *y1) {
-    const int32_t row = mcu_w4_row_bytes(depth);
+ * pass x1 = x0), for wb weight rows; the pixels as int8 rows x0, x1, or (`column` not NULL) the two pixels of
+ * a column made by mcu_pack_s8, the second at column + mcu_col_stride(depth), depth then a multiple of
+ * 32 / bits. */
+MCU_SPECIALIZE void mcu_gemm_wb(const int8_t *x0, const int8_t *x1, const mcu_col_t *column, const uint8_t *weights,
+                                int32_t depth, int32_t out_c, int32_t bits, const mcu_requant_params *r, int8_t *y0,
+                                int8_t *y1) {
+    const int32_t row = mcu_wb_row_bytes(depth, bits);
     int32_t o;
     int32_t sums[4];
     for (o = 0; o < out_c; o += 2) {
         const int32_t pair = o + 1 < out_c; /* else the last channel alone: its weight row twice */
         const uint8_t *w = weights + o * row;
-        mcu_dot_2x2_w4(x0, x1, column, mcu_col_stride(depth), w, pair ? w + row : w, depth, sums);
+        mcu_dot_2x2_wb(x0, x1, column, mcu_col_stride(depth), w, pair ? w + row : w, depth, bits, sums);
         mcu_gemm_store(r, sums, o, pair, y0, y1);
     }
 }
