@@ -10,6 +10,7 @@ import re
 
 from .argtypes import parse_bytes, parse_count, parse_fraction, parse_positive
 from ..errors import BudgetError, UsageError, shown
+from ..nas.oracles import WEIGHT_FORMATS
 
 SPACE_DESCRIPTION = """\
 TinyNAS stage 1: choose the search space (width multiplier W x input resolution R) for a board. For each
@@ -51,8 +52,9 @@ def add_nas_parser(sub) -> None:
                    help="memory model for peak SRAM: layer (mcuforge's planner, layer by layer; default), auto "
                    "(its auto strategy: patch-based first layers and fused blocks; about 10x slower) or tflm "
                    "(a TFLM-like runtime: nothing in place, kernel scratch on top; for comparison)")
-    s.add_argument("--weights", choices=("int8", "int4"), default="int8",
-                   help="weight format for the flash budget (int4: a formula until int4 is deployable)")
+    s.add_argument("--weights", choices=WEIGHT_FORMATS, default="int8",
+                   help="weight format for the flash budget: int8 (default), int4, ternary, pow2 or codebook:B, each "
+                   "weight tensor's bytes in that format (compile --weights, mcuforge compress)")
     s.add_argument("--opt", choices=("Os", "O2"), default="Os",
                    help="optimisation level of the firmware build, for the model's code in the flash budget "
                    "(default Os)")

@@ -52,7 +52,7 @@ class Estimate:
     macs: int
     ops: int  # operators in the graph
     weight_bytes: int = 0  # int8 weight values (of flash_bytes)
-    int4_weight_bytes: int = 0  # the same weights as int4: two per byte, each tensor rounded up to a byte
+    weight_sizes: tuple[int, ...] = ()  # values of each weight tensor (for the flash of other weight formats)
 
 
 @dataclass(slots=True)
@@ -119,7 +119,8 @@ class _Tally:
         self.order: list[_Step] = []  # every op in order, those without scratch as steps without variants
         self.top = 0  # the largest live set of the steps with scratch, with the smallest scratch
         self.bare = 0  # the largest live set of the ops without scratch
-        self.weights = self.weights4 = self.macs = self.requant_rows = self.ops = 0
+        self.weights = self.macs = self.requant_rows = self.ops = 0
+        self.sizes: list[int] = []  # values of each weight tensor
 
     def weighted(self, step: _Step, weight_tensors: tuple[int, ...], requant_rows: int, macs: int,
                  top: int) -> None:
@@ -131,7 +132,7 @@ class _Tally:
             self.rows.append(step)
         self.top = max(self.top, top)
         self.weights += sum(weight_tensors)
-        self.weights4 += sum((n + 1) // 2 for n in weight_tensors)
+        self.sizes.extend(weight_tensors)
         self.requant_rows += requant_rows
         self.macs += macs
         self.ops += 1
@@ -226,13 +227,13 @@ def _run(spec: NetworkSpec, records: bool) -> tuple[Estimate, list[Layer], _Tall
             if records else None, pooled + logits)
     t.other(Layer("SOFTMAX", (1, 1, classes), (1, 1, classes)) if records else None, 2 * logits)
     t.weights += classes * channels
-    t.weights4 += (classes * channels + 1) // 2
+    t.sizes.append(classes * channels)
     t.macs += classes * channels
 
     peak, plain_flash, chosen = _choose(t.steps, max(t.top, t.bare), t.bare)
     params = t.weights + 4 * t.requant_rows + 4 * classes
     flash = t.weights + 4 * CHANNEL_ROW * t.requant_rows + 4 * classes + extra_flash + plain_flash
-    est = Estimate(peak, flash, params, t.macs, t.ops, t.weights, t.weights4)
+    est = Estimate(peak, flash, params, t.macs, t.ops, t.weights, tuple(t.sizes))
     if not records:
         return est, [], t
     index = {id(s): i for i, s in enumerate(t.steps)}

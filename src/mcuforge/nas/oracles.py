@@ -13,8 +13,10 @@ Memory models (`peak_sram(spec, model)`):
   lower bound for such a runtime: its greedy packing can only add to it.
 
 Flash (`flash_bytes(spec, weights)`): the const data as the code generator stores it (weights, requantization
-rows; `weights="int4"`: the weights two to a byte, a formula until the compression issue makes int4
-deployable), plus the model's code when a code-size model is given (nas.codesize).
+rows; with `weights` a fixed-width format (ir/formats.py: int4, ternary, pow2, codebook:B), each weight
+tensor's bytes in that format, as the plain kernels store it; the fast kernels pad their rows to whole words
+and the im2col rows to the column's stride, a few bytes more), plus the model's code when a code-size model
+is given (nas.codesize).
 """
 from __future__ import annotations
 
@@ -22,13 +24,14 @@ from functools import partial
 from typing import Callable, Sequence
 
 from ..engine.plan.lifetimes import buffer_bytes
+from ..ir.formats import CODEBOOKS, encoded_bytes
 from ..targets.boards import Board
 from .cost import Estimate, estimate, layers
 from .layers import Layer
 from .space import NetworkSpec
 
 MEMORY_MODELS = ("layer", "auto", "tflm")
-WEIGHT_FORMATS = ("int8", "int4")
+WEIGHT_FORMATS = ("int8", "int4", "ternary", "pow2", *CODEBOOKS)  # fixed width: bytes from the count alone
 
 
 def peak_sram(spec: NetworkSpec, model: str = "layer", est: Estimate | None = None) -> int:
@@ -44,11 +47,11 @@ def peak_sram(spec: NetworkSpec, model: str = "layer", est: Estimate | None = No
 
 
 def const_bytes(est: Estimate, weights: str = "int8") -> int:
-    """Flash of the const data: as stored (int8), or with the weights packed two to a byte (int4)."""
+    """Flash of the const data with the weights stored in `weights` (one of WEIGHT_FORMATS)."""
     if weights == "int8":
         return est.flash_bytes
-    if weights == "int4":
-        return est.flash_bytes - est.weight_bytes + est.int4_weight_bytes
+    if weights in WEIGHT_FORMATS:
+        return est.flash_bytes - est.weight_bytes + sum(encoded_bytes(weights, n) for n in est.weight_sizes)
     raise ValueError(f"unknown weight format {weights!r}: choose one of {', '.join(WEIGHT_FORMATS)}")
 
 
