@@ -96,15 +96,17 @@ def test_sparse_layout() -> None:
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(st.sampled_from([0, 0, 0, 0, -128, -1, 1, 127, 42]), max_size=600))
-def test_sparse_round_trip(values: list[int]) -> None:
+@given(st.sampled_from(["sparse", "sparse:int4"]), st.data())
+def test_sparse_round_trip(fmt: str, data) -> None:
+    domain = [0, 0, 0, 0, -128, -1, 1, 127, 42] if fmt == "sparse" else [0, 0, 0, 0, -8, -1, 1, 7]
+    values = data.draw(st.lists(st.sampled_from(domain), max_size=600))
     v = np.array(values, np.int8)
-    words, nonzero = pack_sparse(v)
-    assert 4 * words.size + nonzero.size == tensor_bytes("sparse", v)
-    assert unpack_sparse(words, nonzero, v.size).tolist() == values
+    words, nonzero = pack_sparse(v, fmt)
+    assert 4 * words.size + nonzero.size == tensor_bytes(fmt, v) and holds(fmt, v)
+    assert unpack_sparse(words, nonzero, v.size, fmt).tolist() == values
 
 
-@pytest.mark.parametrize("fmt, ratio", [("ternary", 0.25), ("pow2", 0.5), ("sparse", 0.40)])
+@pytest.mark.parametrize("fmt, ratio", [("ternary", 0.25), ("pow2", 0.5), ("sparse", 0.40), ("sparse:int4", 0.28)])
 def test_ternary_pow2_and_sparse_weights_are_bit_exact(fmt: str, ratio: float) -> None:
     """Per-channel ternary (the magnitude in the scale) and power-of-two weights, and weights pruned to 80 %
     zeros (mcuforge compress), stored in 2, 4 bits and as a bitmap with the nonzero values, decoded in the
@@ -117,7 +119,7 @@ def test_ternary_pow2_and_sparse_weights_are_bit_exact(fmt: str, ratio: float) -
     packed, plain = weight_bytes(graph)
     assert packed == sum(tensor_bytes(fmt, graph[n].data) for n in weight_tensors(graph))
     assert packed <= ratio * plain + len(rows)
-    assert f"MCU_W_{fmt.upper()}" in compile_model(graph).lib.files[f"{graph.name}.c"]
+    assert f"MCU_W_{fmt.upper().replace(':', '_')}" in compile_model(graph).lib.files[f"{graph.name}.c"]
     assert_qemu_equals_reference(graph, samples=1)
 
 
@@ -276,10 +278,11 @@ def test_ternary_kernels_on_odd_shapes() -> None:
     assert_qemu_equals_reference(graph, samples=2)
 
 
-def test_sparse_kernels_on_odd_shapes() -> None:
+@pytest.mark.parametrize("fmt", ["sparse", "sparse:int4"])
+def test_sparse_kernels_on_odd_shapes(fmt: str) -> None:
     """The zero-skipping kernels (mcu_sparse_s8.h: pointwise, im2col and fully-connected, four pixels at a
     time and one) on the shapes above, 70 % zeros: host against TFLM, then Cortex-M4 and M7."""
-    graph, _ = compress_weights(merge([_fast_case(i) for i in range(len(FAST_CASES))], "sp"), "sparse", 0.7)
+    graph, _ = compress_weights(merge([_fast_case(i) for i in range(len(FAST_CASES))], "sp"), fmt, 0.7)
     code = compile_model(graph).lib.files["sp.c"]
     assert code.count("mcu_conv_s8_1x1_sparse(") == 5 and code.count("mcu_fc_s8_sparse(") == 4
     assert code.count("mcu_conv_s8_im2col_sparse(") >= 2

@@ -47,7 +47,8 @@ def compress_model(model: str | os.PathLike, fmt: str, out: str | os.PathLike, *
     data = write_tflite(compressed)
     before, _ = weight_bytes(graph)
     after, _ = weight_bytes(compressed)
-    print_line(f"{len(rows)} weight tensors {'pruned' if fmt == 'sparse' else 're-quantized'} into {fmt}: weights {before:,} B as int8 -> {after:,} B as "
+    done = {"sparse": "pruned", "sparse:int4": "pruned and re-quantized"}.get(fmt, "re-quantized")
+    print_line(f"{len(rows)} weight tensors {done} into {fmt}: weights {before:,} B as int8 -> {after:,} B as "
                f"{fmt} ({after / max(before, 1):.2f}x); relative RMS error of the weights "
                f"{min(r.rms_error for r in rows):.3f} .. {max(r.rms_error for r in rows):.3f}")
     for change in output_changes(graph, compressed, inputs):
@@ -68,7 +69,8 @@ def compress_model(model: str | os.PathLike, fmt: str, out: str | os.PathLike, *
         print_line(f"wrote {os.fspath(out)} ({len(data):,} bytes; its convolution weights are INT4 tensors, which TFLM "
                    f"runs); compile it with --weights auto to store the fully-connected weights as {fmt} too")
     else:
-        what = {"ternary": "in -1, 0, 1", "pow2": "0 or +-2^k", "sparse": f"{100 * sparsity:g} % of them 0"}.get(
+        zeros = f"{100 * sparsity:g} % of them 0"
+        what = {"ternary": "in -1, 0, 1", "pow2": "0 or +-2^k", "sparse": zeros, "sparse:int4": f"in -8..7, {zeros}"}.get(
             fmt, f"with at most {1 << codebook_bits(fmt)} values per tensor")
         print_line(f"wrote {os.fspath(out)} ({len(data):,} bytes, int8 weights {what}); compile it with "
                    "--weights auto to store them in the smallest format that holds them")

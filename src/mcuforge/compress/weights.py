@@ -1,7 +1,8 @@
 """Post-training weight quantization of an int8 model into a weight format (`mcuforge compress`).
 
 sparse: in each weight tensor the values of least magnitude are set to 0 until `sparsity` of them are 0
-(magnitude pruning, post-training: the values, scales and biases stay).
+(magnitude pruning, post-training: the values, scales and biases stay). sparse:int4: pruned so, then
+re-quantized into int4 as below (the zeros stay 0, and small values may join them).
 
 codebook:B: each weight tensor's int8 values are clustered into at most 2^B int8 values (1-D k-means,
 Lloyd's iterations from the quantiles, centers rounded to int8) and every weight is replaced by its nearest
@@ -29,9 +30,10 @@ import numpy as np
 
 from ..errors import ModelError, UsageError, shown
 from ..ir import Graph, QuantParams
-from ..ir.formats import CODEBOOKS, ENCODED_KINDS, POW2, WEIGHTS, choose_formats, codebook_bits, format_summary
+from ..ir.formats import (CODEBOOKS, ENCODED_KINDS, POW2, SPARSE, WEIGHTS, choose_formats, codebook_bits,
+                          format_summary)
 
-TARGETS = ("int4", "ternary", "pow2", *CODEBOOKS, "sparse")  # the formats `compress` quantizes into
+TARGETS = ("int4", "ternary", "pow2", *CODEBOOKS, "sparse", "sparse:int4")  # the formats `compress` makes
 _LEVELS = {"int4": np.arange(-8, 8), "ternary": np.array([-1, 0, 1]), "pow2": np.array(POW2)}  # sorted
 _RATIOS = {"int4": np.linspace(0.5, 1.0, 26)}
 _WIDE_RATIOS = np.geomspace(0.05, 2.0, 60)
@@ -81,10 +83,15 @@ def compress_weights(graph: Graph, fmt: str = "int4", sparsity: float = 0.5) -> 
         raise UsageError(f"compress into {fmt!r} is not supported yet: choose one of {', '.join(TARGETS)}")
     if fmt in CODEBOOKS:
         return _per_tensor(graph, fmt, lambda v: cluster(v, 1 << codebook_bits(fmt)))
-    if fmt == "sparse":
+    if fmt in SPARSE:
         if not 0 <= sparsity < 1:
             raise UsageError(f"sparsity {sparsity}: give a share of zeros in [0, 1), e.g. 0.8")
-        return _per_tensor(graph, fmt, lambda v: prune(v, sparsity))
+        pruned, rows = _per_tensor(graph, "sparse", lambda v: prune(v, sparsity))
+        if fmt == "sparse":
+            return pruned, rows
+        quantized, _ = compress_weights(choose_formats(pruned, "int8"), "int4")
+        return choose_formats(quantized, fmt), [replace(r, rms_error=_real_error(graph, quantized, r.name))
+                                                for r in rows]
     levels, ratios = _LEVELS[fmt], _RATIOS.get(fmt, _WIDE_RATIOS)
     tensors = dict(graph.tensors)
     done: dict[str, np.ndarray] = {}  # weight tensor -> the factor scale'/scale per channel
@@ -166,6 +173,20 @@ def _per_tensor(graph: Graph, fmt: str, rule: Callable[[np.ndarray], np.ndarray]
         tensors[name] = replace(w, data=new)
         rows.append(CompressedTensor(name, kinds[name], 1, float(err)))
     return choose_formats(replace(graph, tensors=tensors), fmt), rows
+
+
+def _real_error(before: Graph, after: Graph, name: str) -> float:
+    """The RMS change of weight tensor `name`'s real values (scale x value), relative to their RMS."""
+    def real(g: Graph) -> np.ndarray:
+        t = g[name]
+        axis = t.quant.axis if t.quant.axis is not None else 0
+        scale = np.asarray(t.quant.scale, np.float64).reshape(-1)
+        shape = [1] * t.data.ndim
+        shape[axis] = scale.size if scale.size > 1 else 1
+        return np.asarray(t.data, np.float64) * scale.reshape(shape)
+
+    a, b = real(before), real(after)
+    return float(np.sqrt(((a - b) ** 2).mean() / max((a ** 2).mean(), 1e-30)))
 
 
 def _rescaled_bias(graph: Graph, name: str, factor: np.ndarray) -> object:

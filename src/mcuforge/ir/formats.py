@@ -21,6 +21,8 @@ is ever planned into the arena.
   count before it within its superblock (a byte, four per uint32 word, lowest first): all uint32 words;
   the nonzero values follow as int8, in order. Value i is found with one popcount (mcu_weights.h). 0.172
   bytes per value plus one per nonzero: 0.37x int8's bytes at 80 % zeros.
+- sparse:int4: the same with nonzero values in -8..7, stored two per byte in int4's nibble order (0.27x
+  at 80 % zeros: pruning and int4 together).
 - codebook:B (B = 1 .. 7): at most 2^B distinct values per tensor (weight sharing, clustering): a table of
   2^B int8 values, then B-bit indices into it, value i at bits [i * B, i * B + B) of the little-endian
   byte stream, and one byte of padding (the kernels read two bytes at a time).
@@ -39,7 +41,8 @@ import numpy as np
 from .graph import Graph
 
 CODEBOOKS = tuple(f"codebook:{b}" for b in range(1, 8))
-FORMATS = ("int8", "int4", "ternary", "pow2", *CODEBOOKS, "sparse")  # on a tie in bytes, auto takes the first
+SPARSE = ("sparse", "sparse:int4")  # the zeros skipped; the nonzero values as int8, or as int4
+FORMATS = ("int8", "int4", "ternary", "pow2", *CODEBOOKS, *SPARSE)  # on a tie in bytes, auto takes the first
 SPARSE_BLOCK, SPARSE_SUPER = 32, 8  # values per bitmap word, blocks per superblock
 POW2 = tuple(sorted({0, *(s * (1 << k) for s in (-1, 1) for k in range(7))}))  # pow2's values
 ENCODED_KINDS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"})  # kernels that decode formats
@@ -68,6 +71,8 @@ def holds(fmt: str, values: np.ndarray) -> bool:
         return len(np.unique(v)) <= 1 << codebook_bits(fmt)
     if fmt == "sparse":
         return True
+    if fmt == "sparse:int4":
+        return holds("int4", v)
     raise ValueError(f"unknown weight format {fmt!r} (known: {', '.join(FORMATS)})")
 
 
@@ -80,10 +85,10 @@ def sparse_words(count: int) -> int:
 def encoded_bytes(fmt: str, count: int, nonzeros: int | None = None) -> int:
     """Bytes of flash `count` values take in `fmt` (a codebook's table and padding included; sparse needs
     the number of nonzero values)."""
-    if fmt == "sparse":
+    if fmt in SPARSE:
         if nonzeros is None:
             raise ValueError("the bytes of a sparse tensor depend on its nonzero values")
-        return 4 * sparse_words(count) + nonzeros
+        return 4 * sparse_words(count) + (nonzeros if fmt == "sparse" else (nonzeros + 1) // 2)
     if fmt in CODEBOOKS:
         bits = codebook_bits(fmt)
         return (1 << bits) + (count * bits + 7) // 8 + 1
@@ -97,8 +102,9 @@ def tensor_bytes(fmt: str, values: np.ndarray) -> int:
     return encoded_bytes(fmt, int(np.size(values)), int(np.count_nonzero(values)))
 
 
-def pack_sparse(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(words uint32, nonzero values int8): see the module docstring."""
+def pack_sparse(values: np.ndarray, fmt: str = "sparse") -> tuple[np.ndarray, np.ndarray]:
+    """(words uint32, the nonzero values: int8 for "sparse", int4 packed two per byte (uint8) for
+    "sparse:int4"): see the module docstring."""
     v = np.asarray(values, np.int64).reshape(-1)
     blocks = -(-v.size // SPARSE_BLOCK)
     mask = np.zeros(blocks * SPARSE_BLOCK, np.uint64)
@@ -110,12 +116,15 @@ def pack_sparse(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     local = before - np.repeat(supers, SPARSE_SUPER)[:blocks]
     local = np.concatenate([local, np.zeros((-blocks) % 4, np.int64)]).reshape(-1, 4)
     words = np.concatenate([bitmaps.astype(np.int64), supers, (local << np.arange(0, 32, 8)).sum(axis=1)])
-    return words.astype(np.uint32), v[v != 0].astype(np.int8)
+    nonzero = v[v != 0]
+    return words.astype(np.uint32), (pack_int4(nonzero) if fmt == "sparse:int4" else nonzero.astype(np.int8))
 
 
-def unpack_sparse(words: np.ndarray, nonzero: np.ndarray, count: int) -> np.ndarray:
+def unpack_sparse(words: np.ndarray, nonzero: np.ndarray, count: int, fmt: str = "sparse") -> np.ndarray:
     """The inverse of pack_sparse, value by value as mcu_weight reads it: `count` int8 values."""
     w = np.asarray(words, np.int64)
+    if fmt == "sparse:int4":
+        nonzero = unpack_int4(nonzero, 2 * np.size(nonzero))
     blocks = -(-count // SPARSE_BLOCK)
     supers = -(-blocks // SPARSE_SUPER)
     out = np.zeros(count, np.int8)

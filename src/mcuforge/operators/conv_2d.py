@@ -27,7 +27,7 @@ from typing import Iterator
 import numpy as np
 
 from ..errors import ModelError
-from ..ir.formats import LOW_BITS, W4_MAX_DEPTH
+from ..ir.formats import LOW_BITS, SPARSE, W4_MAX_DEPTH
 from ..ir.graph import Graph, Op
 from ..ir.ops import OpSpec
 from ..ir.shapes import expect_bias, expect_rank, windowed
@@ -130,7 +130,7 @@ def variants(op: Op, graph: Graph, inplace: bool) -> Iterator[KernelScratch]:
             yield KernelScratch(Variant.IM2COL4, 9 * wb_stride(g, bits) + 4)
             yield KernelScratch(Variant.IM2COL, w4_column_bytes(wb_stride(g, bits)))
         return
-    if graph[op.inputs[1]].format == "sparse":  # as for int8: four pixels' column, four windows
+    if graph[op.inputs[1]].format in SPARSE:  # as for int8: four pixels' column, four windows
         yield (KernelScratch(Variant.COLUMN, pointwise_column_bytes(g.in_c)) if pointwise(g) else
                KernelScratch(Variant.IM2COL4, 9 * im2col_stride(g.k_h, g.k_w, g.in_c) + 4))
     if graph[op.inputs[1]].format != "int8":
@@ -160,7 +160,7 @@ def emit(op: Op, ctx) -> str:
         if requant is not None:
             return (_pointwise_wb(op, ctx, g, requant, bits) if wb_pointwise
                     else _im2col_wb(op, ctx, g, q, requant, bits))
-    if ctx.tensor(op.inputs[1]).format == "sparse" and g.groups == 1:
+    if ctx.tensor(op.inputs[1]).format in SPARSE and g.groups == 1:
         column = _granted_column(op, ctx)
         requant = requant_params(op, ctx, q) if pointwise(g) or column != NULL_I8 else None
         if requant is not None:  # the zeros skipped
@@ -242,8 +242,8 @@ def _sparse(op: Op, ctx, g: ConvGeometry, q: ConvQuant, requant: str, column: st
     rows = np.pad(w, ((0, 0), (0, stride - w.shape[1])))
     return c_call("mcu_conv_s8_im2col_sparse", [
         f"&(const mcu_conv_shape){{{c_fields(_conv_shape(g))}}}", requant, str(-q.input_offset),
-        ctx.ptr(op.inputs[0]), ctx.sparse_weights(f"rows_{op.name}", rows), str(stride), ctx.ptr(op.outputs[0]),
-        column])
+        ctx.ptr(op.inputs[0]), ctx.sparse_weights(f"rows_{op.name}", rows, ctx.tensor(op.inputs[1]).format),
+        str(stride), ctx.ptr(op.outputs[0]), column])
 
 
 def _pointwise(op: Op, ctx, g: ConvGeometry, requant: str) -> str:

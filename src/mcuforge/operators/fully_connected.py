@@ -87,7 +87,7 @@ def macs(op: Op, graph: Graph) -> int:
 def emit(op: Op, ctx) -> str:
     from ..engine.codegen.literals import c_call, c_fields
     from ..engine.codegen.requant import requant_arrays, requant_params
-    from ..ir.formats import LOW_BITS, W4_MAX_DEPTH, pack_wb_rows
+    from ..ir.formats import LOW_BITS, SPARSE, W4_MAX_DEPTH, pack_wb_rows
 
     batches, in_f, out_f = fc_shape(op, ctx.graph)
     q = fc_quant(op, ctx.graph)
@@ -104,7 +104,7 @@ def emit(op: Op, ctx) -> str:
             weights = ctx.const(f"w{bits}_{op.name}", pack_wb_rows(ctx.graph[op.inputs[1]].data, bits), "uint8_t")
             return c_call(f"mcu_fc_s8_gemm_w{bits}", [f"&(const mcu_fc_shape){{{c_fields(shape)}}}", requant,
                                                 ctx.ptr(op.inputs[0]), weights, ctx.ptr(op.outputs[0])])
-    if requant is None and ctx.tensor(op.inputs[1]).format == "sparse" and q.weights_offset == 0:
+    if requant is None and ctx.tensor(op.inputs[1]).format in SPARSE and q.weights_offset == 0:
         requant = requant_params(op, ctx, q, per_channel=not per_tensor)
         if requant is not None:  # the zeros skipped
             ctx.use("mcu_fc_s8_fast.h")

@@ -105,13 +105,13 @@ class EmitContext:
 
     def weights(self, name: str) -> str:
         """C expression of a `const mcu_weights *` (mcu_weights.h): a weight tensor stored in its format."""
-        from ...ir.formats import codebook_bits, encode, pack_codebook
+        from ...ir.formats import SPARSE, codebook_bits, encode, pack_codebook
 
         t = self.graph[name]
         assert t.data is not None, name
         self.use("mcu_weights.h")
-        if t.format == "sparse":
-            return self.sparse_weights(name, t.data)
+        if t.format in SPARSE:
+            return self.sparse_weights(name, t.data, t.format)
         bits = codebook_bits(t.format)
         if bits:
             table, indices = pack_codebook(t.data, bits)
@@ -120,15 +120,16 @@ class EmitContext:
         data = self.consts.add(name, encode(t.format, t.data), "int8_t" if t.format == "int8" else "uint8_t")
         return f"&(const mcu_weights){{.data = {data}, .format = MCU_W_{t.format.upper()}}}"
 
-    def sparse_weights(self, tag: str, values: np.ndarray) -> str:
-        """C expression of a `const mcu_weights *` holding `values` in the sparse format."""
+    def sparse_weights(self, tag: str, values: np.ndarray, fmt: str = "sparse") -> str:
+        """C expression of a `const mcu_weights *` holding `values` in a sparse format (ir/formats.SPARSE)."""
         from ...ir.formats import SPARSE_BLOCK, pack_sparse
 
         self.use("mcu_weights.h")
-        words, nonzero = pack_sparse(values)
-        return (f"&(const mcu_weights){{.data = {self.consts.add(tag, words, 'uint32_t')}, .format = MCU_W_SPARSE, "
-                f".bits = {-(-np.size(values) // SPARSE_BLOCK)}, "
-                f".table = {self.consts.add(f'nonzero_{tag}', nonzero, 'int8_t')}}}")
+        words, nonzero = pack_sparse(values, fmt)
+        code = "MCU_W_SPARSE_INT4" if fmt == "sparse:int4" else "MCU_W_SPARSE"
+        table = self.consts.add(f"nonzero_{tag}", nonzero, "int8_t" if fmt == "sparse" else "uint8_t")
+        return (f"&(const mcu_weights){{.data = {self.consts.add(tag, words, 'uint32_t')}, .format = {code}, "
+                f".bits = {-(-np.size(values) // SPARSE_BLOCK)}, .table = (const int8_t *){table}}}")
 
     @cached_property
     def lifetimes(self) -> "dict[str, Lifetime]":

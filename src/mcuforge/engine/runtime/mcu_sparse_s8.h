@@ -28,9 +28,10 @@ MCU_SPECIALIZE int32_t mcu_ctz32(uint32_t x) {
 }
 
 /* For each nonzero weight among values [start, start + n) of `w` (a row), in order: `k`, its place in the
- * row, and `value`, then the statements that follow (variadic, so that they may hold commas). `next`: the
- * row's first nonzero value on entry (w->table for the first row), the next row's on exit. */
-#define MCU_SPARSE_ROW(w, next, start, n, k, value, ...)                                           \
+ * row, and `value`, then the statements that follow (variadic, so that they may hold commas). `next` (int8
+ * values: a pointer) or `nibble` (int4 values: a count): where the row's first nonzero value is on entry
+ * (w->table, 0 for the first row), the next row's on exit. */
+#define MCU_SPARSE_ROW(w, next, nibble, start, n, k, value, ...)                                   \
     do {                                                                                         \
         const uint32_t *bitmap_ = (const uint32_t *)(w)->data;                                   \
         int32_t word_;                                                                           \
@@ -41,7 +42,9 @@ MCU_SPECIALIZE int32_t mcu_ctz32(uint32_t x) {
             if (at_ + 32 > (n)) bits_ &= (1u << ((n) - at_)) - 1u;                               \
             while (bits_) {                                                                      \
                 const int32_t k = at_ + mcu_ctz32(bits_);                                        \
-                const int32_t value = *(next)++;                                                 \
+                const int32_t value = (w)->format == MCU_W_SPARSE_INT4                           \
+                                          ? mcu_nibble((const uint8_t *)(w)->table, (nibble)++)  \
+                                          : *(next)++;                                           \
                 bits_ &= bits_ - 1u;                                                             \
                 __VA_ARGS__;                                                                     \
             }                                                                                    \
@@ -52,10 +55,11 @@ MCU_SPECIALIZE int32_t mcu_ctz32(uint32_t x) {
 MCU_SPECIALIZE void mcu_sparse_pixel(const mcu_weights *w, const int8_t *x, int32_t depth, int32_t out_c,
                                      const mcu_requant_params *r, int8_t *y) {
     const int8_t *next = w->table;
+    int32_t nibble = 0;
     int32_t o;
     for (o = 0; o < out_c; ++o) {
         int32_t acc = 0;
-        MCU_SPARSE_ROW(w, next, o * depth, depth, k, value, acc += x[k] * value);
+        MCU_SPARSE_ROW(w, next, nibble, o * depth, depth, k, value, acc += x[k] * value);
         y[o] = mcu_requant_s8(r, acc, o);
     }
 }
@@ -74,11 +78,12 @@ MCU_SPECIALIZE void mcu_pack_side_by_side(const int8_t *x, int32_t depth, int32_
 MCU_SPECIALIZE void mcu_sparse_4px(const mcu_weights *w, const mcu_col_t *column, int32_t depth, int32_t out_c,
                                    const mcu_requant_params *r, int8_t *y) {
     const int8_t *next = w->table;
+    int32_t nibble = 0;
     int32_t o;
     for (o = 0; o < out_c; ++o) {
         const int32_t start = mcu_requant_start(r, o);
         int32_t s0 = start, s1 = start, s2 = start, s3 = start;
-        MCU_SPARSE_ROW(w, next, o * depth, depth, k, value, {
+        MCU_SPARSE_ROW(w, next, nibble, o * depth, depth, k, value, {
             int16x2_t x01, x23;
             mcu_load_lanes(column + 4 * k, &x01, &x23);
             s0 = __smlabb(x01, value, s0);
