@@ -7,6 +7,7 @@
 #ifndef MCU_CONV_S8_H
 #define MCU_CONV_S8_H
 
+#include "mcu_specialize.h"
 #include "mcu_weights.h"
 
 typedef struct {
@@ -26,7 +27,7 @@ typedef struct {
     int32_t act_min, act_max;
 } mcu_conv_quant;
 
-MCU_INLINE void mcu_conv_s8_w(const mcu_conv_shape *s, const mcu_conv_quant *q, const int8_t *input,
+MCU_SPECIALIZE void mcu_conv_s8_w(const mcu_conv_shape *s, const mcu_conv_quant *q, const int8_t *input,
                               const mcu_weights *weights, const int32_t *bias, const int32_t *multiplier,
                               const int32_t *shift, int8_t *output) {
     const int32_t groups = s->in_c / s->filter_in_c;

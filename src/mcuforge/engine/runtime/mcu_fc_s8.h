@@ -7,6 +7,7 @@
 #ifndef MCU_FC_S8_H
 #define MCU_FC_S8_H
 
+#include "mcu_specialize.h"
 #include "mcu_weights.h"
 
 typedef struct {
@@ -19,7 +20,7 @@ typedef struct {
 } mcu_fc_params;
 
 /* Shared loop: multipliers[o] / shifts[o] when the arrays are given, else p->multiplier / p->shift. */
-MCU_INLINE void mcu_fc_s8_rows(const mcu_fc_params *p, const int8_t *input, const mcu_weights *weights,
+MCU_SPECIALIZE void mcu_fc_s8_rows(const mcu_fc_params *p, const int8_t *input, const mcu_weights *weights,
                                const int32_t *bias, const int32_t *multipliers, const int32_t *shifts,
                                int8_t *output) {
     int32_t b, o, i;
