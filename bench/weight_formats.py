@@ -1,10 +1,11 @@
 """Weight formats benchmark: each dev model's weights re-quantized into a format (`mcuforge compress`: int4,
-ternary, pow2, codebook:4, codebook:2), then the same model compiled with int8 weights and in the format: weight bytes, flash of all constants, peak SRAM,
+ternary, ternary:base3, pow2, codebook:4, codebook:2, and sparse and sparse:int4 at 80 % zeros), then the
+same model compiled with int8 weights and in the format: weight bytes, flash of all constants, peak SRAM,
 Cortex-M7 instructions per inference (QEMU plugin, exact, one seeded random input) and the output change;
 and, as the anchor for "no decoded copy in SRAM", TFLM's minimum arena on the same model written with int8
 and with INT4 convolution weights (its kernels unpack an INT4 filter into the arena first).
 
-    python bench/weight_formats.py [--models DIR] [--formats int4,ternary,pow2,codebook:4,codebook:2] [--out docs/weight_formats.md]
+    python bench/weight_formats.py [--models DIR] [--formats int4,ternary,...] [--sparsity 0.8] [--out docs/weight_formats.md]
 
 Both builds compute the same bits (tests/test_weight_formats.py checks C = reference = TFLM); the int8 build
 of the compressed model is the fair baseline, since its weights and scales are the int4 model's.
@@ -32,9 +33,9 @@ MODELS = ("mlperf_kws_dscnn_int8", "mlperf_ic_resnet8_int8", "mlperf_vww_mobilen
           "mlperf_ad_fc_autoencoder_int8", "ambiq_har_conv1d_int8")
 
 
-def measure(path: Path, fmt: str) -> dict:
+def measure(path: Path, fmt: str, sparsity: float) -> dict:
     original = load_model(path)
-    graph, _ = compress_weights(original, fmt)
+    graph, _ = compress_weights(original, fmt, sparsity)
     x = random_inputs(graph, 1, seed=3)[0]
     row = {"model": path.stem, "tensors": len(weight_tensors(graph))}
     row["weights_new"], row["weights_int8"] = weight_bytes(graph)
@@ -68,16 +69,19 @@ def table(rows: list[dict], fmt: str) -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--models", default=str(ROOT.parent / "shared" / "models"))
-    p.add_argument("--formats", default="int4,ternary,pow2,codebook:4,codebook:2", help="comma-separated formats")
+    p.add_argument("--formats", default="int4,ternary,ternary:base3,pow2,codebook:4,codebook:2,sparse,sparse:int4",
+                   help="comma-separated formats")
+    p.add_argument("--sparsity", type=float, default=0.8, help="share of zeros for the sparse formats (default 0.8)")
     p.add_argument("--out", help="write the tables into this markdown file (replaced whole)")
     args = p.parse_args()
     tables = []
     for fmt in args.formats.split(","):
         rows = []
         for name in MODELS:
-            rows.append(measure(Path(args.models) / f"{name}.tflite", fmt))
+            rows.append(measure(Path(args.models) / f"{name}.tflite", fmt, args.sparsity))
             print(fmt, rows[-1], flush=True)
-        tables.append(f"### {fmt}\n\n{table(rows, fmt)}")
+        title = f"{fmt} ({100 * args.sparsity:g} % zeros)" if fmt.startswith("sparse") else fmt
+        tables.append(f"### {title}\n\n{table(rows, fmt)}")
     text = "\n\n".join(tables)
     print(text)
     if args.out:
@@ -85,17 +89,20 @@ def main() -> None:
             "# Weight formats\n\nMeasured with `python bench/weight_formats.py --out docs/weight_formats.md`"
             " (this machine; instruction counts are exact and do not depend on it). Each model's weights are "
             "re-quantized into the format (`mcuforge compress --weights FORMAT`: int4, ternary and pow2 per output "
-            "channel, codebooks clustered per tensor; post-training, no retraining: ternary weights need training, "
-            "the next issue), then the same model is compiled with int8 weights "
-            "and in the format; both compute the same bits. The output change compares the compressed model with "
-            "the original on 16 random inputs, in steps of the output's quantization: without retraining on real "
-            "data it says little about accuracy.\n\n"
+            "channel, codebooks clustered per tensor, sparse by magnitude pruning (sparse:int4: pruned, then int4); "
+            "post-training, no retraining: ternary and pruned weights need training, the next issue), then the "
+            "same model is compiled with int8 weights and in the format; both compute the same bits. The output "
+            "change compares the compressed model with the original on 16 random inputs, in steps of the output's "
+            "quantization: without retraining on real data it says little about accuracy. The int8 baseline is "
+            "the compressed model stored as int8, so its instructions differ a little between formats (ternary's "
+            "larger per-channel scales take the general requantization).\n\n"
             f"{text}\n\nDepthwise convolutions run on the plane kernel in every format (each channel's taps decoded "
-            "once, then as for int8). With int4 weights, fully-connected layers, pointwise convolutions whose "
-            "depth is a multiple of 8 and im2col convolutions run on the fast int4 kernels (`mcu_gemm_s4.h`: eight "
-            "weights per 32-bit load, decoded in registers, four pixels at a time where the column fits). Other "
-            "convolution and fully-connected layers in ternary, pow2 and codebook formats run on the plain "
-            "kernels, which decode each weight as they read it (`mcu_weights.h`): hence their instruction "
+            "once, then as for int8). With int4 and ternary weights, fully-connected layers, pointwise convolutions "
+            "whose depth is a multiple of a weight word (8 or 16 values) and im2col convolutions run on the fast "
+            "low-bit kernels (`mcu_gemm_s4.h`: a word of weights per load, decoded in registers, four pixels at a "
+            "time where the column fits); with sparse weights, on kernels that skip the zeros (`mcu_sparse_s8.h`). "
+            "Other convolution and fully-connected layers, and every one in pow2 and codebook formats, run on the "
+            "plain kernels, which decode each weight as they read it (`mcu_weights.h`): hence their instruction "
             "ratios. Peak SRAM is planned as for the int8 build. The "
             ".tflite columns are the model written with int8 weights and with INT4 convolution weights (the pip "
             "tflite-micro refuses INT4 fully-connected filters, so those stay INT8 in the file); TFLM's minimum "

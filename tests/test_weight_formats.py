@@ -65,6 +65,8 @@ def test_ternary_and_pow2_layouts() -> None:
     # ternary: 2-bit two's complement codes, lowest bits first; pow2: sign << 3 | (k + 1) in int4's nibble order
     assert encode("ternary", np.array([1, -1, 0, 1, -1])).tolist() == [0b01001101, 0b11]
     assert encode("pow2", np.array([1, -64, 0, 8, -1])).tolist() == [0xF1, 0x40, 0x09]
+    # base 3, five per byte: (value + 1) as digits from the lowest; a partial last group padded with zeros (digit 1)
+    assert encode("ternary:base3", np.array([1, -1, 0, 0, 1, -1])).tolist() == [2 + 0 + 9 + 27 + 2 * 81, 0 + 3 + 9 + 27 + 81]
     assert POW2 == (-64, -32, -16, -8, -4, -2, -1, 0, 1, 2, 4, 8, 16, 32, 64)
     with pytest.raises(ValueError):
         encode("ternary", np.array([2]))
@@ -73,9 +75,9 @@ def test_ternary_and_pow2_layouts() -> None:
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.sampled_from(["ternary", "pow2"]), st.data())
+@given(st.sampled_from(["ternary", "ternary:base3", "pow2"]), st.data())
 def test_ternary_and_pow2_round_trip(fmt: str, data) -> None:
-    domain = (-1, 0, 1) if fmt == "ternary" else POW2
+    domain = POW2 if fmt == "pow2" else (-1, 0, 1)
     values = np.array(data.draw(st.lists(st.sampled_from(domain), max_size=45)), np.int8)
     packed = encode(fmt, values)
     assert packed.size == encoded_bytes(fmt, values.size) and holds(fmt, values)
@@ -106,14 +108,16 @@ def test_sparse_round_trip(fmt: str, data) -> None:
     assert unpack_sparse(words, nonzero, v.size, fmt).tolist() == values
 
 
-@pytest.mark.parametrize("fmt, ratio", [("ternary", 0.25), ("pow2", 0.5), ("sparse", 0.40), ("sparse:int4", 0.28)])
+@pytest.mark.parametrize("fmt, ratio", [("ternary", 0.25), ("ternary:base3", 0.2), ("pow2", 0.5), ("sparse", 0.40),
+                                        ("sparse:int4", 0.28)])
 def test_ternary_pow2_and_sparse_weights_are_bit_exact(fmt: str, ratio: float) -> None:
     """Per-channel ternary (the magnitude in the scale) and power-of-two weights, and weights pruned to 80 %
     zeros (mcuforge compress), stored in 2, 4 bits and as a bitmap with the nonzero values, decoded in the
     kernels: C = reference = TFLM, host and Cortex-M4/M7."""
     graph, rows = compress_weights(load_model(KWS), fmt, sparsity=0.8)
     assert rows and all(holds(fmt, graph[n].data) and graph[n].format == fmt for n in weight_tensors(graph))
-    assert choose_formats(choose_formats(graph, "int8"), "auto")[weight_tensors(graph)[0]].format == fmt
+    auto = choose_formats(choose_formats(graph, "int8"), "auto")[weight_tensors(graph)[0]].format
+    assert auto == ("ternary" if fmt == "ternary:base3" else fmt)  # base 3 only when asked for
     result = verify(graph, samples=2, tflite_bytes=write_tflite(graph))
     assert result.ok and result.tflm_checked, result.lines()
     packed, plain = weight_bytes(graph)

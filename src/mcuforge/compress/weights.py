@@ -33,7 +33,7 @@ from ..ir import Graph, QuantParams
 from ..ir.formats import (CODEBOOKS, ENCODED_KINDS, POW2, SPARSE, WEIGHTS, choose_formats, codebook_bits,
                           format_summary)
 
-TARGETS = ("int4", "ternary", "pow2", *CODEBOOKS, "sparse", "sparse:int4")  # the formats `compress` makes
+TARGETS = ("int4", "ternary", "ternary:base3", "pow2", *CODEBOOKS, "sparse", "sparse:int4")  # what `compress` makes
 _LEVELS = {"int4": np.arange(-8, 8), "ternary": np.array([-1, 0, 1]), "pow2": np.array(POW2)}  # sorted
 _RATIOS = {"int4": np.linspace(0.5, 1.0, 26)}
 _WIDE_RATIOS = np.geomspace(0.05, 2.0, 60)
@@ -83,6 +83,9 @@ def compress_weights(graph: Graph, fmt: str = "int4", sparsity: float = 0.5) -> 
         raise UsageError(f"compress into {fmt!r} is not supported yet: choose one of {', '.join(TARGETS)}")
     if fmt in CODEBOOKS:
         return _per_tensor(graph, fmt, lambda v: cluster(v, 1 << codebook_bits(fmt)))
+    if fmt == "ternary:base3":  # the same values as ternary, stored five to a byte
+        ternary, rows = compress_weights(graph, "ternary")
+        return choose_formats(ternary, fmt), rows
     if fmt in SPARSE:
         if not 0 <= sparsity < 1:
             raise UsageError(f"sparsity {sparsity}: give a share of zeros in [0, 1), e.g. 0.8")

@@ -14,6 +14,9 @@ is ever planned into the arena.
 - ternary: values in {-1, 0, 1} (the magnitude lives in the per-channel scale), two bits each, four per
   byte, lowest bits first: value i is bits [2 * (i % 4), 2 * (i % 4) + 2) of byte i // 4, as a 2-bit two's
   complement (3 = -1).
+- ternary:base3: the same values, five per byte in base 3: byte i // 5 = sum of (value + 1) * 3^j over the
+  five values j = 0 .. 4 of its group (1.6 bits a value, 0.2x int8's bytes). Only the plain kernels and
+  the depthwise plane read it (a division per weight), so auto leaves it out: ask for it by name.
 - pow2: 0 and +-2^k for k = 0 .. 6 (power-of-two, logarithmic weights), four bits each in int4's nibble
   order: code 0 is 0, code k + 1 is 2^k, code 8 + k + 1 is -2^k (sign and exponent: a shift decodes it).
 - sparse: any int8 values, the zeros skipped: per block of 32 values a bitmap word (bit j: value 32b + j is
@@ -42,7 +45,8 @@ from .graph import Graph
 
 CODEBOOKS = tuple(f"codebook:{b}" for b in range(1, 8))
 SPARSE = ("sparse", "sparse:int4")  # the zeros skipped; the nonzero values as int8, or as int4
-FORMATS = ("int8", "int4", "ternary", "pow2", *CODEBOOKS, *SPARSE)  # on a tie in bytes, auto takes the first
+AUTO = ("int8", "int4", "ternary", "pow2", *CODEBOOKS, *SPARSE)  # what auto takes from; on a tie, the first
+FORMATS = (*AUTO, "ternary:base3")
 SPARSE_BLOCK, SPARSE_SUPER = 32, 8  # values per bitmap word, blocks per superblock
 POW2 = tuple(sorted({0, *(s * (1 << k) for s in (-1, 1) for k in range(7))}))  # pow2's values
 ENCODED_KINDS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"})  # kernels that decode formats
@@ -63,7 +67,7 @@ def holds(fmt: str, values: np.ndarray) -> bool:
         return True
     if fmt == "int4":
         return bool(v.size == 0 or (v.min() >= -8 and v.max() <= 7))
-    if fmt == "ternary":
+    if fmt in ("ternary", "ternary:base3"):
         return bool(np.isin(v, (-1, 0, 1)).all())
     if fmt == "pow2":
         return bool(np.isin(v, POW2).all())
@@ -94,6 +98,8 @@ def encoded_bytes(fmt: str, count: int, nonzeros: int | None = None) -> int:
         return (1 << bits) + (count * bits + 7) // 8 + 1
     if fmt == "ternary":
         return (count + 3) // 4
+    if fmt == "ternary:base3":
+        return (count + 4) // 5
     return count if fmt == "int8" else (count + 1) // 2
 
 
@@ -186,6 +192,15 @@ def pack_ternary(values: np.ndarray) -> np.ndarray:
     return (codes << np.arange(0, 8, 2)).sum(axis=1).astype(np.uint8)
 
 
+def pack_base3(values: np.ndarray) -> np.ndarray:
+    """Values in {-1, 0, 1} -> uint8 bytes, five per byte in base 3 (value + 1, the first the lowest digit)."""
+    v = np.asarray(values, np.int64).reshape(-1)
+    if not holds("ternary", v):
+        raise ValueError("ternary values must be -1, 0 or 1")
+    digits = np.concatenate([v + 1, np.ones((-v.size) % 5, np.int64)]).reshape(-1, 5)
+    return (digits * 3 ** np.arange(5)).sum(axis=1).astype(np.uint8)
+
+
 def pack_pow2(values: np.ndarray) -> np.ndarray:
     """Values in POW2 -> uint8 bytes of 4-bit codes (sign << 3 | exponent + 1; 0 for 0), two per byte."""
     v = np.asarray(values, np.int64).reshape(-1)
@@ -206,6 +221,8 @@ def decode(fmt: str, packed: np.ndarray, count: int) -> np.ndarray:
         return (codes - ((codes & 2) << 1)).astype(np.int8)
     if fmt == "int4":
         return unpack_int4(b, count)
+    if fmt == "ternary:base3":
+        return ((b[:, None].astype(np.int64) // 3 ** np.arange(5)) % 3 - 1).reshape(-1)[:count].astype(np.int8)
     nibbles = unpack_int4(b, count).astype(np.int16) & 0xF
     if fmt == "pow2":
         magnitude = np.where(nibbles & 7, 1 << np.maximum((nibbles & 7) - 1, 0), 0)
@@ -246,6 +263,8 @@ def encode(fmt: str, values: np.ndarray) -> np.ndarray:
         return pack_ternary(values)
     if fmt == "pow2":
         return pack_pow2(values)
+    if fmt == "ternary:base3":
+        return pack_base3(values)
     raise ValueError(f"unknown weight format {fmt!r} (known: {', '.join(FORMATS)})")
 
 
@@ -271,7 +290,7 @@ def choose_formats(graph: Graph, requested: str) -> Graph:
     for name in weight_tensors(graph):
         t = tensors[name]
         if requested == "auto":  # the smallest that holds the values, int8 on a tie
-            fmt = min((f for f in FORMATS if holds(f, t.data)), key=lambda f: (tensor_bytes(f, t.data), f != "int8"))
+            fmt = min((f for f in AUTO if holds(f, t.data)), key=lambda f: (tensor_bytes(f, t.data), f != "int8"))
         elif holds(requested, t.data):
             fmt = requested
         else:

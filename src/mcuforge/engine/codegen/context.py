@@ -118,7 +118,7 @@ class EmitContext:
             return (f"&(const mcu_weights){{.data = {self.consts.add(name, indices, 'uint8_t')}, .format = MCU_W_CODEBOOK, "
                     f".bits = {bits}, .table = {self.consts.add(f'table_{name}', table, 'int8_t')}}}")
         data = self.consts.add(name, encode(t.format, t.data), "int8_t" if t.format == "int8" else "uint8_t")
-        return f"&(const mcu_weights){{.data = {data}, .format = MCU_W_{t.format.upper()}}}"
+        return f"&(const mcu_weights){{.data = {data}, .format = MCU_W_{t.format.upper().replace(':', '_')}}}"
 
     def sparse_weights(self, tag: str, values: np.ndarray, fmt: str = "sparse") -> str:
         """C expression of a `const mcu_weights *` holding `values` in a sparse format (ir/formats.SPARSE)."""

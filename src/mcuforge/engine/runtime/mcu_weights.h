@@ -9,7 +9,8 @@
  * words, a bitmap per block of 32 values, the nonzero count before each superblock of 8 blocks, and the
  * count before each block within its superblock (bytes, four per word, lowest first); `table` the nonzero
  * values; `bits` the number of bitmap words. MCU_W_SPARSE_INT4: the same with the nonzero values in -8..7,
- * two per byte in int4's order. The format is a literal in the generated call, so the compiler keeps only
+ * two per byte in int4's order. MCU_W_TERNARY_BASE3: -1, 0, 1 five per byte, value + 1 as the base-3 digits
+ * from the lowest. The format is a literal in the generated call, so the compiler keeps only
  * its branch. */
 #ifndef MCU_WEIGHTS_H
 #define MCU_WEIGHTS_H
@@ -18,7 +19,7 @@
 
 enum {
     MCU_W_INT8 = 0, MCU_W_INT4 = 1, MCU_W_CODEBOOK = 2, MCU_W_TERNARY = 3, MCU_W_POW2 = 4, MCU_W_SPARSE = 5,
-    MCU_W_SPARSE_INT4 = 6
+    MCU_W_SPARSE_INT4 = 6, MCU_W_TERNARY_BASE3 = 7
 };
 
 typedef struct {
@@ -73,6 +74,10 @@ MCU_INLINE int32_t mcu_weight(const mcu_weights *w, int32_t i) {
         return w->table[(two >> (bit & 7)) & ((1u << w->bits) - 1u)];
     }
     if (w->format == MCU_W_SPARSE || w->format == MCU_W_SPARSE_INT4) return mcu_sparse_weight(w, i);
+    if (w->format == MCU_W_TERNARY_BASE3) {
+        static const uint8_t power[5] = {1, 3, 9, 27, 81};
+        return (int32_t)((((const uint8_t *)w->data)[i / 5] / power[i % 5]) % 3u) - 1;
+    }
     if (w->format == MCU_W_TERNARY) {
         const uint32_t code = (((const uint8_t *)w->data)[i >> 2] >> ((i & 3) * 2)) & 3u;
         return (int32_t)code - (int32_t)((code & 2u) << 1); /* 3 -> -1 */
