@@ -5,7 +5,8 @@ Cortex-M7 instructions per inference (QEMU plugin, exact, one seeded random inpu
 and, as the anchor for "no decoded copy in SRAM", TFLM's minimum arena on the same model written with int8
 and with INT4 convolution weights (its kernels unpack an INT4 filter into the arena first).
 
-    python bench/weight_formats.py [--models DIR] [--formats int4,ternary,...] [--sparsity 0.8] [--out docs/weight_formats.md]
+    python bench/weight_formats.py [--models DIR] [--formats int4,ternary,...] [--sparsity 0.8]
+                                   [--out docs/weight_formats.md]
 
 Both builds compute the same bits (tests/test_weight_formats.py checks C = reference = TFLM); the int8 build
 of the compressed model is the fair baseline, since its weights and scales are the int4 model's.

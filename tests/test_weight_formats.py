@@ -66,7 +66,8 @@ def test_ternary_and_pow2_layouts() -> None:
     assert encode("ternary", np.array([1, -1, 0, 1, -1])).tolist() == [0b01001101, 0b11]
     assert encode("pow2", np.array([1, -64, 0, 8, -1])).tolist() == [0xF1, 0x40, 0x09]
     # base 3, five per byte: (value + 1) as digits from the lowest; a partial last group padded with zeros (digit 1)
-    assert encode("ternary:base3", np.array([1, -1, 0, 0, 1, -1])).tolist() == [2 + 0 + 9 + 27 + 2 * 81, 0 + 3 + 9 + 27 + 81]
+    assert encode("ternary:base3", np.array([1, -1, 0, 0, 1, -1])).tolist() == [2 + 0 + 9 + 27 + 2 * 81,
+                                                                             0 + 3 + 9 + 27 + 81]
     assert POW2 == (-64, -32, -16, -8, -4, -2, -1, 0, 1, 2, 4, 8, 16, 32, 64)
     with pytest.raises(ValueError):
         encode("ternary", np.array([2]))
@@ -295,6 +296,36 @@ def test_sparse_kernels_on_odd_shapes(fmt: str) -> None:
     assert_qemu_equals_reference(graph, samples=2)
 
 
+# random layers for the hypothesis test below: (builder, x) -> y
+RANDOM_LAYERS = [
+    lambda b, x, r: b.conv2d(x, r.choice([8, 16, 5]), kernel=3, stride=r.choice([1, 2]), activation="RELU"),
+    lambda b, x, r: b.conv2d(x, r.choice([8, 16, 32, 7]), kernel=1, padding="valid",
+                             activation=r.choice(["NONE", "RELU6"])),
+    lambda b, x, r: b.depthwise_conv2d(x, kernel=r.choice([3, 5]), stride=r.choice([1, 2]), activation="RELU"),
+    lambda b, x, r: b.add(x, b.conv2d(x, b.shape(x)[-1], kernel=1, padding="valid")),
+]
+
+
+@settings(max_examples=16, deadline=None)
+@given(st.lists(st.integers(0, len(RANDOM_LAYERS) - 1), min_size=1, max_size=5), st.integers(0, 2**16),
+       st.sampled_from(["int4", "ternary", "ternary:base3", "pow2", "codebook:3", "sparse", "sparse:int4"]))
+def test_random_graphs_in_every_format_are_bit_exact(layers: list[int], seed: int, fmt: str) -> None:
+    """Random chains of convolutions, depthwise layers and residual adds ending in a fully-connected layer,
+    their weights compressed into a format: C = reference = TFLM on the host (the expanded int8 model)."""
+    import random
+
+    r = random.Random(seed)
+    b = GraphBuilder(seed=seed)
+    x = b.input((1, r.choice([6, 9]), r.choice([5, 8]), r.choice([3, 4, 8])), zero_point=seed % 9 - 4)
+    for i in layers:
+        x = RANDOM_LAYERS[i](b, x, r)
+    graph = b.build([b.fully_connected(b.reshape(x, (1, -1)), r.choice([4, 16]))], name="rnd")
+    graph, _ = compress_weights(graph, fmt, sparsity=0.6)
+    assert all(graph[n].format == fmt for n in weight_tensors(graph))
+    result = verify(graph, samples=2, tflite_bytes=write_tflite(graph), seed=seed)
+    assert result.ok and result.tflm_checked, result.lines()
+
+
 def test_int4_weights_under_patch_and_fused_schedules() -> None:
     vww = next(p for p in dev_models() if p.stem.startswith("mlperf_vww"))
     graph, _ = compress_weights(load_model(vww))
@@ -338,7 +369,8 @@ def test_bench_per_format(tmp_path, capsys) -> None:
     (["compile", str(KWS), "--weights", "int4", "-o", "{tmp}/c"], "outside int4"),
     (["compile", str(KWS), "--weights", "codebook:3", "-o", "{tmp}/c"], "outside codebook:3"),
     (["compile", str(KWS), "--weights", "ternary", "-o", "{tmp}/c"], "outside ternary"),
-    (["compress", str(KWS), "--weights", "sparse", "--sparsity", "100%", "-o", "{tmp}/c.tflite"], "share of zeros in [0, 1)"),
+    (["compress", str(KWS), "--weights", "sparse", "--sparsity", "100%", "-o", "{tmp}/c.tflite"],
+     "share of zeros in [0, 1)"),
     (["compress", str(KWS), "--weights", "int4", "-o", "{tmp}/model.bin"], "must be a file ending in .tflite"),
     (["compress", str(KWS), "--weights", "int4", "-o", "{tmp}/none/m.tflite"], "does not exist"),
 ])

@@ -70,7 +70,8 @@ def compress_model(model: str | os.PathLike, fmt: str, out: str | os.PathLike, *
                    f"runs); compile it with --weights auto to store the fully-connected weights as {fmt} too")
     else:
         zeros = f"{100 * sparsity:g} % of them 0"
-        what = {"ternary": "in -1, 0, 1", "ternary:base3": "in -1, 0, 1", "pow2": "0 or +-2^k", "sparse": zeros, "sparse:int4": f"in -8..7, {zeros}"}.get(
+        what = {"ternary": "in -1, 0, 1", "ternary:base3": "in -1, 0, 1", "pow2": "0 or +-2^k", "sparse": zeros,
+                "sparse:int4": f"in -8..7, {zeros}"}.get(
             fmt, f"with at most {1 << codebook_bits(fmt)} values per tensor")
         how = ("--weights ternary:base3 to store them five to a byte" if fmt == "ternary:base3" else
                "--weights auto to store them in the smallest format that holds them")

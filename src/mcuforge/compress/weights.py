@@ -16,7 +16,8 @@ by scale' * w' with w' in the format's values (int4: -8..7; ternary: -1, 0, 1; p
 each weight taking the nearest, and scale' is chosen among clipping ratios (scale' = scale * max|w| / top * a,
 top the format's largest value; int4: 26 ratios a in 0.5 .. 1.0; ternary and pow2: 60 in 0.05 .. 2.0,
 geometric, since the best threshold for ternary lies far below the largest weight), never below scale, as
-the one with the least squared error over the channel; a channel whose values fit already keeps them. The bias, whose scale is input scale x weight scale, is re-scaled to match: bias' =
+the one with the least squared error over the channel; a channel whose values fit already keeps them. The
+bias, whose scale is input scale x weight scale, is re-scaled to match: bias' =
 round(bias * scale / scale'). Everything else (activations, their scales, the operators) stays, so the
 result is again an int8 model: TFLM runs it as it is, and `mcuforge compile --weights auto` stores the new
 weights in the format (ir/formats.py).
@@ -161,7 +162,8 @@ def prune(values: np.ndarray, sparsity: float) -> np.ndarray:
     return v
 
 
-def _per_tensor(graph: Graph, fmt: str, rule: Callable[[np.ndarray], np.ndarray]) -> tuple[Graph, list[CompressedTensor]]:
+def _per_tensor(graph: Graph, fmt: str,
+                rule: Callable[[np.ndarray], np.ndarray]) -> tuple[Graph, list[CompressedTensor]]:
     """Every weight tensor's int8 values replaced by rule(values), in their own domain (scales stay)."""
     from ..ir.formats import weight_tensors
 

@@ -204,9 +204,9 @@ def _pointwise_wb(op: Op, ctx, g: ConvGeometry, requant: str, bits: int) -> str:
     ctx.use("mcu_conv_s8_1x1.h")
     rows = pack_wb_rows(ctx.graph[op.inputs[1]].data.reshape(g.out_c, -1), bits)
     weights = ctx.const(f"w{bits}_{op.name}", rows, "uint8_t")
-    return c_call(f"mcu_conv_s8_1x1_w{bits}", [f"&(const mcu_conv_1x1_shape){{{c_fields(_pointwise_shape(g))}}}", requant,
-                                         ctx.ptr(op.inputs[0]), weights, ctx.ptr(op.outputs[0]),
-                                         _granted_column(op, ctx)])
+    shape = f"&(const mcu_conv_1x1_shape){{{c_fields(_pointwise_shape(g))}}}"
+    return c_call(f"mcu_conv_s8_1x1_w{bits}", [shape, requant, ctx.ptr(op.inputs[0]), weights, ctx.ptr(op.outputs[0]),
+                                               _granted_column(op, ctx)])
 
 
 def _im2col_wb(op: Op, ctx, g: ConvGeometry, q: ConvQuant, requant: str, bits: int) -> str:

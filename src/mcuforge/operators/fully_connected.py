@@ -110,7 +110,8 @@ def emit(op: Op, ctx) -> str:
             ctx.use("mcu_fc_s8_fast.h")
             shape = {"batches": batches, "in_features": in_f, "out_features": out_f}
             return c_call("mcu_fc_s8_sparse", [f"&(const mcu_fc_shape){{{c_fields(shape)}}}", requant,
-                                               ctx.ptr(op.inputs[0]), ctx.weights(op.inputs[1]), ctx.ptr(op.outputs[0])])
+                                               ctx.ptr(op.inputs[0]), ctx.weights(op.inputs[1]),
+                                               ctx.ptr(op.outputs[0])])
     if requant is not None:
         ctx.use("mcu_fc_s8_fast.h")
         shape = {"batches": batches, "in_features": in_f, "out_features": out_f}
