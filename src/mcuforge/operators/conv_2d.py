@@ -130,9 +130,12 @@ def variants(op: Op, graph: Graph, inplace: bool) -> Iterator[KernelScratch]:
             yield KernelScratch(Variant.IM2COL4, 9 * wb_stride(g, bits) + 4)
             yield KernelScratch(Variant.IM2COL, w4_column_bytes(wb_stride(g, bits)))
         return
-    if graph[op.inputs[1]].format in SPARSE:  # as for int8: four pixels' column, four windows
-        yield (KernelScratch(Variant.COLUMN, pointwise_column_bytes(g.in_c)) if pointwise(g) else
-               KernelScratch(Variant.IM2COL4, 9 * im2col_stride(g.k_h, g.k_w, g.in_c) + 4))
+    if graph[op.inputs[1]].format in SPARSE:  # as for int8: four pixels' column, four windows; or one window
+        if pointwise(g):
+            yield KernelScratch(Variant.COLUMN, pointwise_column_bytes(g.in_c))
+        else:
+            yield KernelScratch(Variant.IM2COL4, 9 * im2col_stride(g.k_h, g.k_w, g.in_c) + 4)
+            yield KernelScratch(Variant.IM2COL, im2col_stride(g.k_h, g.k_w, g.in_c))
     if graph[op.inputs[1]].format != "int8":
         return
     if pointwise(g):
@@ -243,7 +246,7 @@ def _sparse(op: Op, ctx, g: ConvGeometry, q: ConvQuant, requant: str, column: st
     return c_call("mcu_conv_s8_im2col_sparse", [
         f"&(const mcu_conv_shape){{{c_fields(_conv_shape(g))}}}", requant, str(-q.input_offset),
         ctx.ptr(op.inputs[0]), ctx.sparse_weights(f"rows_{op.name}", rows, ctx.tensor(op.inputs[1]).format),
-        str(stride), ctx.ptr(op.outputs[0]), column])
+        str(stride), ctx.ptr(op.outputs[0]), column, str(int(planned_kernel(ctx).variant == Variant.IM2COL4))])
 
 
 def _pointwise(op: Op, ctx, g: ConvGeometry, requant: str) -> str:

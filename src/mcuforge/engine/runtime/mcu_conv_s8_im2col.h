@@ -345,17 +345,18 @@ MCU_SPECIALIZE void mcu_conv_s8_im2col_w2(const mcu_conv_shape *s, const mcu_req
 }
 
 /* Convolution through im2col (mcu_conv_s8_im2col's shapes) with sparse weights, rows of `stride` values in
- * the column's order; `scratch`: 9 * stride + 4 bytes (the planner's IM2COL4 variant): four windows side by
- * side (int16) and one window of int8 values. */
+ * the column's order; `scratch`: with `quads` (a literal), 9 * stride + 4 bytes (the planner's IM2COL4
+ * variant): four windows side by side (int16) and one window of int8 values, else stride bytes (IM2COL):
+ * one window at a time. */
 MCU_SPECIALIZE void mcu_conv_s8_im2col_sparse(const mcu_conv_shape *s, const mcu_requant_params *r, int8_t pad_value,
                                               const int8_t *input, const mcu_weights *weights, int32_t stride,
-                                              int8_t *output, int8_t *scratch) {
+                                              int8_t *output, int8_t *scratch, int32_t quads_planned) {
     const int32_t plane = s->out_h * s->out_w;
     const int32_t pixels = s->batches * plane;
     const int8_t *unused;
-    mcu_col_t *quad = mcu_tail_column(scratch, 8 * stride + 4, 8 * stride, &unused);
-    int8_t *window = (int8_t *)(void *)(quad + 4 * stride);
-    const int32_t quads = MCU_GEMM_DSP ? pixels / 4 : 0; /* four windows at a time, then one */
+    mcu_col_t *quad = quads_planned ? mcu_tail_column(scratch, 8 * stride + 4, 8 * stride, &unused) : (mcu_col_t *)0;
+    int8_t *window = quads_planned ? (int8_t *)(void *)(quad + 4 * stride) : scratch;
+    const int32_t quads = MCU_GEMM_DSP && quads_planned ? pixels / 4 : 0; /* four windows at a time, then one */
     int32_t i, p;
 #if MCU_GEMM_DSP
     for (i = 0; i < quads; ++i) {
