@@ -85,6 +85,16 @@ def test_ternary_and_pow2_round_trip(fmt: str, data) -> None:
     assert decode(fmt, packed, values.size).tolist() == values.tolist()
 
 
+@pytest.mark.parametrize("path", WEIGHTED, ids=lambda p: p.stem)
+def test_dev_models_in_every_format_are_bit_exact(path) -> None:
+    """Each dev model re-encoded into every format (mcuforge compress): C = reference = TFLM on the host."""
+    original = load_model(path)
+    for fmt in ("ternary", "ternary:base3", "pow2", "codebook:4", "sparse", "sparse:int4"):
+        graph, _ = compress_weights(original, fmt, sparsity=0.8)
+        result = verify(graph, samples=1, tflite_bytes=write_tflite(graph))
+        assert result.ok and result.tflm_checked, (fmt, result.lines())
+
+
 def test_sparse_layout() -> None:
     """Per block of 32 values a bitmap word, per superblock of 8 blocks the nonzeros before it, per block the
     nonzeros before it in its superblock (bytes, lowest first); then the nonzero values."""
