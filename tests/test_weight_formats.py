@@ -281,13 +281,18 @@ def test_depthwise_plane_in_place_with_weights_in_a_format(fmt: str) -> None:
     assert_qemu_equals_reference(graph, samples=2)
 
 
-def test_ternary_kernels_on_odd_shapes() -> None:
-    """The fast kernels with 2-bit ternary rows (mcu_gemm_s4.h with bits 2: sixteen weights per load) on the
-    shapes above, re-quantized into ternary: host against TFLM, then Cortex-M4 and M7."""
-    graph, _ = compress_weights(merge([_fast_case(i) for i in range(len(FAST_CASES))], "w2"), "ternary")
-    code = compile_model(graph).lib.files["w2.c"]
-    assert code.count("mcu_conv_s8_1x1_w2(") == 1 and code.count("mcu_conv_s8_im2col_w2(") == 3  # depth % 16
-    assert code.count("mcu_fc_s8_gemm_w2(") == 1
+@pytest.mark.parametrize("fmt, bits", [("ternary", 2), ("pow2", 4), ("codebook:4", 4), ("codebook:2", 2)])
+def test_low_bit_kernels_on_odd_shapes(fmt: str, bits: int) -> None:
+    """The fast kernels with 2-bit ternary rows (mcu_gemm_s4.h with bits 2: sixteen weights per load), and with
+    pow2 and codebook codes looked up in their table, on the shapes above: host against TFLM, then Cortex-M4
+    and M7."""
+    graph, _ = compress_weights(merge([_fast_case(i) for i in range(len(FAST_CASES))], "wb"), fmt)
+    code = compile_model(graph).lib.files["wb.c"]
+    kind = "w2" if fmt == "ternary" else "lut"
+    # pointwise and fully-connected depths that are multiples of a word (16 or 8 values); every im2col layer
+    pointwise, fc = (1, 1) if bits == 2 else (4, 3)
+    assert code.count(f"mcu_conv_s8_1x1_{kind}(") == pointwise and code.count(f"mcu_conv_s8_im2col_{kind}(") == 3
+    assert code.count("mcu_fc_s8_gemm_lut(" if kind == "lut" else "mcu_fc_s8_gemm_w2(") == fc
     result = verify(graph, samples=2, tflite_bytes=write_tflite(graph))
     assert result.ok and result.tflm_checked, result.lines()
     assert_qemu_equals_reference(graph, samples=2)

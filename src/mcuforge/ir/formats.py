@@ -206,8 +206,7 @@ def pack_pow2(values: np.ndarray) -> np.ndarray:
     v = np.asarray(values, np.int64).reshape(-1)
     if not holds("pow2", v):
         raise ValueError("pow2 values must be 0 or +-2^k, k = 0 .. 6")
-    magnitude = np.abs(v)
-    codes = np.where(v == 0, 0, (v < 0) * 8 + np.log2(np.maximum(magnitude, 1)).astype(np.int64) + 1)
+    codes = pow2_codes(v)
     return pack_int4(np.where(codes > 7, codes - 16, codes))
 
 
@@ -231,6 +230,8 @@ def decode(fmt: str, packed: np.ndarray, count: int) -> np.ndarray:
 
 
 LOW_BITS = {"int4": 4, "ternary": 2}  # the formats of the fast low-bit kernels (mcu_gemm_s4.h) and their widths
+LUT_BITS = {"pow2": 4, "codebook:4": 4, "codebook:2": 2}  # the same kernels, each field a code into a table
+WB_BITS = {**LOW_BITS, **LUT_BITS}
 
 
 def pack_wb_rows(rows: np.ndarray, bits: int = 4) -> np.ndarray:
@@ -251,6 +252,31 @@ def pack_wb_rows(rows: np.ndarray, bits: int = 4) -> np.ndarray:
     fields = padded.reshape(count, groups, per // 4, 4)  # [row, word, field, byte]
     words = (fields << (bits * np.arange(per // 4))[None, None, :, None]).sum(axis=2)
     return words.astype(np.uint8).reshape(count, groups * 4)
+
+
+def pow2_codes(values: np.ndarray) -> np.ndarray:
+    """pow2's 4-bit codes (0 for 0, sign << 3 | exponent + 1) of values in POW2."""
+    v = np.asarray(values, np.int64)
+    return np.where(v == 0, 0, (v < 0) * 8 + np.log2(np.maximum(np.abs(v), 1)).astype(np.int64) + 1)
+
+
+def wb_rows(fmt: str, rows: np.ndarray, values: np.ndarray) -> tuple[int, np.ndarray, np.ndarray | None]:
+    """(bits, rows in the wb layout, table or None) for the fast low-bit kernels (mcu_gemm_s4.h): int4 and
+    ternary rows hold their values; pow2 and codebook rows hold codes into a table of 2^bits int8 values
+    (pow2's fixed one, a codebook's from the tensor's `values`). Rows may carry zero padding a codebook
+    cannot encode: the kernels multiply it by zeros only (the column's padding)."""
+    bits = WB_BITS[fmt]
+    if fmt in LOW_BITS:
+        return bits, pack_wb_rows(rows, bits), None
+    if fmt == "pow2":
+        table = np.array([0, *(1 << k for k in range(7)), 0, *(-(1 << k) for k in range(7))], np.int8)
+        codes = pow2_codes(rows)
+    else:
+        table, _ = pack_codebook(values, bits)
+        known = np.unique(np.asarray(values, np.int64))
+        codes = np.clip(np.searchsorted(known, np.asarray(rows, np.int64)), 0, (1 << bits) - 1)
+    half = 1 << (bits - 1)
+    return bits, pack_wb_rows(np.where(codes >= half, codes - 2 * half, codes), bits), table
 
 
 def encode(fmt: str, values: np.ndarray) -> np.ndarray:

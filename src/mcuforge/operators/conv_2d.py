@@ -10,8 +10,9 @@ Kernels (the planner picks the variant, engine/plan/kernels.py; each C header ex
   (4*D + 8 bytes); without scratch it borrows the unwritten end of its output;
 - int4 or ternary weights (ir/formats.py; 4 or 2 bits) of a pointwise convolution whose C_in is a multiple
   of 32 / bits: mcu_conv_s8_1x1_w4 / _w2, the weights in the wb layout decoded in registers (mcu_gemm_s4.h),
-  four pixels at a time through the same column as int8's (or the end of the output);
-- int4 or ternary weights of another one-group convolution: mcu_conv_s8_im2col_w4 / _w2, the filter rows in
+  four pixels at a time through the same column as int8's (or the end of the output); pow2, codebook:4 and
+  codebook:2 weights likewise as codes into a table (mcu_conv_s8_1x1_lut, ir/formats.wb_rows);
+- those weights in another one-group convolution: mcu_conv_s8_im2col_w4 / _w2 / _lut, the filter rows in
   the column's order in the wb layout, `im2col4` (four windows, as for int8) or `im2col` (two windows as
   int16, 4*D + 4 bytes, D the depth rounded up to a multiple of 32 / bits), else at the end of the output;
 - sparse weights of a one-group convolution: mcu_conv_s8_1x1_sparse (with the pointwise column) or, where
@@ -27,7 +28,7 @@ from typing import Iterator
 import numpy as np
 
 from ..errors import ModelError
-from ..ir.formats import LOW_BITS, SPARSE, W4_MAX_DEPTH
+from ..ir.formats import SPARSE, W4_MAX_DEPTH, WB_BITS
 from ..ir.graph import Graph, Op
 from ..ir.ops import OpSpec
 from ..ir.shapes import expect_bias, expect_rank, windowed
@@ -122,7 +123,7 @@ def variants(op: Op, graph: Graph, inplace: bool) -> Iterator[KernelScratch]:
         return
     if g.groups != 1 or folded_bias(op, graph) is None:
         return
-    bits = LOW_BITS.get(graph[op.inputs[1]].format)
+    bits = WB_BITS.get(graph[op.inputs[1]].format)
     if bits:
         if pointwise(g) and g.in_c % (32 // bits) == 0 and g.in_c < W4_MAX_DEPTH:  # four pixels, as for int8
             yield KernelScratch(Variant.COLUMN, pointwise_column_bytes(g.in_c))
@@ -155,7 +156,7 @@ def emit(op: Op, ctx) -> str:
 
     g, q = conv_geometry(op, ctx.graph), conv_quant(op, ctx.graph)
     encoded = ctx.tensor(op.inputs[1]).format != "int8"
-    bits = LOW_BITS.get(ctx.tensor(op.inputs[1]).format)
+    bits = WB_BITS.get(ctx.tensor(op.inputs[1]).format)
     if bits and g.groups == 1:
         wb_pointwise = pointwise(g) and g.in_c % (32 // bits) == 0 and g.in_c < W4_MAX_DEPTH
         wb_im2col = not pointwise(g) and wb_stride(g, bits) < W4_MAX_DEPTH
@@ -198,35 +199,48 @@ def _pointwise_shape(g: ConvGeometry) -> dict[str, int]:
             "col_step": g.stride_w * g.in_c}
 
 
+def _wb_weights(op: Op, ctx, rows: np.ndarray) -> tuple[str, str | None]:
+    """C expressions of the filter `rows` in the wb layout (mcu_gemm_s4.h) and, for pow2 and codebook
+    weights, of the table their codes index (else None)."""
+    from ..ir.formats import wb_rows
+
+    t = ctx.tensor(op.inputs[1])
+    bits, packed, table = wb_rows(t.format, rows, t.data)
+    weights = ctx.const(f"w{bits}_{op.name}", packed, "uint8_t")
+    return weights, None if table is None else ctx.const(f"table_{op.name}", table, "int8_t")
+
+
 def _pointwise_wb(op: Op, ctx, g: ConvGeometry, requant: str, bits: int) -> str:
-    """int4 or ternary weights in the wb layout (mcu_gemm_s4.h), decoded in registers; the column when
-    planned."""
+    """int4 or ternary weights (or pow2 and codebook codes and their table) in the wb layout
+    (mcu_gemm_s4.h), decoded in registers; the column when planned."""
     from ..engine.codegen.literals import c_call, c_fields
-    from ..ir.formats import pack_wb_rows
 
     ctx.use("mcu_conv_s8_1x1.h")
-    rows = pack_wb_rows(ctx.graph[op.inputs[1]].data.reshape(g.out_c, -1), bits)
-    weights = ctx.const(f"w{bits}_{op.name}", rows, "uint8_t")
+    weights, table = _wb_weights(op, ctx, ctx.graph[op.inputs[1]].data.reshape(g.out_c, -1))
     shape = f"&(const mcu_conv_1x1_shape){{{c_fields(_pointwise_shape(g))}}}"
-    return c_call(f"mcu_conv_s8_1x1_w{bits}", [shape, requant, ctx.ptr(op.inputs[0]), weights, ctx.ptr(op.outputs[0]),
-                                               _granted_column(op, ctx)])
+    io = [ctx.ptr(op.outputs[0]), _granted_column(op, ctx)]
+    if table is not None:
+        return c_call("mcu_conv_s8_1x1_lut", [shape, requant, ctx.ptr(op.inputs[0]), weights, table, str(bits), *io])
+    return c_call(f"mcu_conv_s8_1x1_w{bits}", [shape, requant, ctx.ptr(op.inputs[0]), weights, *io])
 
 
 def _im2col_wb(op: Op, ctx, g: ConvGeometry, q: ConvQuant, requant: str, bits: int) -> str:
-    """int4 or ternary weights, the filter rows in the column's order padded to wb_stride, in the wb layout."""
+    """int4 or ternary weights (or pow2 and codebook codes), the filter rows in the column's order padded to
+    wb_stride, in the wb layout."""
     from ..engine.codegen.literals import c_call, c_fields
-    from ..ir.formats import pack_wb_rows
 
     ctx.use("mcu_conv_s8_im2col.h")
     stride = wb_stride(g, bits)
     w = np.asarray(ctx.graph[op.inputs[1]].data, np.int8).reshape(g.out_c, -1)[:, im2col_order(g.k_h, g.k_w, g.in_c)]
-    weights = ctx.const(f"w{bits}_{op.name}", pack_wb_rows(np.pad(w, ((0, 0), (0, stride - w.shape[1]))), bits),
-                        "uint8_t")
+    weights, table = _wb_weights(op, ctx, np.pad(w, ((0, 0), (0, stride - w.shape[1]))))
     column = _granted_column(op, ctx)
     quads = planned_kernel(ctx).variant == Variant.IM2COL4 and column != NULL_I8
-    return c_call(f"mcu_conv_s8_im2col_w{bits}", [
-        f"&(const mcu_conv_shape){{{c_fields(_conv_shape(g))}}}", requant, str(-q.input_offset),
-        ctx.ptr(op.inputs[0]), weights, str(stride), ctx.ptr(op.outputs[0]), column, str(int(quads))])
+    head = [f"&(const mcu_conv_shape){{{c_fields(_conv_shape(g))}}}", requant, str(-q.input_offset),
+            ctx.ptr(op.inputs[0]), weights]
+    tail = [str(stride), ctx.ptr(op.outputs[0]), column, str(int(quads))]
+    if table is not None:
+        return c_call("mcu_conv_s8_im2col_lut", [*head, table, str(bits), *tail])
+    return c_call(f"mcu_conv_s8_im2col_w{bits}", [*head, *tail])
 
 
 def _sparse(op: Op, ctx, g: ConvGeometry, q: ConvQuant, requant: str, column: str) -> str:

@@ -4,8 +4,8 @@ times the weights [O, I] plus the bias, requantized per tensor or per output cha
 
 Kernels: symmetric int8 weights whose bias folds run as an int8 GEMM (mcu_fc_s8_fast.h, mcu_fc_s8_gemm);
 the plain kernels mcu_fc_s8 / mcu_fc_s8_per_channel (mcu_fc_s8.h, the reference variants) take the rest,
-int4 and ternary weights (ir/formats.py) run on mcu_fc_s8_gemm_w4 / _w2, decoded in registers
-(mcu_gemm_s4.h), where the GEMM's conditions hold and the depth is a multiple of 32 / bits (other depths
+int4 and ternary weights (ir/formats.py) run on mcu_fc_s8_gemm_w4 / _w2, decoded in registers, and pow2,
+codebook:4 and codebook:2 weights on mcu_fc_s8_gemm_lut, their codes looked up in a table (mcu_gemm_s4.h), where the GEMM's conditions hold and the depth is a multiple of 32 / bits (other depths
 would pad every row of the wb layout), sparse weights on mcu_fc_s8_sparse (the zeros skipped), else on
 mcu_fc_s8_rows, which decodes each weight as it reads it.
 """
@@ -87,7 +87,7 @@ def macs(op: Op, graph: Graph) -> int:
 def emit(op: Op, ctx) -> str:
     from ..engine.codegen.literals import c_call, c_fields
     from ..engine.codegen.requant import requant_arrays, requant_params
-    from ..ir.formats import LOW_BITS, SPARSE, W4_MAX_DEPTH, pack_wb_rows
+    from ..ir.formats import SPARSE, W4_MAX_DEPTH, WB_BITS, wb_rows
 
     batches, in_f, out_f = fc_shape(op, ctx.graph)
     q = fc_quant(op, ctx.graph)
@@ -95,15 +95,20 @@ def emit(op: Op, ctx) -> str:
     encoded = ctx.tensor(op.inputs[1]).format != "int8"
     requant = requant_params(op, ctx, q, per_channel=not per_tensor) if q.weights_offset == 0 and not encoded \
         else None
-    bits = LOW_BITS.get(ctx.tensor(op.inputs[1]).format)
+    bits = WB_BITS.get(ctx.tensor(op.inputs[1]).format)
     if requant is None and bits and q.weights_offset == 0 and in_f % (32 // bits) == 0 and in_f < W4_MAX_DEPTH:
         requant = requant_params(op, ctx, q, per_channel=not per_tensor)
         if requant is not None:  # the fast low-bit kernel: weights in the wb layout, decoded in registers
             ctx.use("mcu_fc_s8_fast.h")
             shape = {"batches": batches, "in_features": in_f, "out_features": out_f}
-            weights = ctx.const(f"w{bits}_{op.name}", pack_wb_rows(ctx.graph[op.inputs[1]].data, bits), "uint8_t")
-            return c_call(f"mcu_fc_s8_gemm_w{bits}", [f"&(const mcu_fc_shape){{{c_fields(shape)}}}", requant,
-                                                ctx.ptr(op.inputs[0]), weights, ctx.ptr(op.outputs[0])])
+            t = ctx.tensor(op.inputs[1])
+            _, packed, table = wb_rows(t.format, t.data, t.data)
+            weights = ctx.const(f"w{bits}_{op.name}", packed, "uint8_t")
+            head = [f"&(const mcu_fc_shape){{{c_fields(shape)}}}", requant, ctx.ptr(op.inputs[0]), weights]
+            if table is not None:  # pow2 and codebook codes into their table
+                return c_call("mcu_fc_s8_gemm_lut", [*head, ctx.const(f"table_{op.name}", table, "int8_t"), str(bits),
+                                                     ctx.ptr(op.outputs[0])])
+            return c_call(f"mcu_fc_s8_gemm_w{bits}", [*head, ctx.ptr(op.outputs[0])])
     if requant is None and ctx.tensor(op.inputs[1]).format in SPARSE and q.weights_offset == 0:
         requant = requant_params(op, ctx, q, per_channel=not per_tensor)
         if requant is not None:  # the zeros skipped

@@ -11,8 +11,8 @@
  * from the int8 input directly, as every pixel is on the portable path, unless the input dies with this
  * layer (`input_spent`): then the column moves over the input pixels already read. Same results as
  * mcu_conv_s8.
- * mcu_conv_s8_1x1_w4, mcu_conv_s8_1x1_w2, mcu_conv_s8_1x1_sparse: int4 and ternary weights in the wb layout
- * (mcu_gemm_s4.h), sparse weights (mcu_sparse_s8.h): on Arm cores with the DSP extension
+ * mcu_conv_s8_1x1_w4, _w2, _lut, _sparse: int4 and ternary weights, or pow2 and codebook codes into a table,
+ * in the wb layout (mcu_gemm_s4.h), sparse weights (mcu_sparse_s8.h): on Arm cores with the DSP extension
  * four pixels at a time through the interleaved column, in `scratch` (NULL or mcu_pointwise_column_bytes, as
  * for int8) or else at the end of the output, when in_c is a multiple of 8; the other pixels two at a time
  * from their int8 values. */
@@ -159,12 +159,12 @@ MCU_SPECIALIZE mcu_col_t *mcu_quad_column(const mcu_conv_1x1_shape *s, int8_t *s
 #endif
 
 /* Pointwise convolution with weights in a format (`bits`, a literal: 0 for sparse weights, mcu_sparse_s8.h,
- * else 4 for int4 or 2 for ternary in the wb layout, mcu_gemm_s4.h): four pixels at a time through the
- * column of mcu_quad_column where the depth allows (a multiple of 32 / bits; sparse: of 4), the other pixels
- * from their int8 values. */
+ * else 4 or 2 for fields in the wb layout, mcu_gemm_s4.h: int4 and ternary values, or with a `table` pow2
+ * and codebook codes): four pixels at a time through the column of mcu_quad_column where the depth allows
+ * (a multiple of 32 / bits; sparse: of 4), the other pixels from their int8 values. */
 MCU_SPECIALIZE void mcu_conv_s8_1x1_formats(const mcu_conv_1x1_shape *s, const mcu_requant_params *r,
-                                            const int8_t *input, const void *weights, int8_t *output,
-                                            int8_t *scratch, int32_t bits) {
+                                            const int8_t *input, const void *weights, const int8_t *table,
+                                            int8_t *output, int8_t *scratch, int32_t bits) {
     const mcu_weights *packed = (const mcu_weights *)weights;
     const int32_t sparse = bits == 0;
     int32_t b, row, col;
@@ -188,7 +188,8 @@ MCU_SPECIALIZE void mcu_conv_s8_1x1_formats(const mcu_conv_1x1_shape *s, const m
                     else mcu_pack_4px(in + (col + p) * s->col_step, s->in_c, p, r, column);
                 }
                 if (sparse) mcu_sparse_4px(packed, column, s->in_c, s->out_c, r, out + col * s->out_c);
-                else mcu_gemm_4px_wb(column, (const uint8_t *)weights, s->in_c, s->out_c, bits, r, out + col * s->out_c);
+                else mcu_gemm_4px_wb(column, (const uint8_t *)weights, s->in_c, s->out_c, bits, table, r,
+                                     out + col * s->out_c);
             }
 #endif
             for (; sparse && col < s->cols; ++col) {
@@ -199,7 +200,7 @@ MCU_SPECIALIZE void mcu_conv_s8_1x1_formats(const mcu_conv_1x1_shape *s, const m
                 const int8_t *x0 = in + col * s->col_step;
                 int8_t *y0 = out + col * s->out_c;
                 mcu_gemm_wb(x0, pair ? x0 + s->col_step : x0, (const mcu_col_t *)0, (const uint8_t *)weights,
-                            s->in_c, s->out_c, bits, r, y0, pair ? y0 + s->out_c : (int8_t *)0);
+                            s->in_c, s->out_c, bits, table, r, y0, pair ? y0 + s->out_c : (int8_t *)0);
             }
         }
     }
@@ -207,18 +208,25 @@ MCU_SPECIALIZE void mcu_conv_s8_1x1_formats(const mcu_conv_1x1_shape *s, const m
 
 MCU_SPECIALIZE void mcu_conv_s8_1x1_w4(const mcu_conv_1x1_shape *s, const mcu_requant_params *r,
                                        const int8_t *input, const uint8_t *weights, int8_t *output, int8_t *scratch) {
-    mcu_conv_s8_1x1_formats(s, r, input, weights, output, scratch, 4);
+    mcu_conv_s8_1x1_formats(s, r, input, weights, (const int8_t *)0, output, scratch, 4);
 }
 
 MCU_SPECIALIZE void mcu_conv_s8_1x1_w2(const mcu_conv_1x1_shape *s, const mcu_requant_params *r,
                                        const int8_t *input, const uint8_t *weights, int8_t *output, int8_t *scratch) {
-    mcu_conv_s8_1x1_formats(s, r, input, weights, output, scratch, 2);
+    mcu_conv_s8_1x1_formats(s, r, input, weights, (const int8_t *)0, output, scratch, 2);
+}
+
+/* Codes of `bits` bits (4 or 2, a literal) in the wb layout, each weight table[code] (pow2, codebook). */
+MCU_SPECIALIZE void mcu_conv_s8_1x1_lut(const mcu_conv_1x1_shape *s, const mcu_requant_params *r,
+                                        const int8_t *input, const uint8_t *weights, const int8_t *table,
+                                        int32_t bits, int8_t *output, int8_t *scratch) {
+    mcu_conv_s8_1x1_formats(s, r, input, weights, table, output, scratch, bits);
 }
 
 MCU_SPECIALIZE void mcu_conv_s8_1x1_sparse(const mcu_conv_1x1_shape *s, const mcu_requant_params *r,
                                            const int8_t *input, const mcu_weights *weights, int8_t *output,
                                            int8_t *scratch) {
-    mcu_conv_s8_1x1_formats(s, r, input, weights, output, scratch, 0);
+    mcu_conv_s8_1x1_formats(s, r, input, weights, (const int8_t *)0, output, scratch, 0);
 }
 
 #endif /* MCU_CONV_S8_1X1_H */

@@ -12,9 +12,9 @@
  * for int16 values; more for four pixels at a time); otherwise (scratch == NULL) in the not yet written
  * end of the output, and the last pixels, whose outputs reach it, are computed tap by tap without a
  * column. Same results as mcu_conv_s8.
- * mcu_conv_s8_im2col_w4, mcu_conv_s8_im2col_w2: int4 and ternary weights, the filter rows in the column's
- * order padded to `stride` (a multiple of 8, of 16 for ternary) in the wb layout (mcu_gemm_s4.h), decoded
- * in registers; four pixels at a time where `quads` (scratch
+ * mcu_conv_s8_im2col_w4, _w2, _lut: int4 and ternary weights (or pow2 and codebook codes into a table), the
+ * filter rows in the column's order padded to `stride` (a multiple of 8, of 16 for 2-bit fields) in the wb
+ * layout (mcu_gemm_s4.h), decoded in registers; four pixels at a time where `quads` (scratch
  * of 9 * stride + 4 bytes, as for int8), else the column of two pixels in `scratch` (4 * stride + 4 bytes)
  * or, without it, at the end of the output as above.
  * mcu_conv_s8_im2col_sparse: sparse weights (mcu_sparse_s8.h), the filter rows encoded in the column's order
@@ -222,8 +222,8 @@ MCU_SPECIALIZE void mcu_conv_s8_pixel_direct(const mcu_conv_shape *s, const mcu_
  * the zero padding. */
 MCU_SPECIALIZE void mcu_conv_s8_pixel_direct_wb(const mcu_conv_shape *s, const mcu_requant_params *r,
                                                 int8_t pad_value, const int8_t *input, const uint8_t *weights,
-                                                int32_t stride, int32_t bits, int32_t b, int32_t oy, int32_t ox,
-                                                int8_t *out) {
+                                                int32_t stride, int32_t bits, const int8_t *table, int32_t b,
+                                                int32_t oy, int32_t ox, int8_t *out) {
     const int32_t whole = 4 * mcu_im2col_row_groups(s), rest = mcu_im2col_row_rest(s);
     const int32_t depth = s->k_h * s->k_w * s->in_c;
     int32_t oc, i;
@@ -238,7 +238,7 @@ MCU_SPECIALIZE void mcu_conv_s8_pixel_direct_wb(const mcu_conv_shape *s, const m
             const int32_t ix = ox * s->stride_w - s->pad_left + (j / s->in_c) * s->dil_w;
             const int32_t inside = iy >= 0 && iy < s->in_h && ix >= 0 && ix < s->in_w;
             const int32_t x = inside ? input[((b * s->in_h + iy) * s->in_w + ix) * s->in_c + j % s->in_c] : pad_value;
-            acc += x * mcu_wb_at(row, i, bits);
+            acc += x * mcu_wb_at(row, i, bits, table);
         }
         out[oc] = mcu_requant_s8(r, acc, oc);
     }
@@ -291,10 +291,12 @@ MCU_SPECIALIZE void mcu_conv_s8_im2col(const mcu_conv_shape *s, const mcu_requan
     }
 }
 
-/* `bits`: 4 (int4) or 2 (ternary), a literal; `stride` a multiple of 32 / bits. */
+/* `bits`: 4 or 2, a literal (int4, ternary; with a `table`, pow2 or codebook codes); `stride` a multiple of
+ * 32 / bits. */
 MCU_SPECIALIZE void mcu_conv_s8_im2col_wb(const mcu_conv_shape *s, const mcu_requant_params *r, int8_t pad_value,
-                                          const int8_t *input, const uint8_t *weights, int32_t stride, int32_t bits,
-                                          int8_t *output, int8_t *scratch, int32_t quads) {
+                                          const int8_t *input, const uint8_t *weights, const int8_t *table,
+                                          int32_t stride, int32_t bits, int8_t *output, int8_t *scratch,
+                                          int32_t quads) {
     const int32_t plane = s->out_h * s->out_w;
     const int32_t pixels = s->batches * plane;
     const int32_t out_bytes = pixels * s->out_c;
@@ -310,7 +312,7 @@ MCU_SPECIALIZE void mcu_conv_s8_im2col_wb(const mcu_conv_shape *s, const mcu_req
         int8_t *window = (int8_t *)(void *)(quad + 4 * stride);
         for (; p + 4 <= pixels; p += 4) {
             mcu_im2col_4px(s, r, pad_value, input, stride, p, quad, window);
-            mcu_gemm_4px_wb(quad, weights, stride, s->out_c, bits, r, output + p * s->out_c);
+            mcu_gemm_4px_wb(quad, weights, stride, s->out_c, bits, table, r, output + p * s->out_c);
         }
     }
 #else
@@ -323,11 +325,11 @@ MCU_SPECIALIZE void mcu_conv_s8_im2col_wb(const mcu_conv_shape *s, const mcu_req
         mcu_im2col_s8(s, pad_value, input, p / plane, (p % plane) / s->out_w, p % s->out_w, stride, column);
         mcu_im2col_s8(s, pad_value, input, q / plane, (q % plane) / s->out_w, q % s->out_w, stride,
                       column + mcu_col_stride(stride));
-        mcu_gemm_wb((const int8_t *)0, (const int8_t *)0, column, weights, stride, s->out_c, bits, r,
+        mcu_gemm_wb((const int8_t *)0, (const int8_t *)0, column, weights, stride, s->out_c, bits, table, r,
                     output + p * s->out_c, pair ? output + q * s->out_c : (int8_t *)0);
     }
     for (; p < pixels; ++p) {
-        mcu_conv_s8_pixel_direct_wb(s, r, pad_value, input, weights, stride, bits, p / plane,
+        mcu_conv_s8_pixel_direct_wb(s, r, pad_value, input, weights, stride, bits, table, p / plane,
                                     (p % plane) / s->out_w, p % s->out_w, output + p * s->out_c);
     }
 }
@@ -335,13 +337,21 @@ MCU_SPECIALIZE void mcu_conv_s8_im2col_wb(const mcu_conv_shape *s, const mcu_req
 MCU_SPECIALIZE void mcu_conv_s8_im2col_w4(const mcu_conv_shape *s, const mcu_requant_params *r, int8_t pad_value,
                                           const int8_t *input, const uint8_t *weights, int32_t stride,
                                           int8_t *output, int8_t *scratch, int32_t quads) {
-    mcu_conv_s8_im2col_wb(s, r, pad_value, input, weights, stride, 4, output, scratch, quads);
+    mcu_conv_s8_im2col_wb(s, r, pad_value, input, weights, (const int8_t *)0, stride, 4, output, scratch, quads);
 }
 
 MCU_SPECIALIZE void mcu_conv_s8_im2col_w2(const mcu_conv_shape *s, const mcu_requant_params *r, int8_t pad_value,
                                           const int8_t *input, const uint8_t *weights, int32_t stride,
                                           int8_t *output, int8_t *scratch, int32_t quads) {
-    mcu_conv_s8_im2col_wb(s, r, pad_value, input, weights, stride, 2, output, scratch, quads);
+    mcu_conv_s8_im2col_wb(s, r, pad_value, input, weights, (const int8_t *)0, stride, 2, output, scratch, quads);
+}
+
+/* Codes of `bits` bits (4 or 2, a literal) in the wb layout, each weight table[code] (pow2, codebook). */
+MCU_SPECIALIZE void mcu_conv_s8_im2col_lut(const mcu_conv_shape *s, const mcu_requant_params *r, int8_t pad_value,
+                                           const int8_t *input, const uint8_t *weights, const int8_t *table,
+                                           int32_t bits, int32_t stride, int8_t *output, int8_t *scratch,
+                                           int32_t quads) {
+    mcu_conv_s8_im2col_wb(s, r, pad_value, input, weights, table, stride, bits, output, scratch, quads);
 }
 
 /* Convolution through im2col (mcu_conv_s8_im2col's shapes) with sparse weights, rows of `stride` values in

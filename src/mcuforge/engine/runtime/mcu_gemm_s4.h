@@ -14,6 +14,8 @@
  * (as mcu_gemm_s8.h pairs them). The sums are 2^(8 - bits) times the dot product, exactly, and are shifted
  * back once: |2^(8 - bits) * x * w| <= 2^15 even from a column of doubled values (mcu_requant_twice), so a
  * depth below 2^16 cannot overflow (the codegen checks it).
+ * With a `table` (not NULL: pow2 and codebook weights, their fields codes into it), each group of four
+ * codes is looked up into four int8 bytes instead, and the sums need no shift.
  * Elsewhere each weight is decoded where it is read. Every path adds the same products: the same bits. */
 #ifndef MCU_GEMM_S4_H
 #define MCU_GEMM_S4_H
@@ -27,34 +29,45 @@ MCU_SPECIALIZE int32_t mcu_wb_row_bytes(int32_t depth, int32_t bits) {
     return 4 * ((depth + mcu_wb_per_word(bits) - 1) / mcu_wb_per_word(bits));
 }
 
-/* Value i of a wb row. */
-MCU_SPECIALIZE int32_t mcu_wb_at(const uint8_t *row, int32_t i, int32_t bits) {
+/* Value i of a wb row: its field as a signed value, or (table not NULL) the table's entry for it. */
+MCU_SPECIALIZE int32_t mcu_wb_at(const uint8_t *row, int32_t i, int32_t bits, const int8_t *table) {
     const int32_t per = mcu_wb_per_word(bits);
     const uint32_t b = row[(i / per) * 4 + (i & 3)];
     const int32_t field = (int32_t)((b >> (((i % per) >> 2) * bits)) & ((1u << bits) - 1u));
+    if (table) return table[field];
     return field - ((field & (1 << (bits - 1))) << 1); /* the top bit is the sign */
 }
+
+/* The shift that brings the sums back: the fields sit 8 - bits bits up in their bytes, looked-up values do
+ * not. */
+MCU_SPECIALIZE int32_t mcu_wb_shift(int32_t bits, const int8_t *table) { return table ? 0 : 8 - bits; }
 
 #if MCU_GEMM_DSP
 
 /* Group g of word w (values 4g .. 4g + 3 of its group of 32 / bits): each as 2^(8 - bits) times its value in
- * a byte. */
-MCU_SPECIALIZE uint32_t mcu_wb_group(uint32_t w, int32_t g, int32_t bits) {
+ * a byte, or (table not NULL) as the table's int8 value for its code. */
+MCU_SPECIALIZE uint32_t mcu_wb_group(uint32_t w, int32_t g, int32_t bits, const int8_t *table) {
     const uint32_t top = (0xFFu << (8 - bits)) & 0xFFu;
-    return (w << (8 - bits - g * bits)) & (top * 0x01010101u);
+    uint32_t out = 0;
+    int32_t j;
+    if (!table) return (w << (8 - bits - g * bits)) & (top * 0x01010101u);
+    MCU_UNROLL
+    for (j = 0; j < 4; ++j) out |= (uint32_t)(uint8_t)table[(w >> (8 * j + g * bits)) & ((1u << bits) - 1u)] << (8 * j);
+    return out;
 }
 
 /* Two pixels against two wb rows b0, b1: the four dot products of n values. The pixels are int8 rows
  * (`column` NULL: a0, a1) or the two pixels of a column (mcu_pack_s8's layout; n a multiple of 32 / bits). */
 MCU_SPECIALIZE void mcu_dot_2x2_wb(const int8_t *a0, const int8_t *a1, const mcu_col_t *column, int32_t second,
-                                   const uint8_t *b0, const uint8_t *b1, int32_t n, int32_t bits, int32_t sums[4]) {
+                                   const uint8_t *b0, const uint8_t *b1, int32_t n, int32_t bits, const int8_t *table,
+                                   int32_t sums[4]) {
     const int32_t per = mcu_wb_per_word(bits);
     int32_t s00 = 0, s01 = 0, s10 = 0, s11 = 0;
     int32_t k, g;
     for (k = 0; k + per <= n; k += per) {
         const uint32_t p0 = mcu_load_u32(b0 + k * bits / 8), p1 = mcu_load_u32(b1 + k * bits / 8);
         for (g = 0; g < per / 4; ++g) { /* values k + 4g .. k + 4g + 3 */
-            const uint32_t w0 = mcu_wb_group(p0, g, bits), w1 = mcu_wb_group(p1, g, bits);
+            const uint32_t w0 = mcu_wb_group(p0, g, bits, table), w1 = mcu_wb_group(p1, g, bits, table);
             int16x2_t x0_even, x0_odd, x1_even, x1_odd;
             if (column) {
                 mcu_load_lanes(column + k + 4 * g, &x0_even, &x0_odd);
@@ -69,12 +82,12 @@ MCU_SPECIALIZE void mcu_dot_2x2_wb(const int8_t *a0, const int8_t *a1, const mcu
             MCU_SMLAD_2X2(x0_even, x0_odd, x1_even, x1_odd, w0, w1);
         }
     }
-    s00 >>= 8 - bits;
-    s01 >>= 8 - bits;
-    s10 >>= 8 - bits;
-    s11 >>= 8 - bits;
+    s00 >>= mcu_wb_shift(bits, table);
+    s01 >>= mcu_wb_shift(bits, table);
+    s10 >>= mcu_wb_shift(bits, table);
+    s11 >>= mcu_wb_shift(bits, table);
     for (; k < n; ++k) { /* int8 rows only */
-        const int32_t w0 = mcu_wb_at(b0, k, bits), w1 = mcu_wb_at(b1, k, bits);
+        const int32_t w0 = mcu_wb_at(b0, k, bits, table), w1 = mcu_wb_at(b1, k, bits, table);
         s00 += a0[k] * w0;
         s01 += a0[k] * w1;
         s10 += a1[k] * w0;
@@ -91,13 +104,13 @@ MCU_SPECIALIZE void mcu_dot_2x2_wb(const int8_t *a0, const int8_t *a1, const mcu
 #endif
 
 /* One word of a wb row at w (32 / bits depth values): its groups against the four pixels at col. */
-#define MCU_DOT_4PX_WB_STEP(col, w, bits)                                                            \
+#define MCU_DOT_4PX_WB_STEP(col, w, bits, table)                                                     \
     do {                                                                                             \
         const uint32_t p = mcu_load_u32(w);                                                          \
         int32_t g;                                                                                   \
         MCU_UNROLL                                                                                   \
         for (g = 0; g < 8 / (bits); ++g) {                                                           \
-            const uint32_t v = mcu_wb_group(p, g, bits);                                             \
+            const uint32_t v = mcu_wb_group(p, g, bits, table);                                      \
             const int16x2_t v_even = __sxtb16(v), v_odd = mcu_sxtb16_odd(v);                        \
             MCU_SMLAD_4PX((col) + g * MCU_4PX_GROUP, v_even, v_odd);                                  \
         }                                                                                            \
@@ -107,7 +120,7 @@ MCU_SPECIALIZE void mcu_dot_2x2_wb(const int8_t *a0, const int8_t *a1, const mcu
  * (mcu_pack_4px) against every filter. Per word of weights and four pixels: one LDR, then per group of four
  * values two masks, two SXTB16, four LDRD and eight SMLAD (int8's path: one LDR and two SXTB16 per group). */
 MCU_SPECIALIZE void mcu_gemm_4px_wb(const mcu_col_t *column, const uint8_t *weights, int32_t depth, int32_t out_c,
-                                    int32_t bits, const mcu_requant_params *r, int8_t *y) {
+                                    int32_t bits, const int8_t *table, const mcu_requant_params *r, int8_t *y) {
     const int32_t words = depth / mcu_wb_per_word(bits), row = mcu_wb_row_bytes(depth, bits);
     const int32_t step = (8 / bits) * MCU_4PX_GROUP; /* column values per weight word */
     int32_t o, g;
@@ -120,21 +133,22 @@ MCU_SPECIALIZE void mcu_gemm_4px_wb(const mcu_col_t *column, const uint8_t *weig
         for (g = 0; g + MCU_4PX_WB_UNROLL <= words; g += MCU_4PX_WB_UNROLL) {
             int32_t u;
             MCU_UNROLL
-            for (u = 0; u < MCU_4PX_WB_UNROLL; ++u, w += 4, col += step) MCU_DOT_4PX_WB_STEP(col, w, bits);
+            for (u = 0; u < MCU_4PX_WB_UNROLL; ++u, w += 4, col += step) MCU_DOT_4PX_WB_STEP(col, w, bits, table);
         }
         MCU_UNROLL
-        for (; g < words; ++g, w += 4, col += step) MCU_DOT_4PX_WB_STEP(col, w, bits);
-        y[o] = mcu_requant_sum(r, start + (s0 >> (8 - bits)), o);
-        y[out_c + o] = mcu_requant_sum(r, start + (s1 >> (8 - bits)), o);
-        y[2 * out_c + o] = mcu_requant_sum(r, start + (s2 >> (8 - bits)), o);
-        y[3 * out_c + o] = mcu_requant_sum(r, start + (s3 >> (8 - bits)), o);
+        for (; g < words; ++g, w += 4, col += step) MCU_DOT_4PX_WB_STEP(col, w, bits, table);
+        y[o] = mcu_requant_sum(r, start + (s0 >> mcu_wb_shift(bits, table)), o);
+        y[out_c + o] = mcu_requant_sum(r, start + (s1 >> mcu_wb_shift(bits, table)), o);
+        y[2 * out_c + o] = mcu_requant_sum(r, start + (s2 >> mcu_wb_shift(bits, table)), o);
+        y[3 * out_c + o] = mcu_requant_sum(r, start + (s3 >> mcu_wb_shift(bits, table)), o);
     }
 }
 
 #else /* portable: every weight decoded where it is read; a column holds the pixels' int8 values */
 
 MCU_SPECIALIZE void mcu_dot_2x2_wb(const int8_t *a0, const int8_t *a1, const mcu_col_t *column, int32_t second,
-                                   const uint8_t *b0, const uint8_t *b1, int32_t n, int32_t bits, int32_t sums[4]) {
+                                   const uint8_t *b0, const uint8_t *b1, int32_t n, int32_t bits, const int8_t *table,
+                                   int32_t sums[4]) {
     int32_t s00 = 0, s01 = 0, s10 = 0, s11 = 0;
     int32_t k;
     if (column) {
@@ -142,7 +156,7 @@ MCU_SPECIALIZE void mcu_dot_2x2_wb(const int8_t *a0, const int8_t *a1, const mcu
         a1 = column + second;
     }
     for (k = 0; k < n; ++k) {
-        const int32_t w0 = mcu_wb_at(b0, k, bits), w1 = mcu_wb_at(b1, k, bits);
+        const int32_t w0 = mcu_wb_at(b0, k, bits, table), w1 = mcu_wb_at(b1, k, bits, table);
         s00 += a0[k] * w0;
         s01 += a0[k] * w1;
         s10 += a1[k] * w0;
@@ -161,15 +175,15 @@ MCU_SPECIALIZE void mcu_dot_2x2_wb(const int8_t *a0, const int8_t *a1, const mcu
  * a column made by mcu_pack_s8, the second at column + mcu_col_stride(depth), depth then a multiple of
  * 32 / bits. */
 MCU_SPECIALIZE void mcu_gemm_wb(const int8_t *x0, const int8_t *x1, const mcu_col_t *column, const uint8_t *weights,
-                                int32_t depth, int32_t out_c, int32_t bits, const mcu_requant_params *r, int8_t *y0,
-                                int8_t *y1) {
+                                int32_t depth, int32_t out_c, int32_t bits, const int8_t *table,
+                                const mcu_requant_params *r, int8_t *y0, int8_t *y1) {
     const int32_t row = mcu_wb_row_bytes(depth, bits);
     int32_t o;
     int32_t sums[4];
     for (o = 0; o < out_c; o += 2) {
         const int32_t pair = o + 1 < out_c; /* else the last channel alone: its weight row twice */
         const uint8_t *w = weights + o * row;
-        mcu_dot_2x2_wb(x0, x1, column, mcu_col_stride(depth), w, pair ? w + row : w, depth, bits, sums);
+        mcu_dot_2x2_wb(x0, x1, column, mcu_col_stride(depth), w, pair ? w + row : w, depth, bits, table, sums);
         mcu_gemm_store(r, sums, o, pair, y0, y1);
     }
 }
