@@ -158,6 +158,11 @@ class QATModel(nn.Module):
         """The float graph with the trained weights and biases."""
         return self.net.to_graph()
 
+    def weight_parameters(self) -> dict[str, nn.Parameter]:
+        """The weights of the convolution, depthwise and fully-connected layers, by tensor name (what
+        compress.prune prunes)."""
+        return {layer.weights: self.net.parameter(layer.weights) for layer in self._layers}
+
     # ------------------------------------------------------------ ranges
 
     @property
