@@ -52,7 +52,7 @@ POW2 = tuple(sorted({0, *(s * (1 << k) for s in (-1, 1) for k in range(7))}))  #
 ENCODED_KINDS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"})  # kernels that decode formats
 WEIGHTS = 1  # the weights' operand position in those operators
 CHOICES = (*FORMATS, "auto")  # what a user may ask for
-W4_MAX_DEPTH = 1 << 16  # the fast low-bit kernels sum 2^(8 - bits) x the (perhaps doubled) products in int32
+WB_MAX_DEPTH = 1 << 16  # the fast low-bit kernels sum 2^(8 - bits) x the (perhaps doubled) products in int32
 
 
 def codebook_bits(fmt: str) -> int:

@@ -28,7 +28,7 @@ from typing import Iterator
 import numpy as np
 
 from ..errors import ModelError
-from ..ir.formats import SPARSE, W4_MAX_DEPTH, WB_BITS
+from ..ir.formats import SPARSE, WB_MAX_DEPTH, WB_BITS
 from ..ir.graph import Graph, Op
 from ..ir.ops import OpSpec
 from ..ir.shapes import expect_bias, expect_rank, windowed
@@ -102,7 +102,7 @@ def pointwise_column_bytes(in_c: int) -> int:
     return 2 * values + 4
 
 
-def w4_column_bytes(depth: int) -> int:
+def wb_column_bytes(depth: int) -> int:
     """mcu_conv_s8_im2col_wb's column: two pixels' int16 values, plus 4 bytes to align it."""
     return 4 * depth + 4
 
@@ -125,11 +125,11 @@ def variants(op: Op, graph: Graph, inplace: bool) -> Iterator[KernelScratch]:
         return
     bits = WB_BITS.get(graph[op.inputs[1]].format)
     if bits:
-        if pointwise(g) and g.in_c % (32 // bits) == 0 and g.in_c < W4_MAX_DEPTH:  # four pixels, as for int8
+        if pointwise(g) and g.in_c % (32 // bits) == 0 and g.in_c < WB_MAX_DEPTH:  # four pixels, as for int8
             yield KernelScratch(Variant.COLUMN, pointwise_column_bytes(g.in_c))
-        elif not pointwise(g) and wb_stride(g, bits) < W4_MAX_DEPTH:
+        elif not pointwise(g) and wb_stride(g, bits) < WB_MAX_DEPTH:
             yield KernelScratch(Variant.IM2COL4, 9 * wb_stride(g, bits) + 4)
-            yield KernelScratch(Variant.IM2COL, w4_column_bytes(wb_stride(g, bits)))
+            yield KernelScratch(Variant.IM2COL, wb_column_bytes(wb_stride(g, bits)))
         return
     if graph[op.inputs[1]].format in SPARSE:  # as for int8: four pixels' column, four windows; or one window
         if pointwise(g):
@@ -158,8 +158,8 @@ def emit(op: Op, ctx) -> str:
     encoded = ctx.tensor(op.inputs[1]).format != "int8"
     bits = WB_BITS.get(ctx.tensor(op.inputs[1]).format)
     if bits and g.groups == 1:
-        wb_pointwise = pointwise(g) and g.in_c % (32 // bits) == 0 and g.in_c < W4_MAX_DEPTH
-        wb_im2col = not pointwise(g) and wb_stride(g, bits) < W4_MAX_DEPTH
+        wb_pointwise = pointwise(g) and g.in_c % (32 // bits) == 0 and g.in_c < WB_MAX_DEPTH
+        wb_im2col = not pointwise(g) and wb_stride(g, bits) < WB_MAX_DEPTH
         requant = requant_params(op, ctx, q) if wb_pointwise or wb_im2col else None
         if requant is not None:
             return (_pointwise_wb(op, ctx, g, requant, bits) if wb_pointwise

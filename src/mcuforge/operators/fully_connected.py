@@ -87,7 +87,7 @@ def macs(op: Op, graph: Graph) -> int:
 def emit(op: Op, ctx) -> str:
     from ..engine.codegen.literals import c_call, c_fields
     from ..engine.codegen.requant import requant_arrays, requant_params
-    from ..ir.formats import SPARSE, W4_MAX_DEPTH, WB_BITS, wb_rows
+    from ..ir.formats import SPARSE, WB_MAX_DEPTH, WB_BITS, wb_rows
 
     batches, in_f, out_f = fc_shape(op, ctx.graph)
     q = fc_quant(op, ctx.graph)
@@ -96,7 +96,7 @@ def emit(op: Op, ctx) -> str:
     requant = requant_params(op, ctx, q, per_channel=not per_tensor) if q.weights_offset == 0 and not encoded \
         else None
     bits = WB_BITS.get(ctx.tensor(op.inputs[1]).format)
-    if requant is None and bits and q.weights_offset == 0 and in_f % (32 // bits) == 0 and in_f < W4_MAX_DEPTH:
+    if requant is None and bits and q.weights_offset == 0 and in_f % (32 // bits) == 0 and in_f < WB_MAX_DEPTH:
         requant = requant_params(op, ctx, q, per_channel=not per_tensor)
         if requant is not None:  # the fast low-bit kernel: weights in the wb layout, decoded in registers
             ctx.use("mcu_fc_s8_fast.h")

@@ -42,6 +42,24 @@ MCU_SPECIALIZE int32_t mcu_wb_at(const uint8_t *row, int32_t i, int32_t bits, co
  * not. */
 MCU_SPECIALIZE int32_t mcu_wb_shift(int32_t bits, const int8_t *table) { return table ? 0 : 8 - bits; }
 
+/* sums = (s00, s01, s10, s11) plus the products of values [k, n) of the int8 rows a0, a1 with the wb rows
+ * b0, b1, each weight decoded where it is read. */
+MCU_SPECIALIZE void mcu_dot_2x2_wb_rest(const int8_t *a0, const int8_t *a1, const uint8_t *b0, const uint8_t *b1,
+                                       int32_t k, int32_t n, int32_t bits, const int8_t *table, int32_t s00,
+                                       int32_t s01, int32_t s10, int32_t s11, int32_t sums[4]) {
+    for (; k < n; ++k) {
+        const int32_t w0 = mcu_wb_at(b0, k, bits, table), w1 = mcu_wb_at(b1, k, bits, table);
+        s00 += a0[k] * w0;
+        s01 += a0[k] * w1;
+        s10 += a1[k] * w0;
+        s11 += a1[k] * w1;
+    }
+    sums[0] = s00;
+    sums[1] = s01;
+    sums[2] = s10;
+    sums[3] = s11;
+}
+
 #if MCU_GEMM_DSP
 
 /* Group g of word w (values 4g .. 4g + 3 of its group of 32 / bits): each as 2^(8 - bits) times its value in
@@ -86,17 +104,7 @@ MCU_SPECIALIZE void mcu_dot_2x2_wb(const int8_t *a0, const int8_t *a1, const mcu
     s01 >>= mcu_wb_shift(bits, table);
     s10 >>= mcu_wb_shift(bits, table);
     s11 >>= mcu_wb_shift(bits, table);
-    for (; k < n; ++k) { /* int8 rows only */
-        const int32_t w0 = mcu_wb_at(b0, k, bits, table), w1 = mcu_wb_at(b1, k, bits, table);
-        s00 += a0[k] * w0;
-        s01 += a0[k] * w1;
-        s10 += a1[k] * w0;
-        s11 += a1[k] * w1;
-    }
-    sums[0] = s00;
-    sums[1] = s01;
-    sums[2] = s10;
-    sums[3] = s11;
+    mcu_dot_2x2_wb_rest(a0, a1, b0, b1, k, n, bits, table, s00, s01, s10, s11, sums); /* int8 rows only */
 }
 
 #ifndef MCU_4PX_WB_UNROLL
@@ -149,23 +157,11 @@ MCU_SPECIALIZE void mcu_gemm_4px_wb(const mcu_col_t *column, const uint8_t *weig
 MCU_SPECIALIZE void mcu_dot_2x2_wb(const int8_t *a0, const int8_t *a1, const mcu_col_t *column, int32_t second,
                                    const uint8_t *b0, const uint8_t *b1, int32_t n, int32_t bits, const int8_t *table,
                                    int32_t sums[4]) {
-    int32_t s00 = 0, s01 = 0, s10 = 0, s11 = 0;
-    int32_t k;
     if (column) {
         a0 = column;
         a1 = column + second;
     }
-    for (k = 0; k < n; ++k) {
-        const int32_t w0 = mcu_wb_at(b0, k, bits, table), w1 = mcu_wb_at(b1, k, bits, table);
-        s00 += a0[k] * w0;
-        s01 += a0[k] * w1;
-        s10 += a1[k] * w0;
-        s11 += a1[k] * w1;
-    }
-    sums[0] = s00;
-    sums[1] = s01;
-    sums[2] = s10;
-    sums[3] = s11;
+    mcu_dot_2x2_wb_rest(a0, a1, b0, b1, 0, n, bits, table, 0, 0, 0, 0, sums);
 }
 
 #endif /* MCU_GEMM_DSP */
