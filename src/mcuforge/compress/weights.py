@@ -31,6 +31,7 @@ import numpy as np
 
 from ..errors import ModelError, UsageError, shown
 from ..ir import Graph, QuantParams
+from ..quant.weight_grids import kmeans_centers, nearest
 from ..ir.formats import (CODEBOOKS, ENCODED_KINDS, POW2, SPARSE, WEIGHTS, choose_formats, codebook_bits,
                           format_summary)
 
@@ -48,7 +49,7 @@ def _nearest(x: np.ndarray, levels: np.ndarray) -> np.ndarray:
     """Each x as the nearest of the sorted `levels` (a whole range of integers: rounded, then clipped)."""
     if levels.size == levels[-1] - levels[0] + 1:
         return np.clip(np.round(x), levels[0], levels[-1])
-    return levels[np.searchsorted((levels[1:] + levels[:-1]) / 2, x)].astype(np.float64)
+    return levels[nearest(x, levels)].astype(np.float64)
 
 
 def _best_step(w: np.ndarray, levels: np.ndarray, ratios: np.ndarray) -> tuple[float, np.ndarray]:
@@ -139,19 +140,8 @@ def compress_weights(graph: Graph, fmt: str = "int4", sparsity: float = 0.5) -> 
 def cluster(values: np.ndarray, count: int) -> np.ndarray:
     """int8 `values` snapped to at most `count` int8 centers: 1-D k-means from the quantiles, then rounded."""
     v = np.asarray(values, np.float64).reshape(-1)
-    if np.unique(v).size <= count:
-        return np.asarray(values, np.int8).copy()
-    centers = np.unique(np.quantile(v, (np.arange(count) + 0.5) / count))
-    for _ in range(50):
-        index = np.searchsorted((centers[1:] + centers[:-1]) / 2, v)
-        sums, sizes = np.bincount(index, v, centers.size), np.bincount(index, minlength=centers.size)
-        moved = np.where(sizes > 0, sums / np.maximum(sizes, 1), centers)
-        if np.allclose(moved, centers):
-            break
-        centers = np.unique(moved)
-    centers = np.unique(np.clip(np.round(centers), -128, 127))
-    index = np.searchsorted((centers[1:] + centers[:-1]) / 2, v)
-    return centers[index].astype(np.int8).reshape(np.shape(values))
+    centers = np.unique(np.clip(np.round(kmeans_centers(v, count)), -128, 127))
+    return centers[nearest(v, centers)].astype(np.int8).reshape(np.shape(values))
 
 
 def prune(values: np.ndarray, sparsity: float) -> np.ndarray:

@@ -13,8 +13,11 @@ folded weights are what trains: the usual "fold BN, then fine-tune" QAT. The QAT
 torch (`TorchGraph`) with int8 fake quantization (`fake_quant`) that follows the integer kernels:
 
 - Weights: per output channel (CONV_2D, DEPTHWISE_CONV_2D) or per tensor (FULLY_CONNECTED) symmetric
-  int8 in [-127, 127], with the scales `quantize_with_ranges` picks (`layer_weight_scales`). Biases:
-  rounded to int32 steps of input_scale * weight_scale. Gradients pass straight through both.
+  int8 in [-127, 127], with the scales `quantize_with_ranges` picks (`layer_weight_scales`); or, with
+  `weights=` int4, ternary, pow2 or codebook:B (for all layers or per layer), the scales and codes of that
+  format (`weight_grids`), which `convert` writes into the int8 graph and marks with the format, so the
+  engine stores them in it. A codebook's table is a parameter that trains (`tables`). Biases: rounded to
+  int32 steps of input_scale * weight_scale. Gradients pass straight through both.
 - Activations: every tensor the graph computes, and its inputs, becomes (clamp(code, -128, 127) -
   zero_point) * scale with the parameters `activation_params` gives for the current ranges, so shared
   groups (pools, reshapes, concatenations), fixed SOFTMAX / LOGISTIC / TANH outputs and TFLite's scale
@@ -35,8 +38,8 @@ Layout: QATModel takes and returns tensors in the IR's layout, batch first: NHWC
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import numpy as np
@@ -47,26 +50,13 @@ from ..errors import ModelError
 from ..frontends.torch_capture import from_torch
 from ..ir import Graph, QuantParams
 from . import intmath
-from .fake_quant import (
-    OpGrid,
-    Rounding,
-    fake_quantize,
-    fake_quantize_constant,
-    layer_grid,
-    op_grid,
-)
+from .fake_quant import OpGrid, Rounding, fake_quantize, fake_quantize_constant, layer_grid, op_grid
 from .observers import Observer, Range
 from .ptq import Calibration, ObserverChoice, calibrate
 from .ptq import observer_factory
-from .quantize_graph import (
-    WEIGHT_AXIS,
-    WEIGHT_LEVELS,
-    activation_params,
-    bias_scales,
-    layer_weight_scales,
-    quantize_with_ranges,
-)
+from .quantize_graph import WEIGHT_AXIS, activation_params, bias_scales, quantize_with_ranges
 from .torch_graph import TorchGraph
+from .weight_grids import LayerWeights, check_format, initial_table, quantize_layer
 
 __all__ = ["QATModel", "channels_last", "convert", "prepare_qat"]
 
@@ -84,9 +74,6 @@ class _Layer:
     bias: str
     output: str
 
-    @property
-    def weight_axis(self) -> int | None:
-        return WEIGHT_AXIS[self.kind]
 
 
 def _layers(graph: Graph) -> list[_Layer]:
@@ -112,11 +99,13 @@ def _roundings(graph: Graph) -> dict[str, Rounding]:
 @dataclass(frozen=True)
 class _Quantization:
     """What one forward pass quantizes with: activation parameters and first-rounding grids by tensor
-    name, weight scales by layer name."""
+    name; the weights' scales and codes, and the codebooks' tables (as trained, in int8 steps), by layer
+    name."""
 
     params: dict[str, QuantParams]
     grids: dict[str, OpGrid]
-    weight_scales: dict[str, np.ndarray]
+    weights: dict[str, LayerWeights]
+    tables: dict[str, torch.Tensor]
 
 
 class _ConstantHookGraph(TorchGraph):
@@ -138,10 +127,22 @@ class QATModel(nn.Module):
     `forward(*inputs)` takes float batches in IR layout, one per graph input, and returns the
     fake-quantized outputs in IR layout: a tensor for a graph with one output, else a tuple of tensors."""
 
-    def __init__(self, float_graph: Graph, observer: ObserverChoice = "ema") -> None:
+    def __init__(self, float_graph: Graph, observer: ObserverChoice = "ema",
+                 weights: str | Mapping[str, str] = "int8") -> None:
         super().__init__()
         self._layers = _layers(float_graph)
         self.net = _ConstantHookGraph(float_graph, {layer.bias for layer in self._layers if layer.bias})
+        self.formats = _layer_formats(self._layers, weights)
+        self.tables = nn.ParameterDict()  # codebook layers: the table's entries after a pinned 0, / 127
+        self._table_key: dict[str, tuple[str, int]] = {}  # layer name -> (key in tables, entries)
+        for i, layer in enumerate(self._layers):
+            fmt = self.formats[layer.weights]
+            if fmt.startswith("codebook"):
+                table = initial_table(fmt, layer.kind, float_graph[layer.weights].data)
+                key = f"table{i}"
+                self._table_key[layer.name] = key, table.size
+                self.tables[key] = nn.Parameter(torch.tensor(table[_pinned(table):] / WEIGHT_STEPS,
+                                                             dtype=torch.float32))
         self._layer_of = {name: layer for layer in self._layers for name in (layer.weights, layer.bias) if name}
         self._rounding = _roundings(float_graph)
         self._new_observer = observer_factory(observer)
@@ -157,6 +158,13 @@ class QATModel(nn.Module):
     def float_graph(self) -> Graph:
         """The float graph with the trained weights and biases."""
         return self.net.to_graph()
+
+    def layer_weights(self, layer_name: str) -> LayerWeights:
+        """The scales and codes a forward pass gives the layer's weights now (what `convert` writes)."""
+        for layer in self._layers:
+            if layer.name == layer_name:
+                return self._layer_weights(layer, self.quant_params()[layer.input].s, self._tables())
+        raise KeyError(layer_name)
 
     def weight_parameters(self) -> dict[str, nn.Parameter]:
         """The weights of the convolution, depthwise and fully-connected layers, by tensor name (what
@@ -229,18 +237,31 @@ class QATModel(nn.Module):
             self._current = None
         return outputs[0] if len(outputs) == 1 else outputs
 
+    def _tables(self) -> dict[str, torch.Tensor]:
+        """Each codebook layer's whole table in int8 steps (the pinned 0 first), differentiable."""
+        out = {}
+        for name, (key, size) in self._table_key.items():
+            entries = self.tables[key] * WEIGHT_STEPS
+            out[name] = torch.cat([entries.new_zeros(size - entries.numel()), entries])
+        return out
+
+    def _layer_weights(self, layer: _Layer, input_scale: float, tables: dict[str, torch.Tensor]) -> LayerWeights:
+        weights = self.net.parameter(layer.weights).detach().cpu().numpy()
+        bias = self.net.parameter(layer.bias).detach().cpu().numpy() if layer.bias else None
+        table = tables[layer.name].detach().cpu().numpy() if layer.name in tables else None
+        return quantize_layer(self.formats[layer.weights], layer.kind, weights, bias, input_scale, table)
+
     def _quantization(self) -> _Quantization:
         params = self.quant_params()
         grids = {op.outputs[0]: grid for op in self.graph.ops
                  if (grid := op_grid(op, self.graph, params)) is not None}
-        scales: dict[str, np.ndarray] = {}
+        tables = self._tables()
+        weights: dict[str, LayerWeights] = {}
         for layer in self._layers:
-            weights = self.net.parameter(layer.weights).detach().cpu().numpy()
-            bias = self.net.parameter(layer.bias).detach().cpu().numpy() if layer.bias else None
             input_scale = params[layer.input].s
-            scales[layer.name] = layer_weight_scales(layer.kind, weights, bias, input_scale)
-            grids[layer.output] = layer_grid(input_scale, scales[layer.name], params[layer.output].s)
-        return _Quantization(params, grids, scales)
+            weights[layer.name] = self._layer_weights(layer, input_scale, tables)
+            grids[layer.output] = layer_grid(input_scale, weights[layer.name].scales, params[layer.output].s)
+        return _Quantization(params, grids, weights, tables)
 
     def _fake_quantize_activation(self, name: str, value: torch.Tensor) -> torch.Tensor:
         assert self._current is not None
@@ -255,26 +276,68 @@ class QATModel(nn.Module):
     def _fake_quantize_constant(self, name: str, real: torch.Tensor) -> torch.Tensor:
         assert self._current is not None
         layer = self._layer_of[name]
-        scales = self._current.weight_scales[layer.name]
+        grid = self._current.weights[layer.name]
         if name == layer.weights:
-            return fake_quantize_constant(real, scales, layer.weight_axis, -WEIGHT_LEVELS, WEIGHT_LEVELS)
-        steps = bias_scales(self._current.params[layer.input].s, scales)
+            return _fake_weights(real, grid, self._current.tables.get(layer.name))
+        steps = bias_scales(self._current.params[layer.input].s, grid.scales)
         return fake_quantize_constant(real, steps, None if steps.size == 1 else 0,
                                       intmath.INT32_MIN, intmath.INT32_MAX)
+
+    def weight_grid(self, op, real: np.ndarray, bias: np.ndarray | None, input_scale: float) -> LayerWeights:
+        """quantize_graph.WeightGrid: a layer's weights as this model's fake quantization takes them."""
+        tables = {k: v.detach().cpu().numpy() for k, v in self._tables().items()}
+        return quantize_layer(self.formats[op.inputs[1]], op.kind, real, bias, input_scale, tables.get(op.name))
+
+
+WEIGHT_STEPS = 127.0  # a codebook's trained entries are kept in units of the largest int8 code
+
+
+def _pinned(table: np.ndarray) -> int:
+    """How many leading entries of a codebook's table are a fixed 0 (see weight_grids.initial_table)."""
+    return 1 if table.size >= 4 else 0
+
+
+def _layer_formats(layers: list[_Layer], weights: str | Mapping[str, str]) -> dict[str, str]:
+    """The format of each layer's weights (by weight tensor name) from one format or a mapping."""
+    if isinstance(weights, str):
+        return {layer.weights: check_format(weights) for layer in layers}
+    known = {layer.weights for layer in layers}
+    unknown = sorted(set(weights) - known)
+    if unknown:
+        raise ModelError(f"no layer has the weights {unknown[0]!r}: name them as QATModel.weight_parameters() does")
+    return {layer.weights: check_format(weights.get(layer.weights, "int8")) for layer in layers}
+
+
+def _fake_weights(real: torch.Tensor, grid: LayerWeights, table: torch.Tensor | None) -> torch.Tensor:
+    """scales x codes with the straight-through gradient to the real weights (and, for a codebook, to the
+    table: d value / d entry = the scale, summed over the weights that take the entry)."""
+    shape = [1] * real.ndim
+    if grid.axis is not None:
+        shape[grid.axis] = -1
+    scales = torch.as_tensor(grid.scales.astype(np.float64), device=real.device).reshape(shape)
+    value = (torch.as_tensor(grid.codes, device=real.device).to(torch.float64) * scales).to(real.dtype)
+    out = value + (real - real.detach())
+    if table is not None:
+        taken = table[torch.as_tensor(grid.index, device=real.device)]
+        out = out + (scales.to(real.dtype) * (taken - taken.detach())).to(real.dtype)
+    return out
 
 
 # ---------------------------------------------------------------- entry points
 
 
-def prepare_qat(model: nn.Module, example_input: torch.Tensor | Sequence[torch.Tensor],
+def prepare_qat(model: nn.Module | Graph, example_input: torch.Tensor | Sequence[torch.Tensor] | None = None,
                 calibration: Calibration | None = None, *, observer: ObserverChoice = "ema",
-                batch_size: int = 64) -> QATModel:
+                batch_size: int = 64, weights: str | Mapping[str, str] = "int8") -> QATModel:
     """A QATModel of `model` (captured on `example_input`, in torch's own layout), in training mode.
 
     `calibration` (IR layout: NHWC [N, H, W, C] float images; anything `ptq.calibrate` takes) seeds
     every range with its min and max; without it the first training batch does. `observer` ('ema',
-    'minmax', or a factory of observers) tracks the ranges while training."""
-    qat = QATModel(from_torch(model, example_input), observer)
+    'minmax', or a factory of observers) tracks the ranges while training. `weights`: the format the
+    weights train into (weight_grids.TRAINABLE), one for all or by weight tensor name (int8 when not named).
+    `model` may also be a float IR graph (example_input then unused)."""
+    graph = model if isinstance(model, Graph) else from_torch(model, example_input)
+    qat = QATModel(graph, observer, weights)
     if calibration is not None:
         qat.set_ranges(calibrate(qat.graph, calibration, "minmax", batch_size=batch_size, progress=False))
     return qat.train()
@@ -284,7 +347,10 @@ def convert(qat_model: QATModel) -> Graph:
     """The int8 IR graph of a trained QATModel: its weights and current ranges through
     `quantize_with_ranges`, the integer arithmetic its fake quantization simulated."""
     qat_model.quant_params()  # a clear error when some range was never observed
-    return quantize_with_ranges(qat_model.float_graph(), qat_model.ranges())
+    graph = quantize_with_ranges(qat_model.float_graph(), qat_model.ranges(), qat_model.weight_grid)
+    tensors = {name: replace(t, format=qat_model.formats[name]) for name, t in graph.tensors.items()
+               if qat_model.formats.get(name, "int8") != "int8"}
+    return replace(graph, tensors={**graph.tensors, **tensors})
 
 
 def channels_last(x: Array) -> Array:

@@ -20,7 +20,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -45,6 +45,8 @@ WEIGHT_LEVELS = 127
 BIAS_LIMIT = float(1 << 30)  # largest |bias| in steps: leaves headroom in the int32 accumulator
 TINY_WEIGHT_SCALE = 1e-12
 SCALE_MARGIN = 1.001  # scales forced up to a TFLite bound go this much past it
+# (op, real weights, real bias or None, input scale) -> weight_grids.LayerWeights: scales, codes, axis
+WeightGrid = Callable[[Op, np.ndarray, "np.ndarray | None", float], Any]
 
 
 # ---------------------------------------------------------------- parameters of one tensor
@@ -235,17 +237,22 @@ def layer_weight_scales(kind: str, weights: np.ndarray, bias: np.ndarray | None,
     return weight_scales(channels, peaks if axis is not None else peaks.max(initial=0.0, keepdims=True), input_scale)
 
 
-def quantized_constants(op: Op, graph: Graph, input_scale: float) -> list[Tensor]:
-    """int8 weights and (if the op has one) int32 bias of a CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED."""
+def quantized_constants(op: Op, graph: Graph, input_scale: float, grid: WeightGrid | None = None) -> list[Tensor]:
+    """int8 weights and (if the op has one) int32 bias of a CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED;
+    `grid` gives the weights' scales and codes in a format other than int8 (weight_grids.quantize_layer)."""
     w, bias_name = graph[op.inputs[1]], op.inputs[2] if len(op.inputs) > 2 else ""
     if w.data is None:
         raise ModelError(f"{op.kind} {shown(op.name)}: weights {shown(w.name)} must be constant")
-    axis = WEIGHT_AXIS[op.kind]
     real = np.asarray(w.data, np.float64)
     bias = np.asarray(graph[bias_name].data, np.float64).ravel() if bias_name else None
-    scales = layer_weight_scales(op.kind, real, bias, input_scale)
-    q = quantize_symmetric(_channels_first(real, axis), scales)
-    data = np.moveaxis(q, 0, axis) if axis is not None else q.reshape(real.shape)
+    if grid is None:
+        axis = WEIGHT_AXIS[op.kind]
+        scales = layer_weight_scales(op.kind, real, bias, input_scale)
+        q = quantize_symmetric(_channels_first(real, axis), scales)
+        data = np.moveaxis(q, 0, axis) if axis is not None else q.reshape(real.shape)
+    else:
+        layer = grid(op, real, bias, input_scale)
+        axis, scales, data = layer.axis, layer.scales, layer.codes
     out = [Tensor(w.name, w.shape, "int8", _symmetric(scales, axis), np.ascontiguousarray(data))]
     if bias is not None:
         b_scales = bias_scales(input_scale, scales)
@@ -261,11 +268,12 @@ def _same_constant(a: Tensor, b: Tensor) -> bool:
             and np.array_equal(a.quant.scale, b.quant.scale))
 
 
-def _with_quantized_constants(op: Op, graph: Graph, input_scale: float, tensors: dict[str, Tensor]) -> Op:
+def _with_quantized_constants(op: Op, graph: Graph, input_scale: float, tensors: dict[str, Tensor],
+                              grid: WeightGrid | None) -> Op:
     """Adds the op's quantized weights and bias to `tensors`; a constant that another op shares but
     quantizes differently (another input scale) gets a copy under a new name."""
     names = []
-    for t in quantized_constants(op, graph, input_scale):
+    for t in quantized_constants(op, graph, input_scale, grid):
         if t.name in tensors and not _same_constant(tensors[t.name], t):
             t = replace(t, name=_unique_name(f"{t.name}/{op.name}", tensors))
         tensors[t.name] = t
@@ -320,8 +328,9 @@ def activation_params(float_graph: Graph, ranges: Mapping[str, Range]) -> dict[s
     return {name: params[groups.find(name)] for name in float_graph.activations()}
 
 
-def quantize_with_ranges(float_graph: Graph, ranges: Mapping[str, Range]) -> Graph:
-    """The int8 graph of a float32 graph, given the real range (lo, hi) of its activations by name."""
+def quantize_with_ranges(float_graph: Graph, ranges: Mapping[str, Range], grid: WeightGrid | None = None) -> Graph:
+    """The int8 graph of a float32 graph, given the real range (lo, hi) of its activations by name. `grid`:
+    the scales and codes of the layers' weights (qat's low-bit formats); int8's when not given."""
     params = activation_params(float_graph, ranges)
     _, requantized = tie_groups(float_graph)
     tensors: dict[str, Tensor] = {}
@@ -331,7 +340,7 @@ def quantize_with_ranges(float_graph: Graph, ranges: Mapping[str, Range]) -> Gra
     ops: list[Op] = []
     for i, op in enumerate(float_graph.ops):
         if op.kind in WEIGHT_AXIS:
-            op = _with_quantized_constants(op, float_graph, _scale(tensors, op.inputs[0]), tensors)
+            op = _with_quantized_constants(op, float_graph, _scale(tensors, op.inputs[0]), tensors, grid)
         if op.kind == "CONCATENATION":
             requantize_ops, op = _requantized_inputs(op, {n for j, n in requantized if j == i}, tensors)
             ops.extend(requantize_ops)
