@@ -189,6 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_nas_parser(sub)
     add_search_parser(sub)
+    from .sweep import add_sweep_parser
+
+    add_sweep_parser(sub)
 
     d = sub.add_parser("demo", help="compile, verify and report the built-in example network",
                        description="Build the example int8 MobileNet-style network that ships with mcuforge, "
@@ -268,7 +271,8 @@ def _add_compress(sub) -> None:
                        "weights (post-training)",
                        description=COMPRESS_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
                        epilog="example:\n  mcuforge compress kws.tflite --weights int4 -o kws_int4.tflite\n"
-                       "  mcuforge compile kws_int4.tflite --weights auto -o kws_c/")
+                       "  mcuforge compile kws_int4.tflite --weights auto -o kws_c/\n\n"
+                       "training into the formats, with pruning, ranked: mcuforge compress sweep --help")
     w.add_argument("model", help="int8 .tflite model")
     from ..compress.weights import TARGETS
 

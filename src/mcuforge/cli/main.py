@@ -284,6 +284,12 @@ def _search(args, console: Console) -> int:
     return run_search(args, console)
 
 
+def _sweep(args, console: Console) -> int:
+    from .sweep import run_sweep
+
+    return run_sweep(args, console)
+
+
 def _nas(args, console: Console) -> int:
     from .nas import run_nas
 
@@ -322,7 +328,7 @@ def _write_validate_report(args, result, console: Console) -> None:
 
 COMMANDS = {"bench": _bench, "compile": _compile, "run": _run, "verify": _verify, "inspect": _inspect, "demo": _demo,
             "quantize": _quantize, "compress": _compress, "nas": _nas, "validate": _validate,
-            "search": _search}
+            "search": _search, "compress-sweep": _sweep}
 
 
 class Interrupted(BaseException):
@@ -355,6 +361,9 @@ def _one_line(text: str) -> str:
 
 
 def _dispatch(argv: list[str] | None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:2] == ["compress", "sweep"]:  # a sub-command of compress, whose first argument is otherwise a model
+        argv = ["compress-sweep", *argv[2:]]
     args = build_parser().parse_args(argv)
     from rich.console import Console
     from rich.text import Text

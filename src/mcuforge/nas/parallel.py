@@ -59,6 +59,28 @@ def _check_reachable(address: str) -> None:
                          "`ray start --head` or check the address") from None
 
 
+def start_ray(workers: int | None, address: str | None) -> bool:
+    """Connects to the Ray cluster at `address`, or starts a local Ray with `workers` CPUs (default: all
+    cores), unless Ray is running in this process already. Returns whether it started one (the caller then
+    shuts it down)."""
+    ray = _ray()
+    if workers is not None and workers < 1:
+        raise UsageError(f"--workers {workers}: give at least 1")
+    if ray.is_initialized():
+        return False
+    if address is not None:
+        _check_reachable(address)
+        try:
+            ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
+        except Exception as e:  # noqa: BLE001 - Ray raises ConnectionError, RuntimeError, ValueError ...
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise UsageError(f"cannot connect to the Ray cluster at {shown(address)}: {first}") from None
+    else:
+        ray.init(num_cpus=workers or os.cpu_count() or 1, include_dashboard=False, log_to_driver=False,
+                 logging_level=logging.ERROR)
+    return True
+
+
 def _score(key: str, space: SearchSpace, refs: list, archs: list[Arch], calib_batches: int,
            batch_size: int) -> list[float]:
     """The Ray task: the validation accuracy of each of `archs` (see the module docstring)."""
@@ -89,21 +111,7 @@ class RayEvaluator:
                  workers: int | None = None, address: str | None = None, calib_batches: int = 4,
                  batch_size: int = 64) -> None:
         ray = _ray()
-        if workers is not None and workers < 1:
-            raise UsageError(f"--workers {workers}: give at least 1")
-        self._owned = False
-        if not ray.is_initialized():
-            if address is not None:
-                _check_reachable(address)
-                try:
-                    ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
-                except Exception as e:  # noqa: BLE001 - Ray raises ConnectionError, RuntimeError, ValueError ...
-                    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-                    raise UsageError(f"cannot connect to the Ray cluster at {shown(address)}: {first}") from None
-            else:
-                ray.init(num_cpus=workers or os.cpu_count() or 1, include_dashboard=False, log_to_driver=False,
-                         logging_level=logging.ERROR)
-            self._owned = True
+        self._owned = start_ray(workers, address)
         self.space = net.space
         self.calib_batches, self.batch_size = calib_batches, batch_size
         state = {k: v.detach().cpu().numpy().copy() for k, v in net.state_dict().items()}
