@@ -34,6 +34,14 @@ def test_schedule_and_masks() -> None:
     assert layer.zeros() == {"a": 0.3, "b": 0.3}
     with pytest.raises(UsageError):
         MagnitudePruner({"a": a}, 1.0)
+    # a cap per tensor: a and c give at most 60 % of their values each, the rest comes from b
+    a, b, c = (nn.Parameter(torch.arange(1.0, 11.0)), nn.Parameter(torch.arange(1.0, 11.0) * 100),
+               nn.Parameter(torch.arange(1.0, 11.0) * 10))
+    capped = MagnitudePruner({"a": a, "b": b, "c": c}, 0.5, max_share=0.6)
+    capped.step()
+    assert capped.zeros() == {"a": 0.6, "b": 0.3, "c": 0.6}
+    with pytest.raises(UsageError):
+        MagnitudePruner({"a": a}, 0.5, max_share=0.4)
 
 
 class SmallNet(nn.Module):

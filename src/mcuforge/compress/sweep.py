@@ -10,7 +10,8 @@ measure it, and rank them by a quality metric.
    float32 size (4 bytes per weight and bias, batch norm folded) are the reference.
 2. Each combination fine-tunes the baseline's float graph with quantization-aware training into its weight
    format (quant.qat, weights=...), pruning `prune` of the weights by magnitude on a gradual schedule over
-   the first PRUNE_END of the steps (compress.prune, global scope), with Adam and a cosine learning rate.
+   the first PRUNE_END of the steps (compress.prune, global scope, no tensor beyond PRUNE_CAP), with Adam
+   and a cosine learning rate.
    "mixed" takes a format per layer (compress.mixed) under `flash_budget`.
 3. Deployment: the converted int8 graph with each weight tensor stored in the smallest format that holds it
    exactly (formats "auto": pruned tensors become sparse or sparse:int4 when that is smaller), compiled for
@@ -45,9 +46,11 @@ from .quality import DEFAULT_METRIC, metric, pareto_front
 MARKER = ".mcuforge-sweep"
 PRUNE_END = 0.6  # the pruning schedule reaches its target after this share of the QAT steps
 PRUNE_UPDATES = 20  # mask updates over the schedule
+PRUNE_CAP = 0.9  # no weight tensor loses more than this share (global pruning would empty a classifier)
 VERIFY_SAMPLES = 32
 ARCHS = ("tiny_cnn", "mobilenet")
 DEFAULT_BOARD = "stm32f746"
+PRESETS_WIDTH = 0.35
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,7 @@ class SweepPreset:
     batch_size: int = 64
     lr: float = 0.05  # baseline: SGD, cosine
     qat_lr: float = 1e-3  # combinations: Adam, cosine
-    width: float = 0.35  # mobilenet's width multiplier
+    width: float = PRESETS_WIDTH  # mobilenet's width multiplier
 
 
 PRESETS = {"quick": SweepPreset(epochs=10, qat_epochs=3, max_train=2000),
@@ -96,13 +99,14 @@ class Job:
 # ---------------------------------------------------------------- the baseline
 
 
-def baseline_network(arch: str, data, width: float):
+def baseline_network(arch: str, data, width: float, seed: int = 0):
     """A fresh float network for `data`: "tiny_cnn" (three 3x3 convolutions, 32-64-128 channels, the last two
     of stride 2, batch norm and ReLU, global average pooling, a linear classifier; 1-D for signals) or
     "mobilenet" (MobileNetV2 at `width`, nas.baseline)."""
     import torch
     from torch import nn
 
+    torch.manual_seed(seed)  # the initial weights
     if arch == "mobilenet":
         from ..nas.baseline import mobilenet_v2
         from ..nas.supernet import build_network
@@ -118,8 +122,17 @@ def baseline_network(arch: str, data, width: float):
     for cout, stride in ((32, 1), (64, 2), (128, 2)):
         layers += [conv(cin, cout, 3, stride, 1, bias=False), norm(cout), nn.ReLU()]
         cin = cout
-    torch.manual_seed(0)
     return nn.Sequential(*layers, pool(1), nn.Flatten(), nn.Linear(cin, data.classes))
+
+
+def float_flash(arch: str, data, width: float = PRESETS_WIDTH) -> int:
+    """float_bytes of `arch`'s network for `data`, before any training (a budget relative to it)."""
+    import torch
+
+    from ..frontends.torch_capture import from_torch
+
+    return float_bytes(from_torch(baseline_network(arch, data, width).eval(),
+                                  torch.from_numpy(data.x_test[:1].astype(np.float32))))
 
 
 def float_bytes(graph: Graph) -> int:
@@ -173,7 +186,7 @@ def train_combination(job: Job):
     pruner = None
     if job.combination.prune > 0:
         pruner = MagnitudePruner(qat.weight_parameters(), job.combination.prune, end=max(1, int(PRUNE_END * steps)),
-                                 every=max(1, steps // PRUNE_UPDATES))
+                                 every=max(1, steps // PRUNE_UPDATES), max_share=max(PRUNE_CAP, job.combination.prune))
     optimizer = torch.optim.Adam(qat.parameters(), lr=job.preset.qat_lr)
     step = 0
     qat.train()
@@ -331,9 +344,10 @@ def train_baseline(data, out: Path, arch: str, preset: SweepPreset, seed: int, r
     from ..frontends.torch_capture import from_torch
     from ..nas.deploy import Recipe, train_network
 
-    model = baseline_network(arch, data, preset.width)
+    model = baseline_network(arch, data, preset.width, seed)
     x, y = _training_split(data, preset, seed)
-    recipe = Recipe(epochs=preset.epochs, batch_size=preset.batch_size, lr=preset.lr, qat_epochs=0, seed=seed)
+    recipe = Recipe(epochs=preset.epochs, batch_size=min(preset.batch_size, len(x)), lr=preset.lr, qat_epochs=0,
+                    seed=seed)
     train_network(model, x, y, recipe, checkpoint=out / "baseline.pt", resume=resume,
                   on_epoch=lambda e, loss: say(f"baseline {arch}: epoch {e}/{preset.epochs}, loss {loss:.4f}"))
     model.eval()
@@ -378,8 +392,6 @@ def sweep(data, out: str | os.PathLike, *, prunes: Sequence[float] = (0.0, 0.25,
     rank = metric(metric_name)
     if mixed and flash_budget is None:
         raise UsageError("--mixed needs --flash-budget: the flash the per-layer formats must fit, e.g. 64K")
-    if data.frontend is not None:
-        raise UsageError(f"{data.source} is raw audio: sweep takes images or signals (features) for now")
     board = board or BOARDS[DEFAULT_BOARD]
     check_sweep_folder(out, resume)
     given = load_baseline(model, data) if model else None  # a bad file is refused before OUT is written
