@@ -3,7 +3,7 @@ spotting (Speech Commands, 8 words, through the fixed-point log-mel front-end), 
 (BasicMotions, a smartwatch's 6 channels) and ECG (ECG200: myocardial infarction against normal beats).
 
     python examples/compress_apps.py ecg200 --out runs/            # one application: runs/ecg200/
-    python examples/compress_apps.py all --out runs/ --table docs/compression.md
+    python examples/compress_apps.py all --out runs/ --table tables.md   # the tables of docs/compression.md
 
 Each application trains the tiny_cnn baseline (2-D for images, 1-D for signals) on its training split, then
 every combination of its pruning levels and weight formats with quantization-aware training (and a format
@@ -18,7 +18,7 @@ import argparse
 import json
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from mcuforge.compress.sweep import SweepPreset, float_flash, sweep
@@ -54,11 +54,13 @@ def datasets() -> Path:
     return Path(os.environ.get("MCUFORGE_DATASETS", Path(__file__).resolve().parents[2] / "shared" / "datasets"))
 
 
-def run_app(name: str, out: Path, resume: bool, workers: int) -> dict:
+def run_app(name: str, out: Path, resume: bool, workers: int, quick: bool = False) -> dict:
     app = APPS[name]
+    preset = replace(app.preset, epochs=3, qat_epochs=1, max_train=2000) if quick else app.preset
+    prunes, weights = (app.prunes[:2], WEIGHTS[:3]) if quick else (app.prunes, WEIGHTS)
     data = load_search_data(str(datasets() / app.file), signal=app.signal)
     budget = float_flash("tiny_cnn", data) // BUDGET_RATIO
-    return sweep(data, out / name, prunes=app.prunes, weights=WEIGHTS, preset=app.preset, mixed=True,
+    return sweep(data, out / name, prunes=prunes, weights=weights, preset=preset, mixed=True,
                  flash_budget=budget, resume=resume, workers=workers,
                  progress=lambda msg: print(f"[{name}] {msg}", flush=True))
 
@@ -100,11 +102,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--table", help="also write the markdown tables of the finished applications here")
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--workers", type=int, default=1, help="local Ray workers (default 1: in this process)")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 3 baseline epochs, 1 per combination, "
+                        "two pruning levels, int8, int4 and ternary")
     args = parser.parse_args(argv)
     out = Path(args.out)
     names = list(APPS) if args.app == "all" else [args.app]
     for name in names:
-        run_app(name, out, args.resume, args.workers)
+        run_app(name, out, args.resume, args.workers, args.quick)
     if args.table:
         sections = [line for name in APPS if (out / name / "report.json").exists()
                     for line in table(name, json.loads((out / name / "report.json").read_text()))]
