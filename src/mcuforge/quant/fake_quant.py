@@ -5,7 +5,8 @@ MultiplyByQuantizedMultiplier rounds twice, halves away from zero each time: the
 multiples of 2^shift codes (for a right shift), then the shift rounds to a whole code. So a real value
 just below a half code can still round up. `fake_quantize` reproduces that with `steps_per_code` = 2^-shift
 (`OpGrid`), computed from the same float32 scales and the same `intmath.quantize_multiplier` as TFLM's
-Prepare, for CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, RELU, LEAKY_RELU and MEAN. Elsewhere real / scale
+Prepare, for CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, RELU, LEAKY_RELU, MEAN, ADD and SUB (the sum's
+multiplier after the left shift of 20; the inputs' rescaling is exact to 2^-20). Elsewhere real / scale
 is snapped to a 1/4096 grid, which removes float32 noise: average pooling divides sums of integer codes,
 so its exact ties must stay ties. Graph inputs round as `ptq.quantize_input` does.
 """
@@ -23,6 +24,7 @@ from ..ir import Graph, Op, QuantParams
 from . import intmath
 
 SNAP = 4096.0  # default steps per code of the first rounding
+ADD_LEFT_SHIFT = 20  # operators.add.LEFT_SHIFT: TFLM's headroom shift of int8 ADD and SUB
 INT8_MIN, INT8_MAX = -128, 127
 
 
@@ -125,10 +127,16 @@ def layer_grid(input_scale: float, weight_scales: np.ndarray, output_scale: floa
 
 
 def op_grid(op: Op, graph: Graph, params: Mapping[str, QuantParams]) -> OpGrid | None:
-    """The grid of a RELU, LEAKY_RELU or MEAN (their TFLM Prepare's multipliers); None for other ops."""
-    if op.kind not in ("RELU", "LEAKY_RELU", "MEAN"):
+    """The grid of a RELU, LEAKY_RELU, MEAN, ADD or SUB (their TFLM Prepare's multipliers); None for other
+    ops."""
+    if op.kind not in ("RELU", "LEAKY_RELU", "MEAN", "ADD", "SUB"):
         return None
     si, so = _f32(params[op.inputs[0]].s), _f32(params[op.outputs[0]].s)
+    if op.kind in ("ADD", "SUB"):  # operators.add.prepare: the sum's multiplier, after a left shift of 20
+        if len(op.inputs) < 2 or op.inputs[1] not in params:
+            return None
+        twice_max = 2.0 * float(max(si, _f32(params[op.inputs[1]].s)))
+        return OpGrid.of(np.array([twice_max / ((1 << ADD_LEFT_SHIFT) * float(so))]))
     if op.kind == "RELU":
         return OpGrid.of(np.array([float(si) / float(so)]))
     if op.kind == "LEAKY_RELU":
