@@ -7,7 +7,9 @@ sensitivity (the sweep's "mixed" combination).
    format (quant.qat, ranges calibrated on the training samples, no training) and the accuracy on
    SENSITIVITY_SAMPLES held-back training samples is measured: drop(layer, format) = int8's accuracy - that.
 3. Greedy: from all int8, take the move (one layer into a smaller format) that saves the most bytes per point
-   of accuracy dropped, until the weights fit. The drops are measured one layer at a time and assumed to add.
+   of accuracy dropped, until the weights fit; then, while some layer can take a larger format that drops
+   less and still fit, give it the one that wins the most accuracy per byte. The drops are measured one
+   layer at a time and assumed to add.
 The chosen formats are then trained together by quantization-aware training (compress.sweep).
 """
 from __future__ import annotations
@@ -64,10 +66,22 @@ def choose_layer_formats(float_graph: Graph, x_train: np.ndarray, y_train: np.nd
     def used() -> int:
         return sum(encoded_bytes(chosen[n], sizes[n]) for n in names)
 
+    def drop(n: str, f: str) -> float:
+        return drops.get((n, f), 0.0)
+
+    def saved(n: str, f: str) -> int:  # bytes saved by moving layer n from its format to f
+        return encoded_bytes(chosen[n], sizes[n]) - encoded_bytes(f, sizes[n])
+
     while used() > budget:
         moves = [(n, f) for n in names for f in smaller if _bits(f) < _bits(chosen[n])]
-        n, f = max(moves, key=lambda m: (encoded_bytes(chosen[m[0]], sizes[m[0]]) - encoded_bytes(m[1], sizes[m[0]]))
-                   / (drops[m] + 1e-3))
+        n, f = max(moves, key=lambda m: saved(*m) / (drop(*m) + 1e-3))
+        chosen[n] = f
+    while True:  # the last move may have overshot: give back precision where it still fits, best gain per byte
+        ups = [(n, f) for n in names for f in ("int8", *smaller) if _bits(f) > _bits(chosen[n])
+               and used() - saved(n, f) <= budget and drop(n, f) < drop(n, chosen[n])]
+        if not ups:
+            break
+        n, f = max(ups, key=lambda m: (drop(m[0], chosen[m[0]]) - drop(*m)) / -saved(*m))
         chosen[n] = f
     note = (f"mixed precision: {', '.join(f'{n} {f}' for n, f in chosen.items())}; weights {used():,} B of the "
             f"{budget:,} B the budget leaves after {other:,} B of code and constants")
