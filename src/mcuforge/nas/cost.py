@@ -20,8 +20,8 @@ bench/planner.py try); where a packing did not, the arena would be above this fi
 Flash is what the code generator stores (compile_model's flash_weights_bytes): int8 weights, a 4 x int32
 requantization row per conv/depthwise channel (folded bias, multiplier, shift, rounding), the classifier's
 folded bias, for an in-place depthwise conv left with the smallest scratch (plain kernel) its int32 bias,
-multipliers and shifts too, and for the im2col stem whose filter rows need padding to a multiple of 4 both
-the padded rows and the unpadded ones (operators/conv_2d.py stores both). The code generator stores identical arrays
+multipliers and shifts too, and for the im2col stem whose filter rows need padding to a multiple of 4 the
+padded rows instead of the given ones (operators/conv_2d.py stores only those). The code generator stores identical arrays
 once, so it could come out lower if two layers had the same multipliers or shifts. `param_bytes` counts
 int8 weights and int32 biases only (MemoryReport.param_bytes). MACs count as engine/opinfo.py does.
 """
@@ -53,6 +53,7 @@ class Estimate:
     ops: int  # operators in the graph
     weight_bytes: int = 0  # int8 weight values (of flash_bytes)
     weight_sizes: tuple[int, ...] = ()  # values of each weight tensor (for the flash of other weight formats)
+    stem_filter_bytes: int = 0  # the padded im2col stem's filter as given (int8): not stored in int8 (see const_bytes)
 
 
 @dataclass(slots=True)
@@ -94,7 +95,7 @@ def _stem(in_hw: tuple[int, int], channels: int, kernel: tuple[int, int], stride
     if is_pointwise(*kernel, pads[0], pads[1], *in_hw, *out, *stride):
         return out, _column(channels), 0
     depth = im2col_stride(*kernel, channels)
-    padded = depth if (kernel[1] * channels) % 4 else 0  # conv_2d.emit stores padded rows as well
+    padded = depth if (kernel[1] * channels) % 4 else 0  # conv_2d.emit stores the padded rows instead
     return out, (("im2col4", 9 * depth + 4, False), ("im2col", 4 * (depth + 1) + 4, False)), padded
 
 
@@ -176,7 +177,7 @@ def _run(spec: NetworkSpec, records: bool) -> tuple[Estimate, list[Layer], _Tall
     m = oh * ow * stem * k3[0] * k3[1] * channels
     layer = partial(Layer, "CONV_2D", (h, w, channels), (oh, ow, stem), k3, s2, "RELU6", macs=m) if records else None
     t.weighted(_Step(x + y, 0, "", variants, 0, layer), (stem * k3[0] * k3[1] * channels,), stem, m, x + y)
-    extra_flash = stem * padded
+    extra_flash = stem * (padded - k3[0] * k3[1] * channels) if padded else 0  # only the padded rows are stored
     h, w, channels, x = oh, ow, stem, y
 
     for block in spec.blocks():
@@ -233,7 +234,8 @@ def _run(spec: NetworkSpec, records: bool) -> tuple[Estimate, list[Layer], _Tall
     peak, plain_flash, chosen = _choose(t.steps, max(t.top, t.bare), t.bare)
     params = t.weights + 4 * t.requant_rows + 4 * classes
     flash = t.weights + 4 * CHANNEL_ROW * t.requant_rows + 4 * classes + extra_flash + plain_flash
-    est = Estimate(peak, flash, params, t.macs, t.ops, t.weights, tuple(t.sizes))
+    est = Estimate(peak, flash, params, t.macs, t.ops, t.weights, tuple(t.sizes),
+                   stem * k3[0] * k3[1] * spec.input_shape[2] if padded else 0)
     if not records:
         return est, [], t
     index = {id(s): i for i, s in enumerate(t.steps)}

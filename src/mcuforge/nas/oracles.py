@@ -47,11 +47,14 @@ def peak_sram(spec: NetworkSpec, model: str = "layer", est: Estimate | None = No
 
 
 def const_bytes(est: Estimate, weights: str = "int8") -> int:
-    """Flash of the const data with the weights stored in `weights` (one of WEIGHT_FORMATS)."""
+    """Flash of the const data with the weights stored in `weights` (one of WEIGHT_FORMATS). In a format the
+    int8 stem's padded copy is not stored; its rows in the format's own layout (padded to a weight word) are
+    bounded by the int8 filter's bytes, which are added back."""
     if weights == "int8":
         return est.flash_bytes
     if weights in WEIGHT_FORMATS:
-        return est.flash_bytes - est.weight_bytes + sum(encoded_bytes(weights, n) for n in est.weight_sizes)
+        return (est.flash_bytes + est.stem_filter_bytes - est.weight_bytes
+                + sum(encoded_bytes(weights, n) for n in est.weight_sizes))
     raise ValueError(f"unknown weight format {weights!r}: choose one of {', '.join(WEIGHT_FORMATS)}")
 
 

@@ -280,12 +280,14 @@ def _im2col(op: Op, ctx, g: ConvGeometry, q: ConvQuant, requant: str) -> str:
 
     ctx.use("mcu_conv_s8_im2col.h")
     stride = im2col_stride(g.k_h, g.k_w, g.in_c)
-    weights = ctx.const(op.inputs[1])
     order = im2col_order(g.k_h, g.k_w, g.in_c)
     if stride != order.size or np.any(order != np.arange(order.size)):
-        # filter rows in the column's order, padded with zero weights to whole groups of four
+        # filter rows in the column's order, padded with zero weights to whole groups of four (only this copy
+        # is stored: the filter as given would be flash the kernel never reads)
         w = np.asarray(ctx.graph[op.inputs[1]].data, np.int8).reshape(g.out_c, -1)[:, order]
         weights = ctx.const(f"padded_{op.name}", np.pad(w, ((0, 0), (0, stride - w.shape[1]))), "int8_t")
+    else:
+        weights = ctx.const(op.inputs[1])
     column = _granted_column(op, ctx)
     quads = planned_kernel(ctx).variant == Variant.IM2COL4 and column != NULL_I8
     return c_call("mcu_conv_s8_im2col", [
