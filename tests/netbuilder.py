@@ -154,3 +154,45 @@ def mbv2(seed: int = 0, size: int = 20) -> Graph:
     x = block(b, x, 72, 12, kernel=3, activation="RELU")  # project with an activation, residual
     x = b.mean(x, (1, 2), keep_dims=False)
     return b.build([b.fully_connected(x, 4)], "mbv2")
+
+
+# ---------------------------------------------------------------- small torch models for the training tests
+
+
+def small_cnn():
+    """A 3-layer CNN for digits' 8x8 images (torch; NCHW): conv 3x3 -> 16, pointwise -> 32, average pool,
+    fully connected -> 10."""
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    class SmallNet(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU())
+            self.point = nn.Sequential(nn.Conv2d(16, 32, 1), nn.ReLU())
+            self.head = nn.Linear(32 * 4 * 4, 10)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head(torch.flatten(F.avg_pool2d(self.point(self.conv(x)), 2), 1))
+
+    return SmallNet()
+
+
+def train_steps(model, x, y, steps: int, lr: float, pruner=None) -> None:
+    """`steps` Adam steps on random batches of 64 (generator seed 1), `pruner.step()` after each; then eval."""
+    import torch
+    import torch.nn.functional as F
+
+    gen = torch.Generator().manual_seed(1)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    model.train()
+    for _ in range(steps):
+        idx = torch.randint(0, len(x), (64,), generator=gen)
+        loss = F.cross_entropy(model(x[idx]), y[idx])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if pruner is not None:
+            pruner.step()
+    model.eval()

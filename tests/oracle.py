@@ -148,3 +148,25 @@ def assert_sanitized_equals_reference(graph, samples: int = 2) -> None:
     for xs in random_inputs(graph, samples, seed=7):
         for got, want in zip(run_executable(compiled.lib, exe, xs), run(graph, xs)):
             np.testing.assert_array_equal(got, want)
+
+
+# ---------------------------------------------------------------- the command line
+
+
+def run_cli(args: list[str], capsys) -> tuple[int, str]:
+    """`mcuforge ARGS` in this process: (exit status, stderr)."""
+    from mcuforge.cli import main as _main
+
+    try:
+        code = _main([str(a) for a in args])
+    except SystemExit as stop:  # argparse refuses before main's handlers
+        code = stop.code
+    return code, capsys.readouterr().err
+
+
+def assert_one_line(code: int, err: str, mention: str, status: int = 2) -> None:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == status, err
+    assert len(lines) == 1, err
+    assert "Traceback" not in err and "internal error" not in err
+    assert lines[0].startswith("error:") and mention in lines[0], lines[0]

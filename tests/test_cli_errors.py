@@ -16,7 +16,7 @@ import pytest
 
 from mcuforge.cli import main
 from mcuforge.outdir import MARKER
-from oracle import MODELS
+from oracle import MODELS, assert_one_line, run_cli
 
 HELLO = MODELS / "tflm_hello_world_int8.tflite"  # input int8 [1, 1], one output
 FLOATIO = MODELS / "st_har_gmp_wl24_wisdm_int8_floatio.tflite"  # input float32 [1, 24, 3, 1]
@@ -55,22 +55,6 @@ def scratch(tmp_path, monkeypatch) -> Path:
     (tmp_path / "truncated.npy").write_bytes(good[:-2])
     np.save(tmp_path / "y.npy", np.array([7], np.int8))
     return tmp_path
-
-
-def run_cli(args: list[str], capsys) -> tuple[int, str]:
-    try:
-        code = main([str(a) for a in args])
-    except SystemExit as stop:  # argparse refuses before main's handlers
-        code = stop.code
-    return code, capsys.readouterr().err
-
-
-def assert_one_line(code: int, err: str, mention: str, status: int = 2) -> None:
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert code == status, err
-    assert len(lines) == 1, err
-    assert "Traceback" not in err and "internal error" not in err
-    assert lines[0].startswith("error:") and mention in lines[0], lines[0]
 
 
 RUN = ["run", HELLO, "--output", "y.npy", "--input"]

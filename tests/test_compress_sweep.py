@@ -20,7 +20,7 @@ from mcuforge.nas.search_data import load_search_data  # noqa: E402
 from mcuforge.pipeline import load_model  # noqa: E402
 from mcuforge.quant.ptq import quantize_input  # noqa: E402
 
-from test_cli_errors import assert_one_line, run_cli  # noqa: E402
+from oracle import assert_one_line, run_cli  # noqa: E402
 
 TINY = ["--data", "digits", "--preset", "quick", "--epochs", "3", "--qat-epochs", "1"]
 

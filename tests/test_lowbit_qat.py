@@ -22,7 +22,7 @@ from mcuforge.quant.quantize_graph import layer_weight_scales, quantize_symmetri
 from mcuforge.quant.weight_grids import quantize_layer  # noqa: E402
 from mcuforge.verify import verify  # noqa: E402
 
-from test_prune import SmallNet, _train  # noqa: E402
+from netbuilder import small_cnn, train_steps  # noqa: E402
 
 
 def test_grids_of_each_format() -> None:
@@ -60,8 +60,8 @@ def digits_model():
     torch.set_num_threads(1)
     digits = load_digits(seed=0)
     torch.manual_seed(0)
-    model = SmallNet()
-    _train(model, torch.from_numpy(digits.x_train).permute(0, 3, 1, 2), torch.from_numpy(digits.y_train), 60, 1e-2)
+    model = small_cnn()
+    train_steps(model, torch.from_numpy(digits.x_train).permute(0, 3, 1, 2), torch.from_numpy(digits.y_train), 60, 1e-2)
     yield digits, model
     torch.set_num_threads(threads)
 
@@ -70,7 +70,7 @@ def _qat(digits, model, weights, pruner_sparsity: float = 0.0):
     qat = prepare_qat(copy.deepcopy(model), torch.zeros(1, 1, 8, 8), calibration=digits.x_train[:256],
                       weights=weights)
     pruner = MagnitudePruner(qat.weight_parameters(), pruner_sparsity, end=40, every=5) if pruner_sparsity else None
-    _train(qat, torch.from_numpy(digits.x_train), torch.from_numpy(digits.y_train), 60, 1e-3, pruner)
+    train_steps(qat, torch.from_numpy(digits.x_train), torch.from_numpy(digits.y_train), 60, 1e-3, pruner)
     return qat
 
 
@@ -106,7 +106,7 @@ def test_codebook_tables_train_and_keep_zeros(digits_model) -> None:
                       weights="codebook:4")
     before = {k: v.detach().clone() for k, v in qat.tables.items()}
     pruner = MagnitudePruner(qat.weight_parameters(), 0.5, scope="layer", end=20, every=5)
-    _train(qat, torch.from_numpy(digits.x_train), torch.from_numpy(digits.y_train), 30, 1e-3, pruner)
+    train_steps(qat, torch.from_numpy(digits.x_train), torch.from_numpy(digits.y_train), 30, 1e-3, pruner)
     assert all(not torch.equal(before[k], v.detach()) for k, v in qat.tables.items())  # the centroids moved
     graph = convert(qat)
     for name in weight_tensors(graph):

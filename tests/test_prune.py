@@ -7,7 +7,6 @@ import pytest
 
 torch = pytest.importorskip("torch")
 nn = torch.nn
-F = torch.nn.functional
 
 from mcuforge.compress.prune import MagnitudePruner  # noqa: E402
 from mcuforge.data import load_digits  # noqa: E402
@@ -18,6 +17,8 @@ from mcuforge.engine.reference import run  # noqa: E402
 from mcuforge.quant.ptq import dequantize_output, quantize_input  # noqa: E402
 from mcuforge.quant.qat import convert, prepare_qat  # noqa: E402
 from mcuforge.verify import verify  # noqa: E402
+
+from netbuilder import small_cnn, train_steps  # noqa: E402
 
 
 def test_schedule_and_masks() -> None:
@@ -44,32 +45,6 @@ def test_schedule_and_masks() -> None:
         MagnitudePruner({"a": a}, 0.5, max_share=0.4)
 
 
-class SmallNet(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU())
-        self.point = nn.Sequential(nn.Conv2d(16, 32, 1), nn.ReLU())
-        self.head = nn.Linear(32 * 4 * 4, 10)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(torch.flatten(F.avg_pool2d(self.point(self.conv(x)), 2), 1))
-
-
-def _train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, lr: float, pruner=None) -> None:
-    gen = torch.Generator().manual_seed(1)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    model.train()
-    for _ in range(steps):
-        idx = torch.randint(0, len(x), (64,), generator=gen)
-        loss = F.cross_entropy(model(x[idx]), y[idx])
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        if pruner is not None:
-            pruner.step()
-    model.eval()
-
-
 def test_pruned_qat_model_deploys_sparse_with_its_predictions() -> None:
     """75 % of the weights pruned during QAT on digits (global scope, gradual): the int8 model stores them in
     a sparse format at under half the bytes; C = reference = TFLM and the deployed predictions equal the
@@ -79,12 +54,12 @@ def test_pruned_qat_model_deploys_sparse_with_its_predictions() -> None:
     try:
         digits = load_digits(seed=0)
         torch.manual_seed(0)
-        model = SmallNet()
-        _train(model, torch.from_numpy(digits.x_train).permute(0, 3, 1, 2), torch.from_numpy(digits.y_train), 60,
+        model = small_cnn()
+        train_steps(model, torch.from_numpy(digits.x_train).permute(0, 3, 1, 2), torch.from_numpy(digits.y_train), 60,
                1e-2)
         qat = prepare_qat(model, torch.zeros(1, 1, 8, 8), calibration=digits.x_train[:256])
         pruner = MagnitudePruner(qat.weight_parameters(), 0.75, end=40, every=5)
-        _train(qat, torch.from_numpy(digits.x_train), torch.from_numpy(digits.y_train), 60, 1e-3, pruner)
+        train_steps(qat, torch.from_numpy(digits.x_train), torch.from_numpy(digits.y_train), 60, 1e-3, pruner)
         graph = convert(qat)
     finally:
         torch.set_num_threads(threads)
