@@ -5,7 +5,7 @@ measure it, and rank them by a quality metric.
     report = sweep(data, "sweep_out", prunes=(0, 0.5), weights=("int8", "int4"), preset=PRESETS["quick"])
     report["best"]        # the combination the metric ranks first; report["combinations"]: all of them
 
-1. The baseline: a float network trained on the data (`--arch` tiny_cnn or mobilenet, nas.deploy.train_network:
+1. The baseline (compress.baseline): a float network trained on the data (`--arch` tiny_cnn or mobilenet, nas.deploy.train_network:
    resumable, one checkpoint per epoch), or a given torch.export program (`--model`). Its test accuracy and
    float32 size (4 bytes per weight and bias, batch norm folded) are the reference.
 2. Each combination fine-tunes the baseline's float graph with quantization-aware training into its weight
@@ -41,6 +41,8 @@ import numpy as np
 
 from ..errors import UsageError, shown
 from ..ir import Graph
+from .baseline import (ARCHS, PRESETS_WIDTH, baseline_network, float_flash, load_baseline, train_baseline,
+                       training_split)
 from .quality import DEFAULT_METRIC, metric, pareto_front
 
 MARKER = ".mcuforge-sweep"
@@ -48,9 +50,7 @@ PRUNE_END = 0.6  # the pruning schedule reaches its target after this share of t
 PRUNE_UPDATES = 20  # mask updates over the schedule
 PRUNE_CAP = 0.9  # no weight tensor loses more than this share (global pruning would empty a classifier)
 VERIFY_SAMPLES = 32
-ARCHS = ("tiny_cnn", "mobilenet")
 DEFAULT_BOARD = "stm32f746"
-PRESETS_WIDTH = 0.35
 
 
 @dataclass(frozen=True)
@@ -94,67 +94,6 @@ class Job:
     clock_hz: int
     formats: dict[str, str] = field(default_factory=dict)  # "mixed": weight tensor -> format
     threads: int = 1
-
-
-# ---------------------------------------------------------------- the baseline
-
-
-def baseline_network(arch: str, data, width: float, seed: int = 0):
-    """A fresh float network for `data`: "tiny_cnn" (three 3x3 convolutions, 32-64-128 channels, the last two
-    of stride 2, batch norm and ReLU, global average pooling, a linear classifier; 1-D for signals) or
-    "mobilenet" (MobileNetV2 at `width`, nas.baseline)."""
-    import torch
-    from torch import nn
-
-    torch.manual_seed(seed)  # the initial weights
-    if arch == "mobilenet":
-        from ..nas.baseline import mobilenet_v2
-        from ..nas.supernet import build_network
-
-        return build_network(mobilenet_v2(width, int(data.x_train.shape[-1]), channels=int(data.x_train.shape[1]),
-                                          classes=data.classes, signal=data.signal))
-    if arch != "tiny_cnn":
-        raise UsageError(f"--arch {arch!r}: choose one of {', '.join(ARCHS)}")
-    conv, norm, pool = ((nn.Conv1d, nn.BatchNorm1d, nn.AdaptiveAvgPool1d) if data.signal
-                        else (nn.Conv2d, nn.BatchNorm2d, nn.AdaptiveAvgPool2d))
-    layers: list[nn.Module] = []
-    cin = int(data.x_train.shape[1])
-    for cout, stride in ((32, 1), (64, 2), (128, 2)):
-        layers += [conv(cin, cout, 3, stride, 1, bias=False), norm(cout), nn.ReLU()]
-        cin = cout
-    return nn.Sequential(*layers, pool(1), nn.Flatten(), nn.Linear(cin, data.classes))
-
-
-def float_flash(arch: str, data, width: float = PRESETS_WIDTH) -> int:
-    """float_bytes of `arch`'s network for `data`, before any training (a budget relative to it)."""
-    import torch
-
-    from ..frontends.torch_capture import from_torch
-
-    return float_bytes(from_torch(baseline_network(arch, data, width).eval(),
-                                  torch.from_numpy(data.x_test[:1].astype(np.float32))))
-
-
-def float_bytes(graph: Graph) -> int:
-    """Bytes of the float graph's constants as float32 (the float model's weights and biases)."""
-    return 4 * sum(int(t.size) for t in graph.tensors.values() if t.data is not None)
-
-
-def float_accuracy(graph: Graph, x: np.ndarray, y: np.ndarray, batch: int = 256) -> float:
-    """Test accuracy of the float IR graph (the captured model, batch norm folded) on channels-first `x`."""
-    import torch
-
-    from ..nas.deploy import ir_layout
-    from ..quant.torch_graph import TorchGraph
-
-    net = TorchGraph(graph).eval()
-    shape = graph[graph.inputs[0]].shape[1:]
-    x = ir_layout(x)
-    with torch.no_grad():
-        predicted = np.concatenate([net(torch.from_numpy(np.ascontiguousarray(x[i:i + batch], np.float32)
-                                                         .reshape(-1, *shape)))[0].argmax(1).numpy()
-                                    for i in range(0, len(x), batch)])
-    return float(np.mean(predicted == y))
 
 
 # ---------------------------------------------------------------- one combination
@@ -328,55 +267,6 @@ def _run_all(jobs: list[Job], workers: int, ray_address: str | None, done: Calla
             ray.shutdown()
 
 
-@dataclass(frozen=True)
-class Baseline:
-    graph: Graph  # float IR graph (batch norm folded)
-    test_accuracy: float
-    flash_bytes: int  # float32 weights and biases
-    source: str
-
-
-def train_baseline(data, out: Path, arch: str, preset: SweepPreset, seed: int, resume: bool,
-                   say: Callable[[str], None]) -> Baseline:
-    """The baseline (see the module docstring, step 1), trained with a checkpoint in OUT/baseline.pt."""
-    import torch
-
-    from ..frontends.torch_capture import from_torch
-    from ..nas.deploy import Recipe, train_network
-
-    model = baseline_network(arch, data, preset.width, seed)
-    x, y = _training_split(data, preset, seed)
-    recipe = Recipe(epochs=preset.epochs, batch_size=min(preset.batch_size, len(x)), lr=preset.lr, qat_epochs=0,
-                    seed=seed)
-    train_network(model, x, y, recipe, checkpoint=out / "baseline.pt", resume=resume,
-                  on_epoch=lambda e, loss: say(f"baseline {arch}: epoch {e}/{preset.epochs}, loss {loss:.4f}"))
-    model.eval()
-    graph = from_torch(model, torch.from_numpy(data.x_test[:1].astype(np.float32)))
-    return Baseline(graph, float_accuracy(graph, data.x_test, data.y_test), float_bytes(graph), arch)
-
-
-def load_baseline(path: str, data) -> Baseline:
-    """A given torch.export program (.pt2) as the baseline (not trained further)."""
-    import torch
-
-    from ..frontends.torch_capture import from_torch
-    from ..pytorch.pipeline import exported_module, load_exported
-
-    if Path(path).suffix.lower() != ".pt2":
-        raise UsageError(f"--model {shown(path)}: give a torch.export program (.pt2)")
-    module = exported_module(load_exported(path))
-    graph = from_torch(module, torch.from_numpy(data.x_test[:1].astype(np.float32)))
-    return Baseline(graph, float_accuracy(graph, data.x_test, data.y_test), float_bytes(graph), path)
-
-
-def _training_split(data, preset: SweepPreset, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    x, y = data.x_train, data.y_train
-    if preset.max_train is not None and len(x) > preset.max_train:
-        keep = np.sort(np.random.default_rng((seed, 5)).permutation(len(x))[:preset.max_train])
-        x, y = x[keep], y[keep]
-    return x, y
-
-
 def sweep(data, out: str | os.PathLike, *, prunes: Sequence[float] = (0.0, 0.25, 0.5, 0.75),
           weights: Sequence[str] = ("int8", "int4", "ternary", "pow2", "codebook:4"), model: str | None = None,
           arch: str = "tiny_cnn", preset: SweepPreset = PRESETS["default"], board=None, mixed: bool = False,
@@ -405,7 +295,7 @@ def sweep(data, out: str | os.PathLike, *, prunes: Sequence[float] = (0.0, 0.25,
     base = given or train_baseline(data, out, arch, preset, seed, resume, say)
     say(f"baseline {base.source}: float test accuracy {base.test_accuracy:.4f}, float32 weights "
         f"{base.flash_bytes:,} B")
-    x_train, y_train = _training_split(data, preset, seed)
+    x_train, y_train = training_split(data, preset, seed)
     x_test = ir_layout(data.x_test)
     core = board.target
     formats: dict[str, str] = {}
@@ -472,5 +362,5 @@ def _deploy_best(out: Path, best: dict, core: str | None) -> None:
     write_library(compile_model(graph, "model", target=core or "host", opt=OPT).lib, out / "c")
 
 
-__all__ = ["ARCHS", "Combination", "Job", "PRESETS", "SweepPreset", "baseline_network", "combinations",
+__all__ = ["ARCHS", "Combination", "Job", "PRESETS", "SweepPreset", "baseline_network", "combinations", "float_flash",
            "measure_deployment", "run_combination", "sweep", "train_combination"]
