@@ -59,6 +59,13 @@ def _require(module: str, package: str, purpose: str) -> Any:
 # ---------------------------------------------------------------- digits
 
 
+def shuffled_batches(n: int, batch_size: int, key: tuple[int, ...]) -> list[np.ndarray]:
+    """range(n) shuffled by a generator seeded with `key`, cut into whole batches (a last partial one dropped):
+    one training epoch's batch order, the same on every run and on a resumed one."""
+    order = np.random.default_rng(key).permutation(n)
+    return [order[i:i + batch_size] for i in range(0, n - batch_size + 1, batch_size)]
+
+
 def split_indices(n: int, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """A seeded shuffle of range(n) cut into (train, test) index arrays."""
     if not 0.0 < test_fraction < 1.0:

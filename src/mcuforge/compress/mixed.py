@@ -47,8 +47,8 @@ def choose_layer_formats(float_graph: Graph, x_train: np.ndarray, y_train: np.nd
     x = np.ascontiguousarray(x_train, np.float32).reshape(len(x_train), *shape)
     held, y_held = x[-SENSITIVITY_SAMPLES:], np.asarray(y_train)[-SENSITIVITY_SAMPLES:]
     int8 = prepare_qat(float_graph, calibration=x[:512]).eval()
-    names = list(int8.weight_parameters())
-    sizes = {n: int(int8.weight_parameters()[n].numel()) for n in names}
+    sizes = {n: int(p.numel()) for n, p in int8.weight_parameters().items()}
+    names = list(sizes)
     weight_bytes = sum(sizes.values())
     other = compile_model(convert(int8), "model", target=core or "host", opt=OPT).report.flash_bytes - weight_bytes
     budget = flash_budget - other
@@ -58,9 +58,14 @@ def choose_layer_formats(float_graph: Graph, x_train: np.ndarray, y_train: np.nd
                          f"weights need more than the {max(budget, 0):,} B left even in the smallest of "
                          f"{', '.join(formats)}: raise the budget or add a smaller format")
     base = _accuracy(int8, held, y_held)
-    drops = {(n, f): max(0.0, base - _accuracy(prepare_qat(float_graph, calibration=x[:512], weights={n: f}).eval(),
-                                               held, y_held))
-             for n in names for f in smaller}
+    ranges = int8.ranges()  # the same calibration for every format: the activations are the float graph's
+
+    def one_layer_in(n: str, f: str):
+        trial = prepare_qat(float_graph, weights={n: f})
+        trial.set_ranges(ranges)
+        return trial.eval()
+
+    drops = {(n, f): max(0.0, base - _accuracy(one_layer_in(n, f), held, y_held)) for n in names for f in smaller}
     chosen = {n: "int8" for n in names}
 
     def used() -> int:

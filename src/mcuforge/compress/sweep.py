@@ -39,6 +39,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ..data import shuffled_batches
 from ..errors import UsageError, shown
 from ..ir import Graph
 from .baseline import (ARCHS, PRESETS_WIDTH, baseline_network, float_flash, load_baseline, train_baseline,
@@ -79,10 +80,9 @@ class Combination:
 
 
 @dataclass
-class Job:
-    """Everything one combination needs (sent to a Ray task as it is)."""
+class Shared:
+    """What every combination of a sweep needs (put into Ray's object store once)."""
 
-    combination: Combination
     float_graph: Graph
     x_train: np.ndarray  # IR layout, float32
     y_train: np.ndarray
@@ -92,19 +92,25 @@ class Job:
     seed: int
     core: str | None  # the board's core when mcuforge targets it (flash with code, QEMU latency)
     clock_hz: int
-    formats: dict[str, str] = field(default_factory=dict)  # "mixed": weight tensor -> format
     threads: int = 1
+
+
+@dataclass(frozen=True)
+class Job:
+    """One combination to train (a Ray task with the sweep's Shared)."""
+
+    combination: Combination
+    formats: dict[str, str] = field(default_factory=dict)  # "mixed": weight tensor -> format
 
 
 # ---------------------------------------------------------------- one combination
 
 
 def _batches(n: int, batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
-    order = np.random.default_rng((seed, 11, epoch)).permutation(n)
-    return [order[i:i + batch_size] for i in range(0, n - batch_size + 1, batch_size)]
+    return shuffled_batches(n, batch_size, (seed, 11, epoch))
 
 
-def train_combination(job: Job):
+def train_combination(job: Job, shared: Shared):
     """The QATModel of `job` after its fine-tuning (see the module docstring, step 2)."""
     import torch
     import torch.nn.functional as F
@@ -112,27 +118,28 @@ def train_combination(job: Job):
     from ..quant.qat import prepare_qat
     from .prune import MagnitudePruner
 
-    torch.manual_seed(job.seed)
-    g = job.float_graph
+    torch.manual_seed(shared.seed)
+    g = shared.float_graph
     shape = g[g.inputs[0]].shape[1:]
-    x = torch.from_numpy(np.ascontiguousarray(job.x_train, np.float32).reshape(len(job.x_train), *shape))
-    y = torch.from_numpy(np.asarray(job.y_train, np.int64))
+    x = torch.from_numpy(np.ascontiguousarray(shared.x_train, np.float32).reshape(len(shared.x_train), *shape))
+    y = torch.from_numpy(np.asarray(shared.y_train, np.int64))
     weights = job.formats if job.combination.weights == "mixed" else job.combination.weights
     qat = prepare_qat(g, calibration=x[:512].numpy(), weights=weights)
-    batch = min(job.preset.batch_size, len(x))
-    per_epoch = len(_batches(len(x), batch, job.seed, 0))
-    steps = max(1, per_epoch * job.preset.qat_epochs)
+    preset = shared.preset
+    batch = min(preset.batch_size, len(x))
+    per_epoch = len(_batches(len(x), batch, shared.seed, 0))
+    steps = max(1, per_epoch * preset.qat_epochs)
     pruner = None
     if job.combination.prune > 0:
         pruner = MagnitudePruner(qat.weight_parameters(), job.combination.prune, end=max(1, int(PRUNE_END * steps)),
                                  every=max(1, steps // PRUNE_UPDATES), max_share=max(PRUNE_CAP, job.combination.prune))
-    optimizer = torch.optim.Adam(qat.parameters(), lr=job.preset.qat_lr)
+    optimizer = torch.optim.Adam(qat.parameters(), lr=preset.qat_lr)
     step = 0
     qat.train()
-    for epoch in range(job.preset.qat_epochs):
-        for idx in _batches(len(x), batch, job.seed, epoch):
+    for epoch in range(preset.qat_epochs):
+        for idx in _batches(len(x), batch, shared.seed, epoch):
             for group in optimizer.param_groups:
-                group["lr"] = 0.5 * job.preset.qat_lr * (1 + math.cos(math.pi * step / steps))
+                group["lr"] = 0.5 * preset.qat_lr * (1 + math.cos(math.pi * step / steps))
             optimizer.zero_grad(set_to_none=True)
             F.cross_entropy(qat(x[idx]), y[idx]).backward()
             optimizer.step()
@@ -189,7 +196,7 @@ def measure_deployment(graph: Graph, x_test: np.ndarray, y_test: np.ndarray, cor
             "bit_exact": bool(check.ok and check.tflm_checked), "predictions": predictions, "tflite": tflite}
 
 
-def run_combination(job: Job) -> dict[str, Any]:
+def run_combination(job: Job, shared: Shared) -> dict[str, Any]:
     """Train, deploy and measure one combination: its result (the fields of report.json's combinations, plus
     "tflite", the deployed model's bytes)."""
     import torch
@@ -197,19 +204,19 @@ def run_combination(job: Job) -> dict[str, Any]:
     from ..ir.formats import choose_formats
     from ..quant.qat import convert
 
-    torch.set_num_threads(job.threads)
+    torch.set_num_threads(shared.threads)
     start = time.perf_counter()
-    qat = train_combination(job)
+    qat = train_combination(job, shared)
     trained = time.perf_counter()
-    fake = _fake_predictions(qat, job.x_test)
+    fake = _fake_predictions(qat, shared.x_test)
     graph = choose_formats(convert(qat), "auto")
-    measured = measure_deployment(graph, job.x_test, job.y_test, job.core, job.clock_hz)
+    measured = measure_deployment(graph, shared.x_test, shared.y_test, shared.core, shared.clock_hz)
     predictions = measured.pop("predictions")
     weights = list(qat.weight_parameters().values())
     zeros = sum(int((w.detach() == 0).sum()) for w in weights) / max(1, sum(w.numel() for w in weights))
     return {"key": job.combination.key, "prune": job.combination.prune, "weights": job.combination.weights,
             **({"layer_formats": job.formats} if job.combination.weights == "mixed" else {}),
-            "zeros": zeros, "fake_test_accuracy": float(np.mean(fake == job.y_test)),
+            "zeros": zeros, "fake_test_accuracy": float(np.mean(fake == shared.y_test)),
             "same_predictions": bool(np.array_equal(fake, predictions)), **measured,
             "train_seconds": trained - start, "seconds": time.perf_counter() - start}
 
@@ -245,12 +252,13 @@ def _write_json(path: Path, value: object) -> None:
     os.replace(tmp, path)
 
 
-def _run_all(jobs: list[Job], workers: int, ray_address: str | None, done: Callable[[dict], None]) -> None:
+def _run_all(jobs: list[Job], shared: Shared, workers: int, ray_address: str | None,
+             done: Callable[[dict], None]) -> None:
     if not jobs:
         return
     if workers <= 1 and ray_address is None:
         for job in jobs:
-            done(run_combination(job))
+            done(run_combination(job, shared))
         return
     from ..nas.parallel import _ray, start_ray
 
@@ -258,7 +266,8 @@ def _run_all(jobs: list[Job], workers: int, ray_address: str | None, done: Calla
     owned = start_ray(workers, ray_address)
     try:
         task = ray.remote(num_cpus=1)(run_combination)
-        pending = [task.remote(job) for job in jobs]
+        shared_ref = ray.put(shared)  # the data once, not once per task
+        pending = [task.remote(job, shared_ref) for job in jobs]
         while pending:
             ready, pending = ray.wait(pending, num_returns=1)
             done(ray.get(ready[0]))
@@ -296,16 +305,15 @@ def sweep(data, out: str | os.PathLike, *, prunes: Sequence[float] = (0.0, 0.25,
     say(f"baseline {base.source}: float test accuracy {base.test_accuracy:.4f}, float32 weights "
         f"{base.flash_bytes:,} B")
     x_train, y_train = training_split(data, preset, seed)
-    x_test = ir_layout(data.x_test)
-    core = board.target
+    shared = Shared(base.graph, ir_layout(x_train), y_train, ir_layout(data.x_test), data.y_test, preset, seed,
+                    board.target, board.clock_hz)
     formats: dict[str, str] = {}
     if mixed:
         from .mixed import choose_layer_formats
 
-        formats, note = choose_layer_formats(base.graph, ir_layout(x_train), y_train, weights, flash_budget, core)
+        formats, note = choose_layer_formats(base.graph, shared.x_train, y_train, weights, flash_budget, shared.core)
         say(note)
-    jobs = [Job(c, base.graph, ir_layout(x_train), y_train, x_test, data.y_test, preset, seed, core,
-                board.clock_hz, formats if c.weights == "mixed" else {})
+    jobs = [Job(c, formats if c.weights == "mixed" else {})
             for c in todo if not (out / "runs" / f"{c.key}.json").exists()]
     say(f"{len(todo) - len(jobs)} of {len(todo)} combinations done already; training {len(jobs)}"
         + (f" on {workers} Ray workers" if workers > 1 or ray_address else ""))
@@ -319,7 +327,7 @@ def sweep(data, out: str | os.PathLike, *, prunes: Sequence[float] = (0.0, 0.25,
             f"SRAM {result['peak_sram_bytes']:,} B, same predictions {result['same_predictions']}")
         advance(1)
 
-    _run_all(jobs, workers, ray_address, done)
+    _run_all(jobs, shared, workers, ray_address, done)
     runs_seconds = time.perf_counter() - t_runs
     results = [json.loads((out / "runs" / f"{c.key}.json").read_text()) for c in todo]
     for r in results:
@@ -330,13 +338,13 @@ def sweep(data, out: str | os.PathLike, *, prunes: Sequence[float] = (0.0, 0.25,
     best = max(fitting or results, key=lambda r: r["quality"])
     front = [results[i]["key"] for i in pareto_front(results)]
     report = {"data": data.source, "baseline": base.source, "preset": asdict(preset), "seed": seed,
-              "board": board.name, "core": core, "metric": metric_name, "flash_budget": flash_budget,
+              "board": board.name, "core": shared.core, "metric": metric_name, "flash_budget": flash_budget,
               "workers": workers, "ray_address": ray_address,
               "float": {"test_accuracy": base.test_accuracy, "flash_bytes": base.flash_bytes},
               "combinations": results, "best": best, "pareto": front,
               "wall_seconds": {"total": time.perf_counter() - t0, "combinations": runs_seconds,
                                "combinations_run": len(jobs)}}
-    _deploy_best(out, best, core)
+    _deploy_best(out, best, shared.core)
     _write_json(out / "report.json", report)
     try:
         from .plots import plot_pareto
@@ -362,5 +370,5 @@ def _deploy_best(out: Path, best: dict, core: str | None) -> None:
     write_library(compile_model(graph, "model", target=core or "host", opt=OPT).lib, out / "c")
 
 
-__all__ = ["ARCHS", "Combination", "Job", "PRESETS", "SweepPreset", "baseline_network", "combinations", "float_flash",
+__all__ = ["ARCHS", "Combination", "Job", "PRESETS", "Shared", "SweepPreset", "baseline_network", "combinations", "float_flash",
            "measure_deployment", "run_combination", "sweep", "train_combination"]

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data import shuffled_batches
 from ..errors import UsageError, shown
 from .stage1 import Budgets
 
@@ -45,8 +46,7 @@ class Recipe:
 
 
 def _order(n: int, recipe: Recipe, epoch: int) -> list[np.ndarray]:
-    order = np.random.default_rng((recipe.seed, 7, epoch)).permutation(n)
-    return [order[i:i + recipe.batch_size] for i in range(0, n - recipe.batch_size + 1, recipe.batch_size)]
+    return shuffled_batches(n, recipe.batch_size, (recipe.seed, 7, epoch))
 
 
 def _save(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, epoch: int, recipe: Recipe) -> None:

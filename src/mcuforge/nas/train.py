@@ -36,6 +36,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..data import shuffled_batches
 from ..errors import UsageError, shown
 from .mcunet import Arch, SearchSpace
 from .progressive import PHASES, phase_archs, phase_of, phase_starts, progressive_step
@@ -75,8 +76,7 @@ class TrainState:
 
 
 def _batches(n: int, config: TrainConfig, epoch: int) -> list[np.ndarray]:
-    order = np.random.default_rng((config.seed, epoch)).permutation(n)
-    return [order[i:i + config.batch_size] for i in range(0, n - config.batch_size + 1, config.batch_size)]
+    return shuffled_batches(n, config.batch_size, (config.seed, epoch))
 
 
 def _save(path: Path, net: Supernet, optimizer: torch.optim.Optimizer, step: int, config: TrainConfig,

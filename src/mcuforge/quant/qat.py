@@ -56,7 +56,7 @@ from .ptq import Calibration, ObserverChoice, calibrate
 from .ptq import observer_factory
 from .quantize_graph import WEIGHT_AXIS, activation_params, bias_scales, quantize_with_ranges
 from .torch_graph import TorchGraph
-from .weight_grids import LayerWeights, check_format, initial_table, quantize_layer
+from .weight_grids import LayerWeights, check_format, initial_table, pinned_zeros, quantize_layer
 
 __all__ = ["QATModel", "channels_last", "convert", "prepare_qat"]
 
@@ -141,7 +141,7 @@ class QATModel(nn.Module):
                 table = initial_table(fmt, layer.kind, float_graph[layer.weights].data)
                 key = f"table{i}"
                 self._table_key[layer.name] = key, table.size
-                self.tables[key] = nn.Parameter(torch.tensor(table[_pinned(table):] / WEIGHT_STEPS,
+                self.tables[key] = nn.Parameter(torch.tensor(table[pinned_zeros(table.size):] / WEIGHT_STEPS,
                                                              dtype=torch.float32))
         self._layer_of = {name: layer for layer in self._layers for name in (layer.weights, layer.bias) if name}
         self._rounding = _roundings(float_graph)
@@ -158,13 +158,6 @@ class QATModel(nn.Module):
     def float_graph(self) -> Graph:
         """The float graph with the trained weights and biases."""
         return self.net.to_graph()
-
-    def layer_weights(self, layer_name: str) -> LayerWeights:
-        """The scales and codes a forward pass gives the layer's weights now (what `convert` writes)."""
-        for layer in self._layers:
-            if layer.name == layer_name:
-                return self._layer_weights(layer, self.quant_params()[layer.input].s, self._tables())
-        raise KeyError(layer_name)
 
     def weight_parameters(self) -> dict[str, nn.Parameter]:
         """The weights of the convolution, depthwise and fully-connected layers, by tensor name (what
@@ -237,13 +230,14 @@ class QATModel(nn.Module):
             self._current = None
         return outputs[0] if len(outputs) == 1 else outputs
 
+    def _table(self, layer_name: str) -> torch.Tensor:
+        """A codebook layer's whole table in int8 steps (the pinned 0 first), differentiable."""
+        key, size = self._table_key[layer_name]
+        entries = self.tables[key] * WEIGHT_STEPS
+        return torch.cat([entries.new_zeros(size - entries.numel()), entries])
+
     def _tables(self) -> dict[str, torch.Tensor]:
-        """Each codebook layer's whole table in int8 steps (the pinned 0 first), differentiable."""
-        out = {}
-        for name, (key, size) in self._table_key.items():
-            entries = self.tables[key] * WEIGHT_STEPS
-            out[name] = torch.cat([entries.new_zeros(size - entries.numel()), entries])
-        return out
+        return {name: self._table(name) for name in self._table_key}
 
     def _layer_weights(self, layer: _Layer, input_scale: float, tables: dict[str, torch.Tensor]) -> LayerWeights:
         weights = self.net.parameter(layer.weights).detach().cpu().numpy()
@@ -285,16 +279,11 @@ class QATModel(nn.Module):
 
     def weight_grid(self, op, real: np.ndarray, bias: np.ndarray | None, input_scale: float) -> LayerWeights:
         """quantize_graph.WeightGrid: a layer's weights as this model's fake quantization takes them."""
-        tables = {k: v.detach().cpu().numpy() for k, v in self._tables().items()}
-        return quantize_layer(self.formats[op.inputs[1]], op.kind, real, bias, input_scale, tables.get(op.name))
+        table = self._table(op.name).detach().cpu().numpy() if op.name in self._table_key else None
+        return quantize_layer(self.formats[op.inputs[1]], op.kind, real, bias, input_scale, table)
 
 
 WEIGHT_STEPS = 127.0  # a codebook's trained entries are kept in units of the largest int8 code
-
-
-def _pinned(table: np.ndarray) -> int:
-    """How many leading entries of a codebook's table are a fixed 0 (see weight_grids.initial_table)."""
-    return 1 if table.size >= 4 else 0
 
 
 def _layer_formats(layers: list[_Layer], weights: str | Mapping[str, str]) -> dict[str, str]:

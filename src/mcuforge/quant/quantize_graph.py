@@ -62,13 +62,27 @@ def activation_quant(lo: float, hi: float) -> QuantParams:
     return QuantParams.per_tensor(scale, zero_point)
 
 
+def bias_peaks(bias: np.ndarray | None, per_channel: bool) -> np.ndarray | None:
+    """The largest |bias| each weight scale must also carry: one per channel, or one for a per-tensor scale."""
+    if bias is None:
+        return None
+    peaks = np.abs(np.asarray(bias, np.float64).ravel())
+    return peaks if per_channel else peaks.max(initial=0.0, keepdims=True)
+
+
+def floored_scales(scales: np.ndarray, peaks: np.ndarray | None, input_scale: float) -> np.ndarray:
+    """Weight scales as float32, each raised so that its bias peak stays within BIAS_LIMIT steps of
+    input_scale x scale, and to TINY_WEIGHT_SCALE."""
+    if peaks is not None:
+        scales = np.maximum(scales, peaks / (float(input_scale) * BIAS_LIMIT))
+    return np.maximum(scales, TINY_WEIGHT_SCALE).astype(np.float32)
+
+
 def weight_scales(channels: np.ndarray, bias_peaks: np.ndarray | None, input_scale: float) -> np.ndarray:
     """Symmetric float32 scales of real weights given channels first ([C, ...]; C = 1 for per tensor), and
     the largest |bias| each scale must also carry."""
     scales = np.abs(channels.reshape(channels.shape[0], -1)).max(axis=1).astype(np.float64) / WEIGHT_LEVELS
-    if bias_peaks is not None:
-        scales = np.maximum(scales, bias_peaks / (float(input_scale) * BIAS_LIMIT))
-    return np.maximum(scales, TINY_WEIGHT_SCALE).astype(np.float32)
+    return floored_scales(scales, bias_peaks, input_scale)
 
 
 def quantize_symmetric(channels: np.ndarray, scales: np.ndarray) -> np.ndarray:
@@ -231,10 +245,7 @@ def layer_weight_scales(kind: str, weights: np.ndarray, bias: np.ndarray | None,
     FULLY_CONNECTED (one) with these real weights (IR layout), bias and input scale."""
     axis = WEIGHT_AXIS[kind]
     channels = _channels_first(np.asarray(weights, np.float64), axis)
-    if bias is None:
-        return weight_scales(channels, None, input_scale)
-    peaks = np.abs(np.asarray(bias, np.float64).ravel())
-    return weight_scales(channels, peaks if axis is not None else peaks.max(initial=0.0, keepdims=True), input_scale)
+    return weight_scales(channels, bias_peaks(bias, axis is not None), input_scale)
 
 
 def quantized_constants(op: Op, graph: Graph, input_scale: float, grid: WeightGrid | None = None) -> list[Tensor]:

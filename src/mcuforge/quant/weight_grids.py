@@ -17,7 +17,7 @@ store the codes in the format (ir/formats.py) and compute with them as int8 valu
   2^B int8 values shared by the whole tensor (`table`, from `kmeans_centers` at the start and then trained:
   qat keeps it as a parameter). For B >= 2 the table's first entry is 0, so pruned weights stay 0.
 
-Every scale is also at least what keeps the bias inside int32 with headroom (`quantize_graph.weight_scales`)
+Every scale is also at least what keeps the bias inside int32 with headroom (`quantize_graph.floored_scales`)
 and is rounded to float32 before the codes are taken, as the int8 graph stores it.
 """
 from __future__ import annotations
@@ -28,11 +28,12 @@ import numpy as np
 
 from ..errors import UsageError
 from ..ir.formats import CODEBOOKS, POW2, codebook_bits
-from .quantize_graph import BIAS_LIMIT, TINY_WEIGHT_SCALE, WEIGHT_AXIS, WEIGHT_LEVELS
+from .quantize_graph import (WEIGHT_AXIS, WEIGHT_LEVELS, bias_peaks, floored_scales, layer_weight_scales,
+                             quantize_symmetric)
 
 TRAINABLE = ("int8", "int4", "ternary", "pow2", *CODEBOOKS)  # what qat trains into
 TERNARY_THRESHOLD = 0.7  # x mean |w|: TWN's approximation of the optimal threshold
-_TOP = {"int8": WEIGHT_LEVELS, "int4": 7, "pow2": 64}  # the code max |w_c| maps to
+_TOP = {"int4": 7, "pow2": 64}  # the code max |w_c| maps to
 _LEVELS = {"int4": np.arange(-8, 8), "pow2": np.array(POW2)}
 
 
@@ -95,14 +96,6 @@ def _channels(real: np.ndarray, axis: int | None) -> np.ndarray:
     return np.moveaxis(real, axis, 0).reshape(real.shape[axis], -1) if axis is not None else real.reshape(1, -1)
 
 
-def _floored(scales: np.ndarray, bias: np.ndarray | None, input_scale: float, axis: int | None) -> np.ndarray:
-    if bias is not None:
-        peaks = np.abs(np.asarray(bias, np.float64).ravel())
-        peaks = peaks if axis is not None else peaks.max(initial=0.0, keepdims=True)
-        scales = np.maximum(scales, peaks / (float(input_scale) * BIAS_LIMIT))
-    return np.maximum(scales, TINY_WEIGHT_SCALE).astype(np.float32)
-
-
 def table_values(table: np.ndarray) -> np.ndarray:
     """A codebook's int8 entries from its trained real-valued table (in int8 steps)."""
     return np.clip(np.round(np.asarray(table, np.float64)), -WEIGHT_LEVELS, WEIGHT_LEVELS)
@@ -120,14 +113,13 @@ def quantize_layer(fmt: str, kind: str, weights: np.ndarray, bias: np.ndarray | 
         threshold = TERNARY_THRESHOLD * magnitude.mean(axis=1, keepdims=True)
         kept = magnitude > threshold
         mean_kept = (magnitude * kept).sum(axis=1) / np.maximum(kept.sum(axis=1), 1)
-        scales = _floored(np.where(kept.any(axis=1), mean_kept, magnitude.max(axis=1)), bias, input_scale, axis)
+        scales = floored_scales(np.where(kept.any(axis=1), mean_kept, magnitude.max(axis=1)),
+                                bias_peaks(bias, axis is not None), input_scale)
         codes = np.sign(flat) * kept
         return _layer(codes, scales, real.shape, axis)
-    top = _TOP["int8" if fmt in CODEBOOKS else fmt]
-    scales = _floored(magnitude.max(axis=1) / top, bias, input_scale, axis)
-    steps = flat / scales.astype(np.float64)[:, None]
-    if fmt == "int8" or fmt in CODEBOOKS:
-        codes = np.clip(np.round(steps), -WEIGHT_LEVELS, WEIGHT_LEVELS)
+    if fmt == "int8" or fmt in CODEBOOKS:  # TFLite's int8 rule (quantize_graph), a codebook then snaps the codes
+        scales = layer_weight_scales(kind, real, bias, input_scale)
+        codes = quantize_symmetric(flat, scales)
         if fmt == "int8":
             return _layer(codes, scales, real.shape, axis)
         if table is None:
@@ -136,6 +128,8 @@ def quantize_layer(fmt: str, kind: str, weights: np.ndarray, bias: np.ndarray | 
         order = np.argsort(entries, kind="stable")
         index = order[nearest(codes, entries[order])]
         return _layer(entries[index], scales, real.shape, axis, index)
+    scales = floored_scales(magnitude.max(axis=1) / _TOP[fmt], bias_peaks(bias, axis is not None), input_scale)
+    steps = flat / scales.astype(np.float64)[:, None]
     levels = _LEVELS[fmt]
     return _layer(levels[nearest(steps, levels.astype(np.float64))], scales, real.shape, axis)
 
@@ -152,16 +146,21 @@ def _layer(codes: np.ndarray, scales: np.ndarray, shape: tuple[int, ...], axis: 
                         None if index is None else np.ascontiguousarray(back(index)))
 
 
+def pinned_zeros(entries: int) -> int:
+    """How many leading entries of a codebook's table are a fixed 0: one for tables of 4 or more."""
+    return 1 if entries >= 4 else 0
+
+
 def initial_table(fmt: str, kind: str, weights: np.ndarray) -> np.ndarray:
     """A codebook's starting table, in int8 steps: k-means over the layer's int8 codes, with 0 as its first
     entry for tables of 4 or more (see the module docstring)."""
     count = 1 << codebook_bits(fmt)
     codes = quantize_layer("int8", kind, weights, None, 1.0).codes
-    pinned = count >= 4
+    pinned = pinned_zeros(count)
     centers = kmeans_centers(codes[codes != 0] if pinned and (codes != 0).any() else codes, count - pinned)
     centers = np.concatenate([np.zeros(int(pinned)), centers])
     return np.concatenate([centers, np.full(count - centers.size, centers[-1])]).astype(np.float64)
 
 
 __all__ = ["LayerWeights", "TRAINABLE", "check_format", "initial_table", "kmeans_centers", "nearest",
-           "quantize_layer", "table_values", "weight_axis"]
+           "pinned_zeros", "quantize_layer", "table_values", "weight_axis"]
